@@ -1,0 +1,1 @@
+"""tradedb: the PostgreSQL foundation of a trading platform."""

@@ -1,0 +1,120 @@
+"""The typed errors of tradedb: one root, translated from psycopg at the boundary."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from tradedb._secrets import mask_secrets
+
+
+class TradeDBError(Exception):
+    """A tradedb operation failed."""
+
+    #: Exit code the CLI uses for this kind of error.
+    exit_code: int = 1
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        sqlstate: str | None = None,
+        constraint: str | None = None,
+    ) -> None:
+        text = message or (self.__doc__ or "").strip().splitlines()[0]
+        # Messages may quote a URL or a conninfo string: never let a password through.
+        self.message = mask_secrets(text)
+        self.sqlstate = sqlstate
+        self.constraint = constraint
+        super().__init__(self.message)
+
+
+class ConfigError(TradeDBError):
+    """The configuration is invalid."""
+
+    exit_code = 2
+
+
+class ConnectionError(TradeDBError):  # noqa: A001 - the name DESIGN.md promises; it lives in our namespace
+    """The database could not be reached."""
+
+    exit_code = 3
+
+
+class EmbeddedServerError(TradeDBError):
+    """The embedded PostgreSQL server could not be managed."""
+
+    exit_code = 4
+
+
+class MigrationError(TradeDBError):
+    """A migration failed."""
+
+    exit_code = 5
+
+
+class MigrationLockTimeout(MigrationError):
+    """Another migrator held the migration lock for longer than the allowed wait."""
+
+
+class UnknownRevisionError(MigrationError):
+    """The database is at a migration revision this version of tradedb does not know."""
+
+
+class VerificationError(TradeDBError):
+    """The database does not match what tradedb declares."""
+
+    exit_code = 6
+
+
+class ValidationError(TradeDBError):
+    """An input value is invalid."""
+
+    exit_code = 2
+
+
+class DuplicateError(TradeDBError):
+    """A row with the same unique key already exists."""
+
+
+class NotFoundError(TradeDBError):
+    """A referenced row does not exist."""
+
+
+class PermissionDenied(TradeDBError):
+    """The current role may not do this."""
+
+
+class ConcurrencyError(TradeDBError):
+    """A concurrent transaction conflicted with this one."""
+
+
+class RetryableError(ConcurrencyError):
+    """A transient failure that is safe to retry (serialization failure, deadlock, lost connection)."""
+
+
+def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
+    """Map a psycopg error to the matching tradedb error, keeping SQLSTATE and constraint name."""
+    diag = getattr(exc, "diag", None)
+    sqlstate = getattr(exc, "sqlstate", None)
+    constraint = diag.constraint_name if diag is not None else None
+    detail = (diag.message_primary if diag is not None else None) or str(exc).strip()
+    message = f"{context}: {detail}" if context else detail
+    kind: type[TradeDBError]
+    if isinstance(exc, pgerrors.UniqueViolation):
+        kind = DuplicateError
+    elif isinstance(exc, pgerrors.ForeignKeyViolation):
+        kind = NotFoundError
+    elif isinstance(exc, pgerrors.CheckViolation | pgerrors.NotNullViolation | pgerrors.DataError):
+        kind = ValidationError
+    elif isinstance(exc, pgerrors.InsufficientPrivilege):
+        kind = PermissionDenied
+    elif isinstance(exc, pgerrors.SerializationFailure | pgerrors.DeadlockDetected):
+        kind = RetryableError
+    elif isinstance(exc, pgerrors.InvalidPassword | pgerrors.InvalidAuthorizationSpecification):
+        kind = ConnectionError
+    elif isinstance(exc, psycopg.OperationalError):
+        kind = ConnectionError
+    else:
+        kind = TradeDBError
+    return kind(message, sqlstate=sqlstate, constraint=constraint)

@@ -1,0 +1,263 @@
+"""Settings from the environment and a ``.env`` file, validated, with profiles.
+
+Nothing is read at import time: call :func:`load_settings` (or build :class:`Settings`) when you need them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+import psycopg
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tradedb._secrets import mask_url
+from tradedb.errors import ConfigError
+
+Profile = Literal["development", "production", "high-frequency"]
+TlsMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+#: Defaults each profile sets, for every setting the user did not set explicitly.
+PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "development": {
+        "pool_min_size": 1,
+        "pool_max_size": 10,
+        "connection_timeout": 30.0,
+        "idle_timeout": 600.0,
+        "tick_partition_interval": timedelta(hours=1),
+    },
+    "production": {
+        "pool_min_size": 10,
+        "pool_max_size": 100,
+        "connection_timeout": 10.0,
+        "idle_timeout": 300.0,
+        "tick_partition_interval": timedelta(minutes=15),
+    },
+    "high-frequency": {
+        "pool_min_size": 50,
+        "pool_max_size": 500,
+        "connection_timeout": 5.0,
+        "idle_timeout": 120.0,
+        "tick_partition_interval": timedelta(minutes=1),
+    },
+}
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+_DBNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
+
+
+def _env(*names: str) -> Any:
+    return Field(validation_alias=AliasChoices(*names))
+
+
+class Settings(BaseSettings):
+    """All tradedb settings. Each field names the environment variables it is read from."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    # Where the database is. With neither set, tradedb uses its embedded server.
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_DATABASE_URL", "DATABASE_URL", "database_url")
+    )
+    postgres_host: str | None = Field(default=None, validation_alias=AliasChoices("POSTGRES_HOST", "postgres_host"))
+    postgres_port: int = Field(
+        default=5432, ge=1, le=65535, validation_alias=AliasChoices("POSTGRES_PORT", "postgres_port")
+    )
+    postgres_user: str = Field(default="postgres", validation_alias=AliasChoices("POSTGRES_USER", "postgres_user"))
+    postgres_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("POSTGRES_PASSWORD", "postgres_password")
+    )
+    trading_db_name: str = Field(
+        default="trading_system", validation_alias=AliasChoices("TRADING_DB_NAME", "trading_db_name")
+    )
+    prefect_db_name: str = Field(default="prefect", validation_alias=AliasChoices("PREFECT_DB_NAME", "prefect_db_name"))
+
+    profile: Profile = Field(default="development", validation_alias=AliasChoices("TRADEDB_PROFILE", "profile"))
+
+    # Pools (defaults come from the profile unless set).
+    pool_min_size: int = Field(
+        default=1, ge=0, validation_alias=AliasChoices("DATABASE_POOL_MIN_SIZE", "pool_min_size")
+    )
+    pool_max_size: int = Field(
+        default=10, ge=1, validation_alias=AliasChoices("DATABASE_POOL_MAX_SIZE", "pool_max_size")
+    )
+    connection_timeout: float = Field(
+        default=30.0, gt=0, validation_alias=AliasChoices("DATABASE_CONNECTION_TIMEOUT", "connection_timeout")
+    )
+    idle_timeout: float = Field(
+        default=600.0, gt=0, validation_alias=AliasChoices("DATABASE_IDLE_TIMEOUT", "idle_timeout")
+    )
+    max_lifetime: float = Field(
+        default=3600.0, gt=0, validation_alias=AliasChoices("DATABASE_MAX_LIFETIME", "max_lifetime")
+    )
+    tick_partition_interval: timedelta = Field(
+        default=timedelta(hours=1),
+        validation_alias=AliasChoices("TRADEDB_TICK_PARTITION_INTERVAL", "tick_partition_interval"),
+    )
+
+    # TLS.
+    tls_mode: TlsMode | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_TLS_MODE", "DATABASE_SSLMODE", "tls_mode")
+    )
+    tls_root_cert: Path | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_TLS_ROOT_CERT", "tls_root_cert")
+    )
+    tls_cert: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_CERT", "tls_cert"))
+    tls_key: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_KEY", "tls_key"))
+
+    # Roles and migrations.
+    role_prefix: str = Field(default="tradedb_", validation_alias=AliasChoices("TRADEDB_ROLE_PREFIX", "role_prefix"))
+    migration_lock_wait: float = Field(
+        default=60.0, ge=0, validation_alias=AliasChoices("TRADEDB_MIGRATION_LOCK_WAIT", "migration_lock_wait")
+    )
+    lock_timeout: float = Field(
+        default=10.0, ge=0, validation_alias=AliasChoices("TRADEDB_LOCK_TIMEOUT", "lock_timeout")
+    )
+    statement_timeout: float = Field(
+        default=600.0, ge=0, validation_alias=AliasChoices("TRADEDB_STATEMENT_TIMEOUT", "statement_timeout")
+    )
+    application_name: str = Field(
+        default="tradedb", validation_alias=AliasChoices("TRADEDB_APPLICATION_NAME", "application_name")
+    )
+
+    # The embedded server.
+    home: Path | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_HOME", "home"))
+    pg_bindir: Path | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_PG_BINDIR", "pg_bindir"))
+    embedded_user: str | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_EMBEDDED_USER", "embedded_user")
+    )
+    embedded_port: int | None = Field(
+        default=None, ge=1, le=65535, validation_alias=AliasChoices("TRADEDB_EMBEDDED_PORT", "embedded_port")
+    )
+
+    @field_validator("trading_db_name", "prefect_db_name")
+    @classmethod
+    def _check_dbname(cls, value: str) -> str:
+        if not _DBNAME.match(value):
+            raise ValueError("must be a plain database name (letters, digits, '_' or '-', at most 63)")
+        return value
+
+    @field_validator("role_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if value and not _IDENTIFIER.match(value):
+            raise ValueError("must be lowercase letters, digits and '_', starting with a letter or '_'")
+        return value
+
+    @field_validator("tick_partition_interval")
+    @classmethod
+    def _check_interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1) or value > timedelta(days=31):
+            raise ValueError("must be between 1 minute and 31 days")
+        return value
+
+    @model_validator(mode="after")
+    def _apply_profile(self) -> Settings:
+        for name, value in PROFILE_DEFAULTS[self.profile].items():
+            if name not in self.model_fields_set:
+                setattr(self, name, value)
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(
+                f"DATABASE_POOL_MIN_SIZE ({self.pool_min_size}) is larger than "
+                f"DATABASE_POOL_MAX_SIZE ({self.pool_max_size})"
+            )
+        return self
+
+    # --- URLs -----------------------------------------------------------------------------------------
+
+    def configured_url(self) -> str | None:
+        """Return the configured server URL (libpq form), or None when the embedded default applies."""
+        if self.database_url is not None:
+            return normalize_url(self.database_url.get_secret_value(), variable="DATABASE_URL")
+        if self.postgres_host:
+            password = self.postgres_password.get_secret_value() if self.postgres_password else ""
+            auth = quote(self.postgres_user, safe="") + (f":{quote(password, safe='')}" if password else "")
+            host = f"[{self.postgres_host}]" if ":" in self.postgres_host else self.postgres_host
+            url = f"postgresql://{auth}@{host}:{self.postgres_port}/{quote(self.trading_db_name, safe='')}"
+            return normalize_url(url, variable="POSTGRES_HOST")
+        return None
+
+    def connection_options(self) -> dict[str, Any]:
+        """Return libpq options every connection gets: timeouts, TLS and the application name."""
+        options: dict[str, Any] = {
+            "connect_timeout": max(1, round(self.connection_timeout)),
+            "application_name": self.application_name,
+        }
+        if self.tls_mode:
+            options["sslmode"] = self.tls_mode
+        if self.tls_root_cert:
+            options["sslrootcert"] = str(self.tls_root_cert)
+        if self.tls_cert:
+            options["sslcert"] = str(self.tls_cert)
+        if self.tls_key:
+            options["sslkey"] = str(self.tls_key)
+        return options
+
+
+#: The environment variable(s) behind each field, for error messages and docs.
+def env_names(field: str) -> list[str]:
+    """Return the environment variable names a settings field is read from."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices if str(choice).isupper()]
+    return [field.upper()]
+
+
+def normalize_url(url: str, *, variable: str) -> str:
+    """Validate a PostgreSQL URL and return it in the form libpq takes (no SQLAlchemy driver suffix)."""
+    url = url.strip()
+    match = re.match(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*)://", url)
+    if not match:
+        raise ConfigError(f"{variable} is not a URL: expected postgresql://user:password@host:port/dbname, "
+                          f"got {mask_url(url)!r}")
+    scheme = match["scheme"].lower()
+    base = scheme.split("+", 1)[0]
+    if base not in ("postgresql", "postgres"):
+        raise ConfigError(f"{variable} must start with postgresql://, got {scheme}://")
+    url = "postgresql://" + url[match.end():]
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"{variable} is not a valid PostgreSQL URL ({mask_url(url)}): {exc}") from None
+    return url
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """Return ``url`` pointing at database ``dbname`` instead."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo("", **params)
+
+
+def url_dbname(url: str) -> str:
+    """Return the database name a URL points at (libpq's default: the user name)."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    return str(params.get("dbname") or params.get("user") or "postgres")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and ``.env``; raise ConfigError naming the bad variable."""
+    try:
+        return Settings(**overrides)
+    except PydanticValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = [str(part) for part in error.get("loc", ())]
+            field = loc[0] if loc else ""
+            names = env_names(field) if field in Settings.model_fields else ([field.upper()] if field else [])
+            where = " / ".join(names) if names else "settings"
+            message = error.get("msg", "invalid value").removeprefix("Value error, ")
+            problems.append(f"{where}: {message}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
