@@ -1,0 +1,1 @@
+"""The shipped Alembic environment and revisions of tradedb."""

@@ -1,0 +1,166 @@
+"""Schema ``shared``: reference data and platform tables every service reads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tradedb.schema._base import (
+    Base,
+    Money,
+    Symbol,
+    Timestamp,
+    created_at,
+    one_of,
+    partitioned,
+    plain,
+    sequence_default,
+    updated_at,
+)
+
+SCHEMA = "shared"
+
+ASSET_TYPES = ("equity", "etf", "index", "future", "option", "fx", "crypto", "bond", "fund")
+SECURITY_STATUSES = ("active", "delisted", "suspended")
+EXCHANGE_STATUSES = ("active", "expired", "updated")
+AUDIT_OPERATIONS = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
+
+
+class Exchange(Base):
+    __tablename__ = "exchanges"
+    __table_args__ = plain(
+        SCHEMA,
+        "Trading venues by ISO 10383 market identifier code (MIC); loadable from the ISO MIC list.",
+        sa.CheckConstraint("mic ~ '^[A-Z0-9]{4}$'", name="mic_format"),
+        one_of("status", EXCHANGE_STATUSES),
+    )
+
+    mic: Mapped[str] = mapped_column(sa.String(4), primary_key=True, comment="ISO 10383 MIC, e.g. XNAS")
+    operating_mic: Mapped[str | None] = mapped_column(
+        sa.String(4), comment="MIC of the operating market this segment belongs to (itself for operating MICs)"
+    )
+    name: Mapped[str] = mapped_column(sa.Text)
+    acronym: Mapped[str | None] = mapped_column(sa.Text)
+    country: Mapped[str | None] = mapped_column(sa.String(2), comment="ISO 3166 alpha-2 country code")
+    city: Mapped[str | None] = mapped_column(sa.Text)
+    timezone: Mapped[str | None] = mapped_column(sa.Text, comment="IANA time zone of the venue's sessions")
+    currency: Mapped[str | None] = mapped_column(sa.String(3), comment="ISO 4217 trading currency")
+    status: Mapped[str] = mapped_column(sa.Text, server_default="active")
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = updated_at()
+
+
+class Security(Base):
+    __tablename__ = "securities"
+    __table_args__ = plain(
+        SCHEMA,
+        "Security master: one row per instrument listing (symbol on a venue).",
+        sa.UniqueConstraint("symbol", "exchange_mic", postgresql_nulls_not_distinct=True),
+        sa.CheckConstraint("symbol ~ '^[^[:space:]]+$'", name="symbol_format"),
+        one_of("asset_type", ASSET_TYPES),
+        one_of("status", SECURITY_STATUSES),
+        sa.CheckConstraint("isin IS NULL OR isin ~ '^[A-Z]{2}[A-Z0-9]{9}[0-9]$'", name="isin_format"),
+        sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_format"),
+        sa.CheckConstraint("market_cap IS NULL OR market_cap >= 0", name="market_cap_non_negative"),
+        sa.CheckConstraint("delisted_on IS NULL OR listed_on IS NULL OR delisted_on >= listed_on",
+                           name="listing_dates"),
+        sa.Index(None, "isin"),
+    )
+
+    security_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    symbol: Mapped[str] = mapped_column(
+        Symbol, comment="Ticker as the venue writes it, up to 32 characters (BRK.B, ABR$D, BTC/USDT)"
+    )
+    exchange_mic: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("shared.exchanges.mic"), comment="Listing venue; NULL for instruments without a MIC"
+    )
+    asset_type: Mapped[str] = mapped_column(sa.Text)
+    currency: Mapped[str] = mapped_column(sa.String(3), server_default="USD", comment="ISO 4217 currency")
+    name: Mapped[str | None] = mapped_column(sa.Text)
+    sector: Mapped[str | None] = mapped_column(sa.Text)
+    industry: Mapped[str | None] = mapped_column(sa.Text)
+    market_cap: Mapped[Decimal | None] = mapped_column(Money, comment="Market capitalisation in `currency`")
+    isin: Mapped[str | None] = mapped_column(sa.String(12), comment="ISO 6166 ISIN")
+    figi: Mapped[str | None] = mapped_column(sa.String(12), comment="OpenFIGI identifier")
+    cik: Mapped[str | None] = mapped_column(sa.String(10), comment="SEC Central Index Key")
+    status: Mapped[str] = mapped_column(sa.Text, server_default="active")
+    listed_on: Mapped[date | None] = mapped_column(sa.Date)
+    delisted_on: Mapped[date | None] = mapped_column(sa.Date)
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = updated_at()
+
+
+class SystemConfig(Base):
+    __tablename__ = "system_config"
+    __table_args__ = plain(
+        SCHEMA,
+        "Platform settings; secrets are stored only encrypted (value_encrypted with key_id), never in value.",
+        sa.CheckConstraint("NOT is_secret OR value IS NULL", name="secret_not_in_clear"),
+        sa.CheckConstraint("value_encrypted IS NULL OR key_id IS NOT NULL", name="encrypted_has_key"),
+    )
+
+    key: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    value: Mapped[Any | None] = mapped_column(JSONB, comment="Clear value; always NULL for secrets")
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    is_secret: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    value_encrypted: Mapped[bytes | None] = mapped_column(
+        sa.LargeBinary, comment="AES-GCM ciphertext of a secret value, encrypted in the application"
+    )
+    key_id: Mapped[str | None] = mapped_column(sa.Text, comment="Id of the key that encrypted value_encrypted")
+    updated_at: Mapped[datetime] = updated_at()
+
+
+_audit_seq, _audit_default = sequence_default(SCHEMA, "audit_log", "audit_id")
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = partitioned(
+        SCHEMA,
+        "changed_at",
+        "month",
+        "Append-only, hash-chained trail of changes to audited tables.",
+        one_of("operation", AUDIT_OPERATIONS),
+        sa.Index(None, "table_schema", "table_name", "changed_at"),
+    )
+
+    audit_id: Mapped[int] = mapped_column(
+        sa.BigInteger, server_default=_audit_default, primary_key=True, comment="Chain order"
+    )
+    changed_at: Mapped[datetime] = mapped_column(Timestamp, primary_key=True, server_default=sa.func.now())
+    table_schema: Mapped[str] = mapped_column(sa.Text)
+    table_name: Mapped[str] = mapped_column(sa.Text)
+    operation: Mapped[str] = mapped_column(sa.Text)
+    row_key: Mapped[Any | None] = mapped_column(JSONB, comment="Primary key of the changed row")
+    old_values: Mapped[Any | None] = mapped_column(JSONB)
+    new_values: Mapped[Any | None] = mapped_column(JSONB)
+    db_user: Mapped[str] = mapped_column(sa.Text, server_default=sa.text("current_user"))
+    app_user: Mapped[str | None] = mapped_column(sa.Text, comment="Application user from the transaction setting")
+    prev_hash: Mapped[bytes | None] = mapped_column(sa.LargeBinary, comment="row_hash of the previous entry")
+    row_hash: Mapped[bytes | None] = mapped_column(sa.LargeBinary, comment="sha256 over prev_hash and this row")
+
+
+class EventOutbox(Base):
+    __tablename__ = "event_outbox"
+    __table_args__ = plain(
+        SCHEMA,
+        "Transactional outbox: events written with the change that caused them, published afterwards.",
+        sa.Index("ix_event_outbox_unpublished", "created_at", postgresql_where=sa.text("published_at IS NULL")),
+        sa.CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    )
+
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")
+    )
+    topic: Mapped[str] = mapped_column(sa.Text)
+    key: Mapped[str | None] = mapped_column(sa.Text, comment="Partitioning/ordering key for consumers")
+    payload: Mapped[Any] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = created_at()
+    published_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
