@@ -9,7 +9,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -235,7 +235,10 @@ def normalize_url(url: str, *, variable: str) -> str:
 
 
 def with_dbname(url: str, dbname: str) -> str:
-    """Return ``url`` pointing at database ``dbname`` instead."""
+    """Return ``url`` pointing at database ``dbname`` instead (a URL stays a URL)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(path="/" + quote(dbname, safe="")))
     params = psycopg.conninfo.conninfo_to_dict(url)
     params["dbname"] = dbname
     return psycopg.conninfo.make_conninfo("", **params)

@@ -1,0 +1,305 @@
+"""The ``tradedb`` command: a thin layer over the public functions; errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradedb import demo as demo_module
+from tradedb import health as health_module
+from tradedb import migrate as migrate_module
+from tradedb import provision
+from tradedb import verify as verify_module
+from tradedb._secrets import mask_secrets
+from tradedb._version import __version__
+from tradedb.embedded import EmbeddedServer
+from tradedb.errors import TradeDBError
+from tradedb.settings import Settings, load_settings
+
+ENV_HELP = (
+    "Configuration comes from the environment or a .env file: DATABASE_URL (or TRADEDB_DATABASE_URL), else "
+    "POSTGRES_HOST/PORT/USER/PASSWORD with TRADING_DB_NAME; with neither, tradedb uses its embedded server "
+    "(TRADEDB_HOME, TRADEDB_PG_BINDIR, TRADEDB_EMBEDDED_USER). See the README for every variable."
+)
+
+app = typer.Typer(help=f"tradedb: the PostgreSQL foundation of a trading platform. {ENV_HELP}",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(help="Manage the embedded PostgreSQL server (used when no DATABASE_URL is set).",
+                     no_args_is_help=True)
+migrate_app = typer.Typer(help="Schema migrations (Alembic, shipped inside tradedb).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(migrate_app, name="migrate")
+
+out = Console()
+err = Console(stderr=True)
+_state: dict[str, Any] = {"verbose": False}
+
+
+class _MaskingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_MaskingFormatter("tradedb: %(message)s" if not verbose else
+                                           "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("tradedb").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs and tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Global options."""
+    _state["verbose"] = verbose
+    _configure_logging(verbose)
+    if version:
+        out.print(f"tradedb {__version__}")
+        raise typer.Exit(0)
+
+
+# --- db --------------------------------------------------------------------------------------------------
+
+
+@db_app.command("start")
+def db_start(
+    show_password: Annotated[bool, typer.Option(help="Print the URL with its password.")] = False,
+) -> None:
+    """Start the embedded server (initializing it on first use) and print its URL."""
+    server = EmbeddedServer(_settings())
+    status = server.start()
+    out.print(f"embedded PostgreSQL running (pid {status.pid}, {status.version})")
+    out.print(server.url(show_password=show_password), highlight=False, soft_wrap=True)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    status = EmbeddedServer(_settings()).stop()
+    out.print(f"embedded PostgreSQL {status.state}")
+
+
+@db_app.command("status")
+def db_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show whether the embedded server runs; exits 1 when it does not."""
+    status = EmbeddedServer(_settings()).status()
+    if as_json:
+        _print_json(status.as_dict())
+    else:
+        table = Table(show_header=False)
+        for key, value in status.as_dict().items():
+            table.add_row(key, "" if value is None else str(value))
+        out.print(table)
+    if status.state != "running":
+        raise typer.Exit(1)
+
+
+@db_app.command("url")
+def db_url(
+    show_password: Annotated[bool, typer.Option(help="Print the password too (it is masked otherwise).")] = False,
+    dbname: Annotated[str | None, typer.Option(help="Database name (default: TRADING_DB_NAME).")] = None,
+) -> None:
+    """Print the embedded server's URL."""
+    out.print(EmbeddedServer(_settings()).url(dbname, show_password=show_password), highlight=False, soft_wrap=True)
+
+
+# --- migrate -----------------------------------------------------------------------------------------------
+
+
+def _print_status(state: migrate_module.MigrationStatus) -> None:
+    out.print(f"current: {', '.join(state.current) or '(none)'}")
+    out.print(f"head:    {', '.join(state.heads)}")
+    out.print(f"pending: {', '.join(state.pending) or '(none)'}")
+
+
+@migrate_app.command("upgrade")
+def migrate_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Upgrade the database to REVISION (default head)."""
+    _print_status(migrate_module.upgrade(revision, settings=_settings()))
+
+
+@migrate_app.command("downgrade")
+def migrate_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, -1, or base.")]) -> None:
+    """Downgrade the database to REVISION."""
+    _print_status(migrate_module.downgrade(revision, settings=_settings()))
+
+
+@migrate_app.command("status")
+def migrate_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show the current revision and what is pending; exits 1 when revisions are pending."""
+    state = migrate_module.status(settings=_settings())
+    if as_json:
+        _print_json({"current": state.current, "heads": state.heads, "pending": state.pending})
+    else:
+        _print_status(state)
+    if state.pending:
+        raise typer.Exit(1)
+
+
+@migrate_app.command("history")
+def migrate_history() -> None:
+    """List the shipped revisions, oldest first."""
+    table = Table("revision", "down", "head", "message")
+    for rev in migrate_module.history(settings=_settings()):
+        table.add_row(rev.revision, rev.down_revision or "", "yes" if rev.is_head else "", rev.message)
+    out.print(table)
+
+
+@migrate_app.command("generate")
+def migrate_generate(
+    message: Annotated[str, typer.Option("--message", "-m", help="What the revision does.")],
+    empty: Annotated[bool, typer.Option(help="Write an empty revision instead of comparing models.")] = False,
+) -> None:
+    """Write a new revision (autogenerated from the models against the database)."""
+    path = migrate_module.generate(message, autogenerate=not empty, settings=_settings())
+    out.print(f"wrote {path}")
+
+
+@migrate_app.command("check")
+def migrate_check() -> None:
+    """Exit non-zero when revisions are pending or the models and the database differ."""
+    state, differences = migrate_module.check(settings=_settings())
+    if state.pending:
+        err.print(f"pending revisions: {', '.join(state.pending)}")
+    for line in differences:
+        err.print(f"drift: {line}")
+    if state.pending or differences:
+        raise typer.Exit(1)
+    out.print(f"up to date at {', '.join(state.current)}; models match the database")
+
+
+@migrate_app.command("sql")
+def migrate_sql(
+    start: Annotated[str | None, typer.Option("--from", help="Start revision (default: empty database).")] = None,
+    end: Annotated[str, typer.Option("--to", help="End revision.")] = "head",
+) -> None:
+    """Print the SQL of the migrations without touching a database (offline mode)."""
+    sys.stdout.write(migrate_module.offline_sql(start, end, settings=_settings()))
+
+
+# --- setup, verify, health, demo --------------------------------------------------------------------------
+
+
+def _print_problems(problems: list[verify_module.Problem]) -> None:
+    table = Table("kind", "object", "problem", title=f"{len(problems)} problem(s)")
+    for p in problems:
+        table.add_row(p.kind, p.name, p.detail)
+    out.print(table)
+
+
+@app.command()
+def setup(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL instead of running it.")] = False,
+) -> None:
+    """Create databases, schemas and roles, migrate to head, grant, seed, then verify. Safe to re-run."""
+    report = provision.setup(settings=_settings(), dry_run=dry_run)
+    if dry_run:
+        for statement in report.sql:
+            sys.stdout.write(statement.rstrip().rstrip(";") + ";\n")
+        return
+    for action in report.actions:
+        out.print(f"- {action}")
+    if not report.actions:
+        out.print("nothing to change")
+    out.print(f"setup verified in {report.timings.get('total', 0.0):.2f} s")
+
+
+@app.command()
+def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check databases, schemas, tables, indexes, constraints, partitions, roles, migrations and drift."""
+    problems = verify_module.verify(settings=_settings())
+    if as_json:
+        _print_json({"ok": not problems, "problems": [p.as_dict() for p in problems]})
+    elif problems:
+        _print_problems(problems)
+    else:
+        out.print("ok: the database matches the models")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def health(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    wait: Annotated[float, typer.Option(help="Wait up to this many seconds for the server to accept connections.")]
+    = 0.0,
+) -> None:
+    """Report server version, latency, extensions and database sizes; non-zero exit when unreachable."""
+    report = health_module.health(settings=_settings(), wait=wait)
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    table = Table(show_header=False)
+    table.add_row("server", report.url)
+    table.add_row("version", report.server_version)
+    table.add_row("latency (median of 5)", f"{report.latency_ms:.3f} ms")
+    table.add_row("in recovery", str(report.in_recovery))
+    table.add_row("extensions available", ", ".join(report.extensions_available) or "(none of interest)")
+    table.add_row("extensions installed", ", ".join(report.extensions_installed) or "(none)")
+    for name, size in report.database_sizes.items():
+        table.add_row(f"size of {name}", f"{size / 1e6:.1f} MB")
+    out.print(table)
+
+
+@app.command()
+def demo(
+    url: Annotated[str | None, typer.Option(help="Use this server instead of the embedded one.")] = None,
+) -> None:
+    """Start the embedded server, set up, load a deterministic sample market, and print a summary."""
+    settings = _settings()
+    with err.status("running the demo..."):
+        report = demo_module.run_demo(settings=settings, url=url)
+    out.print(f"[bold]tradedb demo[/bold] on {report.server_version}: {report.url}", highlight=False, soft_wrap=True)
+    schemas = Table("schema", "tables", title="schemas")
+    for schema, count in report.tables_per_schema.items():
+        schemas.add_row(schema, str(count))
+    out.print(schemas)
+    rows = Table("table", "rows", title="rows loaded")
+    for table, count in sorted(report.rows.items()):
+        rows.add_row(table, f"{count:,}")
+    out.print(rows)
+    timings = Table("step", "seconds", title="timings")
+    for step, seconds in report.timings.items():
+        timings.add_row(step, f"{seconds:.2f}")
+    out.print(timings)
+    rate = report.bars_loaded / report.timings["load sample"] if report.timings.get("load sample") else 0.0
+    out.print(f"{report.partitions} partitions; {report.bars_loaded:,} bars loaded ({rate:,.0f} rows/s)")
+    if url is None:
+        out.print("the embedded server keeps running: `tradedb db url` prints its URL, `tradedb db stop` stops it")
+
+
+def main() -> None:
+    """Run the CLI: user errors print one line (no traceback unless --verbose) and exit non-zero."""
+    try:
+        app()  # standalone: typer handles --help, usage errors and typer.Exit itself
+    except TradeDBError as exc:
+        if _state["verbose"]:
+            err.print_exception()
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
