@@ -36,8 +36,9 @@ migrate_app = typer.Typer(help="Schema migrations (Alembic, shipped inside trade
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
 
-out = Console()
-err = Console(stderr=True)
+# Piped output is not cut to 80 columns: names in tables must stay whole for grep and logs.
+out = Console(width=None if sys.stdout.isatty() else 240)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 _state: dict[str, Any] = {"verbose": False}
 
 

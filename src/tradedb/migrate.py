@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from psycopg import sql
 
@@ -169,13 +171,20 @@ def _target_url(settings: Settings, url: str | None) -> str:
     return url or server_url(settings)
 
 
-def _run(action: str, fn: Callable[[], None]) -> None:
+# Alembic's environment is a module-level proxy (alembic.context), so one process runs one command at a time;
+# between processes the advisory lock does the same job.
+_IN_PROCESS = threading.Lock()
+
+
+def _run(action: str, fn: Callable[[], None], wait: float = 3600.0) -> None:
     """Run an Alembic command, turning its failures into typed tradedb errors."""
+    if not _IN_PROCESS.acquire(timeout=wait):
+        raise MigrationLockTimeout(f"{action}: another migration command in this process ran for more than {wait:g} s")
     try:
         fn()
     except TradeDBError:
         raise
-    except CommandError as exc:
+    except (CommandError, RevisionError) as exc:
         text = str(exc)
         if "Can't locate revision" in text or "No such revision" in text:
             raise UnknownRevisionError(
@@ -187,6 +196,8 @@ def _run(action: str, fn: Callable[[], None]) -> None:
         orig = exc.orig
         detail = translate(orig).message if orig is not None and hasattr(orig, "sqlstate") else str(exc)
         raise MigrationError(f"{action} failed and was rolled back: {detail}") from exc
+    finally:
+        _IN_PROCESS.release()
 
 
 # --- commands ------------------------------------------------------------------------------------------
@@ -254,7 +265,7 @@ def _status_from(script: ScriptDirectory, current: tuple[str, ...]) -> Migration
     heads = tuple(script.get_heads())
     try:
         applied = {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
-    except CommandError as exc:
+    except (CommandError, RevisionError) as exc:
         raise UnknownRevisionError(
             f"the database is at revision {', '.join(current)}, which this tradedb does not know: "
             f"it was migrated by a newer tradedb; upgrade tradedb before using this database"

@@ -63,82 +63,83 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
-        case_sensitive=False,
+        # Case-sensitive: field names (home, profile, ...) must never match ordinary variables like HOME.
+        case_sensitive=True,
     )
 
     # Where the database is. With neither set, tradedb uses its embedded server.
     database_url: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("TRADEDB_DATABASE_URL", "DATABASE_URL", "database_url")
+        default=None, validation_alias=AliasChoices("TRADEDB_DATABASE_URL", "DATABASE_URL")
     )
-    postgres_host: str | None = Field(default=None, validation_alias=AliasChoices("POSTGRES_HOST", "postgres_host"))
+    postgres_host: str | None = Field(default=None, validation_alias=AliasChoices("POSTGRES_HOST"))
     postgres_port: int = Field(
-        default=5432, ge=1, le=65535, validation_alias=AliasChoices("POSTGRES_PORT", "postgres_port")
+        default=5432, ge=1, le=65535, validation_alias=AliasChoices("POSTGRES_PORT")
     )
-    postgres_user: str = Field(default="postgres", validation_alias=AliasChoices("POSTGRES_USER", "postgres_user"))
+    postgres_user: str = Field(default="postgres", validation_alias=AliasChoices("POSTGRES_USER"))
     postgres_password: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("POSTGRES_PASSWORD", "postgres_password")
+        default=None, validation_alias=AliasChoices("POSTGRES_PASSWORD")
     )
     trading_db_name: str = Field(
-        default="trading_system", validation_alias=AliasChoices("TRADING_DB_NAME", "trading_db_name")
+        default="trading_system", validation_alias=AliasChoices("TRADING_DB_NAME")
     )
-    prefect_db_name: str = Field(default="prefect", validation_alias=AliasChoices("PREFECT_DB_NAME", "prefect_db_name"))
+    prefect_db_name: str = Field(default="prefect", validation_alias=AliasChoices("PREFECT_DB_NAME"))
 
-    profile: Profile = Field(default="development", validation_alias=AliasChoices("TRADEDB_PROFILE", "profile"))
+    profile: Profile = Field(default="development", validation_alias=AliasChoices("TRADEDB_PROFILE"))
 
     # Pools (defaults come from the profile unless set).
     pool_min_size: int = Field(
-        default=1, ge=0, validation_alias=AliasChoices("DATABASE_POOL_MIN_SIZE", "pool_min_size")
+        default=1, ge=0, validation_alias=AliasChoices("DATABASE_POOL_MIN_SIZE")
     )
     pool_max_size: int = Field(
-        default=10, ge=1, validation_alias=AliasChoices("DATABASE_POOL_MAX_SIZE", "pool_max_size")
+        default=10, ge=1, validation_alias=AliasChoices("DATABASE_POOL_MAX_SIZE")
     )
     connection_timeout: float = Field(
-        default=30.0, gt=0, validation_alias=AliasChoices("DATABASE_CONNECTION_TIMEOUT", "connection_timeout")
+        default=30.0, gt=0, validation_alias=AliasChoices("DATABASE_CONNECTION_TIMEOUT")
     )
     idle_timeout: float = Field(
-        default=600.0, gt=0, validation_alias=AliasChoices("DATABASE_IDLE_TIMEOUT", "idle_timeout")
+        default=600.0, gt=0, validation_alias=AliasChoices("DATABASE_IDLE_TIMEOUT")
     )
     max_lifetime: float = Field(
-        default=3600.0, gt=0, validation_alias=AliasChoices("DATABASE_MAX_LIFETIME", "max_lifetime")
+        default=3600.0, gt=0, validation_alias=AliasChoices("DATABASE_MAX_LIFETIME")
     )
     tick_partition_interval: timedelta = Field(
         default=timedelta(hours=1),
-        validation_alias=AliasChoices("TRADEDB_TICK_PARTITION_INTERVAL", "tick_partition_interval"),
+        validation_alias=AliasChoices("TRADEDB_TICK_PARTITION_INTERVAL"),
     )
 
     # TLS.
     tls_mode: TlsMode | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_TLS_MODE", "DATABASE_SSLMODE", "tls_mode")
+        default=None, validation_alias=AliasChoices("DATABASE_TLS_MODE", "DATABASE_SSLMODE")
     )
     tls_root_cert: Path | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_TLS_ROOT_CERT", "tls_root_cert")
+        default=None, validation_alias=AliasChoices("DATABASE_TLS_ROOT_CERT")
     )
-    tls_cert: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_CERT", "tls_cert"))
-    tls_key: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_KEY", "tls_key"))
+    tls_cert: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_CERT"))
+    tls_key: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_KEY"))
 
     # Roles and migrations.
-    role_prefix: str = Field(default="tradedb_", validation_alias=AliasChoices("TRADEDB_ROLE_PREFIX", "role_prefix"))
+    role_prefix: str = Field(default="tradedb_", validation_alias=AliasChoices("TRADEDB_ROLE_PREFIX"))
     migration_lock_wait: float = Field(
-        default=60.0, ge=0, validation_alias=AliasChoices("TRADEDB_MIGRATION_LOCK_WAIT", "migration_lock_wait")
+        default=60.0, ge=0, validation_alias=AliasChoices("TRADEDB_MIGRATION_LOCK_WAIT")
     )
     lock_timeout: float = Field(
-        default=10.0, ge=0, validation_alias=AliasChoices("TRADEDB_LOCK_TIMEOUT", "lock_timeout")
+        default=10.0, ge=0, validation_alias=AliasChoices("TRADEDB_LOCK_TIMEOUT")
     )
     statement_timeout: float = Field(
-        default=600.0, ge=0, validation_alias=AliasChoices("TRADEDB_STATEMENT_TIMEOUT", "statement_timeout")
+        default=600.0, ge=0, validation_alias=AliasChoices("TRADEDB_STATEMENT_TIMEOUT")
     )
     application_name: str = Field(
-        default="tradedb", validation_alias=AliasChoices("TRADEDB_APPLICATION_NAME", "application_name")
+        default="tradedb", validation_alias=AliasChoices("TRADEDB_APPLICATION_NAME")
     )
 
     # The embedded server.
-    home: Path | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_HOME", "home"))
-    pg_bindir: Path | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_PG_BINDIR", "pg_bindir"))
+    home: Path | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_HOME"))
+    pg_bindir: Path | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_PG_BINDIR"))
     embedded_user: str | None = Field(
-        default=None, validation_alias=AliasChoices("TRADEDB_EMBEDDED_USER", "embedded_user")
+        default=None, validation_alias=AliasChoices("TRADEDB_EMBEDDED_USER")
     )
     embedded_port: int | None = Field(
-        default=None, ge=1, le=65535, validation_alias=AliasChoices("TRADEDB_EMBEDDED_PORT", "embedded_port")
+        default=None, ge=1, le=65535, validation_alias=AliasChoices("TRADEDB_EMBEDDED_PORT")
     )
 
     @field_validator("trading_db_name", "prefect_db_name")
@@ -220,16 +221,17 @@ def normalize_url(url: str, *, variable: str) -> str:
     url = url.strip()
     match = re.match(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*)://", url)
     if not match:
-        raise ConfigError(f"{variable} is not a URL: expected postgresql://user:password@host:port/dbname, "
-                          f"got {mask_url(url)!r}")
+        # Not echoed: without URL structure there is no telling which part is a password.
+        raise ConfigError(f"{variable} is not a URL: expected postgresql://user:password@host:port/dbname")
     scheme = match["scheme"].lower()
     base = scheme.split("+", 1)[0]
     if base not in ("postgresql", "postgres"):
         raise ConfigError(f"{variable} must start with postgresql://, got {scheme}://")
     url = "postgresql://" + url[match.end():]
     try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError for a port outside 0-65535
         psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
+    except (psycopg.ProgrammingError, ValueError) as exc:
         raise ConfigError(f"{variable} is not a valid PostgreSQL URL ({mask_url(url)}): {exc}") from None
     return url
 

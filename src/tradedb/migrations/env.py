@@ -25,6 +25,9 @@ def run_offline() -> None:
         literal_binds=True,
         transaction_per_migration=True,
     )
+    # The same guards the online runner sets, so a DBA applying this SQL gets them too.
+    context.execute(f"SET lock_timeout = '{int(settings.lock_timeout * 1000)}ms'")
+    context.execute(f"SET statement_timeout = '{int(settings.statement_timeout * 1000)}ms'")
     context.execute(f'CREATE SCHEMA IF NOT EXISTS "{VERSION_TABLE_SCHEMA}"')
     with context.begin_transaction():
         context.run_migrations()
@@ -43,8 +46,12 @@ def _migrate(connection: sa.Connection) -> None:
 def run_online() -> None:
     """Run migrations on a direct connection under the migration lock."""
     given = config.attributes.get("connection")
-    if given is not None:
+    if isinstance(given, sa.Connection):
         _migrate(given)
+        return
+    if isinstance(given, sa.Engine):  # pytest-alembic hands over an engine for some tests
+        with given.connect() as connection:
+            _migrate(connection)
         return
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url") or server_url(settings)
     with _connect.engine(url, settings).connect() as connection:

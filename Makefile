@@ -1,0 +1,45 @@
+# The two commands of the quick start: `make demo` and `make test`. Each creates .venv and installs what it
+# needs when it is missing or pyproject.toml changed.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tradedb-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-embedded lint format bench install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+## Start the embedded PostgreSQL, set up the schema, load a sample market, print a summary.
+demo: $(STAMP)
+	$(BIN)/tradedb demo
+
+## The whole test suite: against TRADEDB_TEST_DATABASE_URL when set, else an embedded server it starts.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The suite against a fresh embedded server (PostgreSQL 18), whatever TRADEDB_TEST_DATABASE_URL says.
+test-embedded: $(STAMP)
+	env -u TRADEDB_TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+## Benchmarks (not part of `make test`); figures are ratios against baselines measured in the same run.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

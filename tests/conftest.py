@@ -1,0 +1,182 @@
+"""Shared fixtures: a real PostgreSQL server, a migrated template, and a database clone per test module.
+
+The server is ``TRADEDB_TEST_DATABASE_URL`` when set (CI: the machine's PostgreSQL), else an embedded server
+the session starts and stops itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tradedb import provision
+from tradedb.embedded import EmbeddedServer
+from tradedb.settings import Settings, normalize_url, with_dbname
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+#: Roles made by tests carry their own prefix, so a real tradedb install on the same server is untouched.
+ROLE_PREFIX = "tdbt_"
+DB_PREFIX = "tdbt_"
+TRADEDB = Path(sys.executable).parent / "tradedb"
+
+
+def make_settings(url: str, dbname: str, prefect_db: str | None = None, **overrides: object) -> Settings:
+    """Return settings for a test database, independent of the caller's environment and .env."""
+    values: dict[str, object] = {
+        "database_url": with_dbname(url, dbname),
+        "trading_db_name": dbname,
+        "prefect_db_name": prefect_db or f"{dbname}_prefect",
+        "role_prefix": ROLE_PREFIX,
+        "migration_lock_wait": 60.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def shared_tmpdir(prefix: str) -> Path:
+    """Make a temp folder the unprivileged server user can traverse (pytest's own are 0700 under root)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    """Return an autocommit connection to the server's maintenance database."""
+    return psycopg.connect(with_dbname(url, "postgres"), autocommit=True)
+
+
+def create_database(url: str, name: str, template: str | None = None) -> None:
+    """Create database ``name`` (owned by the test owner role, so migrations run as it)."""
+    statement = sql.SQL("CREATE DATABASE {} OWNER {}").format(
+        sql.Identifier(name), sql.Identifier(f"{ROLE_PREFIX}owner")
+    )
+    if template:
+        statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
+    with admin(url) as conn:
+        conn.execute(statement)
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database ``name`` if it exists, disconnecting its sessions."""
+    with admin(url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Return an environment for CLI subprocesses: the caller's, minus every tradedb/database variable."""
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("TRADEDB_", "DATABASE_", "POSTGRES_", "PG")) and k not in ("TRADING_DB_NAME",
+                                                                                         "PREFECT_DB_NAME")
+    }
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 300,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``tradedb`` command."""
+    return subprocess.run(
+        [str(TRADEDB), *args], env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=str(cwd or tempfile.gettempdir()), check=False,
+    )
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    """A database of the test server, with settings and CLI environment pointing at it."""
+
+    __test__ = False  # not a test class
+
+    name: str
+    server_url: str = field(repr=False)  # holds the embedded server's password
+    settings: Settings = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return with_dbname(self.server_url, self.name)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return cli_env(
+            DATABASE_URL=self.url,
+            TRADING_DB_NAME=self.name,
+            PREFECT_DB_NAME=self.settings.prefect_db_name,
+            TRADEDB_ROLE_PREFIX=ROLE_PREFIX,
+            **extra,
+        )
+
+    def connect(self, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.url, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def embedded_home() -> Iterator[Path]:
+    """A folder for the session's embedded server."""
+    home = shared_tmpdir("tradedb-test-home-")
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded_server(embedded_home: Path) -> Iterator[EmbeddedServer]:
+    """An embedded PostgreSQL server of the session's own (scram auth, a generated password)."""
+    server = EmbeddedServer(Settings(_env_file=None, home=embedded_home))  # type: ignore[call-arg]
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_url(request: pytest.FixtureRequest) -> str:
+    """The admin URL of the test server."""
+    configured = os.environ.get("TRADEDB_TEST_DATABASE_URL")
+    if configured:
+        url = normalize_url(configured, variable="TRADEDB_TEST_DATABASE_URL")
+    else:
+        server: EmbeddedServer = request.getfixturevalue("embedded_server")
+        url = server.url("postgres")
+    with admin(url) as conn:
+        leftovers = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (DB_PREFIX + "%",))
+        for (name,) in leftovers.fetchall():
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name))))
+    return url
+
+
+@pytest.fixture(scope="session")
+def template_db(server_url: str) -> Iterator[str]:
+    """A database set up once by ``tradedb setup``; each test module gets a clone of it."""
+    name = f"{DB_PREFIX}tpl_{uuid.uuid4().hex[:8]}"
+    provision.setup(settings=make_settings(server_url, name), url=server_url)
+    yield name
+    drop_database(server_url, name)
+    drop_database(server_url, f"{name}_prefect")
+
+
+@pytest.fixture(scope="module")
+def db(server_url: str, template_db: str) -> Iterator[TestDatabase]:
+    """A set-up database of the module's own, cloned from the template."""
+    name = f"{DB_PREFIX}{uuid.uuid4().hex[:12]}"
+    create_database(server_url, name, template=template_db)
+    yield TestDatabase(name, server_url, make_settings(server_url, name, prefect_db=f"{template_db}_prefect"))
+    drop_database(server_url, name)
+
+
+@pytest.fixture
+def empty_db(server_url: str, template_db: str) -> Iterator[TestDatabase]:
+    """An empty database (no schemas of ours), for migrations from scratch."""
+    name = f"{DB_PREFIX}{uuid.uuid4().hex[:12]}"
+    create_database(server_url, name)
+    yield TestDatabase(name, server_url, make_settings(server_url, name, prefect_db=f"{template_db}_prefect"))
+    drop_database(server_url, name)

@@ -1,0 +1,48 @@
+"""tradedb health: version, latency, extensions, sizes; a clear failure when unreachable."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+from tests.conftest import TestDatabase, cli_env, run_cli
+from tradedb.health import health
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_health_reports_the_server(db: TestDatabase) -> None:
+    report = health(settings=db.settings, url=db.server_url)
+    assert report.server_version_num >= 150000
+    assert report.latency_ms > 0
+    assert db.name in report.database_sizes
+    assert "***" in report.url or "@" not in report.url
+    result = run_cli("health", "--json", env=db.env())
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["server_version_num"] == report.server_version_num
+    assert "pg_stat_statements" in data["extensions_available"] or isinstance(data["extensions_available"], dict)
+
+
+def test_health_fails_fast_when_unreachable() -> None:
+    env = cli_env(DATABASE_URL=f"postgresql://u:hunter2@127.0.0.1:{free_port()}/x", DATABASE_CONNECTION_TIMEOUT="3")
+    started = time.monotonic()
+    result = run_cli("health", env=env)
+    assert result.returncode == 3
+    assert time.monotonic() - started < 15
+    assert "cannot connect" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_health_wait_gives_up_after_the_bound() -> None:
+    env = cli_env(DATABASE_URL=f"postgresql://u@127.0.0.1:{free_port()}/x", DATABASE_CONNECTION_TIMEOUT="2")
+    started = time.monotonic()
+    result = run_cli("health", "--wait", "2", env=env)
+    assert result.returncode == 3
+    assert 1.5 < time.monotonic() - started < 20

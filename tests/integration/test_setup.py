@@ -1,0 +1,122 @@
+"""tradedb setup: from nothing to a verified database; running it twice changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.conftest import DB_PREFIX, ROLE_PREFIX, drop_database, make_settings, run_cli
+from tradedb import provision
+from tradedb.settings import Settings, with_dbname
+
+SNAPSHOT_QUERIES = {
+    "relations": """SELECT n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relacl::text
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1, 2""",
+    "constraints": "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace > 16384 ORDER BY 1",
+    "schemas": "SELECT nspname, nspacl::text FROM pg_namespace ORDER BY 1",
+    "default_acl": "SELECT defaclrole::regrole::text, defaclnamespace, defaclobjtype, defaclacl::text FROM pg_default_acl ORDER BY 1, 2, 3",
+    "config": "SELECT key, value::text, description FROM shared.system_config ORDER BY 1",
+    "version": "SELECT version_num FROM shared.alembic_version",
+}
+
+
+@pytest.fixture
+def fresh(server_url: str, template_db: str) -> Iterator[Settings]:
+    """Settings naming a trading and a prefect database that do not exist yet."""
+    name = f"{DB_PREFIX}setup_{uuid.uuid4().hex[:8]}"
+    yield make_settings(server_url, name)
+    drop_database(server_url, name)
+    drop_database(server_url, f"{name}_prefect")
+
+
+def snapshot(server_url: str, settings: Settings) -> dict[str, list[tuple[object, ...]]]:
+    with psycopg.connect(with_dbname(server_url, settings.trading_db_name)) as conn:
+        return {key: conn.execute(query).fetchall() for key, query in SNAPSHOT_QUERIES.items()}
+
+
+def test_setup_from_empty_then_again_changes_nothing(server_url: str, fresh: Settings) -> None:
+    first = provision.setup(settings=fresh, url=server_url)
+    assert f"create database {fresh.trading_db_name}" in first.actions
+    assert f"create database {fresh.prefect_db_name}" in first.actions
+    assert "migrated 0001" in first.actions
+    assert first.problems == []
+    before = snapshot(server_url, fresh)
+    assert len(before["config"]) == 4
+    second = provision.setup(settings=fresh, url=server_url)
+    assert second.actions == []
+    assert second.problems == []
+    assert snapshot(server_url, fresh) == before
+
+
+def test_objects_belong_to_the_owner_role(server_url: str, fresh: Settings) -> None:
+    provision.setup(settings=fresh, url=server_url)
+    with psycopg.connect(with_dbname(server_url, fresh.trading_db_name)) as conn:
+        owners = conn.execute(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = ANY(%s)",
+            (["shared", "execution", "data_ingestion"],),
+        ).fetchall()
+    assert owners == [(f"{ROLE_PREFIX}owner",)]
+
+
+def test_dry_run_prints_sql_and_changes_nothing(server_url: str, fresh: Settings) -> None:
+    report = provision.setup(settings=fresh, url=server_url, dry_run=True)
+    text = "\n".join(report.sql)
+    assert f'CREATE DATABASE "{fresh.trading_db_name}"' in text
+    assert "CREATE TABLE data_ingestion.quotes" in text
+    assert "PARTITION BY RANGE (ts)" in text
+    assert "GRANT" in text and "system_config" in text
+    with psycopg.connect(with_dbname(server_url, "postgres")) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (fresh.trading_db_name,)).fetchone()
+    assert exists is None
+
+
+def test_dry_run_on_a_set_up_database_has_nothing_to_do(server_url: str, fresh: Settings) -> None:
+    provision.setup(settings=fresh, url=server_url)
+    report = provision.setup(settings=fresh, url=server_url, dry_run=True)
+    assert report.actions == []
+    assert not any("CREATE TABLE" in s for s in report.sql)
+
+
+def test_service_roles_have_exactly_their_grants(server_url: str, fresh: Settings) -> None:
+    provision.setup(settings=fresh, url=server_url)
+    with psycopg.connect(with_dbname(server_url, fresh.trading_db_name)) as conn:
+        def can(role: str, table: str, privilege: str) -> bool:
+            row = conn.execute("SELECT has_table_privilege(%s, %s, %s)", (ROLE_PREFIX + role, table, privilege))
+            return bool(row.fetchone()[0])  # type: ignore[index]
+
+        assert can("execution", "execution.orders", "INSERT")
+        assert can("execution", "shared.securities", "SELECT")
+        assert not can("execution", "shared.securities", "INSERT")
+        assert not can("data_ingestion", "execution.orders", "INSERT")
+        assert not can("data_ingestion", "execution.orders", "SELECT")
+        assert can("data_ingestion", "data_ingestion.quotes", "INSERT")
+        assert can("readonly", "execution.fills", "SELECT")
+        assert not can("readonly", "execution.fills", "UPDATE")
+        assert can("analytics", "execution.positions", "SELECT")
+
+
+def test_service_role_cannot_write_another_schema(server_url: str, fresh: Settings) -> None:
+    provision.setup(settings=fresh, url=server_url)
+    with psycopg.connect(with_dbname(server_url, fresh.trading_db_name)) as conn:
+        conn.execute(f"SET ROLE {ROLE_PREFIX}data_ingestion")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO execution.accounts (account_id, name) VALUES ('A1', 'x')")
+
+
+def test_setup_cli_twice(server_url: str, fresh: Settings) -> None:
+    env = {
+        "DATABASE_URL": server_url, "TRADING_DB_NAME": fresh.trading_db_name,
+        "PREFECT_DB_NAME": fresh.prefect_db_name, "TRADEDB_ROLE_PREFIX": ROLE_PREFIX,
+    }
+    from tests.conftest import cli_env
+
+    first = run_cli("setup", env=cli_env(**env))
+    assert first.returncode == 0, first.stderr
+    assert "migrated 0001" in first.stdout
+    second = run_cli("setup", env=cli_env(**env))
+    assert second.returncode == 0, second.stderr
+    assert "nothing to change" in second.stdout

@@ -1,0 +1,31 @@
+"""squawk lints the offline SQL of every revision (exceptions, with reasons, in .squawk.toml)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tradedb import migrate
+
+SQUAWK = Path(sys.executable).parent / "squawk"
+
+
+@pytest.mark.parametrize("revision", [r.revision for r in migrate.history()])
+def test_revision_sql_passes_squawk(revision: str, tmp_path: Path) -> None:
+    assert SQUAWK.exists() or shutil.which("squawk"), "squawk-cli is part of the dev extra"
+    down = next(r.down_revision for r in migrate.history() if r.revision == revision)
+    text = migrate.offline_sql(down, revision)
+    path = tmp_path / f"{revision}.sql"
+    path.write_text(text)
+    result = subprocess.run(
+        [str(SQUAWK if SQUAWK.exists() else "squawk"), "-c", str(REPO / ".squawk.toml"), "--reporter", "gcc",
+         str(path)],
+        capture_output=True, text=True, check=False, env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

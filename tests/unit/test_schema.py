@@ -1,0 +1,94 @@
+"""The models follow SCHEMA.md and DESIGN.md conventions (no database)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tradedb.schema import SERVICE_SCHEMAS, metadata, partitioned_tables
+
+#: The canonical table list of SCHEMA.md.
+SCHEMA_MD_TABLES = {
+    "shared": {"exchanges", "securities", "system_config", "audit_log", "event_outbox"},
+    "data_ingestion": {
+        "quotes", "market_trades", "bars", "order_book_events", "corporate_actions", "company_info",
+        "key_statistics", "institutional_holders", "delisted_symbols", "symbol_data_status", "load_runs",
+        "data_quality_logs",
+    },
+    "execution": {"accounts", "orders", "order_events", "fills", "positions"},
+    "strategy_engine": {
+        "strategies", "strategy_parameters", "strategy_instances", "strategy_signals", "strategy_performance",
+        "backtest_runs", "backtest_equity_curve", "backtest_trades", "optimization_runs", "optimization_iterations",
+    },
+    "risk_management": {"risk_limits", "risk_events"},
+    "analytics": {"portfolio_summary", "performance_metrics"},
+    "notification": {"notification_configs", "notification_logs"},
+    "logging": {"system_logs", "performance_logs"},
+}
+TIME_SERIES = {
+    "shared.audit_log", "data_ingestion.quotes", "data_ingestion.market_trades", "data_ingestion.bars",
+    "data_ingestion.order_book_events", "data_ingestion.data_quality_logs", "execution.order_events",
+    "strategy_engine.strategy_signals", "risk_management.risk_events", "notification.notification_logs",
+    "logging.system_logs", "logging.performance_logs",
+}
+
+
+def test_every_schema_md_table_exists_and_nothing_in_public() -> None:
+    declared: dict[str, set[str]] = {}
+    for table in metadata.tables.values():
+        assert table.schema in SERVICE_SCHEMAS, f"{table.name} is outside the service schemas"
+        declared.setdefault(str(table.schema), set()).add(table.name)
+    assert declared == SCHEMA_MD_TABLES
+
+
+def test_time_series_tables_are_partitioned_and_keys_include_time() -> None:
+    assert {t.fullname for t in partitioned_tables()} == TIME_SERIES
+    for table in partitioned_tables():
+        column = table.info["partition_column"]
+        assert table.dialect_options["postgresql"]["partition_by"] == f"RANGE ({column})"
+        for constraint in table.constraints:
+            if isinstance(constraint, sa.PrimaryKeyConstraint | sa.UniqueConstraint) and constraint.columns:
+                assert column in constraint.columns, f"{constraint.name} lacks {column}"
+
+
+def test_every_constraint_and_index_has_a_stable_name() -> None:
+    names: list[str] = []
+    for table in metadata.tables.values():
+        for constraint in table.constraints:
+            if isinstance(constraint, sa.PrimaryKeyConstraint) and not constraint.columns:
+                continue
+            assert constraint.name, f"unnamed constraint on {table.fullname}"
+            names.append(f"{table.schema}.{constraint.name}")
+        for index in table.indexes:
+            assert index.name
+            names.append(f"{table.schema}.{index.name}")
+    assert len(names) == len(set(names)), "constraint/index names collide"
+    assert all(len(n.split(".", 1)[1]) <= 63 for n in names)
+
+
+def test_every_table_has_a_comment_and_times_have_zones() -> None:
+    for table in metadata.tables.values():
+        assert table.comment, f"{table.fullname} has no comment"
+        for column in table.columns:
+            if isinstance(column.type, sa.DateTime):
+                assert column.type.timezone, f"{table.fullname}.{column.name} is not timestamptz"
+
+
+def test_symbols_are_32_characters_everywhere() -> None:
+    for table in metadata.tables.values():
+        if "symbol" in table.columns:
+            assert table.columns["symbol"].type.length == 32  # type: ignore[attr-defined]
+
+
+def test_execution_amounts_are_exact_numeric() -> None:
+    for name in ("orders", "fills", "positions"):
+        table = metadata.tables[f"execution.{name}"]
+        for column in ("quantity", "price", "avg_price", "limit_price", "commission", "realized_pnl"):
+            if column in table.columns:
+                assert isinstance(table.columns[column].type, sa.Numeric)
+                assert not isinstance(table.columns[column].type, sa.Float)
+
+
+def test_enumerations_are_text_checks_not_enums() -> None:
+    for table in metadata.tables.values():
+        for column in table.columns:
+            assert not isinstance(column.type, sa.Enum), f"{table.fullname}.{column.name} is a PG enum"

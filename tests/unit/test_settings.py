@@ -1,0 +1,146 @@
+"""Settings: profiles, validation naming the variable, URLs, .env files."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tradedb.errors import ConfigError
+from tradedb.settings import load_settings, normalize_url, url_dbname, with_dbname
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("DATABASE_URL", "TRADEDB_DATABASE_URL", "POSTGRES_HOST", "POSTGRES_PASSWORD", "TRADEDB_PROFILE",
+                 "DATABASE_POOL_MAX_SIZE", "DATABASE_POOL_MIN_SIZE", "DATABASE_CONNECTION_TIMEOUT",
+                 "DATABASE_IDLE_TIMEOUT", "TRADING_DB_NAME", "DATABASE_TLS_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+@pytest.mark.parametrize(
+    ("profile", "pool", "timeout", "idle", "interval"),
+    [
+        ("development", 10, 30.0, 600.0, timedelta(hours=1)),
+        ("production", 100, 10.0, 300.0, timedelta(minutes=15)),
+        ("high-frequency", 500, 5.0, 120.0, timedelta(minutes=1)),
+    ],
+)
+def test_profile_sets_defaults(
+    monkeypatch: pytest.MonkeyPatch, profile: str, pool: int, timeout: float, idle: float, interval: timedelta
+) -> None:
+    monkeypatch.setenv("TRADEDB_PROFILE", profile)
+    settings = load_settings()
+    assert (settings.pool_max_size, settings.connection_timeout, settings.idle_timeout) == (pool, timeout, idle)
+    assert settings.tick_partition_interval == interval
+
+
+def test_explicit_value_beats_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEDB_PROFILE", "production")
+    monkeypatch.setenv("DATABASE_POOL_MAX_SIZE", "7")
+    monkeypatch.setenv("DATABASE_POOL_MIN_SIZE", "2")
+    settings = load_settings()
+    assert settings.pool_max_size == 7
+    assert settings.connection_timeout == 10.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_POOL_MAX_SIZE", "lots"),
+        ("DATABASE_POOL_MAX_SIZE", "0"),
+        ("DATABASE_CONNECTION_TIMEOUT", "-1"),
+        ("TRADEDB_PROFILE", "turbo"),
+        ("DATABASE_TLS_MODE", "sometimes"),
+        ("TRADING_DB_NAME", "bad name;drop"),
+        ("POSTGRES_PORT", "70000"),
+    ],
+)
+def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert variable in info.value.message
+    assert info.value.exit_code == 2
+
+
+def test_pool_min_above_max_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_POOL_MIN_SIZE", "20")
+    monkeypatch.setenv("DATABASE_POOL_MAX_SIZE", "5")
+    with pytest.raises(ConfigError, match="DATABASE_POOL_MIN_SIZE"):
+        load_settings()
+
+
+def test_tradedb_database_url_wins_over_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://a@h1/db1")
+    monkeypatch.setenv("TRADEDB_DATABASE_URL", "postgresql://b@h2/db2")
+    assert load_settings().configured_url() == "postgresql://b@h2/db2"
+
+
+def test_sqlalchemy_style_url_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u:p@h:5433/x")
+    assert load_settings().configured_url() == "postgresql://u:p@h:5433/x"
+
+
+@pytest.mark.parametrize("url", ["mysql://u:hunter2@h/db", "not a url hunter2", "postgresql://u:hunter2@h:99999/db"])
+def test_malformed_url_is_a_config_error_without_the_password(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings().configured_url()
+    assert "DATABASE_URL" in info.value.message
+    assert "hunter2" not in info.value.message
+
+
+def test_postgres_variables_build_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTGRES_HOST", "db.internal")
+    monkeypatch.setenv("POSTGRES_PORT", "6543")
+    monkeypatch.setenv("POSTGRES_USER", "trader")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "p@ss:w/rd")
+    monkeypatch.setenv("TRADING_DB_NAME", "trading_test")
+    url = load_settings().configured_url()
+    assert url == "postgresql://trader:p%40ss%3Aw%2Frd@db.internal:6543/trading_test"
+    assert url_dbname(url) == "trading_test"
+
+
+def test_no_url_means_embedded() -> None:
+    assert load_settings().configured_url() is None
+
+
+def test_env_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DATABASE_URL=postgresql://envfile@h/d\nTRADEDB_PROFILE=production\n")
+    settings = load_settings()
+    assert settings.configured_url() == "postgresql://envfile@h/d"
+    assert settings.pool_max_size == 100
+
+
+def test_tls_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_TLS_MODE", "verify-full")
+    monkeypatch.setenv("DATABASE_TLS_ROOT_CERT", "/etc/ca.pem")
+    options = load_settings().connection_options()
+    assert options["sslmode"] == "verify-full"
+    assert options["sslrootcert"] == "/etc/ca.pem"
+
+
+def test_settings_repr_hides_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:hunter2@h/db")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "hunter3")
+    text = repr(load_settings()) + str(load_settings())
+    assert "hunter2" not in text
+    assert "hunter3" not in text
+
+
+def test_with_dbname_keeps_url_form() -> None:
+    assert with_dbname("postgresql://u:p@h:5/a?sslmode=require", "b") == "postgresql://u:p@h:5/b?sslmode=require"
+    assert normalize_url(" postgres://h/x ", variable="X") == "postgresql://h/x"
+
+
+def test_ordinary_variables_do_not_leak_into_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Field names such as `home` and `profile` must not be read from HOME or PROFILE.
+    monkeypatch.setenv("HOME", "/somewhere")
+    monkeypatch.setenv("PROFILE", "production")
+    monkeypatch.setenv("home", "/elsewhere")
+    settings = load_settings()
+    assert settings.home is None
+    assert settings.profile == "development"
