@@ -77,20 +77,27 @@ def drop_database(url: str, name: str) -> None:
 def cli_env(**extra: str) -> dict[str, str]:
     """Return an environment for CLI subprocesses: the caller's, minus every tradedb/database variable."""
     env = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("TRADEDB_", "DATABASE_", "POSTGRES_", "PG")) and k not in ("TRADING_DB_NAME",
-                                                                                         "PREFECT_DB_NAME")
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TRADEDB_", "DATABASE_", "POSTGRES_", "PG"))
+        and k not in ("TRADING_DB_NAME", "PREFECT_DB_NAME")
     }
     env.update(extra)
     return env
 
 
-def run_cli(*args: str, env: dict[str, str], timeout: float = 300,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``tradedb`` command."""
     return subprocess.run(
-        [str(TRADEDB), *args], env=env, capture_output=True, text=True, timeout=timeout,
-        cwd=str(cwd or tempfile.gettempdir()), check=False,
+        [str(TRADEDB), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(cwd or tempfile.gettempdir()),
+        check=False,
     )
 
 
@@ -109,13 +116,13 @@ class TestDatabase:
         return with_dbname(self.server_url, self.name)
 
     def env(self, **extra: str) -> dict[str, str]:
-        return cli_env(
-            DATABASE_URL=self.url,
-            TRADING_DB_NAME=self.name,
-            PREFECT_DB_NAME=self.settings.prefect_db_name,
-            TRADEDB_ROLE_PREFIX=ROLE_PREFIX,
-            **extra,
-        )
+        values = {
+            "DATABASE_URL": self.url,
+            "TRADING_DB_NAME": self.name,
+            "PREFECT_DB_NAME": self.settings.prefect_db_name,
+            "TRADEDB_ROLE_PREFIX": ROLE_PREFIX,
+        }
+        return cli_env(**{**values, **extra})
 
     def connect(self, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.url, **kwargs)  # type: ignore[arg-type]

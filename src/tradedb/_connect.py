@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.rows import TupleRow
 from sqlalchemy.pool import NullPool
 
 from tradedb._secrets import mask_url
@@ -38,7 +39,7 @@ def _explain(exc: psycopg.OperationalError, url: str, settings: Settings) -> Con
 
 def connect(
     url: str, settings: Settings, *, dbname: str | None = None, autocommit: bool = False
-) -> psycopg.Connection[tuple[object, ...]]:
+) -> psycopg.Connection[TupleRow]:
     """Open one psycopg connection to ``url`` (or its database ``dbname``), translating failures."""
     target = with_dbname(url, dbname) if dbname else url
     try:
@@ -53,13 +54,13 @@ def engine(url: str, settings: Settings, *, dbname: str | None = None) -> sa.Eng
     """Return a SQLAlchemy engine (no pool) over psycopg for ``url``; used by Alembic and verification."""
     target = with_dbname(url, dbname) if dbname else url
 
-    def creator() -> psycopg.Connection[tuple[object, ...]]:
+    def creator() -> psycopg.Connection[TupleRow]:
         return connect(target, settings)
 
     return sa.create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool)
 
 
-def maintenance_connect(url: str, settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
+def maintenance_connect(url: str, settings: Settings) -> psycopg.Connection[TupleRow]:
     """Connect (autocommit) to a database that always exists, for server-wide work like CREATE DATABASE."""
     try:
         return connect(url, settings, dbname=MAINTENANCE_DB, autocommit=True)

@@ -28,10 +28,15 @@ ENV_HELP = (
     "(TRADEDB_HOME, TRADEDB_PG_BINDIR, TRADEDB_EMBEDDED_USER). See the README for every variable."
 )
 
-app = typer.Typer(help=f"tradedb: the PostgreSQL foundation of a trading platform. {ENV_HELP}",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-db_app = typer.Typer(help="Manage the embedded PostgreSQL server (used when no DATABASE_URL is set).",
-                     no_args_is_help=True)
+app = typer.Typer(
+    help=f"tradedb: the PostgreSQL foundation of a trading platform. {ENV_HELP}",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(
+    help="Manage the embedded PostgreSQL server (used when no DATABASE_URL is set).", no_args_is_help=True
+)
 migrate_app = typer.Typer(help="Schema migrations (Alembic, shipped inside tradedb).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
@@ -49,8 +54,9 @@ class _MaskingFormatter(logging.Formatter):
 
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_MaskingFormatter("tradedb: %(message)s" if not verbose else
-                                           "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        _MaskingFormatter("tradedb: %(message)s" if not verbose else "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -242,8 +248,9 @@ def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 @app.command()
 def health(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    wait: Annotated[float, typer.Option(help="Wait up to this many seconds for the server to accept connections.")]
-    = 0.0,
+    wait: Annotated[
+        float, typer.Option(help="Wait up to this many seconds for the server to accept connections.")
+    ] = 0.0,
 ) -> None:
     """Report server version, latency, extensions and database sizes; non-zero exit when unreachable."""
     report = health_module.health(settings=_settings(), wait=wait)

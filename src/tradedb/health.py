@@ -13,7 +13,15 @@ from tradedb.errors import ConnectionError, ValidationError
 from tradedb.settings import Settings, load_settings
 
 #: Extensions tradedb can use when present; never assumed.
-OPTIONAL_EXTENSIONS = ("timescaledb", "pg_partman", "pg_cron", "pgtap", "postgis", "pg_stat_statements", "pgcrypto")
+OPTIONAL_EXTENSIONS = (
+    "timescaledb",
+    "pg_partman",
+    "pg_cron",
+    "pgtap",
+    "postgis",
+    "pg_stat_statements",
+    "pgcrypto",
+)
 
 
 @dataclass
@@ -64,8 +72,7 @@ def health(*, settings: Settings | None = None, url: str | None = None, wait: fl
             conn.execute("SELECT 1").fetchone()
             samples.append((time.perf_counter() - started) * 1000)
         version_row = conn.execute(
-            "SELECT current_setting('server_version'), current_setting('server_version_num')::int,"
-            " pg_is_in_recovery()"
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int, pg_is_in_recovery()"
         ).fetchone()
         assert version_row is not None
         available = {
@@ -85,9 +92,9 @@ def health(*, settings: Settings | None = None, url: str | None = None, wait: fl
     installed: dict[str, str] = {}
     if settings.trading_db_name in sizes:
         with _connect.connect(target, settings, dbname=settings.trading_db_name, autocommit=True) as conn:
-            installed = {str(r[0]): str(r[1]) for r in conn.execute(
-                "SELECT extname, extversion FROM pg_extension ORDER BY 1"
-            )}
+            installed = {
+                str(r[0]): str(r[1]) for r in conn.execute("SELECT extname, extversion FROM pg_extension ORDER BY 1")
+            }
     return HealthReport(
         url=mask_url(target),
         server_version=str(version_row[0]),

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -194,7 +195,7 @@ def _run(action: str, fn: Callable[[], None], wait: float = 3600.0) -> None:
         raise MigrationError(f"{action}: {text}") from exc
     except sa.exc.DBAPIError as exc:
         orig = exc.orig
-        detail = translate(orig).message if orig is not None and hasattr(orig, "sqlstate") else str(exc)
+        detail = translate(orig).message if isinstance(orig, psycopg.Error) else str(exc)
         raise MigrationError(f"{action} failed and was rolled back: {detail}") from exc
     finally:
         _IN_PROCESS.release()
@@ -283,7 +284,8 @@ def history(*, settings: Settings | None = None) -> list[Revision]:
     revisions = [
         Revision(
             revision=r.revision,
-            down_revision=r.down_revision if isinstance(r.down_revision, str) or r.down_revision is None
+            down_revision=r.down_revision
+            if isinstance(r.down_revision, str) or r.down_revision is None
             else ",".join(r.down_revision),
             message=(r.doc or "").strip(),
             is_head=r.revision in heads,
@@ -332,8 +334,9 @@ def check(*, settings: Settings | None = None, url: str | None = None) -> tuple[
     return state, differences
 
 
-def generate(message: str, *, autogenerate: bool = True, settings: Settings | None = None,
-             url: str | None = None) -> str:
+def generate(
+    message: str, *, autogenerate: bool = True, settings: Settings | None = None, url: str | None = None
+) -> str:
     """Write a new revision into the shipped versions folder; return its path."""
     if not message.strip():
         raise MigrationError("a revision needs a message (-m)")

@@ -89,12 +89,16 @@ def partitions_around(
 
 def create_partition_sql(spec: PartitionSpec) -> str:
     """Return ``CREATE TABLE IF NOT EXISTS ... PARTITION OF ... FOR VALUES FROM ... TO ...``."""
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-        sql.Identifier(spec.schema, spec.name),
-        sql.Identifier(spec.schema, spec.parent),
-        sql.Literal(spec.start.isoformat()),
-        sql.Literal(spec.end.isoformat()),
-    ).as_string(None)
+    return (
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})")
+        .format(
+            sql.Identifier(spec.schema, spec.name),
+            sql.Identifier(spec.schema, spec.parent),
+            sql.Literal(spec.start.isoformat()),
+            sql.Literal(spec.end.isoformat()),
+        )
+        .as_string(None)
+    )
 
 
 def default_partition_name(parent: str) -> str:
@@ -104,10 +108,14 @@ def default_partition_name(parent: str) -> str:
 
 def create_default_partition_sql(table: sa.Table) -> str:
     """Return the SQL that creates ``table``'s default partition."""
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} DEFAULT").format(
-        sql.Identifier(str(table.schema), default_partition_name(table.name)),
-        sql.Identifier(str(table.schema), table.name),
-    ).as_string(None)
+    return (
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} DEFAULT")
+        .format(
+            sql.Identifier(str(table.schema), default_partition_name(table.name)),
+            sql.Identifier(str(table.schema), table.name),
+        )
+        .as_string(None)
+    )
 
 
 def initial_partitions_sql(now: datetime, tick_interval: timedelta) -> list[str]:

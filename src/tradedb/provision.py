@@ -120,14 +120,17 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
                 runner.run(conn, statement.as_string(None), f"create database {dbname}")
             runner.run(
                 conn,
-                sql.SQL("GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {} TO {}").format(
-                    sql.Identifier(settings.trading_db_name), sql.Identifier(owner)
-                ).as_string(None),
+                sql.SQL("GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {} TO {}")
+                .format(sql.Identifier(settings.trading_db_name), sql.Identifier(owner))
+                .as_string(None),
             )
             for name in roles.all_role_names(prefix)[1:]:
-                runner.run(conn, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                    sql.Identifier(settings.trading_db_name), sql.Identifier(name)
-                ).as_string(None))
+                runner.run(
+                    conn,
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}")
+                    .format(sql.Identifier(settings.trading_db_name), sql.Identifier(name))
+                    .as_string(None),
+                )
 
         runner.timed("roles", ensure_roles)
         runner.timed("databases", ensure_databases)
@@ -143,6 +146,7 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
         return report
 
     with _connect.connect(trading_url, settings, autocommit=True) as conn:
+
         def ensure_schemas() -> None:
             existing = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace")}
             for schema in SERVICE_SCHEMAS:
@@ -166,6 +170,7 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
     runner.timed("migrations", run_migrations)
 
     with _connect.connect(trading_url, settings) as conn:
+
         def grant_and_seed() -> None:
             for statement in roles.grant_statements(prefix):
                 runner.run(conn, statement)
@@ -191,9 +196,11 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
 
 
 def _create_schema(schema: str, owner: str) -> str:
-    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
-        sql.Identifier(schema), sql.Identifier(owner)
-    ).as_string(None)
+    return (
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}")
+        .format(sql.Identifier(schema), sql.Identifier(owner))
+        .as_string(None)
+    )
 
 
 def _has_table(conn: Any, schema: str, table: str) -> bool:

@@ -77,9 +77,7 @@ def grant_statements(prefix: str) -> list[str]:
             writes = schema_name in role.writes
             table_privs = sql.SQL(", ".join(WRITE_TABLE_PRIVILEGES if writes else READ_TABLE_PRIVILEGES))
             statements.append(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, grantee))
-            statements.append(
-                sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(table_privs, schema, grantee)
-            )
+            statements.append(sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(table_privs, schema, grantee))
             statements.append(
                 sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON TABLES TO {}").format(
                     owner, schema, table_privs, grantee

@@ -72,36 +72,20 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("TRADEDB_DATABASE_URL", "DATABASE_URL")
     )
     postgres_host: str | None = Field(default=None, validation_alias=AliasChoices("POSTGRES_HOST"))
-    postgres_port: int = Field(
-        default=5432, ge=1, le=65535, validation_alias=AliasChoices("POSTGRES_PORT")
-    )
+    postgres_port: int = Field(default=5432, ge=1, le=65535, validation_alias=AliasChoices("POSTGRES_PORT"))
     postgres_user: str = Field(default="postgres", validation_alias=AliasChoices("POSTGRES_USER"))
-    postgres_password: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("POSTGRES_PASSWORD")
-    )
-    trading_db_name: str = Field(
-        default="trading_system", validation_alias=AliasChoices("TRADING_DB_NAME")
-    )
+    postgres_password: SecretStr | None = Field(default=None, validation_alias=AliasChoices("POSTGRES_PASSWORD"))
+    trading_db_name: str = Field(default="trading_system", validation_alias=AliasChoices("TRADING_DB_NAME"))
     prefect_db_name: str = Field(default="prefect", validation_alias=AliasChoices("PREFECT_DB_NAME"))
 
     profile: Profile = Field(default="development", validation_alias=AliasChoices("TRADEDB_PROFILE"))
 
     # Pools (defaults come from the profile unless set).
-    pool_min_size: int = Field(
-        default=1, ge=0, validation_alias=AliasChoices("DATABASE_POOL_MIN_SIZE")
-    )
-    pool_max_size: int = Field(
-        default=10, ge=1, validation_alias=AliasChoices("DATABASE_POOL_MAX_SIZE")
-    )
-    connection_timeout: float = Field(
-        default=30.0, gt=0, validation_alias=AliasChoices("DATABASE_CONNECTION_TIMEOUT")
-    )
-    idle_timeout: float = Field(
-        default=600.0, gt=0, validation_alias=AliasChoices("DATABASE_IDLE_TIMEOUT")
-    )
-    max_lifetime: float = Field(
-        default=3600.0, gt=0, validation_alias=AliasChoices("DATABASE_MAX_LIFETIME")
-    )
+    pool_min_size: int = Field(default=1, ge=0, validation_alias=AliasChoices("DATABASE_POOL_MIN_SIZE"))
+    pool_max_size: int = Field(default=10, ge=1, validation_alias=AliasChoices("DATABASE_POOL_MAX_SIZE"))
+    connection_timeout: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("DATABASE_CONNECTION_TIMEOUT"))
+    idle_timeout: float = Field(default=600.0, gt=0, validation_alias=AliasChoices("DATABASE_IDLE_TIMEOUT"))
+    max_lifetime: float = Field(default=3600.0, gt=0, validation_alias=AliasChoices("DATABASE_MAX_LIFETIME"))
     tick_partition_interval: timedelta = Field(
         default=timedelta(hours=1),
         validation_alias=AliasChoices("TRADEDB_TICK_PARTITION_INTERVAL"),
@@ -111,33 +95,21 @@ class Settings(BaseSettings):
     tls_mode: TlsMode | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_TLS_MODE", "DATABASE_SSLMODE")
     )
-    tls_root_cert: Path | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_TLS_ROOT_CERT")
-    )
+    tls_root_cert: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_ROOT_CERT"))
     tls_cert: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_CERT"))
     tls_key: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_KEY"))
 
     # Roles and migrations.
     role_prefix: str = Field(default="tradedb_", validation_alias=AliasChoices("TRADEDB_ROLE_PREFIX"))
-    migration_lock_wait: float = Field(
-        default=60.0, ge=0, validation_alias=AliasChoices("TRADEDB_MIGRATION_LOCK_WAIT")
-    )
-    lock_timeout: float = Field(
-        default=10.0, ge=0, validation_alias=AliasChoices("TRADEDB_LOCK_TIMEOUT")
-    )
-    statement_timeout: float = Field(
-        default=600.0, ge=0, validation_alias=AliasChoices("TRADEDB_STATEMENT_TIMEOUT")
-    )
-    application_name: str = Field(
-        default="tradedb", validation_alias=AliasChoices("TRADEDB_APPLICATION_NAME")
-    )
+    migration_lock_wait: float = Field(default=60.0, ge=0, validation_alias=AliasChoices("TRADEDB_MIGRATION_LOCK_WAIT"))
+    lock_timeout: float = Field(default=10.0, ge=0, validation_alias=AliasChoices("TRADEDB_LOCK_TIMEOUT"))
+    statement_timeout: float = Field(default=600.0, ge=0, validation_alias=AliasChoices("TRADEDB_STATEMENT_TIMEOUT"))
+    application_name: str = Field(default="tradedb", validation_alias=AliasChoices("TRADEDB_APPLICATION_NAME"))
 
     # The embedded server.
     home: Path | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_HOME"))
     pg_bindir: Path | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_PG_BINDIR"))
-    embedded_user: str | None = Field(
-        default=None, validation_alias=AliasChoices("TRADEDB_EMBEDDED_USER")
-    )
+    embedded_user: str | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_EMBEDDED_USER"))
     embedded_port: int | None = Field(
         default=None, ge=1, le=65535, validation_alias=AliasChoices("TRADEDB_EMBEDDED_PORT")
     )
@@ -227,7 +199,7 @@ def normalize_url(url: str, *, variable: str) -> str:
     base = scheme.split("+", 1)[0]
     if base not in ("postgresql", "postgres"):
         raise ConfigError(f"{variable} must start with postgresql://, got {scheme}://")
-    url = "postgresql://" + url[match.end():]
+    url = "postgresql://" + url[match.end() :]
     try:
         urlsplit(url).port  # noqa: B018 - raises ValueError for a port outside 0-65535
         psycopg.conninfo.conninfo_to_dict(url)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.rows import TupleRow
 
 from tradedb import _connect, migrate, roles
 from tradedb.embedded import server_url
@@ -57,12 +58,13 @@ def _declared_constraint_names(table: sa.Table) -> list[str]:
     return names
 
 
-def check_catalog(conn: psycopg.Connection[tuple[object, ...]], settings: Settings) -> list[Problem]:
+def check_catalog(conn: psycopg.Connection[TupleRow], settings: Settings) -> list[Problem]:
     """Compare schemas, tables, partition parents, indexes, constraints, sequences and roles with the models."""
     problems: list[Problem] = []
     schemas = list(SERVICE_SCHEMAS)
-    present_schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)",
-                                                  (schemas,))}
+    present_schemas = {
+        r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (schemas,))
+    }
     problems += [Problem("schema", s, "schema is missing") for s in schemas if s not in present_schemas]
 
     relations = {(str(r[0]), str(r[1])): str(r[2]) for r in conn.execute(_RELATIONS, (schemas,))}
@@ -79,9 +81,13 @@ def check_catalog(conn: psycopg.Connection[tuple[object, ...]], settings: Settin
             if kind != "p":
                 problems.append(Problem("partition", table.fullname, "table is not range-partitioned"))
             elif (schema, table.name) not in defaults:
-                problems.append(Problem(
-                    "partition", table.fullname, f"no default partition ({default_partition_name(table.name)})"
-                ))
+                problems.append(
+                    Problem(
+                        "partition",
+                        table.fullname,
+                        f"no default partition ({default_partition_name(table.name)})",
+                    )
+                )
         for index in table.indexes:
             if relations.get((schema, str(index.name))) not in ("i", "I"):
                 problems.append(Problem("index", f"{schema}.{index.name}", f"index on {table.fullname} is missing"))
@@ -104,10 +110,13 @@ def verify(*, settings: Settings | None = None, url: str | None = None) -> list[
     target = url or server_url(settings)
     problems: list[Problem] = []
     with _connect.maintenance_connect(target, settings) as conn:
-        present = {r[0] for r in conn.execute(
-            "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
-            ([settings.trading_db_name, settings.prefect_db_name],),
-        )}
+        present = {
+            r[0]
+            for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
+                ([settings.trading_db_name, settings.prefect_db_name],),
+            )
+        }
     for name in (settings.trading_db_name, settings.prefect_db_name):
         if name not in present:
             problems.append(Problem("database", name, "database is missing: run `tradedb setup`"))
@@ -123,10 +132,12 @@ def verify(*, settings: Settings | None = None, url: str | None = None) -> list[
         problems.append(Problem("migration", "version", exc.message))
         return problems
     if state.pending:
-        problems.append(Problem(
-            "migration", ",".join(state.pending), "revisions not applied: run `tradedb migrate upgrade`"
-        ))
+        problems.append(
+            Problem("migration", ",".join(state.pending), "revisions not applied: run `tradedb migrate upgrade`")
+        )
     else:
-        problems += [Problem("drift", change, "models and database differ") for change in
-                     migrate.diff(settings=settings, url=trading_url)]
+        problems += [
+            Problem("drift", change, "models and database differ")
+            for change in migrate.diff(settings=settings, url=trading_url)
+        ]
     return problems

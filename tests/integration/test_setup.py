@@ -18,7 +18,8 @@ SNAPSHOT_QUERIES = {
                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1, 2""",
     "constraints": "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace > 16384 ORDER BY 1",
     "schemas": "SELECT nspname, nspacl::text FROM pg_namespace ORDER BY 1",
-    "default_acl": "SELECT defaclrole::regrole::text, defaclnamespace, defaclobjtype, defaclacl::text FROM pg_default_acl ORDER BY 1, 2, 3",
+    "default_acl": "SELECT defaclrole::regrole::text, defaclnamespace, defaclobjtype, defaclacl::text"
+    " FROM pg_default_acl ORDER BY 1, 2, 3",
     "config": "SELECT key, value::text, description FROM shared.system_config ORDER BY 1",
     "version": "SELECT version_num FROM shared.alembic_version",
 }
@@ -84,6 +85,7 @@ def test_dry_run_on_a_set_up_database_has_nothing_to_do(server_url: str, fresh: 
 def test_service_roles_have_exactly_their_grants(server_url: str, fresh: Settings) -> None:
     provision.setup(settings=fresh, url=server_url)
     with psycopg.connect(with_dbname(server_url, fresh.trading_db_name)) as conn:
+
         def can(role: str, table: str, privilege: str) -> bool:
             row = conn.execute("SELECT has_table_privilege(%s, %s, %s)", (ROLE_PREFIX + role, table, privilege))
             return bool(row.fetchone()[0])  # type: ignore[index]
@@ -109,8 +111,10 @@ def test_service_role_cannot_write_another_schema(server_url: str, fresh: Settin
 
 def test_setup_cli_twice(server_url: str, fresh: Settings) -> None:
     env = {
-        "DATABASE_URL": server_url, "TRADING_DB_NAME": fresh.trading_db_name,
-        "PREFECT_DB_NAME": fresh.prefect_db_name, "TRADEDB_ROLE_PREFIX": ROLE_PREFIX,
+        "DATABASE_URL": server_url,
+        "TRADING_DB_NAME": fresh.trading_db_name,
+        "PREFECT_DB_NAME": fresh.prefect_db_name,
+        "TRADEDB_ROLE_PREFIX": ROLE_PREFIX,
     }
     from tests.conftest import cli_env
 

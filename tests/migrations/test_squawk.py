@@ -24,8 +24,17 @@ def test_revision_sql_passes_squawk(revision: str, tmp_path: Path) -> None:
     path = tmp_path / f"{revision}.sql"
     path.write_text(text)
     result = subprocess.run(
-        [str(SQUAWK if SQUAWK.exists() else "squawk"), "-c", str(REPO / ".squawk.toml"), "--reporter", "gcc",
-         str(path)],
-        capture_output=True, text=True, check=False, env={**os.environ, "NO_COLOR": "1"},
+        [
+            str(SQUAWK if SQUAWK.exists() else "squawk"),
+            "-c",
+            str(REPO / ".squawk.toml"),
+            "--reporter",
+            "gcc",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
     )
     assert result.returncode == 0, result.stdout + result.stderr

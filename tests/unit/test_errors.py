@@ -6,10 +6,20 @@ from tradedb import errors
 
 
 def test_hierarchy_has_one_root() -> None:
-    for kind in (errors.ConfigError, errors.ConnectionError, errors.MigrationError, errors.MigrationLockTimeout,
-                 errors.UnknownRevisionError, errors.ValidationError, errors.DuplicateError, errors.NotFoundError,
-                 errors.PermissionDenied, errors.RetryableError, errors.EmbeddedServerError,
-                 errors.VerificationError):
+    for kind in (
+        errors.ConfigError,
+        errors.ConnectionError,
+        errors.MigrationError,
+        errors.MigrationLockTimeout,
+        errors.UnknownRevisionError,
+        errors.ValidationError,
+        errors.DuplicateError,
+        errors.NotFoundError,
+        errors.PermissionDenied,
+        errors.RetryableError,
+        errors.EmbeddedServerError,
+        errors.VerificationError,
+    ):
         assert issubclass(kind, errors.TradeDBError)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,14 +25,30 @@ NOW = datetime(2026, 12, 31, 23, 47, 12, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("interval", "floor", "after", "name"),
     [
-        (timedelta(hours=1), datetime(2026, 12, 31, 23, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC),
-         "quotes_p20261231_2300"),
-        (timedelta(minutes=15), datetime(2026, 12, 31, 23, 45, tzinfo=UTC),
-         datetime(2027, 1, 1, tzinfo=UTC), "quotes_p20261231_2345"),
-        (timedelta(minutes=1), datetime(2026, 12, 31, 23, 47, tzinfo=UTC),
-         datetime(2026, 12, 31, 23, 48, tzinfo=UTC), "quotes_p20261231_2347"),
-        (timedelta(days=1), datetime(2026, 12, 31, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC),
-         "quotes_p20261231"),
+        (
+            timedelta(hours=1),
+            datetime(2026, 12, 31, 23, tzinfo=UTC),
+            datetime(2027, 1, 1, tzinfo=UTC),
+            "quotes_p20261231_2300",
+        ),
+        (
+            timedelta(minutes=15),
+            datetime(2026, 12, 31, 23, 45, tzinfo=UTC),
+            datetime(2027, 1, 1, tzinfo=UTC),
+            "quotes_p20261231_2345",
+        ),
+        (
+            timedelta(minutes=1),
+            datetime(2026, 12, 31, 23, 47, tzinfo=UTC),
+            datetime(2026, 12, 31, 23, 48, tzinfo=UTC),
+            "quotes_p20261231_2347",
+        ),
+        (
+            timedelta(days=1),
+            datetime(2026, 12, 31, tzinfo=UTC),
+            datetime(2027, 1, 1, tzinfo=UTC),
+            "quotes_p20261231",
+        ),
         (MONTH, datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC), "quotes_p202612"),
     ],
 )
@@ -53,7 +70,7 @@ def test_partitions_around_are_contiguous() -> None:
     quotes = metadata.tables["data_ingestion.quotes"]
     specs = partitions_around(quotes, NOW, timedelta(minutes=15), ahead=3)
     assert len(specs) == 4
-    assert all(a.end == b.start for a, b in zip(specs, specs[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(specs))
     assert specs[0].start <= NOW < specs[0].end
 
 

@@ -25,8 +25,15 @@ def test_mask_conninfo() -> None:
 def test_any_password_is_masked_in_a_url(password: str) -> None:
     url = f"postgresql://trader:{quote(password, safe='')}@db.example:5432/trading"
     masked = mask_url(url)
-    assert quote(password, safe="") not in masked.replace("trader", "").replace("db.example", "").replace(
-        "trading", "").replace("5432", "").replace("postgresql", "") or len(quote(password, safe="")) < 4
+    assert (
+        quote(password, safe="")
+        not in masked.replace("trader", "")
+        .replace("db.example", "")
+        .replace("trading", "")
+        .replace("5432", "")
+        .replace("postgresql", "")
+        or len(quote(password, safe="")) < 4
+    )
     assert masked == "postgresql://trader:***@db.example:5432/trading"
 
 

@@ -13,9 +13,19 @@ from tradedb.settings import load_settings, normalize_url, url_dbname, with_dbna
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("DATABASE_URL", "TRADEDB_DATABASE_URL", "POSTGRES_HOST", "POSTGRES_PASSWORD", "TRADEDB_PROFILE",
-                 "DATABASE_POOL_MAX_SIZE", "DATABASE_POOL_MIN_SIZE", "DATABASE_CONNECTION_TIMEOUT",
-                 "DATABASE_IDLE_TIMEOUT", "TRADING_DB_NAME", "DATABASE_TLS_MODE"):
+    for name in (
+        "DATABASE_URL",
+        "TRADEDB_DATABASE_URL",
+        "POSTGRES_HOST",
+        "POSTGRES_PASSWORD",
+        "TRADEDB_PROFILE",
+        "DATABASE_POOL_MAX_SIZE",
+        "DATABASE_POOL_MIN_SIZE",
+        "DATABASE_CONNECTION_TIMEOUT",
+        "DATABASE_IDLE_TIMEOUT",
+        "TRADING_DB_NAME",
+        "DATABASE_TLS_MODE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
@@ -33,7 +43,11 @@ def test_profile_sets_defaults(
 ) -> None:
     monkeypatch.setenv("TRADEDB_PROFILE", profile)
     settings = load_settings()
-    assert (settings.pool_max_size, settings.connection_timeout, settings.idle_timeout) == (pool, timeout, idle)
+    assert (settings.pool_max_size, settings.connection_timeout, settings.idle_timeout) == (
+        pool,
+        timeout,
+        idle,
+    )
     assert settings.tick_partition_interval == interval
 
 

@@ -40,9 +40,7 @@ class Base(DeclarativeBase):
     metadata = metadata
 
 
-def partitioned(
-    schema: str, column: str, interval: PartitionInterval, comment: str, *args: Any
-) -> tuple[Any, ...]:
+def partitioned(schema: str, column: str, interval: PartitionInterval, comment: str, *args: Any) -> tuple[Any, ...]:
     """Build ``__table_args__`` for a table range-partitioned by time on ``column``.
 
     ``interval`` is the partition width: ``tick`` follows the profile (1 h / 15 min / 1 min), ``day`` and
@@ -94,7 +92,7 @@ def sequence_default(schema: str, table: str, column: str) -> tuple[sa.Sequence,
 
 Timestamp = sa.DateTime(timezone=True)
 Money = sa.Numeric()  # exact, unconstrained numeric: Decimal in Python
-Float = sa.Double()
+Float: sa.Double[float] = sa.Double()
 Symbol = sa.String(32)
 
 __all__ = [

@@ -30,12 +30,28 @@ TIMEFRAMES = ("1s", "5s", "10s", "15s", "30s", "1m", "5m", "15m", "30m", "1h", "
 BOOK_EVENT_TYPES = ("new", "modify", "cancel", "execute", "hidden_execute", "halt", "clear", "trade")
 SIDES = ("buy", "sell")
 CORPORATE_ACTION_KINDS = (
-    "dividend", "special_dividend", "split", "reverse_split", "spin_off", "merger", "symbol_change",
+    "dividend",
+    "special_dividend",
+    "split",
+    "reverse_split",
+    "spin_off",
+    "merger",
+    "symbol_change",
 )
 LOAD_STATUSES = ("running", "success", "partial", "failed")
 QUALITY_CHECK_TYPES = (
-    "gap", "crossed_quote", "ohlc_violation", "outlier", "duplicate", "stale", "missing_value",
-    "non_positive_price", "negative_size", "non_finite", "naive_timestamp", "unknown_security",
+    "gap",
+    "crossed_quote",
+    "ohlc_violation",
+    "outlier",
+    "duplicate",
+    "stale",
+    "missing_value",
+    "non_positive_price",
+    "negative_size",
+    "non_finite",
+    "naive_timestamp",
+    "unknown_security",
 )
 QUALITY_STATUSES = ("pass", "warning", "fail")
 SYMBOL_STATUSES = ("success", "failed", "no_data")
@@ -55,7 +71,8 @@ class Quote(Base):
         "Top of book (best bid and offer) updates." + _TICK_NOTE,
         sa.CheckConstraint("bid IS NULL OR ask IS NULL OR bid <= ask", name="bid_not_above_ask"),
         sa.CheckConstraint(
-            "(bid_size IS NULL OR bid_size >= 0) AND (ask_size IS NULL OR ask_size >= 0)", name="sizes_non_negative"
+            "(bid_size IS NULL OR bid_size >= 0) AND (ask_size IS NULL OR ask_size >= 0)",
+            name="sizes_non_negative",
         ),
         sa.Index(None, "security_id", sa.text("ts DESC")),
     )

@@ -25,7 +25,11 @@ from tradedb.schema._base import (
 SCHEMA = "risk_management"
 
 LIMIT_TYPES = (
-    "max_position_quantity", "max_position_notional", "max_order_quantity", "max_daily_loss", "max_drawdown",
+    "max_position_quantity",
+    "max_position_notional",
+    "max_order_quantity",
+    "max_daily_loss",
+    "max_drawdown",
 )
 SEVERITIES = ("low", "medium", "high", "critical")
 
@@ -43,7 +47,9 @@ class RiskLimit(Base):
     limit_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     account_id: Mapped[str] = mapped_column(sa.ForeignKey("execution.accounts.account_id"))
     security_id: Mapped[int | None] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("shared.securities.security_id"), comment="NULL: the limit is account-wide"
+        sa.BigInteger,
+        sa.ForeignKey("shared.securities.security_id"),
+        comment="NULL: the limit is account-wide",
     )
     limit_type: Mapped[str] = mapped_column(sa.Text)
     limit_value: Mapped[Decimal] = mapped_column(Money, comment="Quantity, or an amount in the account currency")

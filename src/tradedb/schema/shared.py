@@ -43,7 +43,8 @@ class Exchange(Base):
 
     mic: Mapped[str] = mapped_column(sa.String(4), primary_key=True, comment="ISO 10383 MIC, e.g. XNAS")
     operating_mic: Mapped[str | None] = mapped_column(
-        sa.String(4), comment="MIC of the operating market this segment belongs to (itself for operating MICs)"
+        sa.String(4),
+        comment="MIC of the operating market this segment belongs to (itself for operating MICs)",
     )
     name: Mapped[str] = mapped_column(sa.Text)
     acronym: Mapped[str | None] = mapped_column(sa.Text)
@@ -68,8 +69,9 @@ class Security(Base):
         sa.CheckConstraint("isin IS NULL OR isin ~ '^[A-Z]{2}[A-Z0-9]{9}[0-9]$'", name="isin_format"),
         sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_format"),
         sa.CheckConstraint("market_cap IS NULL OR market_cap >= 0", name="market_cap_non_negative"),
-        sa.CheckConstraint("delisted_on IS NULL OR listed_on IS NULL OR delisted_on >= listed_on",
-                           name="listing_dates"),
+        sa.CheckConstraint(
+            "delisted_on IS NULL OR listed_on IS NULL OR delisted_on >= listed_on", name="listing_dates"
+        ),
         sa.Index(None, "isin"),
     )
 
@@ -155,9 +157,7 @@ class EventOutbox(Base):
         sa.CheckConstraint("attempts >= 0", name="attempts_non_negative"),
     )
 
-    event_id: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")
-    )
+    event_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
     topic: Mapped[str] = mapped_column(sa.Text)
     key: Mapped[str | None] = mapped_column(sa.Text, comment="Partitioning/ordering key for consumers")
     payload: Mapped[Any] = mapped_column(JSONB)

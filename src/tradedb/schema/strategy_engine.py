@@ -114,9 +114,7 @@ class StrategySignal(Base):
         sa.Index(None, "security_id", "ts"),
     )
 
-    signal_id: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")
-    )
+    signal_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
     ts: Mapped[datetime] = mapped_column(Timestamp, primary_key=True, server_default=sa.func.now())
     instance_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey(_INSTANCE_FK))
     security_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey(_SECURITY_FK))
@@ -183,7 +181,9 @@ class BacktestEquityPoint(Base):
     __table_args__ = plain(SCHEMA, "Equity curve of a backtest run.")
 
     run_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("strategy_engine.backtest_runs.run_id", ondelete="CASCADE"), primary_key=True
+        sa.BigInteger,
+        sa.ForeignKey("strategy_engine.backtest_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
     )
     ts: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
     equity: Mapped[Decimal] = mapped_column(Money)

@@ -1,0 +1,53 @@
+"""`tradedb demo` on a fresh embedded server: the newcomer's first command."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli_env, run_cli, shared_tmpdir
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    path = shared_tmpdir("tradedb-demo-")
+    yield path
+    run_cli("db", "stop", env=cli_env(TRADEDB_HOME=str(path)))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
+    env = cli_env(TRADEDB_HOME=str(home))
+    first = run_cli("demo", env=env)
+    assert first.returncode == 0, first.stderr
+    out = first.stdout
+    assert "tradedb demo on 18." in out or "tradedb demo on 1" in out
+    assert re.search(r"data_ingestion\.bars\s+│\s+42,228", out), out
+    assert re.search(r"shared\.securities\s+│\s+36", out)
+    for schema in (
+        "shared",
+        "data_ingestion",
+        "execution",
+        "strategy_engine",
+        "risk_management",
+        "analytics",
+        "notification",
+        "logging",
+    ):
+        assert schema in out
+    assert "bars loaded" in out and "rows/s" in out
+    password = (home / "password").read_text().strip()
+    assert password not in out + first.stderr
+
+    verify = run_cli("verify", env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    again = run_cli("demo", env=env)
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"data_ingestion\.bars\s+│\s+42,228", again.stdout)
