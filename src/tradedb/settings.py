@@ -63,8 +63,12 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
-        # Case-sensitive: field names (home, profile, ...) must never match ordinary variables like HOME.
+        # Every variable is read by its documented name (the aliases). populate_by_name lets code pass field
+        # names as keyword arguments, but would also read variables named like fields (`home`, `profile`):
+        # the prefix (which applies to field names only, never to aliases) and case sensitivity keep ordinary
+        # variables such as HOME out.
         case_sensitive=True,
+        env_prefix="TRADEDB_SETTINGS__",
     )
 
     # Where the database is. With neither set, tradedb uses its embedded server.
