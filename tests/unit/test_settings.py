@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,20 +14,9 @@ from tradedb.settings import load_settings, normalize_url, url_dbname, with_dbna
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in (
-        "DATABASE_URL",
-        "TRADEDB_DATABASE_URL",
-        "POSTGRES_HOST",
-        "POSTGRES_PASSWORD",
-        "TRADEDB_PROFILE",
-        "DATABASE_POOL_MAX_SIZE",
-        "DATABASE_POOL_MIN_SIZE",
-        "DATABASE_CONNECTION_TIMEOUT",
-        "DATABASE_IDLE_TIMEOUT",
-        "TRADING_DB_NAME",
-        "DATABASE_TLS_MODE",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith(("TRADEDB_", "DATABASE_", "POSTGRES_")) or name in ("TRADING_DB_NAME", "PREFECT_DB_NAME"):
+            monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
 
