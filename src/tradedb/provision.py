@@ -26,6 +26,9 @@ from tradedb.verify import Problem, verify
 
 logger = logging.getLogger(__name__)
 
+#: Oldest supported server (NULLS NOT DISTINCT, MERGE and the privileges model tradedb relies on).
+MIN_SERVER_VERSION = 150000
+
 #: Defaults seeded into shared.system_config (existing keys are never overwritten).
 SYSTEM_CONFIG_SEED: tuple[tuple[str, Any, str], ...] = (
     ("system_version", __version__, "tradedb version that first set up this database"),
@@ -84,6 +87,11 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
     started = time.perf_counter()
 
     with _connect.maintenance_connect(target, settings) as conn:
+        server_version = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+        if server_version < MIN_SERVER_VERSION:
+            raise ConfigError(
+                f"PostgreSQL {server_version // 10000} is too old: tradedb needs PostgreSQL 15 or newer"
+            )
         row = conn.execute(
             "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
         ).fetchone()
