@@ -4,16 +4,21 @@ The public surface is what ``__all__`` lists; modules whose names start with ``_
 """
 
 from tradedb._version import __version__
+from tradedb.database import Database, connect
+from tradedb.database_async import AsyncDatabase, connect_async
 from tradedb.errors import (
     ConcurrencyError,
     ConfigError,
     ConnectionError,
+    ConnectionLost,
     DuplicateError,
     EmbeddedServerError,
     MigrationError,
     MigrationLockTimeout,
     NotFoundError,
     PermissionDenied,
+    PoolTimeout,
+    RetriesExhausted,
     RetryableError,
     TradeDBError,
     UnknownRevisionError,
@@ -23,15 +28,20 @@ from tradedb.errors import (
 from tradedb.settings import Settings, load_settings
 
 __all__ = [
+    "AsyncDatabase",
     "ConcurrencyError",
     "ConfigError",
     "ConnectionError",
+    "ConnectionLost",
+    "Database",
     "DuplicateError",
     "EmbeddedServerError",
     "MigrationError",
     "MigrationLockTimeout",
     "NotFoundError",
     "PermissionDenied",
+    "PoolTimeout",
+    "RetriesExhausted",
     "RetryableError",
     "Settings",
     "TradeDBError",
@@ -39,5 +49,7 @@ __all__ = [
     "ValidationError",
     "VerificationError",
     "__version__",
+    "connect",
+    "connect_async",
     "load_settings",
 ]

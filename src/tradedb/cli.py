@@ -260,7 +260,22 @@ def health(
     table = Table(show_header=False)
     table.add_row("server", report.url)
     table.add_row("version", report.server_version)
-    table.add_row("latency (median of 5)", f"{report.latency_ms:.3f} ms")
+    table.add_row("latency (median of 5)", f"{report.latency_ms:.3f} ms (checkout + SELECT 1 through a pool)")
+    table.add_row("TLS", report.tls or "not in use")
+    pool = report.pool
+    table.add_row(
+        "pool",
+        f"min {pool['min_size']}, max {pool['max_size']}, checkout timeout {pool['timeout_s']:g} s, "
+        f"max lifetime {pool['max_lifetime_s']:g} s, max idle {pool['max_idle_s']:g} s"
+        + (", PgBouncer mode" if pool["pgbouncer"] else ""),
+    )
+    for replica in report.replicas:
+        state = (
+            f"lag {replica['lag_seconds'] or 0:.3f} s / {replica['lag_bytes'] or 0:.0f} bytes"
+            if replica["reachable"]
+            else f"unreachable: {replica['error']}"
+        )
+        table.add_row(f"replica {replica['url']}", state)
     table.add_row("in recovery", str(report.in_recovery))
     table.add_row("extensions available", ", ".join(report.extensions_available) or "(none of interest)")
     table.add_row("extensions installed", ", ".join(report.extensions_installed) or "(none)")

@@ -13,6 +13,8 @@ class TradeDBError(Exception):
 
     #: Exit code the CLI uses for this kind of error.
     exit_code: int = 1
+    #: True when retrying the same work may succeed (lost connection, serialization failure, deadlock).
+    transient: bool = False
 
     def __init__(
         self,
@@ -39,6 +41,16 @@ class ConnectionError(TradeDBError):
     """The database could not be reached."""
 
     exit_code = 3
+
+
+class ConnectionLost(ConnectionError):
+    """The connection to the server was lost (server restart, failover, terminated backend)."""
+
+    transient = True
+
+
+class PoolTimeout(ConnectionError):
+    """No connection became free in the pool within the allowed wait."""
 
 
 class EmbeddedServerError(TradeDBError):
@@ -90,7 +102,18 @@ class ConcurrencyError(TradeDBError):
 
 
 class RetryableError(ConcurrencyError):
-    """A transient failure that is safe to retry (serialization failure, deadlock, lost connection)."""
+    """A transient conflict that is safe to retry (serialization failure, deadlock)."""
+
+    transient = True
+
+
+class RetriesExhausted(TradeDBError):
+    """Work declared retry-safe kept failing with transient errors."""
+
+    def __init__(self, message: str, *, attempts: int, last: TradeDBError) -> None:
+        super().__init__(message, sqlstate=last.sqlstate, constraint=last.constraint)
+        self.attempts = attempts
+        self.last = last
 
 
 def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
@@ -111,10 +134,11 @@ def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
         kind = PermissionDenied
     elif isinstance(exc, pgerrors.SerializationFailure | pgerrors.DeadlockDetected):
         kind = RetryableError
-    elif isinstance(
-        exc, pgerrors.InvalidPassword | pgerrors.InvalidAuthorizationSpecification | psycopg.OperationalError
-    ):
-        kind = ConnectionError
+    elif isinstance(exc, psycopg.OperationalError):
+        # Authentication (class 28) and a missing database do not heal by retrying; everything else that breaks
+        # a connection (admin shutdown 57P01, crash 57P02, network loss with no SQLSTATE) may.
+        permanent = sqlstate is not None and (sqlstate.startswith("28") or sqlstate == "3D000")
+        kind = ConnectionError if permanent else ConnectionLost
     else:
         kind = TradeDBError
     return kind(message, sqlstate=sqlstate, constraint=constraint)

@@ -169,7 +169,8 @@ def alembic_config(
 
 
 def _target_url(settings: Settings, url: str | None) -> str:
-    return url or server_url(settings)
+    # Migrations need a session (advisory lock, SET): never through PgBouncer's transaction pooling.
+    return url or settings.direct_url() or server_url(settings)
 
 
 # Alembic's environment is a module-level proxy (alembic.context), so one process runs one command at a time;

