@@ -22,10 +22,12 @@ demo: $(STAMP)
 
 ## The whole test suite: against TRADEDB_TEST_DATABASE_URL when set, else an embedded server it starts.
 test: $(STAMP)
+	@tools/system-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## The suite against a fresh embedded server (PostgreSQL 18), whatever TRADEDB_TEST_DATABASE_URL says.
 test-embedded: $(STAMP)
+	@tools/system-deps.sh
 	env -u TRADEDB_TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

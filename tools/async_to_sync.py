@@ -55,8 +55,12 @@ SYNC_DOCSTRING = (
 def _ruff(args: list[str], text: str) -> str:
     ruff = Path(sys.executable).parent / "ruff"
     result = subprocess.run(
-        [str(ruff), *args, "--stdin-filename", str(TARGET)], input=text, capture_output=True, text=True,
-        check=False, cwd=ROOT,
+        [str(ruff), *args, "--stdin-filename", str(TARGET)],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
     )
     if result.returncode not in (0, 1) or not result.stdout:
         raise SystemExit(f"ruff failed: {result.stderr}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,9 +191,10 @@ def test_reads_go_to_the_replica_and_fall_back(kind: str, primary_and_replica: t
         api.execute(f"CREATE TABLE {table} (x int)")
         api.execute(f"INSERT INTO {table} VALUES (1)")
         deadline = time.monotonic() + 10
-        while not api.fetch_value(f"SELECT to_regclass('{table}') IS NOT NULL") or api.fetch_value(
-            f"SELECT count(*) FROM {table}"
-        ) != 1:
+        while (
+            not api.fetch_value(f"SELECT to_regclass('{table}') IS NOT NULL")
+            or api.fetch_value(f"SELECT count(*) FROM {table}") != 1
+        ):
             assert time.monotonic() < deadline, "the write never reached the replica"
             time.sleep(0.1)
         report = health_module.health(

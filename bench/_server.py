@@ -1,0 +1,32 @@
+"""The server a benchmark runs against: TRADEDB_BENCH_DATABASE_URL, else TRADEDB_TEST_DATABASE_URL, else an
+embedded server started for the run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from tradedb.embedded import EmbeddedServer
+from tradedb.settings import Settings, normalize_url
+
+
+@contextlib.contextmanager
+def bench_server() -> Iterator[str]:
+    """Yield an admin URL (database ``postgres``)."""
+    url = os.environ.get("TRADEDB_BENCH_DATABASE_URL") or os.environ.get("TRADEDB_TEST_DATABASE_URL")
+    if url:
+        yield normalize_url(url, variable="TRADEDB_BENCH_DATABASE_URL")
+        return
+    home = Path(tempfile.mkdtemp(prefix="tradedb-bench-", dir="/tmp"))
+    home.chmod(0o755)
+    server = EmbeddedServer(Settings(_env_file=None, home=home))  # type: ignore[call-arg]
+    server.start()
+    try:
+        yield server.url("postgres")
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)

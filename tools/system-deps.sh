@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the system packages the test suite uses when they are missing (Debian; needs root, else it says so).
+# pgbouncer: the connection tests run PgBouncer in transaction mode in front of PostgreSQL.
+set -u
+missing=()
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "note: ${missing[*]} not installed (needs root and apt-get); the tests that need it will be skipped" >&2
+    exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
+    apt-get update -q >/dev/null 2>&1
+    apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || echo "note: could not install ${missing[*]}" >&2
+}
+# The package may start its own service; tests start their own instances on free ports.
+command -v service >/dev/null 2>&1 && service pgbouncer stop >/dev/null 2>&1
+exit 0
