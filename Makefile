@@ -31,8 +31,8 @@ test-embedded: $(STAMP)
 	env -u TRADEDB_TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 
 format: $(STAMP)
