@@ -14,11 +14,23 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "src" / "tradedb" / "database_async.py"
-TARGET = ROOT / "src" / "tradedb" / "database.py"
+PACKAGE = ROOT / "src" / "tradedb"
+#: (async source, sync twin, the twin's docstring)
+PAIRS = [
+    (
+        "database_async.py",
+        "database.py",
+        "The sync Database: pooled connections, transactions, retries, service scoping and read replicas.",
+    ),
+    (
+        "execution_async.py",
+        "execution.py",
+        "Orders, fills and positions that stay exact: ``db.execution`` of a sync Database.",
+    ),
+]
 
 HEADER = (
-    "# WARNING: generated from database_async.py by tools/async_to_sync.py; edit the async source and run\n"
+    "# WARNING: generated from {source} by tools/async_to_sync.py; edit the async source and run\n"
     "# `python tools/async_to_sync.py`. A unit test fails when this file is stale.\n"
 )
 
@@ -28,6 +40,9 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bAsyncConnection\b", "Connection"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncDatabase\b", "Database"),
+    (r"\bAsyncExecution\b", "Execution"),
+    (r"\bAsyncCursor\b", "Cursor"),
+    (r"\bexecution_async\b", "execution"),
     (r"\bconnect_async\b", "connect"),
     (r"\basynccontextmanager\b", "contextmanager"),
     (r"\basyncio\.sleep\b", "time.sleep"),
@@ -45,17 +60,11 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"The async Database", "The sync Database"),
 ]
 
-SYNC_DOCSTRING = (
-    '"""The sync Database: pooled connections, transactions, retries, service scoping and read replicas.\n\n'
-    "The twin of ``database_async.py``, which holds the one source of this logic.\n"
-    '"""'
-)
 
-
-def _ruff(args: list[str], text: str) -> str:
+def _ruff(args: list[str], text: str, target: Path) -> str:
     ruff = Path(sys.executable).parent / "ruff"
     result = subprocess.run(
-        [str(ruff), *args, "--stdin-filename", str(TARGET)],
+        [str(ruff), *args, "--stdin-filename", str(target)],
         input=text,
         capture_output=True,
         text=True,
@@ -67,26 +76,32 @@ def _ruff(args: list[str], text: str) -> str:
     return result.stdout
 
 
-def generate() -> str:
-    """Return the text of the sync twin."""
-    text = SOURCE.read_text()
+def generate(source: str, target: str, docstring: str) -> str:
+    """Return the text of the sync twin of ``source``."""
+    text = (PACKAGE / source).read_text()
     for pattern, replacement in REPLACEMENTS:
         text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
     docstring_end = text.index('"""', 3) + 3
-    text = SYNC_DOCSTRING + "\n\n" + HEADER + text[docstring_end:]
-    text = _ruff(["check", "--fix", "--select", "I,F401", "--exit-zero", "-"], text)
-    return _ruff(["format", "-"], text)
+    head = f'"""{docstring}\n\nThe twin of ``{source}``, which holds the one source of this logic.\n"""'
+    text = head + "\n\n" + HEADER.format(source=source) + text[docstring_end:]
+    text = _ruff(["check", "--fix", "--select", "I,F401", "--exit-zero", "-"], text, PACKAGE / target)
+    return _ruff(["format", "-"], text, PACKAGE / target)
 
 
 def main() -> int:
-    text = generate()
-    if "--check" in sys.argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run `python tools/async_to_sync.py`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET.relative_to(ROOT)}")
+    stale = []
+    for source, target, docstring in PAIRS:
+        text = generate(source, target, docstring)
+        path = PACKAGE / target
+        if "--check" in sys.argv:
+            if not path.exists() or path.read_text() != text:
+                stale.append(target)
+            continue
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    if stale:
+        print(f"stale: {', '.join(stale)}: run `python tools/async_to_sync.py`", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,6 +18,7 @@ from tradedb import provision
 from tradedb import verify as verify_module
 from tradedb._secrets import mask_secrets
 from tradedb._version import __version__
+from tradedb.database import Database, connect
 from tradedb.embedded import EmbeddedServer
 from tradedb.errors import TradeDBError
 from tradedb.settings import Settings, load_settings
@@ -282,6 +283,95 @@ def health(
     for name, size in report.database_sizes.items():
         table.add_row(f"size of {name}", f"{size / 1e6:.1f} MB")
     out.print(table)
+
+
+def _database() -> Database:
+    return connect(settings=_settings(), min_size=0, max_size=2, name="tradedb-cli")
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+@app.command()
+def positions(account: Annotated[str | None, typer.Option(help="Only this account.")] = None) -> None:
+    """List stored positions: signed quantity, average cost, net realized PnL, commissions."""
+    with _database() as db:
+        rows = db.execution.positions(account)
+    table = Table(
+        "account",
+        "security",
+        "quantity",
+        "avg price",
+        "realized pnl",
+        "commission",
+        "updated",
+        title=f"{len(rows)} position(s)",
+    )
+    for r in rows:
+        table.add_row(
+            r["account_id"],
+            str(r["security_id"]),
+            _cell(r["quantity"]),
+            _cell(r["avg_price"]),
+            _cell(r["realized_pnl"]),
+            _cell(r["total_commission"]),
+            _cell(r["updated_at"]),
+        )
+    out.print(table)
+
+
+@app.command()
+def orders(
+    account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only orders in this status (pending, filled, ...).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List the newest orders."""
+    with _database() as db:
+        rows = db.execution.orders(account_id=account, status=status, limit=limit)
+    table = Table(
+        "order",
+        "account",
+        "security",
+        "side",
+        "type",
+        "quantity",
+        "filled",
+        "avg fill",
+        "status",
+        "version",
+        title=f"{len(rows)} order(s)",
+    )
+    for r in rows:
+        table.add_row(
+            str(r["order_id"]),
+            r["account_id"],
+            str(r["security_id"]),
+            r["side"],
+            r["order_type"],
+            _cell(r["quantity"]),
+            _cell(r["filled_quantity"]),
+            _cell(r["avg_fill_price"]),
+            r["status"],
+            str(r["version"]),
+        )
+    out.print(table)
+
+
+@app.command()
+def reconcile(account: Annotated[str | None, typer.Option(help="Only this account.")] = None) -> None:
+    """Compare stored positions with what the fills imply; exit 1 on any difference."""
+    with _database() as db:
+        differences = db.execution.reconcile(account)
+    if not differences:
+        out.print("ok: every position equals what its fills imply")
+        return
+    table = Table("account", "security", "difference", title=f"{len(differences)} position(s) differ")
+    for d in differences:
+        table.add_row(d.account_id, str(d.security_id), "; ".join(d.differences))
+    out.print(table)
+    raise typer.Exit(1)
 
 
 @app.command()

@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from tradedb import _connection_base as base
 from tradedb.embedded import server_url
 from tradedb.errors import ConnectionLost, PoolTimeout, RetriesExhausted, TradeDBError, translate
+from tradedb.execution import Execution
 from tradedb.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class Database:
         self._replica_pools: dict[int, ConnectionPool[Connection[TupleRow]]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        #: Orders, fills and positions (see ``execution``).
+        self.execution = Execution(self)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from tradedb import _connection_base as base
 from tradedb.embedded import server_url
 from tradedb.errors import ConnectionLost, PoolTimeout, RetriesExhausted, TradeDBError, translate
+from tradedb.execution_async import AsyncExecution
 from tradedb.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class AsyncDatabase:
         self._replica_pools: dict[int, AsyncConnectionPool[AsyncConnection[TupleRow]]] = {}
         self._lock = asyncio.Lock()
         self._closed = False
+        #: Orders, fills and positions (see ``execution_async``).
+        self.execution = AsyncExecution(self)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 

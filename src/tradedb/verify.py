@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from psycopg.rows import TupleRow
 
 from tradedb import _connect, migrate, roles
+from tradedb.database import Database
 from tradedb.embedded import server_url
 from tradedb.errors import UnknownRevisionError
 from tradedb.partitions import default_partition_name
@@ -131,6 +132,12 @@ def verify(*, settings: Settings | None = None, url: str | None = None) -> list[
     except UnknownRevisionError as exc:
         problems.append(Problem("migration", "version", exc.message))
         return problems
+    if not state.pending:
+        with Database(trading_url, settings=settings, min_size=0, max_size=1, name="tradedb-verify") as db:
+            problems += [
+                Problem("position", f"{d.account_id}/{d.security_id}", "; ".join(d.differences))
+                for d in db.execution.reconcile()
+            ]
     if state.pending:
         problems.append(
             Problem("migration", ",".join(state.pending), "revisions not applied: run `tradedb migrate upgrade`")

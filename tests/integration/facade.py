@@ -114,3 +114,10 @@ async def _astep(conn: Any, step: Step, attempt: int) -> Any:
     cursor = await conn.execute(query, params)
     row = await cursor.fetchone() if cursor.description else None
     return row[0] if row else None
+
+
+def call(api: Api, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``db.execution.<name>`` on either API."""
+    if api.runner is not None:
+        return api._run(getattr(api.adb.execution, name)(*args, **kwargs))
+    return getattr(api.db.execution, name)(*args, **kwargs)
