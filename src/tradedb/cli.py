@@ -395,6 +395,25 @@ def demo(
     for step, seconds in report.timings.items():
         timings.add_row(step, f"{seconds:.2f}")
     out.print(timings)
+    book = Table(
+        "symbol",
+        "quantity",
+        "avg price",
+        "realized pnl (net)",
+        "commission",
+        title=f"positions of {demo_module.DEMO_ACCOUNT}",
+    )
+    for p in report.positions:
+        book.add_row(
+            p["symbol"],
+            _cell(p["quantity"]),
+            _cell(p["avg_price"]),
+            _cell(p["realized_pnl"]),
+            _cell(p["total_commission"]),
+        )
+    out.print(book)
+    total = sum(p["realized_pnl"] for p in report.positions)
+    out.print(f"realized PnL, net of commissions: {total}")
     rate = report.bars_loaded / report.timings["load sample"] if report.timings.get("load sample") else 0.0
     out.print(f"{report.partitions} partitions; {report.bars_loaded:,} bars loaded ({rate:,.0f} rows/s)")
     if url is None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import math
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import psycopg
@@ -19,6 +21,7 @@ from psycopg.rows import TupleRow
 
 from tradedb import _connect, provision
 from tradedb._secrets import mask_url
+from tradedb.database import Database
 from tradedb.embedded import EmbeddedServer
 from tradedb.partitions import (
     MONTH,
@@ -98,6 +101,7 @@ class DemoReport:
     tables_per_schema: dict[str, int] = field(default_factory=dict)
     partitions: int = 0
     bars_loaded: int = 0
+    positions: list[dict[str, Any]] = field(default_factory=list)
 
 
 class BarRow(NamedTuple):
@@ -226,6 +230,62 @@ def load_sample(url: str, settings: Settings) -> int:
     return loaded
 
 
+DEMO_ACCOUNT = "DEMO-1"
+#: (symbol, quantity bought on day 1, quantity sold on day 3): a few round trips with realized PnL.
+DEMO_TRADES = (("AAPL", 100, 60), ("MSFT", 50, 50), ("NVDA", 30, 10), ("SPY", 200, 250), ("KO", 300, 100))
+_DEMO_NAMESPACE = uuid.UUID("7a1d3c52-6b0e-4f7e-9a51-2f5d0c9e8b11")
+
+
+def trade_sample(url: str, settings: Settings) -> list[dict[str, Any]]:
+    """Submit and fill the demo's orders (idempotent: fixed client order and execution ids); return positions."""
+    with Database(url, settings=settings, min_size=0, max_size=2, name="tradedb-demo") as db:
+        db.execute(
+            "INSERT INTO execution.accounts (account_id, name) VALUES (%s, 'Demo account') ON CONFLICT DO NOTHING",
+            (DEMO_ACCOUNT,),
+        )
+        for symbol, bought, sold in DEMO_TRADES:
+            security = db.fetch_value(
+                "SELECT security_id FROM shared.securities WHERE symbol = %s", (symbol,), readonly=False
+            )
+            closes = db.fetch_all(
+                "SELECT ts, close FROM data_ingestion.bars WHERE security_id = %s AND timeframe = '1d'"
+                " AND source = %s ORDER BY ts",
+                (security, SOURCE),
+                readonly=False,
+            )
+            for step, (side, quantity, bar) in enumerate((("buy", bought, closes[0]), ("sell", sold, closes[-1]))):
+                key = f"{symbol}-{step}"
+                price = Decimal(str(bar["close"])).quantize(Decimal("0.01"))
+                placed = db.execution.submit_order(
+                    account_id=DEMO_ACCOUNT,
+                    security_id=security,
+                    side=side,
+                    quantity=quantity,
+                    order_type="limit",
+                    limit_price=price,
+                    client_order_id=uuid.uuid5(_DEMO_NAMESPACE, key),
+                )
+                if placed["status"] == "pending":
+                    db.execution.transition(placed["order_id"], "submitted", reason="demo")
+                db.execution.record_fill(
+                    f"DEMO-{key}",
+                    placed["order_id"],
+                    quantity,
+                    price,
+                    commission="1.00",
+                    executed_at=bar["ts"] + SESSION_OPEN_UTC + timedelta(hours=6),
+                )
+        rows = db.fetch_all(
+            "SELECT s.symbol, p.quantity, p.avg_price, p.realized_pnl, p.total_commission"
+            " FROM execution.positions p JOIN shared.securities s USING (security_id)"
+            " WHERE p.account_id = %s ORDER BY s.symbol",
+            (DEMO_ACCOUNT,),
+            readonly=False,
+        )
+        assert db.execution.reconcile(DEMO_ACCOUNT) == []
+    return rows
+
+
 def _scalar(conn: psycopg.Connection[TupleRow], query: sql.Composable | str) -> Any:
     row = conn.execute(query).fetchone()  # type: ignore[arg-type]
     assert row is not None
@@ -249,6 +309,10 @@ def run_demo(*, settings: Settings | None = None, url: str | None = None) -> Dem
     step = time.perf_counter()
     bars = load_sample(trading_url, settings)
     timings["load sample"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    positions = trade_sample(trading_url, settings)
+    timings["orders and fills"] = time.perf_counter() - step
 
     with _connect.connect(trading_url, settings, autocommit=True) as conn:
         version = str(_scalar(conn, "SHOW server_version"))
@@ -274,4 +338,5 @@ def run_demo(*, settings: Settings | None = None, url: str | None = None) -> Dem
         tables_per_schema=per_schema,
         partitions=int(partitions),
         bars_loaded=bars,
+        positions=positions,
     )

@@ -42,6 +42,9 @@ def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
     ):
         assert schema in out
     assert "bars loaded" in out and "rows/s" in out
+    assert "positions of DEMO-1" in out
+    assert re.search(r"SPY\s+│\s+-50\s", out), out  # a flip through zero, short after the round trip
+    assert "realized PnL, net of commissions: 7.5" in out
     password = (home / "password").read_text().strip()
     assert password not in out + first.stderr
 
