@@ -103,6 +103,19 @@ def reset_session_sql(role: str | None) -> list[sql.SQL | sql.Composed]:
     return statements
 
 
+#: Sets the transaction's tenant (row-level security) and application user (audit log), transaction-locally.
+SCOPE_SQL = "SELECT set_config('tradedb.account', %s, true), set_config('tradedb.app_user', %s, true)"
+
+
+def check_scope(value: str | None, name: str) -> str | None:
+    """Validate an account or application user name (None: not set)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 128:
+        raise ValidationError(f"{name} must be a non-empty string of at most 128 characters, got {value!r}")
+    return value
+
+
 def backoff_delay(attempt: int, *, base: float = 0.05, cap: float = 2.0, rng: random.Random | None = None) -> float:
     """Return the wait before retry ``attempt`` (1-based): exponential growth with full jitter."""
     ceiling = min(cap, base * 2 ** (attempt - 1))

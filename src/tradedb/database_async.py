@@ -48,8 +48,13 @@ class AsyncDatabase:
         max_lifetime: float | None = None,
         max_idle: float | None = None,
         name: str = "tradedb",
+        account: str | None = None,
+        app_user: str | None = None,
     ) -> None:
         self.settings = settings
+        #: Default tenant of every transaction (row-level security), and the user recorded in the audit log.
+        self.account = base.check_scope(account, "account")
+        self.app_user = base.check_scope(app_user, "app_user")
         self.role = base.service_role(settings, service)
         self.options = base.pool_options(
             settings,
@@ -184,20 +189,29 @@ class AsyncDatabase:
         return pool, conn
 
     @asynccontextmanager
-    async def connection(self, *, readonly: bool = False) -> AsyncIterator[AsyncConnection[TupleRow]]:
+    async def connection(
+        self, *, readonly: bool = False, account: str | None = None
+    ) -> AsyncIterator[AsyncConnection[TupleRow]]:
         """Lend a pooled connection; an open transaction is committed on success, rolled back on error.
 
         ``readonly=True`` takes it from a healthy replica when replicas are configured, and its transactions are
         read-only (``BEGIN READ ONLY``, on the primary too). Behind PgBouncer a
         service-scoped connection is lent inside a transaction (the role is set with ``SET LOCAL``).
         """
+        tenant = base.check_scope(account, "account") or self.account
         pool, conn = await self._checkout(readonly)
         try:
             if self.role and self.settings.pgbouncer:
                 async with conn.transaction():
                     await conn.execute(base.set_role_sql(self.role, local=True))
+                    if tenant or self.app_user:
+                        await conn.execute(base.SCOPE_SQL, (tenant or "", self.app_user or ""))
                     yield conn
             else:
+                if tenant or self.app_user:
+                    # Transaction-local (set_config(..., true)): a pooled connection never carries one tenant's
+                    # scope into another's transaction, and a commit inside the block ends the scope.
+                    await conn.execute(base.SCOPE_SQL, (tenant or "", self.app_user or ""))
                 yield conn
             # pgconn.transaction_status, not conn.info: no object per call on this hot path.
             if conn.pgconn.transaction_status == pq.TransactionStatus.INTRANS:
@@ -213,13 +227,15 @@ class AsyncDatabase:
             await pool.putconn(conn)
 
     @asynccontextmanager
-    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[AsyncConnection[TupleRow]]:
+    async def transaction(
+        self, *, readonly: bool = False, account: str | None = None
+    ) -> AsyncIterator[AsyncConnection[TupleRow]]:
         """Run the block in one transaction: committed when it ends, rolled back when it raises.
 
         A ``with`` block cannot re-run itself, so nothing here is retried: use :meth:`run_transaction` for work
         that is safe to repeat.
         """
-        async with self.connection(readonly=readonly) as conn, conn.transaction():
+        async with self.connection(readonly=readonly, account=account) as conn, conn.transaction():
             yield conn
 
     async def run_transaction(
@@ -228,6 +244,7 @@ class AsyncDatabase:
         *,
         retries: int | None = None,
         readonly: bool = False,
+        account: str | None = None,
     ) -> T:
         """Run ``fn(conn)`` in a transaction, re-running it on transient failures (up to ``retries`` times).
 
@@ -243,7 +260,7 @@ class AsyncDatabase:
             attempt += 1
             committing = False
             try:
-                async with self.transaction(readonly=readonly) as conn:
+                async with self.transaction(readonly=readonly, account=account) as conn:
                     result = await fn(conn)
                     committing = True
                 return result
@@ -319,13 +336,17 @@ def connect_async(
     max_lifetime: float | None = None,
     max_idle: float | None = None,
     name: str = "tradedb",
+    account: str | None = None,
+    app_user: str | None = None,
 ) -> AsyncDatabase:
     """Return a Database for ``url`` (default: the configured server, else the embedded one).
 
     Keyword arguments override settings: ``service`` scopes every connection to that service's role;
     ``replica_urls`` (default DATABASE_REPLICA_URLS) serve read-only work; ``min_size``/``max_size`` (pool
     size, default DATABASE_POOL_MIN_SIZE/MAX_SIZE), ``timeout`` (checkout wait, default DATABASE_POOL_TIMEOUT
-    or the connect timeout), ``max_lifetime`` and ``max_idle`` (seconds). No connection is opened until used.
+    or the connect timeout), ``max_lifetime`` and ``max_idle`` (seconds); ``account`` is the tenant of
+    every transaction (row-level security; ``transaction(account=...)`` overrides it) and ``app_user`` the user
+    recorded in the audit log. No connection is opened until used.
     """
     settings = settings or load_settings()
     target = url or server_url(settings)
@@ -340,4 +361,6 @@ def connect_async(
         max_lifetime=max_lifetime,
         max_idle=max_idle,
         name=name,
+        account=account,
+        app_user=app_user,
     )

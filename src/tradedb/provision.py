@@ -146,7 +146,8 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
         # Nothing to inspect yet: show the schemas, the whole migration and the grants.
         report.sql += [_create_schema(s, owner) for s in SERVICE_SCHEMAS]
         report.sql.append(migrate.offline_sql(settings=settings))
-        report.sql += roles.grant_statements(prefix)
+        report.sql += roles.grant_statements(prefix) + roles.restriction_statements(prefix)
+        report.sql += [s for t in roles.RLS_TABLES for s in roles.rls_statements(prefix, t, set())]
         report.sql += [_inline(_SEED_SQL, (k, Jsonb(v), d)) for k, v, d in SYSTEM_CONFIG_SEED]
         report.timings["total"] = time.perf_counter() - started
         return report
@@ -178,8 +179,10 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
     with _connect.connect(trading_url, settings) as conn:
 
         def grant_and_seed() -> None:
-            for statement in roles.grant_statements(prefix):
+            for statement in roles.grant_statements(prefix) + roles.restriction_statements(prefix):
                 runner.run(conn, statement)
+            for table, statement in _rls_statements(conn, prefix):
+                runner.run(conn, statement, f"row-level security on {table}")
             if dry_run and not _has_table(conn, "shared", "system_config"):
                 report.sql += [_inline(_SEED_SQL, (k, Jsonb(v), d)) for k, v, d in SYSTEM_CONFIG_SEED]
                 return
@@ -199,6 +202,30 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
         raise VerificationError(f"setup finished but verification found {len(report.problems)} problem(s): {listing}")
     logger.info("setup done: %s", json.dumps(report.actions) if report.actions else "nothing to change")
     return report
+
+
+_RLS_TARGETS = """
+SELECT n.nspname || '.' || c.relname, c.relrowsecurity,
+       coalesce(array_agg(p.polname) FILTER (WHERE p.polname IS NOT NULL), '{}')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_policy p ON p.polrelid = c.oid
+WHERE c.oid = to_regclass(%(table)s)
+   OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(%(table)s))
+GROUP BY 1, 2 ORDER BY 1
+"""
+
+
+def _rls_statements(conn: Any, prefix: str) -> list[tuple[str, str]]:
+    """Return what enables tenant isolation on the RLS tables and their partitions (only what is missing).
+
+    Partitions need their own policies: a query that names a partition directly does not see the parent's.
+    """
+    statements: list[tuple[str, str]] = []
+    for table in roles.RLS_TABLES:
+        for name, enabled, policies in conn.execute(_RLS_TARGETS, {"table": table}).fetchall():
+            wanted = roles.rls_statements(prefix, name, set(policies))
+            statements += [(name, s) for s in (wanted[1:] if enabled else wanted)]
+    return statements
 
 
 def _create_schema(schema: str, owner: str) -> str:

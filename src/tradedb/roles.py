@@ -7,6 +7,7 @@ reads what it needs; ``readonly`` reads everything. Default privileges make futu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
 
@@ -36,7 +37,41 @@ SERVICE_ROLES: tuple[ServiceRole, ...] = (
     ServiceRole("notification", writes=("notification",), reads=("shared",)),
     ServiceRole("logging", writes=("logging",), reads=("shared",)),
     ServiceRole("readonly", writes=(), reads=SERVICE_SCHEMAS),
+    # Reads every account's execution and risk rows: exempt from row-level security.
+    ServiceRole("backoffice", writes=(), reads=SERVICE_SCHEMAS),
 )
+
+#: Tables only some roles may read at all (the rest lose every privilege on them).
+READ_ONLY_BY: dict[str, tuple[str, ...]] = {"shared.audit_log": ("readonly", "backoffice")}
+
+#: Tables whose secret column is hidden: roles that may not see it read only the listed columns.
+SECRET_COLUMNS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    # table: (secret column, visible columns, services that may read the secret)
+    "shared.system_config": (
+        "value_encrypted",
+        ("key", "value", "description", "is_secret", "key_id", "updated_at"),
+        (),
+    ),
+    "notification.notification_configs": (
+        "secret_encrypted",
+        ("config_id", "owner", "name", "channel", "settings", "key_id", "is_active", "created_at", "updated_at"),
+        ("notification",),
+    ),
+}
+
+#: Tables with row-level security by account_id (tenant isolation).
+RLS_TABLES: tuple[str, ...] = (
+    "execution.accounts",
+    "execution.orders",
+    "execution.order_events",
+    "execution.fills",
+    "execution.positions",
+    "risk_management.risk_limits",
+    "risk_management.risk_events",
+)
+RLS_EXEMPT = ("backoffice",)
+ACCOUNT_SETTING = "tradedb.account"
+APP_USER_SETTING = "tradedb.app_user"
 
 
 def owner_role_name(prefix: str) -> str:
@@ -96,6 +131,64 @@ def grant_statements(prefix: str) -> list[str]:
     return [s.as_string(None) for s in statements]
 
 
+def _table(name: str) -> sql.Identifier:
+    schema, _, table = name.partition(".")
+    return sql.Identifier(schema, table)
+
+
+def restriction_statements(prefix: str) -> list[str]:
+    """Return the REVOKE/GRANT statements that narrow the schema-wide grants (audit log, secret columns)."""
+    statements: list[sql.Composable] = []
+    for table, allowed in READ_ONLY_BY.items():
+        for role in SERVICE_ROLES:
+            if role.service not in allowed:
+                statements.append(
+                    sql.SQL("REVOKE ALL ON {} FROM {}").format(
+                        _table(table), sql.Identifier(role_name(prefix, role.service))
+                    )
+                )
+    for table, (_, visible, may_read_secret) in SECRET_COLUMNS.items():
+        schema = table.partition(".")[0]
+        for role in SERVICE_ROLES:
+            if role.service in may_read_secret or schema not in (*role.writes, *role.reads):
+                continue
+            grantee = sql.Identifier(role_name(prefix, role.service))
+            statements.append(sql.SQL("REVOKE SELECT ON {} FROM {}").format(_table(table), grantee))
+            statements.append(
+                sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
+                    sql.SQL(", ").join(sql.Identifier(c) for c in visible), _table(table), grantee
+                )
+            )
+    return [s.as_string(None) for s in statements]
+
+
+def tenant_condition() -> sql.Composed:
+    """Return the row filter of tenant isolation: the row's account is the transaction's account."""
+    return sql.SQL("account_id = current_setting({}, true)").format(sql.Literal(ACCOUNT_SETTING))
+
+
+def rls_statements(prefix: str, table: str, existing_policies: set[str]) -> list[str]:
+    """Return the statements that enable RLS on ``table`` (a table or partition) and create missing policies."""
+    ident = _table(table)
+    statements: list[sql.Composable] = [sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(ident)]
+    if "tenant_isolation" not in existing_policies:
+        condition = tenant_condition()
+        statements.append(
+            sql.SQL("CREATE POLICY tenant_isolation ON {} USING ({}) WITH CHECK ({})").format(
+                ident, condition, condition
+            )
+        )
+    for exempt in RLS_EXEMPT:
+        policy = f"{exempt}_all_accounts"
+        if policy not in existing_policies:
+            statements.append(
+                sql.SQL("CREATE POLICY {} ON {} TO {} USING (true) WITH CHECK (true)").format(
+                    sql.Identifier(policy), ident, sql.Identifier(role_name(prefix, exempt))
+                )
+            )
+    return [s.as_string(None) for s in statements]
+
+
 def create_role_statement(name: str) -> str:
     """Return ``CREATE ROLE name NOLOGIN`` (callers run it only when the role is missing)."""
     return sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)).as_string(None)
@@ -104,3 +197,60 @@ def create_role_statement(name: str) -> str:
 def grant_membership_statement(role: str, member: str) -> str:
     """Return ``GRANT role TO member``."""
     return sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(member)).as_string(None)
+
+
+PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+LIVE_PRIVILEGES = """
+SELECT r.rolname, n.nspname || '.' || c.relname,
+       has_table_privilege(r.oid, c.oid, 'SELECT'), has_table_privilege(r.oid, c.oid, 'INSERT'),
+       has_table_privilege(r.oid, c.oid, 'UPDATE'), has_table_privilege(r.oid, c.oid, 'DELETE')
+FROM pg_roles r
+CROSS JOIN pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE r.rolname = ANY(%(roles)s) AND n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p')
+  AND NOT c.relispartition
+ORDER BY 1, 2
+"""
+
+
+def expected_table_privileges(prefix: str, tables: list[str]) -> dict[tuple[str, str], set[str]]:
+    """Return the declared table-level privileges per (role, schema.table), with the restrictions applied."""
+    by_schema = expected_privileges(prefix)
+    expected: dict[tuple[str, str], set[str]] = {}
+    for role in SERVICE_ROLES:
+        name = role_name(prefix, role.service)
+        for table in tables:
+            privileges = set(by_schema.get((name, table.partition(".")[0]), set()))
+            if table in READ_ONLY_BY and role.service not in READ_ONLY_BY[table]:
+                privileges = set()
+            if table in SECRET_COLUMNS and role.service not in SECRET_COLUMNS[table][2]:
+                privileges.discard("SELECT")  # read through column grants, without the secret column
+            expected[(name, table)] = privileges
+    return expected
+
+
+def live_table_privileges(conn: Any, prefix: str) -> dict[tuple[str, str], set[str]]:
+    """Return the table-level privileges the service roles hold in the live database."""
+    names = [role_name(prefix, r.service) for r in SERVICE_ROLES]
+    live: dict[tuple[str, str], set[str]] = {}
+    for role, table, *flags in conn.execute(LIVE_PRIVILEGES, {"roles": names, "schemas": list(SERVICE_SCHEMAS)}):
+        live[(str(role), str(table))] = {p for p, held in zip(PRIVILEGES, flags, strict=True) if held}
+    return live
+
+
+def privilege_differences(conn: Any, prefix: str) -> list[tuple[str, str, str]]:
+    """Return (role, table, what differs) for every table where live privileges differ from the declared ones."""
+    live = live_table_privileges(conn, prefix)
+    tables = sorted({table for _, table in live})
+    expected = expected_table_privileges(prefix, tables)
+    differences = []
+    for key in sorted(set(live) | set(expected)):
+        have, want = live.get(key, set()), expected.get(key, set())
+        if have != want:
+            parts = []
+            if have - want:
+                parts.append(f"has {', '.join(sorted(have - want))} beyond the declared")
+            if want - have:
+                parts.append(f"lacks {', '.join(sorted(want - have))}")
+            differences.append((key[0], key[1], "; ".join(parts)))
+    return differences

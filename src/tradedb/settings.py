@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     )
     service: str | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_SERVICE"))
 
+    # Application-side encryption of secrets: "id:base64key,..." newest first.
+    encryption_keys: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_ENCRYPTION_KEYS"))
+
     # TLS.
     tls_mode: TlsMode | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_TLS_MODE", "DATABASE_SSLMODE")

@@ -127,6 +127,10 @@ def verify(*, settings: Settings | None = None, url: str | None = None) -> list[
     trading_url = with_dbname(target, settings.trading_db_name)
     with _connect.connect(trading_url, settings) as conn:
         problems += check_catalog(conn, settings)
+        problems += [
+            Problem("privilege", f"{role} on {table}", detail)
+            for role, table, detail in roles.privilege_differences(conn, settings.role_prefix)
+        ]
     try:
         state = migrate.status(settings=settings, url=trading_url)
     except UnknownRevisionError as exc:

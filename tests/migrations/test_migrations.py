@@ -15,6 +15,9 @@ from tests.conftest import REPO, ROLE_PREFIX, TestDatabase, run_cli
 from tradedb import migrate
 from tradedb.errors import MigrationError, MigrationLockTimeout, UnknownRevisionError
 
+ALL = tuple(r.revision for r in migrate.history())
+HEAD = ALL[-1]
+
 
 def table_count(db: TestDatabase) -> int:
     with db.connect() as conn:
@@ -26,9 +29,9 @@ def table_count(db: TestDatabase) -> int:
 
 def test_upgrade_downgrade_and_status(empty_db: TestDatabase) -> None:
     state = migrate.status(settings=empty_db.settings, url=empty_db.url)
-    assert state.current == () and state.pending == ("0001",)
+    assert state.current == () and state.pending == ALL
     state = migrate.upgrade(settings=empty_db.settings, url=empty_db.url)
-    assert state.current == ("0001",) and state.up_to_date
+    assert state.current == (HEAD,) and state.up_to_date
     assert migrate.check(settings=empty_db.settings, url=empty_db.url) == (state, [])
     state = migrate.downgrade("base", settings=empty_db.settings, url=empty_db.url)
     assert state.current == ()
@@ -56,7 +59,7 @@ def test_two_migrators_at_once_both_succeed_and_apply_once(empty_db: TestDatabas
         assert proc.returncode == 0, err
     with empty_db.connect() as conn:
         versions = conn.execute("SELECT version_num FROM shared.alembic_version").fetchall()
-    assert versions == [("0001",)]
+    assert versions == [(HEAD,)]
     assert table_count(empty_db) > 20
 
 
@@ -64,7 +67,7 @@ def test_two_migrators_in_threads(empty_db: TestDatabase) -> None:
     with ThreadPoolExecutor(2) as pool:
         futures = [pool.submit(migrate.upgrade, settings=empty_db.settings, url=empty_db.url) for _ in range(2)]
         states = [f.result(timeout=180) for f in futures]
-    assert all(s.current == ("0001",) for s in states)
+    assert all(s.current == (HEAD,) for s in states)
 
 
 def test_second_migrator_gives_up_after_the_bound(empty_db: TestDatabase) -> None:
@@ -136,7 +139,7 @@ def test_plain_alembic_with_the_shipped_config(empty_db: TestDatabase) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert migrate.status(settings=empty_db.settings, url=empty_db.url).current == ("0001",)
+    assert migrate.status(settings=empty_db.settings, url=empty_db.url).current == (HEAD,)
 
 
 def test_a_database_at_an_unknown_revision_is_refused(db: TestDatabase) -> None:
