@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -199,8 +198,8 @@ def key_entry(kid: str) -> str:
 
 
 @pytest.fixture
-def keys() -> Iterator[tuple[str, str]]:
-    yield key_entry("k1"), key_entry("k2")
+def keys() -> tuple[str, str]:
+    return key_entry("k1"), key_entry("k2")
 
 
 def test_secrets_round_trip_rotation_and_wrong_keys(
