@@ -285,3 +285,16 @@ def test_cli_secrets_never_print_values(db: TestDatabase, keys: tuple[str, str])
         ).fetchone()
     assert raw is not None and clear.encode() not in bytes(raw[0])
     assert psycopg is not None
+
+
+def test_passwords_never_reach_cli_output_or_dry_run_sql(db: TestDatabase) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(db.url)
+    # The embedded server has a real password; a trust-auth server ignores the one we add.
+    secret = str(params.get("password") or "hunter2-not-used")
+    url = psycopg.conninfo.make_conninfo("", **{**params, "password": secret})
+    env = db.env(DATABASE_URL=f"postgresql://{params['user']}:{secret}@{params['host']}:{params['port']}/{db.name}")
+    assert psycopg.conninfo.conninfo_to_dict(url)["password"] == secret
+    for args in (("setup", "--dry-run"), ("health",), ("verify",), ("migrate", "status"), ("--verbose", "health")):
+        result = run_cli(*args, env=env)
+        assert result.returncode == 0, (args, result.stderr)
+        assert secret not in result.stdout + result.stderr, args
