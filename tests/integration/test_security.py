@@ -41,25 +41,25 @@ def book(db: TestDatabase) -> dict[str, int]:
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_role_can_do_what_the_matrix_says_and_nothing_else(db: TestDatabase, service: str) -> None:
     role = next(r for r in roles.SERVICE_ROLES if r.service == service)
+    sample = {
+        "shared": ("exchanges", "name"),
+        "data_ingestion": ("bars", "volume"),
+        "execution": ("orders", "quantity"),
+        "strategy_engine": ("strategies", "name"),
+        "risk_management": ("risk_limits", "limit_value"),
+        "analytics": ("portfolio_summary", "quantity"),
+        "notification": ("notification_logs", "message"),
+        "logging": ("system_logs", "message"),
+    }
     with tradedb.connect(db.url, settings=db.settings, service=service, max_size=1) as scoped:
         for schema in role.reads:
-            table = {
-                "shared": "exchanges",
-                "data_ingestion": "bars",
-                "execution": "orders",
-                "strategy_engine": "strategies",
-                "risk_management": "risk_limits",
-                "analytics": "portfolio_summary",
-                "notification": "notification_logs",
-                "logging": "system_logs",
-            }[schema]
-            scoped.fetch_value(f"SELECT count(*) FROM {schema}.{table}", readonly=False)
+            scoped.fetch_value(f"SELECT count(*) FROM {schema}.{sample[schema][0]}", readonly=False)
         for schema in role.writes:
-            scoped.execute(
-                f"DELETE FROM {schema}.{'system_logs' if schema == 'logging' else 'portfolio_summary'}"
-                if schema in ("logging", "analytics")
-                else "SELECT 1"
-            )
+            # Privileges are checked even when no row qualifies: INSERT, UPDATE and DELETE must all be allowed.
+            table, column = f"{schema}.{sample[schema][0]}", sample[schema][1]
+            scoped.execute(f"INSERT INTO {table} SELECT * FROM {table} WHERE false")
+            scoped.execute(f"UPDATE {table} SET {column} = {column} WHERE false")
+            scoped.execute(f"DELETE FROM {table} WHERE false")
         forbidden_schema = next(s for s in ("execution", "logging") if s not in role.writes)
         with pytest.raises(PermissionDenied):
             scoped.execute(
