@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradedb import audit as audit_module
+from tradedb import backup as backup_module
 from tradedb import crypto, provision
 from tradedb import demo as demo_module
 from tradedb import health as health_module
@@ -381,6 +383,82 @@ def reconcile(account: Annotated[str | None, typer.Option(help="Only this accoun
         table.add_row(d.account_id, str(d.security_id), "; ".join(d.differences))
     out.print(table)
     raise typer.Exit(1)
+
+
+@app.command("backup")
+def backup_command(
+    folder: Annotated[Path, typer.Option(help="Backup folder.")] = Path("backups"),
+    schema: Annotated[list[str] | None, typer.Option(help="Schema to include (repeat); default: all.")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Restore into a scratch database and check it.")] = False,
+) -> None:
+    """Dump the trading database (pg_dump custom format) with a manifest; optionally prove it restores."""
+    with err.status("backing up..."):
+        manifest = backup_module.create(settings=_settings(), folder=folder, schemas=schema, verify=verify)
+    rows = sum(manifest.row_counts.values())
+    out.print(
+        f"{folder / manifest.name}.dump: {len(manifest.row_counts)} tables, {rows:,} rows, sha256 "
+        f"{manifest.sha256[:16]}..." + (", verified by a restore" if manifest.verified_at else "")
+    )
+
+
+@app.command("restore")
+def restore_command(
+    file: Annotated[Path, typer.Argument(help="The .dump file (its .json manifest beside it).")],
+    into: Annotated[str, typer.Option(help="Database to restore into (created when missing).")],
+    force: Annotated[bool, typer.Option(help="Replace the contents of a non-empty database.")] = False,
+) -> None:
+    """Restore a backup after checking its sha256; compare row counts with the manifest; exit non-zero on any
+    difference."""
+    settings = _settings()
+    counts = backup_module.restore(file, into=into, settings=settings, force=force)
+    problems = [
+        p
+        for p in verify_module.verify(settings=settings.model_copy(update={"trading_db_name": into}))
+        if p.kind not in ("database",)
+    ]
+    if problems:
+        _print_problems(problems)
+        raise typer.Exit(1)
+    out.print(
+        f"restored {len(counts)} tables, {sum(counts.values()):,} rows into {into}; row counts match the "
+        f"manifest and the database verifies"
+    )
+
+
+backups_app = typer.Typer(help="List and prune the backups of a folder.", no_args_is_help=True)
+app.add_typer(backups_app, name="backups")
+
+
+@backups_app.command("list")
+def backups_list(folder: Annotated[Path, typer.Option(help="Backup folder.")] = Path("backups")) -> None:
+    """List backups, newest first."""
+    table = Table("backup", "started", "tables", "rows", "verified", title=str(folder))
+    for dump, manifest in backup_module.list_backups(folder):
+        if manifest is None:
+            table.add_row(dump.name, "(no manifest)", "", "", "")
+            continue
+        table.add_row(
+            dump.name,
+            manifest.started_at,
+            str(len(manifest.row_counts)),
+            f"{sum(manifest.row_counts.values()):,}",
+            manifest.verified_at or "no",
+        )
+    out.print(table)
+
+
+@backups_app.command("prune")
+def backups_prune(
+    folder: Annotated[Path, typer.Option(help="Backup folder.")] = Path("backups"),
+    keep_daily: Annotated[int, typer.Option(help="Keep the newest backup of this many days.")] = 7,
+    keep_weekly: Annotated[int, typer.Option(help="Keep the newest backup of this many ISO weeks.")] = 4,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+) -> None:
+    """Delete backups beyond the retention; the newest good backup is always kept."""
+    doomed = backup_module.prune(folder, keep_daily=keep_daily, keep_weekly=keep_weekly, dry_run=dry_run)
+    for dump in doomed:
+        out.print(f"{'would delete' if dry_run else 'deleted'} {dump.name}")
+    out.print(f"{len(doomed)} backup(s) {'to prune' if dry_run else 'pruned'}")
 
 
 @app.command("roles")
