@@ -24,7 +24,7 @@ from tradedb import verify as verify_module
 from tradedb._secrets import mask_secrets
 from tradedb._version import __version__
 from tradedb.database import Database, connect
-from tradedb.embedded import EmbeddedServer
+from tradedb.embedded import EmbeddedServer, server_url
 from tradedb.errors import TradeDBError
 from tradedb.schema import SERVICE_SCHEMAS
 from tradedb.settings import Settings, load_settings
@@ -229,9 +229,15 @@ def _print_problems(problems: list[verify_module.Problem]) -> None:
 @app.command()
 def setup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL instead of running it.")] = False,
+    prefect: Annotated[bool, typer.Option("--prefect", help="Also print PREFECT_API_DATABASE_CONNECTION_URL.")] = False,
+    show_password: Annotated[bool, typer.Option(help="With --prefect: print the URL's password.")] = False,
 ) -> None:
     """Create databases, schemas and roles, migrate to head, grant, seed, then verify. Safe to re-run."""
-    report = provision.setup(settings=_settings(), dry_run=dry_run)
+    settings = _settings()
+    report = provision.setup(settings=settings, dry_run=dry_run)
+    if prefect and not dry_run:
+        url = provision.prefect_database_url(settings, server_url(settings), show_password=show_password)
+        out.print(f"PREFECT_API_DATABASE_CONNECTION_URL={url}", highlight=False, soft_wrap=True)
     if dry_run:
         for statement in report.sql:
             sys.stdout.write(statement.rstrip().rstrip(";") + ";\n")

@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -226,6 +228,19 @@ def _rls_statements(conn: Any, prefix: str) -> list[tuple[str, str]]:
             wanted = roles.rls_statements(prefix, name, set(policies))
             statements += [(name, s) for s in (wanted[1:] if enabled else wanted)]
     return statements
+
+
+def prefect_database_url(settings: Settings, url: str, *, show_password: bool = False) -> str:
+    """Return PREFECT_API_DATABASE_CONNECTION_URL for the prefect database (asyncpg driver), password masked
+    unless ``show_password``."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    user = quote(str(params.get("user") or "postgres"), safe="")
+    password = params.get("password")
+    secret = (quote(str(password), safe="") if show_password else "***") if password else None
+    host = str(params.get("host") or "localhost")
+    host = f"[{host}]" if ":" in host else host
+    auth = f"{user}:{secret}" if secret else user
+    return f"postgresql+asyncpg://{auth}@{host}:{params.get('port') or 5432}/{quote(settings.prefect_db_name, safe='')}"
 
 
 def _create_schema(schema: str, owner: str) -> str:

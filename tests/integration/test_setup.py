@@ -124,3 +124,23 @@ def test_setup_cli_twice(server_url: str, fresh: Settings) -> None:
     second = run_cli("setup", env=cli_env(**env))
     assert second.returncode == 0, second.stderr
     assert "nothing to change" in second.stdout
+
+
+def test_setup_prefect_prints_the_orchestrator_url_masked(server_url: str, fresh: Settings) -> None:
+    from tests.conftest import cli_env
+
+    env = cli_env(
+        DATABASE_URL=server_url,
+        TRADING_DB_NAME=fresh.trading_db_name,
+        PREFECT_DB_NAME=fresh.prefect_db_name,
+        TRADEDB_ROLE_PREFIX=ROLE_PREFIX,
+    )
+    result = run_cli("setup", "--prefect", env=env)
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("PREFECT_API_DATABASE_CONNECTION_URL="))
+    assert line.startswith("PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://")
+    assert line.endswith(f"/{fresh.prefect_db_name}")
+    password = psycopg.conninfo.conninfo_to_dict(server_url).get("password")
+    if password:
+        assert str(password) not in result.stdout
+        assert ":***@" in line
