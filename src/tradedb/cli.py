@@ -25,7 +25,7 @@ from tradedb._secrets import mask_secrets
 from tradedb._version import __version__
 from tradedb.database import Database, connect
 from tradedb.embedded import EmbeddedServer, server_url
-from tradedb.errors import TradeDBError
+from tradedb.errors import ConfigError, TradeDBError
 from tradedb.schema import SERVICE_SCHEMAS
 from tradedb.settings import Settings, load_settings
 
@@ -429,6 +429,26 @@ def restore_command(
         f"restored {len(counts)} tables, {sum(counts.values()):,} rows into {into}; row counts match the "
         f"manifest and the database verifies"
     )
+
+
+prefect_app = typer.Typer(
+    help="Prefect flows: backups, restore checks, maintenance (extra `prefect`).", no_args_is_help=True
+)
+app.add_typer(prefect_app, name="prefect")
+
+
+@prefect_app.command("deploy")
+def prefect_deploy(
+    folder: Annotated[str, typer.Option(help="Backup folder the flows use.")] = "backups",
+    backup_cron: Annotated[str, typer.Option(help="Schedule of the backup flow (cron, UTC).")] = "0 4 * * 0",
+) -> None:
+    """Register the backup, restore-check and maintenance flows with their schedules (needs PREFECT_API_URL)."""
+    try:
+        from tradedb import flows
+    except ImportError:
+        raise ConfigError("the Prefect flows need the extra: pip install 'tradedb[prefect]'") from None
+    for deployment_id in flows.deploy(folder=folder, backup_cron=backup_cron):
+        out.print(f"registered deployment {deployment_id}")
 
 
 backups_app = typer.Typer(help="List and prune the backups of a folder.", no_args_is_help=True)

@@ -230,6 +230,14 @@ def _rls_statements(conn: Any, prefix: str) -> list[tuple[str, str]]:
     return statements
 
 
+def protect_partitions(conn: Any, prefix: str) -> int:
+    """Give every partition of the tenant tables the row-level security of its parent; return statements run."""
+    statements = _rls_statements(conn, prefix)
+    for _, statement in statements:
+        conn.execute(statement)
+    return len(statements)
+
+
 def prefect_database_url(settings: Settings, url: str, *, show_password: bool = False) -> str:
     """Return PREFECT_API_DATABASE_CONNECTION_URL for the prefect database (asyncpg driver), password masked
     unless ``show_password``."""

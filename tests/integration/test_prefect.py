@@ -1,0 +1,92 @@
+"""The Prefect flows run locally against the real database (Prefect's test harness: a temporary local server)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TestDatabase
+from tradedb import backup, provision
+
+prefect = pytest.importorskip("prefect", reason="the Prefect flows need the `prefect` extra")
+
+from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+
+from tradedb import flows  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture
+def environment(db: TestDatabase, monkeypatch: pytest.MonkeyPatch) -> TestDatabase:
+    for key, value in db.env().items():
+        if key.startswith(("DATABASE_", "TRADING_", "PREFECT_DB", "TRADEDB_")):
+            monkeypatch.setenv(key, value)
+    return db
+
+
+def test_backup_and_restore_check_flows(harness: None, environment: TestDatabase, tmp_path: Path) -> None:
+    folder = tmp_path / "backups"
+    made = flows.backup_flow(folder=str(folder), verify=True)
+    assert made["verified_at"] and made["tables"] > 30
+    assert (folder / f"{made['name']}.dump").exists()
+    checked = flows.restore_check_flow(folder=str(folder))
+    assert checked["name"] == made["name"]
+    assert backup.read_manifest(folder / f"{made['name']}.dump").verified_at == checked["verified_at"]
+
+
+def test_restore_check_fails_without_a_backup(harness: None, environment: TestDatabase, tmp_path: Path) -> None:
+    with pytest.raises(backup.BackupError, match="no backup"):
+        flows.restore_check_flow(folder=str(tmp_path / "empty"))
+
+
+def test_maintenance_flow_creates_partitions_ahead_and_protects_them(harness: None, environment: TestDatabase) -> None:
+    result = flows.maintenance_flow(ahead=3)
+    assert any(name.startswith("data_ingestion.quotes_p") for name in result["created"])
+    with environment.connect() as conn:
+        newest = conn.execute(
+            "SELECT c.relname, c.relrowsecurity FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'execution.order_events'::regclass ORDER BY c.relname DESC LIMIT 1"
+        ).fetchone()
+    assert newest is not None and newest[1] is True  # tenant policies reach the new partition
+    again = flows.maintenance_flow(ahead=3)
+    assert again["created"] == [] and again["rls_statements"] == 0
+
+
+def test_deploy_registers_the_schedules(harness: None, environment: TestDatabase) -> None:
+    from prefect.client.orchestration import get_client
+
+    ids = flows.deploy(folder="/var/backups/tradedb")
+    assert len(ids) == 3
+    with get_client(sync_client=True) as client:
+        deployments = {d.name: d for d in client.read_deployments()}
+    weekly = deployments["weekly-backup"]
+    assert weekly.schedules[0].schedule.cron == "0 4 * * 0"
+    assert weekly.schedules[0].schedule.timezone == "UTC"
+    assert weekly.parameters == {"folder": "/var/backups/tradedb"}
+
+
+def test_prefect_migrates_its_own_database(db: TestDatabase) -> None:
+    url = provision.prefect_database_url(db.settings, db.server_url, show_password=True)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "server", "database", "upgrade", "-y"],
+        env={**db.env(), "PREFECT_API_DATABASE_CONNECTION_URL": url, "PREFECT_HOME": str(Path("/tmp") / db.name)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    import psycopg
+
+    with psycopg.connect(db.server_url.rsplit("/", 1)[0] + "/" + db.settings.prefect_db_name) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+    assert tables is not None and tables[0] > 20
