@@ -117,3 +117,8 @@ def test_prune_keeps_the_newest_good_backup(populated: TestDatabase, folder: Pat
     left = {d.name for d, _ in backup.list_backups(folder)}
     assert left == {original.name}, (left, doomed)
     assert len(doomed) == 5
+
+
+def test_pg_dump_older_than_the_server_is_refused(populated: TestDatabase) -> None:
+    with pytest.raises(backup.BackupError, match="must be at least as new as the server"):
+        backup._tool(populated.settings, "pg_dump", 99)  # no installed pg_dump is version 99 or newer
