@@ -27,8 +27,7 @@ import tradedb
 from _server import bench_server
 from tradedb import _execution_base as base
 from tradedb import provision
-from tradedb.embedded import EmbeddedServer
-from tradedb.execution_async import (
+from tradedb._execution_sql import (
     CREATE_POSITION,
     FILL_BY_EXECUTION_ID,
     INSERT_EVENT,
@@ -38,6 +37,7 @@ from tradedb.execution_async import (
     UPDATE_ORDER_FILLED,
     UPDATE_POSITION,
 )
+from tradedb.embedded import EmbeddedServer
 from tradedb.settings import Settings, with_dbname
 
 DURATION = 4.0
