@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,6 @@ class Manifest:
     started_at: str
     finished_at: str
     verified_at: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def created(self) -> datetime:

@@ -28,7 +28,7 @@ from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from psycopg import sql
 
-from tradedb import _connect
+from tradedb import _connect, roles
 from tradedb.embedded import server_url
 from tradedb.errors import MigrationError, MigrationLockTimeout, TradeDBError, UnknownRevisionError, translate
 from tradedb.schema import SERVICE_SCHEMAS, metadata
@@ -44,11 +44,6 @@ _PARTITION_CHILDREN = """
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relispartition
 """
-
-
-def owner_role(settings: Settings) -> str:
-    """Return the name of the role that owns the schema and runs migrations."""
-    return f"{settings.role_prefix}owner"
 
 
 # --- what Alembic compares --------------------------------------------------------------------------------
@@ -90,7 +85,7 @@ def migration_session(connection: sa.Connection, settings: Settings) -> Iterator
     try:
         connection.exec_driver_sql(f"SET lock_timeout = {int(settings.lock_timeout * 1000)}")
         connection.exec_driver_sql(f"SET statement_timeout = {int(settings.statement_timeout * 1000)}")
-        role = owner_role(settings)
+        role = roles.owner_role_name(settings.role_prefix)
         can_own = connection.execute(
             sa.text(
                 "SELECT r.rolname IS NOT NULL AND r.rolname <> current_user"

@@ -150,7 +150,7 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
         report.sql.append(migrate.offline_sql(settings=settings))
         report.sql += roles.grant_statements(prefix) + roles.restriction_statements(prefix)
         report.sql += [s for t in roles.RLS_TABLES for s in roles.rls_statements(prefix, t, set())]
-        report.sql += [_inline(_SEED_SQL, (k, Jsonb(v), d)) for k, v, d in SYSTEM_CONFIG_SEED]
+        report.sql += _seed_sql()
         report.timings["total"] = time.perf_counter() - started
         return report
 
@@ -186,7 +186,7 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
             for table, statement in _rls_statements(conn, prefix):
                 runner.run(conn, statement, f"row-level security on {table}")
             if dry_run and not _has_table(conn, "shared", "system_config"):
-                report.sql += [_inline(_SEED_SQL, (k, Jsonb(v), d)) for k, v, d in SYSTEM_CONFIG_SEED]
+                report.sql += _seed_sql()
                 return
             existing = {r[0] for r in conn.execute("SELECT key FROM shared.system_config")}
             for key, value, description in SYSTEM_CONFIG_SEED:
@@ -249,6 +249,11 @@ def prefect_database_url(settings: Settings, url: str, *, show_password: bool = 
     host = f"[{host}]" if ":" in host else host
     auth = f"{user}:{secret}" if secret else user
     return f"postgresql+asyncpg://{auth}@{host}:{params.get('port') or 5432}/{quote(settings.prefect_db_name, safe='')}"
+
+
+def _seed_sql() -> list[str]:
+    """Return the seed INSERTs with their values inlined (what a dry run prints)."""
+    return [_inline(_SEED_SQL, (key, Jsonb(value), text)) for key, value, text in SYSTEM_CONFIG_SEED]
 
 
 def _create_schema(schema: str, owner: str) -> str:

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from tests.conftest import TestDatabase, cli_env, run_cli
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.servers import free_port
 
 
 def assert_one_clean_line(stderr: str, *secrets: str) -> None:
@@ -25,7 +18,7 @@ def assert_one_clean_line(stderr: str, *secrets: str) -> None:
 
 def test_unreachable_host() -> None:
     env = cli_env(
-        DATABASE_URL=f"postgresql://u:sekrit@127.0.0.1:{closed_port()}/trading_system",
+        DATABASE_URL=f"postgresql://u:sekrit@127.0.0.1:{free_port()}/trading_system",
         DATABASE_CONNECTION_TIMEOUT="3",
     )
     result = run_cli("migrate", "status", env=env)

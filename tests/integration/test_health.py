@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import psycopg
 
 from tests.conftest import TestDatabase, cli_env, run_cli
+from tests.servers import free_port
 from tradedb.health import OPTIONAL_EXTENSIONS, health
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_health_reports_the_server(db: TestDatabase) -> None:
