@@ -27,6 +27,11 @@ PAIRS = [
         "execution.py",
         "Orders, fills and positions that stay exact: ``db.execution`` of a sync Database.",
     ),
+    (
+        "marketdata_async.py",
+        "marketdata.py",
+        "Market data at COPY speed: ``db.market_data`` of a sync Database.",
+    ),
 ]
 
 HEADER = (
@@ -43,6 +48,8 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bAsyncExecution\b", "Execution"),
     (r"\bAsyncCursor\b", "Cursor"),
     (r"\bexecution_async\b", "execution"),
+    (r"\bAsyncMarketData\b", "MarketData"),
+    (r"\bmarketdata_async\b", "marketdata"),
     (r"\bconnect_async\b", "connect"),
     (r"\basynccontextmanager\b", "contextmanager"),
     (r"\basyncio\.sleep\b", "time.sleep"),

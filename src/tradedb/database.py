@@ -27,6 +27,7 @@ from tradedb import _connection_base as base
 from tradedb.embedded import server_url
 from tradedb.errors import ConnectionLost, PoolTimeout, RetriesExhausted, TradeDBError, translate
 from tradedb.execution import Execution
+from tradedb.marketdata import MarketData
 from tradedb.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ class Database:
         self._closed = False
         #: Orders, fills and positions (see ``execution``).
         self.execution = Execution(self)
+        #: Quotes, trades, bars and order book events (see ``marketdata``).
+        self.market_data = MarketData(self)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from tradedb import _connection_base as base
 from tradedb.embedded import server_url
 from tradedb.errors import ConnectionLost, PoolTimeout, RetriesExhausted, TradeDBError, translate
 from tradedb.execution_async import AsyncExecution
+from tradedb.marketdata_async import AsyncMarketData
 from tradedb.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class AsyncDatabase:
         self._closed = False
         #: Orders, fills and positions (see ``execution_async``).
         self.execution = AsyncExecution(self)
+        #: Quotes, trades, bars and order book events (see ``marketdata_async``).
+        self.market_data = AsyncMarketData(self)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ QUALITY_CHECK_TYPES = (
     "non_finite",
     "naive_timestamp",
     "unknown_security",
+    "invalid_value",
 )
 QUALITY_STATUSES = ("pass", "warning", "fail")
 SYMBOL_STATUSES = ("success", "failed", "no_data")
@@ -327,3 +328,26 @@ class DataQualityLog(Base):
     status: Mapped[str] = mapped_column(sa.Text)
     row_ts: Mapped[datetime | None] = mapped_column(Timestamp, comment="Time of the offending data row")
     details: Mapped[Any | None] = mapped_column(JSONB, comment="What was found, and the rejected row")
+
+
+class Coverage(Base):
+    __tablename__ = "coverage"
+    __table_args__ = plain(
+        SCHEMA,
+        "What market data is stored: first and last time and row count per security, table, source and timeframe. "
+        "Maintained by tradedb's writers in the same transaction as the data, and by retention.",
+        sa.CheckConstraint("row_count >= 0", name="row_count_non_negative"),
+        sa.CheckConstraint("first_ts <= last_ts", name="first_not_after_last"),
+        one_of("table_name", ("quotes", "market_trades", "bars", "order_book_events")),
+    )
+
+    security_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    table_name: Mapped[str] = mapped_column(sa.Text, primary_key=True, comment="quotes, market_trades, bars, ...")
+    source: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(
+        sa.String(4), primary_key=True, server_default="", comment="Bar timeframe; empty for tick data"
+    )
+    first_ts: Mapped[datetime] = mapped_column(Timestamp)
+    last_ts: Mapped[datetime] = mapped_column(Timestamp)
+    row_count: Mapped[int] = mapped_column(sa.BigInteger)
+    updated_at: Mapped[datetime] = updated_at()

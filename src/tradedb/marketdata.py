@@ -1,0 +1,518 @@
+"""Market data at COPY speed: ``db.market_data`` of a sync Database.
+
+The twin of ``marketdata_async.py``, which holds the one source of this logic.
+"""
+
+# WARNING: generated from marketdata_async.py by tools/async_to_sync.py; edit the async source and run
+# `python tools/async_to_sync.py`. A unit test fails when this file is stale.
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import Connection, sql
+from psycopg.rows import TupleRow
+
+from tradedb import _marketdata_base as base
+from tradedb import _marketdata_read as read
+from tradedb import _marketdata_sql as q
+from tradedb.errors import NotFoundError, ValidationError
+from tradedb.partitions import create_partition_sql, table_interval
+from tradedb.roles import owner_role_name
+from tradedb.schema import metadata
+
+if TYPE_CHECKING:
+    from tradedb.database import Database
+
+logger = logging.getLogger(__name__)
+
+WriteResult = base.WriteResult
+Progress = base.Progress
+
+
+class MarketData:
+    """The market-data API of one Database (``db.market_data``)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._symbols: dict[tuple[str | None, str], int] = {}
+        self._known_ids: set[int] = set()
+        self._partitions: dict[str, list[tuple[datetime, datetime]]] = {}
+        self._may_create_partitions: bool | None = None
+
+    # --- writes -------------------------------------------------------------------------------------------
+
+    def write_quotes(self, data: Any, *, source: str, **options: Any) -> WriteResult:
+        """Write top-of-book quotes: ts, symbol or security_id, bid, ask, bid_size, ask_size.
+
+        Options (all writers): ``on_conflict`` ("append" | "skip" | "replace"), ``policy`` ("reject" |
+        "quarantine" | "log"), ``tz`` (zone of naive times), ``symbol`` (when rows name none), ``exchange``
+        (MIC used to resolve symbols), ``create_securities`` (add unknown symbols to the security master, with
+        ``asset_type`` and ``currency``), ``batch_rows`` and ``progress`` (called with the rows done so far).
+        """
+        return self._write(base.QUOTES, data, source, **options)
+
+    def write_trades(self, data: Any, *, source: str, **options: Any) -> WriteResult:
+        """Write market trades: ts, symbol or security_id, price, size, trade_id, aggressor_side (buy/sell)."""
+        return self._write(base.TRADES, data, source, **options)
+
+    def write_bars(self, data: Any, *, source: str, timeframe: str | None = None, **options: Any) -> WriteResult:
+        """Write OHLCV bars: ts (bucket start), symbol or security_id, open, high, low, close, volume, ...
+
+        ``timeframe`` applies to rows without a ``timeframe`` column ("1m", "1d", ...).
+        """
+        if timeframe is not None:
+            read.check_timeframe(timeframe)
+        return self._write(base.BARS, data, source, timeframe=timeframe, **options)
+
+    def write_order_book_events(self, data: Any, *, source: str, **options: Any) -> WriteResult:
+        """Write order book events: ts, symbol or security_id, event_type, order_ref, side, price, size, sequence."""
+        return self._write(base.BOOK_EVENTS, data, source, **options)
+
+    def _write(
+        self,
+        dataset: base.Dataset,
+        data: Any,
+        source: str,
+        *,
+        on_conflict: str = "append",
+        policy: str = "reject",
+        tz: str | None = None,
+        symbol: str | None = None,
+        exchange: str | None = None,
+        create_securities: bool = False,
+        asset_type: str = "equity",
+        currency: str = "USD",
+        timeframe: str | None = None,
+        batch_rows: int = base.DEFAULT_BATCH_ROWS,
+        progress: Progress | None = None,
+    ) -> WriteResult:
+        base.check_source(source)
+        base.check_choice(on_conflict, base.ON_CONFLICT, "on_conflict")
+        base.check_choice(policy, base.POLICIES, "policy")
+        base.check_batch_rows(batch_rows)
+        result = base.WriteResult(dataset.table, source)
+        started = time.perf_counter()
+        options = base.PrepareOptions(tz, symbol, exchange, create_securities, asset_type, currency, timeframe)
+        batches = base.iter_tables(data, dataset, batch_rows)
+        if policy == "reject" and base.in_memory(data):
+            # In-memory input is checked whole before anything is written: a reject leaves the database as it was.
+            prepared = [self._prepare(dataset, t, options, offset) for t, offset in base.with_offsets(batches)]
+            for batch in prepared:
+                base.raise_if_rejected(dataset, batch)
+            for batch in prepared:
+                self._write_batch(dataset, batch, source=source, on_conflict=on_conflict, policy=policy, result=result)
+                if progress is not None:
+                    progress(result.rows)
+        else:
+            for table, offset in base.with_offsets(batches):
+                batch = self._prepare(dataset, table, options, offset)
+                if policy == "reject":
+                    base.raise_if_rejected(dataset, batch, written_before=result.written)
+                self._write_batch(dataset, batch, source=source, on_conflict=on_conflict, policy=policy, result=result)
+                if progress is not None:
+                    progress(result.rows)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _prepare(self, dataset: base.Dataset, table: pa.Table, options: base.PrepareOptions, offset: int) -> base.Batch:
+        table = base.normalize(table, dataset, tz=options.tz, symbol=options.symbol, timeframe=options.timeframe)
+        unknown = np.zeros(table.num_rows, dtype=bool)
+        if "symbol" in table.column_names:
+            symbols = [s for s in pc.unique(table["symbol"]).to_pylist() if s is not None]
+            self._resolve(symbols, options)
+            ids, unknown = base.map_symbols(table["symbol"], self._symbols, options.exchange)
+            table = table.add_column(1, "security_id", ids)
+        else:
+            wanted = [i for i in pc.unique(table["security_id"]).to_pylist() if i is not None]
+            self._check_ids(wanted)
+            unknown = base.unknown_ids(table["security_id"], self._known_ids)
+        findings = base.check(table, dataset, unknown)
+        return base.Batch(table, findings, offset)
+
+    def _resolve(self, symbols: list[str], options: base.PrepareOptions) -> None:
+        wanted = [s for s in symbols if (options.exchange, s) not in self._symbols]
+        if not wanted:
+            return
+        rows = self._db.fetch_all(q.RESOLVE_SYMBOLS, {"symbols": wanted, "exchange": options.exchange})
+        self._symbols.update(base.symbol_map(rows, options.exchange))
+        missing = [s for s in wanted if (options.exchange, s) not in self._symbols]
+        if missing and options.create_securities:
+            with self._db.transaction() as conn:
+                for name in missing:
+                    base.check_symbol(name)
+                    cursor = conn.execute(
+                        q.CREATE_SECURITY, (name, options.exchange, options.asset_type, options.currency)
+                    )
+                    row = cursor.fetchone()
+                    assert row is not None
+                    self._symbols[(options.exchange, name)] = row[0]
+
+    def _check_ids(self, ids: list[int]) -> None:
+        wanted = [i for i in ids if i not in self._known_ids]
+        if wanted:
+            rows = self._db.fetch_all(q.KNOWN_IDS, (wanted,))
+            self._known_ids.update(r["security_id"] for r in rows)
+
+    def _write_batch(
+        self,
+        dataset: base.Dataset,
+        batch: base.Batch,
+        *,
+        source: str,
+        on_conflict: str,
+        policy: str,
+        result: WriteResult,
+    ) -> None:
+        plan = base.plan_batch(dataset, batch, source, policy)
+        payload = base.encode_copy(plan.rows, dataset.data_columns, {"source": source})
+        self._ensure_partitions(dataset, plan.rows)
+
+        def work(conn: Connection[TupleRow]) -> tuple[int, int]:
+            written, replaced = 0, 0
+            if plan.rows.num_rows:
+                if on_conflict == "append":
+                    _copy(conn, q.copy_into(dataset), payload)
+                    conn.execute(q.COVERAGE_UPSERT, base.coverage_params(dataset, plan.rows, source))
+                    written = plan.rows.num_rows
+                else:
+                    conn.execute(q.create_stage(dataset))
+                    _copy(conn, q.copy_into(dataset, stage=True), payload)
+                    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
+                    if on_conflict == "replace":
+                        replaced = _value(conn, q.delete_window(dataset))
+                    written = _value(conn, q.insert_from_stage(dataset, skip_existing=on_conflict == "skip"))
+            if plan.logged:
+                conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
+            return written, replaced
+
+        written, replaced = self._db.run_transaction(work)
+        result.add_batch(plan, written, replaced)
+
+    # --- partitions ---------------------------------------------------------------------------------------
+
+    def _ensure_partitions(self, dataset: base.Dataset, rows: pa.Table | None) -> None:
+        """Create the partitions a batch needs that do not exist yet (unscoped Databases only)."""
+        if rows is None or not rows.num_rows:
+            return
+        table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
+        interval = table_interval(table, self._db.settings.tick_partition_interval)
+        starts = base.needed_starts(rows, interval)
+        known = self._bounds(dataset.table)
+        missing = [s for s in starts if not base.covered(s, known)]
+        if not missing:
+            return
+        if self._db.role is not None or not self._may_create():
+            logger.info(
+                "%d partition(s) of %s missing; rows go to the default partition until `tradedb maintain` runs",
+                len(missing),
+                dataset.table,
+            )
+            return
+        owner = owner_role_name(self._db.settings.role_prefix)
+        with self._db.connection() as conn:
+            for start in missing:
+                spec = base.spec_for(table, start, interval)
+                try:
+                    with conn.transaction():
+                        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
+                        conn.execute(create_partition_sql(spec))
+                except psycopg.errors.CheckViolation:
+                    # The default partition already holds rows of this range: maintain moves them first.
+                    logger.warning(
+                        "default partition of %s holds rows for %s: run `tradedb maintain`", spec.parent, spec.name
+                    )
+                except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation):
+                    logger.debug("partition %s created concurrently", spec.name)
+        self._partitions.pop(dataset.table, None)
+
+    def _bounds(self, table_name: str) -> list[tuple[datetime, datetime]]:
+        if table_name not in self._partitions:
+            rows = self._db.fetch_all(q.PARTITION_BOUNDS, (f"{q.SCHEMA}.{table_name}",), readonly=False)
+            self._partitions[table_name] = base.bounds(rows)
+        return self._partitions[table_name]
+
+    def _may_create(self) -> bool:
+        if self._may_create_partitions is None:
+            owner = owner_role_name(self._db.settings.role_prefix)
+            try:
+                value = self._db.fetch_value(q.CAN_OWN, (owner,), readonly=False)
+            except ValidationError:
+                value = False
+            self._may_create_partitions = bool(value)
+        return self._may_create_partitions
+
+    # --- reads --------------------------------------------------------------------------------------------
+
+    def security_ids(self, symbols: Sequence[str], *, exchange: str | None = None) -> dict[str, int]:
+        """Map symbols to security ids (cached); raise NotFoundError naming the unknown ones."""
+        names = read.check_symbols(symbols)
+        self._resolve(list(dict.fromkeys(names)), base.PrepareOptions(exchange=exchange))
+        unknown = [s for s in names if (exchange, s) not in self._symbols]
+        if unknown:
+            raise NotFoundError(f"unknown symbol(s): {', '.join(unknown[:10])}")
+        return {s: self._symbols[(exchange, s)] for s in names}
+
+    def latest_quotes(
+        self, symbols: Sequence[str], *, source: str | None = None, exchange: str | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        """Return the newest quote per symbol (None for a symbol without quotes): one index probe per symbol."""
+        ids = self.security_ids(symbols, exchange=exchange)
+        rows = self._db.fetch_all(q.LATEST_QUOTES, {"ids": list(ids.values()), "source": source})
+        return read.latest_by_symbol(ids, rows)
+
+    def quotes(self, symbol: str, start: Any, end: Any, **options: Any) -> Any:
+        """Quotes of ``symbol`` in [start, end); see :meth:`read`."""
+        return self.read("quotes", symbol, start, end, **options)
+
+    def trades(self, symbol: str, start: Any, end: Any, **options: Any) -> Any:
+        """Market trades of ``symbol`` in [start, end); see :meth:`read`."""
+        return self.read("market_trades", symbol, start, end, **options)
+
+    def bars(self, symbol: str, start: Any, end: Any, *, timeframe: str = "1d", **options: Any) -> Any:
+        """Bars of ``symbol`` and ``timeframe`` in [start, end); see :meth:`read`."""
+        return self.read("bars", symbol, start, end, timeframe=timeframe, **options)
+
+    def read(
+        self,
+        table: str,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: str = "rows",
+        source: str | None = None,
+        exchange: str | None = None,
+        timeframe: str | None = None,
+    ) -> Any:
+        """Rows of one security in [start, end), in time order, as ``as_``: "rows" (dicts), "arrow" (a pyarrow
+        Table), "pandas" or "polars" (DataFrames). Arrow and DataFrames are read with COPY and parsed in C."""
+        query = self._range(
+            table=table,
+            symbol=symbol,
+            start=start,
+            end=end,
+            as_=as_,
+            source=source,
+            exchange=exchange,
+            timeframe=timeframe,
+        )
+        if as_ == "rows":
+            return self._db.fetch_all(query)
+        chunks: list[bytes] = []
+        for chunk in self._copy_out(query):
+            chunks.append(chunk)
+        return read.convert(read.parse_csv(chunks, table), as_)
+
+    def stream(
+        self,
+        table: str,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: str = "arrow",
+        chunk_bytes: int = 16 << 20,
+        source: str | None = None,
+        exchange: str | None = None,
+        timeframe: str | None = None,
+    ) -> Iterator[Any]:
+        """Like :meth:`read` for large ranges: yield the rows in pieces of about ``chunk_bytes`` of CSV each
+        (Arrow tables, DataFrames or lists of dicts), holding one piece in memory at a time."""
+        query = self._range(
+            table=table,
+            symbol=symbol,
+            start=start,
+            end=end,
+            as_=as_,
+            source=source,
+            exchange=exchange,
+            timeframe=timeframe,
+        )
+        splitter = read.CsvSplitter(chunk_bytes)
+        for data in self._copy_out(query):
+            for piece in splitter.feed(data):
+                yield read.convert(read.parse_csv(piece, table), as_)
+        rest = splitter.finish()
+        if rest is not None:
+            yield read.convert(read.parse_csv(rest, table), as_)
+
+    def _range(
+        self,
+        *,
+        table: str,
+        symbol: str,
+        start: Any,
+        end: Any,
+        as_: str,
+        source: str | None,
+        exchange: str | None,
+        timeframe: str | None,
+    ) -> sql.Composed:
+        read.check_table(table)
+        read.check_format(as_)
+        lo, hi = read.check_range(start, end)
+        ids = self.security_ids([symbol], exchange=exchange)
+        if timeframe is not None:
+            read.check_timeframe(timeframe)
+        return q.range_query(table, ids[symbol], lo, hi, source=source, timeframe=timeframe)
+
+    def _copy_out(self, query: sql.Composed) -> Iterator[bytes]:
+        with self._db.connection(readonly=True) as conn, conn.cursor().copy(q.copy_out(query)) as copy:
+            for data in copy:
+                yield bytes(data)
+
+    # --- derived data -------------------------------------------------------------------------------------
+
+    def aggregate_bars(
+        self,
+        source_table: str,
+        timeframe: str,
+        start: Any,
+        end: Any,
+        *,
+        symbols: Sequence[str] | None = None,
+        source: str,
+        target_source: str | None = None,
+    ) -> int:
+        """Compute OHLCV bars from ``market_trades`` or ``quotes`` (mid prices) in the database and store them.
+
+        Buckets come from ``date_bin`` aligned to 2000-01-01 UTC (weeks start on Monday; months use
+        ``date_trunc``). Stored with source ``target_source`` (default: ``source``), replacing bars of the same
+        key. Returns the number of bars stored.
+        """
+        statement, params = read.aggregate_statement(
+            source_table, timeframe, start, end, source=source, target_source=target_source
+        )
+        ids = self._ids_or_all(symbols, source_table, source)
+        params["ids"] = ids
+        self._ensure_partitions(base.BARS, read.month_span(params["start"], params["end"]) if ids else None)
+        return int(self._db.run_transaction(lambda conn: _value(conn, statement, params)))
+
+    def _ids_or_all(self, symbols: Sequence[str] | None, table: str, source: str) -> list[int]:
+        if symbols is not None:
+            return list((self.security_ids(symbols)).values())
+        rows = self._db.fetch_all(
+            "SELECT DISTINCT security_id FROM data_ingestion.coverage WHERE table_name = %s AND source = %s",
+            (table, source),
+        )
+        return [r["security_id"] for r in rows]
+
+    def adjusted_bars(
+        self, symbol: str, start: Any, end: Any, *, timeframe: str = "1d", source: str | None = None, as_: str = "rows"
+    ) -> Any:
+        """Bars with splits and dividends of ``corporate_actions`` applied backwards (the latest bar is as traded).
+
+        A split of ``value`` (2 = 2:1) divides earlier prices by it and multiplies earlier volumes; a cash
+        dividend ``d`` multiplies earlier prices by ``1 - d / close`` (close: the last bar before the ex-date).
+        """
+        ids = self.security_ids([symbol])
+        table = self.read("bars", symbol, start, end, as_="arrow", source=source, timeframe=timeframe)
+        actions = self._db.fetch_all(q.CORPORATE_ACTIONS, (ids[symbol],))
+        return read.convert(read.adjust(table, actions), as_)
+
+    def write_corporate_actions(self, rows: Iterable[dict[str, Any]], *, source: str) -> int:
+        """Store dividends and splits: dicts with symbol or security_id, ex_date, kind, value, currency."""
+        base.check_source(source)
+        checked = read.check_actions(list(rows))
+        symbols = [r["symbol"] for r in checked if "symbol" in r]
+        ids = self.security_ids(list(dict.fromkeys(symbols))) if symbols else {}
+        with self._db.transaction() as conn:
+            for row in checked:
+                security_id = row.get("security_id") or ids[row["symbol"]]
+                conn.execute(
+                    q.INSERT_ACTION,
+                    (security_id, row["ex_date"], row["kind"], row["value"], row.get("currency"), source),
+                )
+        return len(checked)
+
+    # --- coverage and quality -----------------------------------------------------------------------------
+
+    def coverage(
+        self, *, symbol: str | None = None, table: str | None = None, source: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What is stored: per security, table, source and timeframe the first and last time and the row count."""
+        if table is not None:
+            read.check_table(table)
+        return self._db.fetch_all(q.COVERAGE, {"symbol": symbol, "table": table, "source": source})
+
+    def rebuild_coverage(self, table: str | None = None) -> int:
+        """Recompute coverage from the stored rows (after writes that bypassed tradedb); return entries."""
+        tables = [read.check_table(table)] if table else list(base.BY_TABLE)
+        total = 0
+        for name in tables:
+            statement = q.rebuild_coverage(base.BY_TABLE[name])
+            with self._db.transaction() as conn:
+                total += _value(conn, statement)
+        return total
+
+    def gaps(
+        self,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        table: str = "bars",
+        timeframe: str | None = None,
+        expected: timedelta | str | None = None,
+        calendar: str | None = None,
+        source: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Missing data of ``symbol`` in [start, end).
+
+        Intraday: every interval between consecutive rows longer than ``expected`` (a timedelta or "5m"; default
+        the timeframe). Daily bars (``timeframe="1d"``): the exchange sessions without a bar, from
+        ``exchange_calendars`` when ``calendar`` names one ("XNYS"), else every weekday.
+        """
+        read.check_table(table)
+        dataset = base.BY_TABLE[table]
+        lo, hi = read.check_range(start, end)
+        ids = self.security_ids([symbol])
+        params: dict[str, Any] = {"security_id": ids[symbol], "start": lo, "end": hi, "source": source}
+        if table == "bars":
+            timeframe = timeframe or "1d"
+            read.check_timeframe(timeframe)
+            params["timeframe"] = timeframe
+        if timeframe in ("1d", "1w", "1mo") and expected is None:
+            params["tz"] = read.calendar_zone(calendar)
+            days = self._db.fetch_all(q.days_query(dataset, timeframe=table == "bars"), params)
+            return read.missing_sessions([d["day"] for d in days], lo, hi, calendar)
+        params["step"] = read.expected_step(expected, timeframe)
+        return self._db.fetch_all(q.gaps_query(dataset, timeframe=table == "bars"), params)
+
+    def quality(
+        self,
+        *,
+        table: str | None = None,
+        source: str | None = None,
+        check_type: str | None = None,
+        since: datetime | date | None = None,
+        limit: int = 100,
+        summary: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Data quality findings, newest first (or counted per table, source, check and status)."""
+        params = read.quality_params(table, source, check_type, since, limit)
+        return self._db.fetch_all(q.QUALITY_SUMMARY if summary else q.QUALITY, params)
+
+
+def _copy(conn: Connection[TupleRow], statement: sql.Composed, payload: list[memoryview]) -> None:
+    with conn.cursor().copy(statement) as copy:
+        for buffer in payload:
+            copy.write(buffer)
+
+
+def _value(conn: Connection[TupleRow], statement: Any, params: Any = None) -> int:
+    cursor = conn.execute(statement, params)
+    row = cursor.fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+__all__ = ["MarketData", "WriteResult"]
