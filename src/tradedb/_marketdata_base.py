@@ -625,9 +625,7 @@ class _Column:
         return values
 
 
-def _encode_group(
-    encoders: list[_Column], fixed: list[tuple[str, bytes]], nfields: int, idx: np.ndarray
-) -> memoryview:
+def _encode_group(encoders: list[_Column], fixed: list[tuple[str, bytes]], nfields: int, idx: np.ndarray) -> memoryview:
     layout: list[tuple[str, str]] = [("n", ">i2")]
     plans = []
     for j, enc in enumerate(encoders):
@@ -650,7 +648,7 @@ def _encode_group(
         rows[f"cl{j}"] = len(value)
         if value:
             rows[f"cv{j}"] = value
-    return memoryview(rows).cast("B")
+    return rows.data.cast("B")
 
 
 # --- coverage -------------------------------------------------------------------------------------------------

@@ -648,6 +648,12 @@ def demo(
         out.print("the embedded server keeps running: `tradedb db url` prints its URL, `tradedb db stop` stops it")
 
 
+# Market data commands (ingest, coverage, quality, maintain) live in their own module; importing it registers them.
+from tradedb import cli_market  # noqa: E402
+
+__all__ = ["app", "cli_market", "main"]
+
+
 def main() -> None:
     """Run the CLI: user errors print one line (no traceback unless --verbose) and exit non-zero."""
     try:

@@ -7,7 +7,6 @@ Prefect worker needs the same variables as the CLI. ``deploy()`` registers them 
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,8 @@ from prefect.logging import get_run_logger
 from prefect.schedules import Cron, Schedule
 from psycopg import sql
 
-from tradedb import _connect, backup, provision
+from tradedb import _connect, backup, maintenance
 from tradedb.embedded import server_url
-from tradedb.partitions import create_partition_sql, partitions_around
-from tradedb.schema import partitioned_tables
 from tradedb.settings import load_settings, with_dbname
 
 #: Tables whose planner statistics matter most (ANALYZEd by the maintenance flow).
@@ -76,30 +73,23 @@ def restore_check_flow(folder: str = "backups") -> dict[str, Any]:
 
 @flow(name="tradedb-maintenance", timeout_seconds=3600)
 def maintenance_flow(ahead: int = 2) -> dict[str, Any]:
-    """Create partitions ahead of time for every time-series table, protect them, and ANALYZE hot tables.
-
-    Retention (dropping old partitions) and moving rows out of default partitions come with the market-data
-    partition manager; this flow does not drop anything.
-    """
+    """Partition maintenance (``tradedb.maintenance.maintain``: repair default partitions, create partitions ahead,
+    apply TRADEDB_RETENTION), then ANALYZE the hot tables."""
     settings = load_settings()
+    report = maintenance.maintain(settings=settings, ahead=ahead)
     url = with_dbname(settings.direct_url() or server_url(settings), settings.trading_db_name)
-    now = datetime.now(UTC)
-    created = []
     with _connect.connect(url, settings, autocommit=True) as conn:
-        for table in partitioned_tables():
-            for spec in partitions_around(table, now, settings.tick_partition_interval, ahead=ahead):
-                name = sql.Identifier(spec.schema, spec.name).as_string(None)
-                exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
-                if exists and not exists[0]:
-                    conn.execute(create_partition_sql(spec))
-                    created.append(f"{spec.schema}.{spec.name}")
-        # New partitions of tenant tables get the row-level security policies their parents have.
-        protected = provision.protect_partitions(conn, settings.role_prefix)
         for hot in HOT_TABLES:
             schema, _, relation = hot.partition(".")
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, relation)))
-    get_run_logger().info("created %s partition(s), protected %s", len(created), protected)
-    return {"created": created, "rls_statements": protected, "analyzed": list(HOT_TABLES)}
+    get_run_logger().info(
+        "created %s partition(s), moved rows into %s, dropped %s, detached %s",
+        len(report.created),
+        len(report.moved),
+        len(report.dropped),
+        len(report.detached),
+    )
+    return {**report.as_dict(), "analyzed": list(HOT_TABLES)}
 
 
 def _utc(cron: str) -> Schedule:

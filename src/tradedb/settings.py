@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TRADEDB_TICK_PARTITION_INTERVAL"),
     )
 
+    # Partition maintenance: "quotes=30d,market_trades=90d" (tables not named are kept forever).
+    retention: str | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_RETENTION"))
+    retention_mode: Literal["drop", "detach"] = Field(
+        default="drop", validation_alias=AliasChoices("TRADEDB_RETENTION_MODE")
+    )
+
     pool_timeout: float | None = Field(default=None, gt=0, validation_alias=AliasChoices("DATABASE_POOL_TIMEOUT"))
     retry_attempts: int = Field(default=3, ge=0, le=100, validation_alias=AliasChoices("DATABASE_RETRY_ATTEMPTS"))
 
@@ -155,6 +161,19 @@ class Settings(BaseSettings):
     def _check_interval(cls, value: timedelta) -> timedelta:
         if value < timedelta(minutes=1) or value > timedelta(days=31):
             raise ValueError("must be between 1 minute and 31 days")
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _check_retention(cls, value: str | None) -> str | None:
+        if value:
+            from tradedb.errors import TradeDBError
+            from tradedb.maintenance import parse_retention
+
+            try:
+                parse_retention(value)
+            except TradeDBError as exc:
+                raise ValueError(exc.message) from None
         return value
 
     @field_validator("service")
