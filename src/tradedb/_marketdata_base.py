@@ -247,7 +247,7 @@ def rows_to_table(rows: list[Any], dataset: Dataset) -> pa.Table:
     arrays = {}
     for name, values in columns.items():
         try:
-            arrays[name] = pa.array(values, from_pandas=True)
+            arrays[name] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
             raise ValidationError(f"column {name!r}: {_arrow_message(exc)}") from exc
     return pa.table(arrays)
@@ -279,8 +279,9 @@ def timestamps(column: pa.ChunkedArray | pa.Array, tz: str | None) -> pa.Array:
                 raise ValidationError(f"column 'ts': cannot read times: {_arrow_message(exc)}") from exc
         kind = col.type
     if pa.types.is_date(kind):
-        col = col.cast(pa.timestamp("us"))
-        kind = col.type
+        # A date is a session date, not an instant: daily bars are labelled 00:00 UTC of their date, whatever
+        # the venue's zone (so that date_bin buckets and session calendars line up).
+        return col.cast(pa.timestamp("us")).cast(_TS_TYPE)
     if not pa.types.is_timestamp(kind):
         raise ValidationError(f"column 'ts' must hold times (timestamps or ISO 8601 text), not {kind}")
     if kind.tz is None:

@@ -493,7 +493,7 @@ class AsyncMarketData:
             read.check_timeframe(timeframe)
             params["timeframe"] = timeframe
         if timeframe in ("1d", "1w", "1mo") and expected is None:
-            params["tz"] = read.calendar_zone(calendar)
+            params["tz"] = "UTC"  # daily bars are labelled 00:00 UTC of their session date
             days = await self._db.fetch_all(q.days_query(dataset, timeframe=table == "bars"), params)
             return read.missing_sessions([d["day"] for d in days], lo, hi, calendar)
         params["step"] = read.expected_step(expected, timeframe)

@@ -1,0 +1,418 @@
+"""db.market_data against a real PostgreSQL: writes, checks, coverage, reads, derived bars (sync and async)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tradedb
+from tests.conftest import TestDatabase
+from tradedb.errors import ConfigError, NotFoundError, TradeDBError, ValidationError
+
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+
+
+class Market:
+    """Drive ``db.market_data`` of a sync or async Database with the same calls."""
+
+    def __init__(self, kind: str, db: TestDatabase, **kwargs: Any) -> None:
+        self.kind = kind
+        if kind == "async":
+            self.runner: asyncio.Runner | None = asyncio.Runner()
+            self.adb = tradedb.connect_async(db.url, settings=db.settings, **kwargs)
+        else:
+            self.runner = None
+            self.db = tradedb.connect(db.url, settings=db.settings, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if self.runner is None:
+            return getattr(self.db.market_data, name)
+        method = getattr(self.adb.market_data, name)
+        runner = self.runner
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return runner.run(method(*args, **kwargs))
+
+        return call
+
+    def stream(self, *args: Any, **kwargs: Any) -> list[Any]:
+        if self.runner is None:
+            return list(self.db.market_data.stream(*args, **kwargs))
+
+        async def collect() -> list[Any]:
+            return [piece async for piece in self.adb.market_data.stream(*args, **kwargs)]
+
+        return self.runner.run(collect())
+
+    def close(self) -> None:
+        if self.runner is None:
+            self.db.close()
+        else:
+            self.runner.run(self.adb.close())
+            self.runner.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def md(request: pytest.FixtureRequest, db: TestDatabase) -> Iterator[Market]:
+    market = Market(request.param, db)
+    yield market
+    market.close()
+
+
+def count(db: TestDatabase, table: str, where: str = "true", params: tuple[Any, ...] = ()) -> int:
+    with db.connect() as conn:
+        row = conn.execute(f"SELECT count(*) FROM data_ingestion.{table} WHERE {where}", params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def quotes(symbol: str, n: int, *, start: datetime = T0, step: timedelta = timedelta(seconds=1)) -> pa.Table:
+    bid = 100 + np.arange(n) * 0.01
+    return pa.table(
+        {
+            "ts": pa.array([start + i * step for i in range(n)], pa.timestamp("us", "UTC")),
+            "symbol": [symbol] * n,
+            "bid": bid,
+            "ask": bid + 0.02,
+            "bid_size": np.full(n, 100.0),
+            "ask_size": np.full(n, 200.0),
+        }
+    )
+
+
+def test_append_skip_replace(md: Market, db: TestDatabase) -> None:
+    symbol = f"AP{md.kind[0].upper()}"
+    data = quotes(symbol, 500)
+    first = md.write_quotes(data, source=f"t1-{md.kind}", create_securities=True, batch_rows=128)
+    assert (first.rows, first.written, first.skipped, first.rejected, first.batches) == (500, 500, 0, 0, 4)
+    again = md.write_quotes(data, source=f"t1-{md.kind}", on_conflict="skip")
+    assert (again.written, again.skipped) == (0, 500)
+    assert count(db, "quotes", f"source = 't1-{md.kind}'") == 500
+    # Replace exactly the batch's window: rows of the window that are not in the batch go, others stay.
+    changed = data.slice(100, 100).set_column(2, "bid", pa.array(np.full(100, 99.0)))
+    replaced = md.write_quotes(changed, source=f"t1-{md.kind}", on_conflict="replace")
+    assert (replaced.written, replaced.replaced) == (100, 100)
+    assert count(db, "quotes", f"source = 't1-{md.kind}'") == 500
+    assert count(db, "quotes", f"source = 't1-{md.kind}' AND bid = 99.0") == 100
+    cov = md.coverage(symbol=symbol)
+    assert [(c["table_name"], c["row_count"]) for c in cov] == [("quotes", 500)]
+    assert cov[0]["first_ts"] == T0 and cov[0]["last_ts"] == T0 + timedelta(seconds=499)
+
+
+def test_input_shapes_are_all_accepted(md: Market, db: TestDatabase) -> None:
+    symbol = f"SH{md.kind[0].upper()}"
+    base = quotes(symbol, 3)
+    md.write_quotes(base, source=f"shape-arrow-{md.kind}", create_securities=True)
+    md.write_quotes(base.to_batches()[0], source=f"shape-batch-{md.kind}")
+    md.write_quotes(pa.RecordBatchReader.from_batches(base.schema, base.to_batches()), source=f"shape-reader-{md.kind}")
+    md.write_quotes(base.to_pandas(), source=f"shape-pandas-{md.kind}")
+    md.write_quotes(pl.from_arrow(base), source=f"shape-polars-{md.kind}")
+    md.write_quotes(base.to_pylist(), source=f"shape-dicts-{md.kind}")
+    md.write_quotes([tuple(r.values()) for r in base.to_pylist()], source=f"shape-tuples-{md.kind}")
+
+    @dataclass
+    class Q:
+        ts: datetime
+        symbol: str
+        bid: float
+        ask: float
+
+    md.write_quotes([Q(T0, symbol, 1.0, 1.1)], source=f"shape-dataclass-{md.kind}")
+    ids = md.security_ids([symbol])
+    md.write_quotes([{"ts": T0, "security_id": ids[symbol], "bid": 1.0, "ask": 1.2}], source=f"shape-id-{md.kind}")
+    assert count(db, "quotes", f"source LIKE 'shape-%%-{md.kind}' AND security_id = %s", (ids[symbol],)) == 7 * 3 + 2
+
+
+def test_policies(md: Market, db: TestDatabase) -> None:
+    symbol = f"PO{md.kind[0].upper()}"
+    rows = [
+        (T0, symbol, 10.0, 10.1, 1.0, 1.0),
+        (T0 + timedelta(seconds=1), symbol, 10.2, 10.1, 1.0, 1.0),  # crossed
+        (T0 + timedelta(seconds=2), symbol, -1.0, 10.1, 1.0, 1.0),  # non-positive price
+        (T0 + timedelta(seconds=3), symbol, 10.0, 10.1, -5.0, 1.0),  # negative size
+        (T0 + timedelta(seconds=4), symbol, math.nan, 10.1, 1.0, 1.0),  # NaN
+        (T0 + timedelta(seconds=5), symbol, 10.0, 10.1, 1.0, 1.0),
+        (T0 + timedelta(seconds=5), symbol, 10.0, 10.1, 1.0, 1.0),  # exact repeat
+        (T0 + timedelta(seconds=6), "NOSUCH", 10.0, 10.1, 1.0, 1.0),  # unknown security
+    ]
+    md.write_quotes(rows[:1], source=f"pol-{md.kind}", create_securities=True)
+    with pytest.raises(ValidationError, match=r"6 quotes row\(s\) failed.*row 1 \(crossed_quote\)"):
+        md.write_quotes(rows, source=f"pol-reject-{md.kind}")
+    assert count(db, "quotes", f"source = 'pol-reject-{md.kind}'") == 0
+    kept = md.write_quotes(rows, source=f"pol-q-{md.kind}", policy="quarantine")
+    assert (kept.written, kept.rejected) == (2, 6)
+    assert kept.findings == {
+        "crossed_quote": 1,
+        "non_positive_price": 1,
+        "negative_size": 1,
+        "non_finite": 1,
+        "duplicate": 1,
+        "unknown_security": 1,
+    }
+    logged = md.quality(source=f"pol-q-{md.kind}", limit=100)
+    assert sorted(r["check_type"] for r in logged) == sorted(kept.findings)
+    unknown = next(r for r in logged if r["check_type"] == "unknown_security")
+    assert unknown["details"]["values"]["symbol"] == "NOSUCH" and unknown["status"] == "fail"
+    # log: the repeat is written (a warning); rows the table cannot hold are still kept out, and recorded.
+    written = md.write_quotes(rows, source=f"pol-log-{md.kind}", policy="log")
+    assert (written.written, written.rejected, written.warnings) == (3, 5, 1)
+    statuses = {r["check_type"]: r["status"] for r in md.quality(source=f"pol-log-{md.kind}")}
+    assert statuses["duplicate"] == "warning" and statuses["crossed_quote"] == "fail"
+
+
+def test_naive_times_need_a_zone(md: Market, db: TestDatabase) -> None:
+    symbol = f"TZ{md.kind[0].upper()}"
+    naive = [(datetime(2026, 3, 2, 9, 30), symbol, 1.0, 1.1)]
+    with pytest.raises(ValidationError, match="without a time zone"):
+        md.write_quotes(naive, source=f"tz-{md.kind}", create_securities=True)
+    md.write_quotes(naive, source=f"tz-{md.kind}", tz="America/New_York", create_securities=True)
+    rows = md.quotes(symbol, T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    assert [r["ts"] for r in rows] == [datetime(2026, 3, 2, 14, 30, tzinfo=UTC)]
+
+
+def test_bad_input_is_typed_and_writes_nothing(md: Market, db: TestDatabase) -> None:
+    symbol = f"BD{md.kind[0].upper()}"
+    good = quotes(symbol, 2)
+    md.write_quotes(good, source=f"bad-seed-{md.kind}", create_securities=True)
+    cases: list[tuple[dict[str, Any], Any, str]] = [
+        ({"source": ""}, good, "source"),
+        ({"source": "x" * 40}, good, "source"),
+        ({"source": f"b-{md.kind}", "on_conflict": "upsert"}, good, "on_conflict"),
+        ({"source": f"b-{md.kind}", "policy": "ignore"}, good, "policy"),
+        ({"source": f"b-{md.kind}", "batch_rows": 0}, good, "batch_rows"),
+        ({"source": f"b-{md.kind}"}, good.append_column("bidd", pa.array([1.0, 2.0])), "unknown column"),
+        ({"source": f"b-{md.kind}"}, good.drop_columns(["ts"]), "'ts'"),
+        ({"source": f"b-{md.kind}"}, good.drop_columns(["symbol"]), "name no security"),
+        ({"source": f"b-{md.kind}"}, "not rows", "data must be"),
+        ({"source": f"b-{md.kind}"}, [(T0, symbol, "abc", 1.0)], "bid"),
+        ({"source": f"b-{md.kind}", "tz": "Mars/Olympus"}, [(datetime(2026, 1, 1), symbol, 1.0, 1.1)], "time zone"),
+    ]
+    for kwargs, data, needle in cases:
+        with pytest.raises(ValidationError, match=needle):
+            md.write_quotes(data, **kwargs)
+    with pytest.raises(ValidationError, match="timeframe"):
+        md.write_bars([(T0, symbol, 1.0, 1.0, 1.0, 1.0, 1.0)], source=f"b-{md.kind}", timeframe="7m")
+    with pytest.raises(NotFoundError, match="unknown symbol"):
+        md.latest_quotes(["NOPE"])
+    with pytest.raises(ValidationError, match="as_"):
+        md.quotes(symbol, T0, T0 + timedelta(1), as_="excel")
+    with pytest.raises(ValidationError, match="before end"):
+        md.quotes(symbol, T0, T0)
+    with pytest.raises(ValidationError, match="time zone"):
+        md.quotes(symbol, datetime(2026, 1, 1), datetime(2026, 2, 1))
+    assert count(db, "quotes", f"source = 'b-{md.kind}'") == 0
+
+
+def test_a_failed_batch_writes_nothing(md: Market, db: TestDatabase) -> None:
+    symbol = f"FB{md.kind[0].upper()}"
+    md.write_quotes(quotes(symbol, 1), source=f"fb-seed-{md.kind}", create_securities=True)
+
+    def stream() -> Iterator[dict[str, Any]]:
+        for i in range(250):
+            yield {"ts": T0 + timedelta(seconds=i), "symbol": symbol, "bid": 1.0, "ask": 1.1}
+        yield {"ts": T0, "symbol": symbol, "bid": 2.0, "ask": 1.0}  # crossed, in the third batch
+
+    with pytest.raises(ValidationError, match="earlier batches of this stream, 200 rows, were written"):
+        md.write_quotes(stream(), source=f"fb-{md.kind}", batch_rows=100)
+    assert count(db, "quotes", f"source = 'fb-{md.kind}'") == 200
+
+
+def test_latest_quotes_is_one_probe_per_symbol(md: Market, db: TestDatabase) -> None:
+    names = [f"LQ{md.kind[0].upper()}{i}" for i in range(5)]
+    for i, name in enumerate(names[:4]):
+        md.write_quotes(quotes(name, 10 + i), source=f"lq-{md.kind}", create_securities=True)
+    md.write_quotes(quotes(names[4], 1), source=f"lq-{md.kind}", create_securities=True)
+    md.write_quotes(quotes(names[4], 1, start=T0 - timedelta(days=3)), source=f"lq-old-{md.kind}")
+    latest = md.latest_quotes(names)
+    assert list(latest) == names
+    for i, name in enumerate(names[:4]):
+        row = latest[name]
+        assert row is not None and row["ts"] == T0 + timedelta(seconds=9 + i)
+    assert latest[names[4]] is not None and latest[names[4]]["source"] == f"lq-{md.kind}"
+    only_old = md.latest_quotes([names[4]], source=f"lq-old-{md.kind}")[names[4]]
+    assert only_old is not None and only_old["ts"] == T0 - timedelta(days=3)
+    with db.connect() as conn:
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN (ANALYZE, COSTS OFF) " + tradedb._marketdata_sql.LATEST_QUOTES,  # type: ignore[attr-defined]
+                {"ids": [1], "source": None},
+            ).fetchall()
+        )
+    assert "Subplans Removed" in plan or "never executed" in plan, plan
+
+
+def test_reads_in_every_format(md: Market, db: TestDatabase) -> None:
+    symbol = f"RD{md.kind[0].upper()}"
+    data = quotes(symbol, 1000, step=timedelta(milliseconds=10))
+    data = data.set_column(2, "bid", pa.array([None if i % 7 == 0 else 1.0 + i / 64 for i in range(1000)], pa.float64()))
+    md.write_quotes(data, source=f"rd-{md.kind}", create_securities=True)
+    start, end = T0, T0 + timedelta(minutes=1)
+    arrow = md.quotes(symbol, start, end, as_="arrow")
+    assert arrow.num_rows == 1000 and arrow["bid"].null_count == 143
+    assert arrow["ts"].to_pylist() == data["ts"].to_pylist()
+    assert arrow["bid"].to_pylist() == data["bid"].to_pylist()
+    rows = md.quotes(symbol, start, end)
+    assert len(rows) == 1000 and rows[1]["bid"] == 1.015625
+    frame = md.quotes(symbol, start, end, as_="pandas")
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 1000
+    polars_frame = md.quotes(symbol, start, end, as_="polars")
+    assert isinstance(polars_frame, pl.DataFrame) and polars_frame.height == 1000
+    pieces = md.stream("quotes", symbol, start, end, chunk_bytes=4096)
+    assert len(pieces) > 5
+    assert pa.concat_tables(pieces).equals(arrow)
+    empty = md.quotes(symbol, end, end + timedelta(minutes=1), as_="arrow")
+    assert empty.num_rows == 0 and empty.schema == arrow.schema
+
+
+def test_aggregate_bars_from_trades(md: Market, db: TestDatabase) -> None:
+    symbol = f"AG{md.kind[0].upper()}"
+    prices = [10.0, 12.0, 9.0, 11.0, 20.0, 21.0]
+    sizes = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    offsets = [0, 10, 20, 59, 60, 61]
+    rows = [
+        {"ts": T0 + timedelta(seconds=o), "symbol": symbol, "price": p, "size": s, "trade_id": str(i)}
+        for i, (o, p, s) in enumerate(zip(offsets, prices, sizes, strict=True))
+    ]
+    md.write_trades(rows, source=f"ag-{md.kind}", create_securities=True)
+    stored = md.aggregate_bars(
+        "market_trades", "1m", T0, T0 + timedelta(minutes=5), symbols=[symbol], source=f"ag-{md.kind}"
+    )
+    assert stored == 2
+    bars = md.bars(symbol, T0, T0 + timedelta(minutes=5), timeframe="1m")
+    assert [(b["open"], b["high"], b["low"], b["close"], b["volume"], b["trade_count"]) for b in bars] == [
+        (10.0, 12.0, 9.0, 11.0, 10.0, 4),
+        (20.0, 21.0, 20.0, 21.0, 11.0, 2),
+    ]
+    assert bars[0]["vwap"] == pytest.approx((10 + 24 + 27 + 44) / 10)
+    # Computing again replaces, it does not double count.
+    assert (
+        md.aggregate_bars(
+            "market_trades", "1m", T0, T0 + timedelta(minutes=5), symbols=[symbol], source=f"ag-{md.kind}"
+        )
+        == 2
+    )
+    cov = {(c["table_name"], c["timeframe"]): c["row_count"] for c in md.coverage(symbol=symbol)}
+    assert cov == {("market_trades", ""): 6, ("bars", "1m"): 2}
+
+
+def test_adjusted_bars_and_gaps(md: Market, db: TestDatabase) -> None:
+    symbol = f"AD{md.kind[0].upper()}"
+    days = [date(2026, 1, 5) + timedelta(days=i) for i in range(10)]
+    days = [d for d in days if d.weekday() < 5 and d != date(2026, 1, 8)]
+    rows = [
+        {"ts": d, "symbol": symbol, "open": 100.0, "high": 101.0, "low": 99.0, "close": 100.0, "volume": 1000.0}
+        for d in days
+    ]
+    md.write_bars(rows, source=f"ad-{md.kind}", timeframe="1d", create_securities=True)
+    md.write_corporate_actions(
+        [
+            {"symbol": symbol, "ex_date": date(2026, 1, 12), "kind": "split", "value": 2},
+            {"symbol": symbol, "ex_date": date(2026, 1, 7), "kind": "dividend", "value": 1},
+        ],
+        source=f"ad-{md.kind}",
+    )
+    adjusted = md.adjusted_bars(symbol, date(2026, 1, 1), date(2026, 2, 1))
+    by_day = {r["ts"].date(): r for r in adjusted}
+    assert by_day[date(2026, 1, 13)]["close"] == 100.0
+    assert by_day[date(2026, 1, 9)]["close"] == 50.0 and by_day[date(2026, 1, 9)]["volume"] == 2000.0
+    assert by_day[date(2026, 1, 5)]["close"] == pytest.approx(100.0 * 0.99 / 2)
+    missing = md.gaps(symbol, date(2026, 1, 5), date(2026, 1, 15))
+    assert missing == [{"session": date(2026, 1, 8)}]
+    nyse = md.gaps(symbol, date(2026, 1, 1), date(2026, 1, 15), calendar="XNYS")
+    assert {"session": date(2026, 1, 2)} in nyse and {"session": date(2026, 1, 1)} not in nyse
+    tick = quotes(symbol, 3, step=timedelta(seconds=1))
+    md.write_quotes(tick, source=f"ad-{md.kind}")
+    md.write_quotes(quotes(symbol, 1, start=T0 + timedelta(minutes=5)), source=f"ad-{md.kind}")
+    holes = md.gaps(symbol, T0, T0 + timedelta(hours=1), table="quotes", expected="1m")
+    assert [(h["gap_start"], h["gap_end"]) for h in holes] == [(T0 + timedelta(seconds=2), T0 + timedelta(minutes=5))]
+
+
+def test_service_role_writes_to_the_default_partition_until_maintained(db: TestDatabase) -> None:
+    from tradedb import maintenance
+
+    far = datetime(2019, 5, 6, 10, tzinfo=UTC)
+    with tradedb.connect(db.url, settings=db.settings) as owner:
+        owner.market_data.write_quotes(quotes("SVC", 1), source="svc", create_securities=True)
+    with tradedb.connect(db.url, settings=db.settings, service="data_ingestion") as svc:
+        result = svc.market_data.write_quotes(quotes("SVC", 50, start=far, step=timedelta(minutes=2)), source="svc")
+    assert result.written == 50
+    assert count(db, "quotes_default", "source = 'svc'") == 50
+    report = maintenance.maintain(settings=db.settings, url=db.server_url, ahead=0)
+    moved = {k: v for k, v in report.moved.items() if "quotes_p2019" in k}
+    assert sum(moved.values()) == 50 and len(moved) == 2
+    assert count(db, "quotes_default") == 0
+    assert count(db, "quotes", "source = 'svc'") == 51
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=10**9),
+            st.one_of(st.none(), st.floats(min_value=0.01, max_value=1e6)),
+            st.one_of(st.none(), st.floats(min_value=0, max_value=1e9)),
+            st.one_of(st.none(), st.text(alphabet="abcdef0123456789-é", min_size=0, max_size=12)),
+            st.sampled_from(["buy", "sell", None]),
+        ),
+        min_size=1,
+        max_size=40,
+        unique_by=lambda r: r[0],
+    )
+)
+def test_binary_copy_round_trips(db: TestDatabase, rows: list[tuple[Any, ...]]) -> None:
+    """Whatever shapes the rows have (NULLs, text lengths), what is read back is what was written."""
+    with tradedb.connect(db.url, settings=db.settings) as conn:
+        md = conn.market_data
+        md.write_quotes(quotes("RT", 1), source="rt-seed", create_securities=True)
+        conn.execute("DELETE FROM data_ingestion.market_trades WHERE source = 'rt'")
+        data = [
+            {
+                "ts": T0 + timedelta(microseconds=us),
+                "symbol": "RT",
+                "price": price if price is not None else 1.0,
+                "size": size if size else 1.0,
+                "trade_id": tid,
+                "aggressor_side": side,
+            }
+            for us, price, size, tid, side in rows
+        ]
+        md.write_trades(data, source="rt")
+        back = conn.fetch_all(
+            "SELECT ts, price, size, trade_id, aggressor_side FROM data_ingestion.market_trades "
+            "WHERE source = 'rt' ORDER BY ts"
+        )
+    expected = sorted(
+        ((d["ts"], d["price"], d["size"], d["trade_id"], d["aggressor_side"]) for d in data), key=lambda r: r[0]
+    )
+    assert [tuple(r.values()) for r in back] == expected
+
+
+def test_dataframe_extras_are_explained_when_missing(db: TestDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_polars(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "polars":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    with tradedb.connect(db.url, settings=db.settings) as conn:
+        conn.market_data.write_quotes(quotes("PX", 1), source="px", create_securities=True)
+        monkeypatch.setattr(builtins, "__import__", no_polars)
+        with pytest.raises(ConfigError, match=r"tradedb\[dataframes\]"):
+            conn.market_data.quotes("PX", T0, T0 + timedelta(1), as_="polars")
+    assert issubclass(ConfigError, TradeDBError)
