@@ -455,7 +455,9 @@ def check(table: pa.Table, dataset: Dataset, unknown: np.ndarray | None = None) 
             ),
             pc.less(high, low),
         )
-        findings.add("ohlc_violation", _mask(bad))
+        # A bar missing any of its four prices cannot be consistent either (so both findings name such rows).
+        incomplete = pc.or_(pc.or_(open_.is_null(), high.is_null()), pc.or_(low.is_null(), close.is_null()))
+        findings.add("ohlc_violation", _mask(bad) | _mask(incomplete))
     _check_duplicates(table, dataset, findings)
     return findings
 

@@ -98,8 +98,15 @@ def insert_from_stage(dataset: Dataset, *, skip_existing: bool) -> sql.Composed:
     Returns one row: the number of rows inserted.
     """
     where: sql.Composable = sql.SQL("")
-    if skip_existing:
-        where = sql.SQL(" WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {})").format(target(dataset), _row_match(dataset))
+    if skip_existing and dataset.key is not None:
+        # A keyed table says itself what exists: its unique index, probed once per row.
+        where = sql.SQL(" ON CONFLICT DO NOTHING")
+    elif skip_existing:
+        # The bounds let PostgreSQL prune the partitions outside the batch's time window before it joins.
+        where = sql.SQL(
+            " WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {} AND t.ts >= (SELECT min(ts) FROM {stage})"
+            " AND t.ts <= (SELECT max(ts) FROM {stage}))"
+        ).format(target(dataset), _row_match(dataset), stage=sql.Identifier(STAGE))
     return sql.SQL(
         """
 WITH ins AS (

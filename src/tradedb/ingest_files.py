@@ -37,7 +37,7 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "trades": {
         "price": ("price",),
         "size": ("size", "quantity", "qty", "volume", "amount"),
-        "trade_id": ("trade_id", "id", "sequence"),
+        "trade_id": ("trade_id", "id"),
         "aggressor_side": ("aggressor_side", "side", "buyer_maker"),
     },
     "bars": {
@@ -240,9 +240,15 @@ def read_lobster(message_path: Path, *, symbol: str | None = None, day: date | N
     )
     # LOBSTER's book columns: ask price, ask size, bid price, bid size (level 1 first).
     ask, ask_size, bid, bid_size = (book.column(i).to_numpy() for i in range(4))
+    # One quote per instant (the book after the instant's last message), kept only when the top changed.
     top = np.stack([ask, ask_size, bid, bid_size], axis=1)
-    changed = np.ones(len(top), dtype=bool)
-    changed[1:] = np.any(top[1:] != top[:-1], axis=1)
+    last_of_instant = np.ones(len(top), dtype=bool)
+    last_of_instant[:-1] = micros[1:] != micros[:-1]
+    kept = np.flatnonzero(last_of_instant)
+    moved = np.ones(len(kept), dtype=bool)
+    moved[1:] = np.any(top[kept[1:]] != top[kept[:-1]], axis=1)
+    changed = np.zeros(len(top), dtype=bool)
+    changed[kept[moved]] = True
     quotes = pa.table(
         {
             "ts": ts.filter(pa.array(changed)),
@@ -258,7 +264,8 @@ def read_lobster(message_path: Path, *, symbol: str | None = None, day: date | N
             "ts": ts.filter(pa.array(executed)),
             "price": price[executed],
             "size": size[executed],
-            "trade_id": pa.array(sequence[executed].astype(str)),
+            # Zero-padded: bars computed in the database break ties in time by trade_id, as text.
+            "trade_id": pa.array(np.char.zfill(sequence[executed].astype(str), 9)),
             "aggressor_side": pa.array(np.where(direction[executed] == 1, "sell", "buy")),
         }
     )

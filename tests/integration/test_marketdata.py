@@ -257,7 +257,9 @@ def test_latest_quotes_is_one_probe_per_symbol(md: Market, db: TestDatabase) -> 
 def test_reads_in_every_format(md: Market, db: TestDatabase) -> None:
     symbol = f"RD{md.kind[0].upper()}"
     data = quotes(symbol, 1000, step=timedelta(milliseconds=10))
-    data = data.set_column(2, "bid", pa.array([None if i % 7 == 0 else 1.0 + i / 64 for i in range(1000)], pa.float64()))
+    data = data.set_column(
+        2, "bid", pa.array([None if i % 7 == 0 else 1.0 + i / 64 for i in range(1000)], pa.float64())
+    )
     md.write_quotes(data, source=f"rd-{md.kind}", create_securities=True)
     start, end = T0, T0 + timedelta(minutes=1)
     arrow = md.quotes(symbol, start, end, as_="arrow")
