@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tradedb import audit as audit_module
@@ -608,8 +609,20 @@ def demo(
 ) -> None:
     """Start the embedded server, set up, load a deterministic sample market, and print a summary."""
     settings = _settings()
-    with err.status("running the demo..."):
-        report = demo_module.run_demo(settings=settings, url=url)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("setting up", total=0)
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        report = demo_module.run_demo(settings=settings, url=url, progress=progress)
     out.print(f"[bold]tradedb demo[/bold] on {report.server_version}: {report.url}", highlight=False, soft_wrap=True)
     schemas = Table("schema", "tables", title="schemas")
     for schema, count in report.tables_per_schema.items():
@@ -644,6 +657,12 @@ def demo(
     out.print(f"realized PnL, net of commissions: {total}")
     rate = report.bars_loaded / report.timings["load sample"] if report.timings.get("load sample") else 0.0
     out.print(f"{report.partitions} partitions; {report.bars_loaded:,} bars loaded ({rate:,.0f} rows/s)")
+    q = report.quotes
+    out.print(
+        f"{q['rows']:,} quotes written ({q['mode']}) in {q['seconds']:.2f} s: {q['rows_per_second']:,.0f} rows/s; "
+        f"coverage: {q['series']} series, {q['stored']:,} quotes from {q['first']:%Y-%m-%d %H:%M} "
+        f"to {q['last']:%Y-%m-%d %H:%M} UTC (`tradedb coverage`)"
+    )
     if url is None:
         out.print("the embedded server keeps running: `tradedb db url` prints its URL, `tradedb db stop` stops it")
 

@@ -9,13 +9,15 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import numpy as np
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 from psycopg.rows import TupleRow
 
@@ -102,6 +104,7 @@ class DemoReport:
     partitions: int = 0
     bars_loaded: int = 0
     positions: list[dict[str, Any]] = field(default_factory=list)
+    quotes: dict[str, Any] = field(default_factory=dict)
 
 
 class BarRow(NamedTuple):
@@ -230,6 +233,67 @@ def load_sample(url: str, settings: Settings) -> int:
     return loaded
 
 
+#: 36 securities x 3 sessions x 9,300 quotes: just over a million quotes.
+QUOTES_PER_SESSION = 9_300
+Progress = Callable[[str, int, int], None]
+
+
+def sample_quotes(ids: dict[str, int]) -> pa.Table:
+    """A deterministic top-of-book stream: per security and session, a random walk of mid prices around the
+    security's starting price, a spread of about 2 bp (at least a cent), and sizes in round lots."""
+    rng = np.random.default_rng(SEED)
+    session_us = MINUTES_PER_SESSION * 60 * 1_000_000
+    columns: dict[str, list[Any]] = {k: [] for k in ("ts", "security_id", "bid", "ask", "bid_size", "ask_size")}
+    for symbol, _, _, _, price in SECURITIES:
+        mid = price
+        for day in DAYS:
+            opened = np.datetime64(datetime.combine(day, datetime.min.time()) + SESSION_OPEN_UTC, "us")
+            offsets = np.unique(rng.integers(0, session_us, QUOTES_PER_SESSION))
+            n = len(offsets)
+            path = mid * np.exp(np.cumsum(rng.normal(0.0, 0.0004, n)))
+            spread = np.maximum(np.round(path * 0.0002, 2), 0.01)
+            bid = np.round(path - spread / 2, 2)
+            columns["ts"].append(opened + offsets.astype("timedelta64[us]"))
+            columns["security_id"].append(np.full(n, ids[symbol]))
+            columns["bid"].append(bid)
+            columns["ask"].append(np.round(bid + spread, 2))
+            columns["bid_size"].append(rng.integers(1, 50, n) * 100.0)
+            columns["ask_size"].append(rng.integers(1, 50, n) * 100.0)
+            mid = float(path[-1])
+    ts = pa.array(np.concatenate(columns.pop("ts")), pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+    return pa.table({"ts": ts, **{k: np.concatenate(v) for k, v in columns.items()}})
+
+
+def load_quotes(url: str, settings: Settings, progress: Progress | None = None) -> dict[str, Any]:
+    """Write the sample quotes through ``db.market_data`` (append the first time, replace afterwards: a re-run
+    leaves the same data); return the write's figures and the quotes coverage."""
+    with Database(url, settings=settings, min_size=0, max_size=2, name="tradedb-demo") as db:
+        ids = {r["symbol"]: r["security_id"] for r in db.fetch_all("SELECT symbol, security_id FROM shared.securities")}
+        table = sample_quotes(ids)
+        loaded = db.market_data.coverage(table="quotes", source=SOURCE)
+        total = table.num_rows
+
+        def report(done: int) -> None:
+            if progress is not None:
+                progress("quotes", done, total)
+
+        result = db.market_data.write_quotes(
+            table, source=SOURCE, on_conflict="replace" if loaded else "append", progress=report
+        )
+        coverage = db.market_data.coverage(table="quotes", source=SOURCE)
+    return {
+        "rows": result.rows,
+        "written": result.written,
+        "mode": "replace" if loaded else "append",
+        "seconds": result.seconds,
+        "rows_per_second": result.rows_per_second,
+        "series": len(coverage),
+        "first": min(c["first_ts"] for c in coverage),
+        "last": max(c["last_ts"] for c in coverage),
+        "stored": sum(c["row_count"] for c in coverage),
+    }
+
+
 DEMO_ACCOUNT = "DEMO-1"
 #: (symbol, quantity bought on day 1, quantity sold on day 3): a few round trips with realized PnL.
 DEMO_TRADES = (("AAPL", 100, 60), ("MSFT", 50, 50), ("NVDA", 30, 10), ("SPY", 200, 250), ("KO", 300, 100))
@@ -292,7 +356,9 @@ def _scalar(conn: psycopg.Connection[TupleRow], query: sql.Composable | str) -> 
     return row[0]
 
 
-def run_demo(*, settings: Settings | None = None, url: str | None = None) -> DemoReport:
+def run_demo(
+    *, settings: Settings | None = None, url: str | None = None, progress: Progress | None = None
+) -> DemoReport:
     """Start the embedded server (unless ``url`` is given), set up, load the sample, and report."""
     settings = settings or load_settings()
     timings: dict[str, float] = {}
@@ -309,6 +375,10 @@ def run_demo(*, settings: Settings | None = None, url: str | None = None) -> Dem
     step = time.perf_counter()
     bars = load_sample(trading_url, settings)
     timings["load sample"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    quotes = load_quotes(trading_url, settings, progress)
+    timings["quotes"] = time.perf_counter() - step
 
     step = time.perf_counter()
     positions = trade_sample(trading_url, settings)
@@ -339,4 +409,5 @@ def run_demo(*, settings: Settings | None = None, url: str | None = None) -> Dem
         partitions=int(partitions),
         bars_loaded=bars,
         positions=positions,
+        quotes=quotes,
     )

@@ -30,6 +30,8 @@ def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
     assert "tradedb demo on 18." in out or "tradedb demo on 1" in out
     assert re.search(r"data_ingestion\.bars\s+│\s+42,228", out), out
     assert re.search(r"shared\.securities\s+│\s+36", out)
+    assert re.search(r"data_ingestion\.quotes\s+│\s+1,004,400", out), out
+    assert re.search(r"1,004,400 quotes written \(append\) .* rows/s; coverage: 36 series", out), out
     for schema in (
         "shared",
         "data_ingestion",
@@ -54,3 +56,5 @@ def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
     again = run_cli("demo", env=env)
     assert again.returncode == 0, again.stderr
     assert re.search(r"data_ingestion\.bars\s+│\s+42,228", again.stdout)
+    assert re.search(r"data_ingestion\.quotes\s+│\s+1,004,400", again.stdout), again.stdout
+    assert "quotes written (replace)" in again.stdout
