@@ -182,7 +182,8 @@ def iter_tables(data: Any, dataset: Dataset, batch_rows: int) -> Iterator[pa.Tab
     iterable of tuples, dicts or dataclass instances (read ``batch_rows`` at a time).
     """
     if isinstance(data, pa.Table):
-        yield from (pa.Table.from_batches([b]) for b in data.to_batches(max_chunksize=batch_rows) if b.num_rows)
+        # Slices, not to_batches(): a batch has exactly batch_rows rows whatever the table's chunks are.
+        yield from (data.slice(start, batch_rows) for start in range(0, data.num_rows, batch_rows))
         return
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
@@ -253,7 +254,7 @@ def rows_to_table(rows: list[Any], dataset: Dataset) -> pa.Table:
     return pa.table(arrays)
 
 
-def _arrow_message(exc: BaseException) -> str:
+def _arrow_message(exc: BaseException | None) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "tz-aware" in text or "naive" in text.lower():
         return "mixes time-zone-aware and naive timestamps"
@@ -270,13 +271,7 @@ def timestamps(column: pa.ChunkedArray | pa.Array, tz: str | None) -> pa.Array:
     if kind == _TS_TYPE:
         return col
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        try:
-            return col.cast(_TS_TYPE)
-        except pa.ArrowInvalid:
-            try:
-                col = col.cast(pa.timestamp("us"))
-            except pa.ArrowInvalid as exc:
-                raise ValidationError(f"column 'ts': cannot read times: {_arrow_message(exc)}") from exc
+        col = _parse_times(col)
         kind = col.type
     if pa.types.is_date(kind):
         # A date is a session date, not an instant: daily bars are labelled 00:00 UTC of their date, whatever
@@ -296,6 +291,17 @@ def timestamps(column: pa.ChunkedArray | pa.Array, tz: str | None) -> pa.Array:
             raise ValidationError(f"column 'ts' cannot be read in time zone {tz!r}: {_arrow_message(exc)}") from exc
     # Sub-microsecond precision (nanosecond feeds) is truncated: PostgreSQL stores microseconds.
     return col.cast(pa.timestamp(kind.unit, tz="UTC")).cast(_TS_TYPE, safe=False)
+
+
+def _parse_times(col: pa.Array) -> pa.Array:
+    """ISO 8601 text to timestamps: with a zone when the text has one (nanosecond text parses too)."""
+    error: Exception | None = None
+    for kind in (pa.timestamp("ns", tz="UTC"), _TS_TYPE, pa.timestamp("ns"), pa.timestamp("us")):
+        try:
+            return col.cast(kind)
+        except pa.ArrowInvalid as exc:
+            error = error or exc
+    raise ValidationError(f"column 'ts': cannot read times: {_arrow_message(error)}")
 
 
 def normalize(
