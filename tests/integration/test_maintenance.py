@@ -19,7 +19,8 @@ NOW = datetime(2026, 11, 22, 12, 30, tzinfo=UTC)
 def partitions(db: TestDatabase, parent: str) -> set[str]:
     with db.connect() as conn:
         rows = conn.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = %s::regclass",
             (parent,),
         ).fetchall()
     return {str(r[0]) for r in rows}
@@ -57,7 +58,7 @@ def test_retention_drops_old_partitions_and_keeps_coverage_right(db: TestDatabas
         )
         assert len(detached.detached) == 1 and detached.dropped == []
         name = detached.detached[0]
-        assert conn.fetch_value(f"SELECT count(*) FROM {name}") == 1  # noqa: S608 - a name we created
+        assert conn.fetch_value(f"SELECT count(*) FROM {name}") == 1  # a name maintain() created
         assert md.coverage(symbol="RET", source="ret2") == []
 
 

@@ -88,12 +88,12 @@ def test_binance_trades_and_quotes_parquet(conn: tradedb.Database) -> None:
     quotes_raw = ingest_files.read_table(TICKS / "binance_btcusdt_quotes_2021-01-08.parquet", "parquet")
     result = md.write_quotes(ingest_files.canonical(quotes_raw, "quotes"), source="binance")
     assert (result.written, result.rejected) == (451, 0)
-    sides = dict(
-        (r["aggressor_side"], r["n"])
+    sides = {
+        r["aggressor_side"]: r["n"]
         for r in conn.fetch_all(
             "SELECT aggressor_side, count(*) AS n FROM data_ingestion.market_trades WHERE source = 'binance' GROUP BY 1"
         )
-    )
+    }
     makers = raw["buyer_maker"].to_pylist()
     assert sides == {"sell": makers.count("True"), "buy": makers.count("False")}
     latest = md.latest_quotes(["BTC/USDT"])["BTC/USDT"]

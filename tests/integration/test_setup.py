@@ -43,7 +43,7 @@ def test_setup_from_empty_then_again_changes_nothing(server_url: str, fresh: Set
     first = provision.setup(settings=fresh, url=server_url)
     assert f"create database {fresh.trading_db_name}" in first.actions
     assert f"create database {fresh.prefect_db_name}" in first.actions
-    assert "migrated 0001, 0002" in first.actions
+    assert "migrated 0001, 0002, 0003, 0004" in first.actions
     assert first.problems == []
     before = snapshot(server_url, fresh)
     assert len(before["config"]) == 4
@@ -120,7 +120,7 @@ def test_setup_cli_twice(server_url: str, fresh: Settings) -> None:
 
     first = run_cli("setup", env=cli_env(**env))
     assert first.returncode == 0, first.stderr
-    assert "migrated 0001, 0002" in first.stdout
+    assert "migrated 0001, 0002, 0003, 0004" in first.stdout
     second = run_cli("setup", env=cli_env(**env))
     assert second.returncode == 0, second.stderr
     assert "nothing to change" in second.stdout

@@ -38,7 +38,7 @@ def test_naive_times_are_refused_unless_a_zone_is_given() -> None:
     assert base.timestamps(pa.array([date(2016, 1, 12)]), None).to_pylist() == [datetime(2016, 1, 12, tzinfo=UTC)]
     with pytest.raises(ValidationError, match="must hold times"):
         base.timestamps(pa.array([1.5]), None)
-    with pytest.raises(ValidationError, match="ambiguous|cannot be read"):
+    with pytest.raises(ValidationError, match=r"ambiguous|cannot be read"):
         base.timestamps(pa.array([datetime(2020, 11, 1, 1, 30)], pa.timestamp("s")), "America/New_York")
 
 

@@ -1,0 +1,211 @@
+"""Benchmark: 1M quotes (500 symbols, 5 days, hourly partitions) into an empty partitioned table, each method in
+the same run, ROUNDS rounds, medians; then latest_quotes for 500 symbols and reading 1M rows.
+
+Writes: server-side ``COPY ... FROM file (FORMAT binary)`` (the limit), raw psycopg binary COPY (write_row),
+tradedb ``append``, tradedb ``skip``, pandas ``to_sql``. Goals: append >= 90 % of the server-side limit, skip >= 60 %,
+append >= 8x pandas. latest_quotes: median <= 5 ms (LATERAL probes) against DISTINCT ON. Reads: 1M rows of one
+symbol into Arrow against ``pandas.read_sql``, goal >= 3x.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import sqlalchemy as sa
+
+import tradedb
+from _server import bench_server
+from tradedb import _marketdata_base as base
+from tradedb import provision
+from tradedb._marketdata_sql import LATEST_QUOTES_DISTINCT_ON
+from tradedb.settings import Settings, with_dbname
+
+ROWS = int(os.environ.get("TRADEDB_BENCH_QUOTES", "1000000"))
+SYMBOLS = 500
+DAYS = 5
+ROUNDS = 3
+START = datetime(2026, 3, 2, tzinfo=UTC)
+DBNAME = "tdbbench_md"
+COLUMNS = "ts, security_id, bid, ask, bid_size, ask_size, source"
+
+
+def sample(ids: list[int]) -> pa.Table:
+    """ROWS quotes spread over DAYS days and SYMBOLS symbols, in time order."""
+    rng = np.random.default_rng(7)
+    span = DAYS * 86_400 * 1_000_000
+    offsets = np.sort(rng.integers(0, span, ROWS))
+    ts = np.datetime64(START.replace(tzinfo=None), "us") + offsets.astype("timedelta64[us]")
+    bid = np.round(100 + rng.normal(0, 1, ROWS), 2)
+    return pa.table(
+        {
+            "ts": pa.array(ts, pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")),
+            "symbol": pa.array([f"B{i:03d}" for i in range(SYMBOLS)])
+            .take(pa.array(rng.integers(0, SYMBOLS, ROWS)))
+            .cast(pa.string()),
+            "bid": bid,
+            "ask": bid + 0.01,
+            "bid_size": rng.integers(1, 50, ROWS) * 100.0,
+            "ask_size": rng.integers(1, 50, ROWS) * 100.0,
+        }
+    )
+
+
+def median_seconds(setup: Callable[[], None], run: Callable[[], None]) -> float:
+    times = []
+    for _ in range(ROUNDS):
+        setup()
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    with bench_server() as admin_url:
+        settings = Settings(_env_file=None, trading_db_name=DBNAME, role_prefix="tdbbench_")  # type: ignore[call-arg]
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
+        provision.setup(settings=settings, url=admin_url)
+        url = with_dbname(admin_url, DBNAME)
+        db = tradedb.connect(url, settings=settings)
+        md = db.market_data
+        data = sample([])
+        # Securities and partitions first (every method then writes into the same, empty, partitioned table).
+        md.write_quotes(data, source="warmup", create_securities=True)
+        ids = md.security_ids([f"B{i:03d}" for i in range(SYMBOLS)])
+        id_column = pa.array([ids[s] for s in data["symbol"].to_pylist()], pa.int64())
+        by_id = data.drop_columns(["symbol"]).add_column(1, "security_id", id_column)
+        conn = psycopg.connect(url, autocommit=True)
+
+        def empty() -> None:
+            conn.execute("TRUNCATE data_ingestion.quotes, data_ingestion.coverage")
+
+        folder = Path(tempfile.mkdtemp(prefix="tradedb-bench-", dir="/tmp"))
+        folder.chmod(0o755)
+        binary = folder / "quotes.bin"
+        binary.write_bytes(
+            b"".join(bytes(b) for b in base.encode_copy(by_id, base.QUOTES.data_columns, {"source": "b"}))
+        )
+        binary.chmod(0o644)
+        results: dict[str, float] = {}
+        results["server COPY FROM file (binary)"] = median_seconds(
+            empty, lambda: conn.execute(f"COPY data_ingestion.quotes ({COLUMNS}) FROM '{binary}' (FORMAT binary)")
+        )
+        rows = [
+            (*r, "b")
+            for r in zip(
+                by_id["ts"].to_pylist(),
+                by_id["security_id"].to_pylist(),
+                *(by_id[c].to_pylist() for c in ("bid", "ask", "bid_size", "ask_size")),
+                strict=True,
+            )
+        ]
+
+        def raw_copy() -> None:
+            statement = f"COPY data_ingestion.quotes ({COLUMNS}) FROM STDIN (FORMAT binary)"
+            with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.set_types(["timestamptz", "int8", "float8", "float8", "float8", "float8", "text"])
+                for row in rows:
+                    copy.write_row(row)
+
+        results["psycopg binary COPY (write_row)"] = median_seconds(empty, raw_copy)
+
+        def tradedb_write(mode: str) -> Callable[[], None]:
+            def run() -> None:
+                with tradedb.connect(url, settings=settings) as fresh:  # symbols resolved within the timing
+                    fresh.market_data.write_quotes(data, source="b", on_conflict=mode)
+
+            return run
+
+        results["tradedb append"] = median_seconds(empty, tradedb_write("append"))
+        results["tradedb skip"] = median_seconds(empty, tradedb_write("skip"))
+        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        frame = by_id.append_column("source", pa.array(["b"] * ROWS)).to_pandas()
+
+        def pandas_to_sql() -> None:
+            frame.to_sql("quotes", engine, schema="data_ingestion", if_exists="append", index=False, chunksize=10_000)
+
+        results["pandas to_sql"] = median_seconds(empty, pandas_to_sql)
+
+        limit = results["server COPY FROM file (binary)"]
+        print(f"\n{ROWS:,} quotes, {SYMBOLS} symbols, {DAYS} days, hourly partitions; median of {ROUNDS} rounds")
+        print(f"{'method':34} {'seconds':>8} {'rows/s':>11} {'vs server':>10} {'vs pandas':>10}")
+        for name, seconds in results.items():
+            rate = ROWS / seconds
+            print(
+                f"{name:34} {seconds:8.2f} {rate:11,.0f} {limit / seconds:9.0%} "
+                f"{results['pandas to_sql'] / seconds:9.1f}x"
+            )
+
+        # latest_quotes on the loaded table (tradedb wrote it last... reload once with tradedb).
+        empty()
+        md.write_quotes(data, source="b")
+        conn.execute("ANALYZE data_ingestion.quotes")
+        symbols = [f"B{i:03d}" for i in range(SYMBOLS)]
+        id_list = list(ids.values())
+        md.latest_quotes(symbols)
+        lateral = []
+        for _ in range(100):
+            started = time.perf_counter()
+            md.latest_quotes(symbols)
+            lateral.append(time.perf_counter() - started)
+        distinct = []
+        for _ in range(5):
+            started = time.perf_counter()
+            db.fetch_all(LATEST_QUOTES_DISTINCT_ON, {"ids": id_list})
+            distinct.append(time.perf_counter() - started)
+        lateral.sort()
+        print(
+            f"\nlatest_quotes({SYMBOLS} symbols): median {statistics.median(lateral) * 1000:.2f} ms, "
+            f"p99 {lateral[98] * 1000:.2f} ms; DISTINCT ON median {statistics.median(distinct) * 1000:.0f} ms "
+            f"({statistics.median(distinct) / statistics.median(lateral):.0f}x slower)"
+        )
+
+        # Reading 1M rows of one symbol.
+        one = by_id.set_column(1, "security_id", pa.array(np.full(ROWS, ids["B000"]), pa.int64()))
+        md.write_quotes(one, source="read")
+        start, end = START, START + timedelta(days=DAYS)
+        query = (
+            "SELECT ts, bid, ask, bid_size, ask_size, source FROM data_ingestion.quotes "
+            "WHERE security_id = %(id)s AND source = 'read' ORDER BY ts"
+        )
+        reads: dict[str, list[float]] = {"arrow": [], "pandas": [], "read_sql": []}
+        for _ in range(ROUNDS):
+            for kind in ("arrow", "pandas"):
+                started = time.perf_counter()
+                got: Any = md.quotes("B000", start, end, source="read", as_=kind)
+                reads[kind].append(time.perf_counter() - started)
+                assert len(got) == ROWS
+            started = time.perf_counter()
+            frame_back = pd.read_sql(query, engine, params={"id": ids["B000"]})
+            reads["read_sql"].append(time.perf_counter() - started)
+            assert len(frame_back) == ROWS
+        baseline = statistics.median(reads["read_sql"])
+        print(f"\nreading {ROWS:,} rows of one symbol (median of {ROUNDS}):")
+        for kind, label in (
+            ("arrow", "tradedb as_='arrow'"),
+            ("pandas", "tradedb as_='pandas'"),
+            ("read_sql", "pandas.read_sql"),
+        ):
+            seconds = statistics.median(reads[kind])
+            print(f"  {label:22} {seconds:6.2f} s  {ROWS / seconds:11,.0f} rows/s  {baseline / seconds:5.1f}x read_sql")
+        conn.close()
+        db.close()
+        engine.dispose()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
