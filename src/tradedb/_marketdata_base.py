@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -854,8 +855,11 @@ def symbol_map(rows: list[dict[str, Any]], exchange: str | None) -> dict[tuple[s
     return out
 
 
+_SYMBOL = re.compile(r"[^\s]{1,32}")
+
+
 def check_symbol(symbol: Any) -> str:
-    if not isinstance(symbol, str) or not symbol or len(symbol) > 32 or any(c.isspace() for c in symbol):
+    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
         raise ValidationError(f"invalid symbol {symbol!r}: 1-32 characters without spaces")
     return symbol
 

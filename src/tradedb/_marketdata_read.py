@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -174,12 +174,28 @@ def convert(table: pa.Table, as_: str) -> Any:
         raise ConfigError(f"as_={as_!r} needs {as_}: pip install 'tradedb[dataframes]'") from exc
 
 
-def latest_by_symbol(ids: Mapping[str, int], rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
-    by_id = {r["security_id"]: r for r in rows}
+def id_array(ids: Iterable[int]) -> str:
+    """Security ids as a PostgreSQL array literal."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
+
+
+def missing_ids(ids: Iterable[int], rows: Sequence[Sequence[Any]]) -> list[int]:
+    found = {row[0] for row in rows}
+    return [i for i in ids if i not in found]
+
+
+LATEST_FIELDS = ("security_id", "ts", "bid", "ask", "bid_size", "ask_size", "source")
+
+
+def latest_by_symbol(ids: Mapping[str, int], rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any] | None]:
+    """Rows of LATEST_QUOTES (tuples) as {symbol: quote or None}, in the order of ``ids``."""
+    by_id = {row[0]: row for row in rows}
     out: dict[str, dict[str, Any] | None] = {}
     for symbol, security_id in ids.items():
         row = by_id.get(security_id)
-        out[symbol] = None if row is None or row["ts"] is None else {"symbol": symbol, **row}
+        out[symbol] = (
+            None if row is None or row[1] is None else {"symbol": symbol, **dict(zip(LATEST_FIELDS, row, strict=True))}
+        )
     return out
 
 

@@ -173,24 +173,34 @@ SELECT coalesce(sum(n), 0)::bigint FROM agg
 
 # --- reads ----------------------------------------------------------------------------------------------------
 
-#: The newest quote per security: one index probe each (LATERAL + LIMIT 1), starting at the coverage table's last
-#: time so that run-time partition pruning skips every older partition.
+#: The newest quote per security: one index probe each. The coverage table (kept by every tradedb write in the
+#: write's transaction) knows each security's last time per source, so the probe is ``ts = last``: run-time
+#: pruning leaves a single partition. Securities without coverage go through LATEST_QUOTES_WALK.
 LATEST_QUOTES = """
-SELECT r.security_id, q.ts, q.bid, q.ask, q.bid_size, q.ask_size, q.source
-FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS r(security_id, ord)
-LEFT JOIN LATERAL (
-    SELECT max(c.last_ts) AS since FROM data_ingestion.coverage c
-    WHERE c.security_id = r.security_id AND c.table_name = 'quotes' AND c.timeframe = ''
-      AND (%(source)s::text IS NULL OR c.source = %(source)s)
-) cov ON true
-LEFT JOIN LATERAL (
+SELECT DISTINCT ON (c.security_id) c.security_id, q.ts, q.bid, q.ask, q.bid_size, q.ask_size, q.source
+FROM data_ingestion.coverage c
+CROSS JOIN LATERAL (
     SELECT * FROM data_ingestion.quotes q
-    WHERE q.security_id = r.security_id AND q.ts >= coalesce(cov.since, '-infinity')
-      AND (%(source)s::text IS NULL OR q.source = %(source)s)
-    ORDER BY q.ts DESC LIMIT 1
-) q ON true
-ORDER BY r.ord
+    WHERE q.security_id = c.security_id AND q.ts = c.last_ts AND q.source = c.source
+    LIMIT 1
+) q
+WHERE c.security_id = ANY(%(ids)s::bigint[]) AND c.table_name = 'quotes' AND c.timeframe = ''
+  AND (%(source)s::text IS NULL OR c.source = %(source)s)
+ORDER BY c.security_id, c.last_ts DESC
 """
+
+#: The newest quote per security without coverage: ``ORDER BY ts DESC LIMIT 1`` walks the partitions' indexes.
+LATEST_QUOTES_WALK = """
+SELECT r.security_id, q.ts, q.bid, q.ask, q.bid_size, q.ask_size, q.source
+FROM unnest(%(ids)s::bigint[]) AS r(security_id)
+CROSS JOIN LATERAL (
+    SELECT * FROM data_ingestion.quotes q
+    WHERE q.security_id = r.security_id AND (%(source)s::text IS NULL OR q.source = %(source)s)
+    ORDER BY q.ts DESC LIMIT 1
+) q
+"""
+
+GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 #: The same answer the usual way (a scan): kept for the benchmark's baseline.
 LATEST_QUOTES_DISTINCT_ON = """

@@ -266,7 +266,18 @@ class MarketData:
     ) -> dict[str, dict[str, Any] | None]:
         """Return the newest quote per symbol (None for a symbol without quotes): one index probe per symbol."""
         ids = self.security_ids(symbols, exchange=exchange)
-        rows = self._db.fetch_all(q.LATEST_QUOTES, {"ids": list(ids.values()), "source": source})
+        # Ids as one array literal: dumping 500 Python ints one by one costs more than the text.
+        params = {"ids": read.id_array(ids.values()), "source": source}
+        with self._db.connection(readonly=True) as conn:
+            # A generic plan, cached with the prepared statement: planning for every partition costs more than
+            # the probes themselves, and run-time pruning does the work of a custom plan.
+            conn.execute(q.GENERIC_PLAN)
+            cursor = conn.execute(q.LATEST_QUOTES, params)
+            rows = cursor.fetchall()
+            missing = read.missing_ids(ids.values(), rows)
+            if missing:
+                cursor = conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})
+                rows += cursor.fetchall()
         return read.latest_by_symbol(ids, rows)
 
     def quotes(self, symbol: str, start: Any, end: Any, **options: Any) -> Any:

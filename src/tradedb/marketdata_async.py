@@ -277,7 +277,18 @@ class AsyncMarketData:
     ) -> dict[str, dict[str, Any] | None]:
         """Return the newest quote per symbol (None for a symbol without quotes): one index probe per symbol."""
         ids = await self.security_ids(symbols, exchange=exchange)
-        rows = await self._db.fetch_all(q.LATEST_QUOTES, {"ids": list(ids.values()), "source": source})
+        # Ids as one array literal: dumping 500 Python ints one by one costs more than the text.
+        params = {"ids": read.id_array(ids.values()), "source": source}
+        async with self._db.connection(readonly=True) as conn:
+            # A generic plan, cached with the prepared statement: planning for every partition costs more than
+            # the probes themselves, and run-time pruning does the work of a custom plan.
+            await conn.execute(q.GENERIC_PLAN)
+            cursor = await conn.execute(q.LATEST_QUOTES, params)
+            rows = await cursor.fetchall()
+            missing = read.missing_ids(ids.values(), rows)
+            if missing:
+                cursor = await conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})
+                rows += await cursor.fetchall()
         return read.latest_by_symbol(ids, rows)
 
     async def quotes(self, symbol: str, start: Any, end: Any, **options: Any) -> Any:

@@ -241,6 +241,17 @@ def test_latest_quotes_is_one_probe_per_symbol(md: Market, db: TestDatabase) -> 
         row = latest[name]
         assert row is not None and row["ts"] == T0 + timedelta(seconds=9 + i)
     assert latest[names[4]] is not None and latest[names[4]]["source"] == f"lq-{md.kind}"
+    # Rows written around tradedb have no coverage: the walk down the partitions finds them.
+    bypass = f"LQ{md.kind[0].upper()}X"
+    md.write_quotes(quotes(bypass, 1), source=f"lq-seed-{md.kind}", create_securities=True)
+    with db.connect() as conn:
+        conn.execute(
+            "INSERT INTO data_ingestion.quotes (ts, security_id, bid, ask, source) "
+            "SELECT %s, security_id, 5.0, 5.1, 'raw' FROM shared.securities WHERE symbol = %s",
+            (T0 + timedelta(days=1), bypass),
+        )
+    walked = md.latest_quotes([bypass], source="raw")[bypass]
+    assert walked is not None and walked["bid"] == 5.0
     only_old = md.latest_quotes([names[4]], source=f"lq-old-{md.kind}")[names[4]]
     assert only_old is not None and only_old["ts"] == T0 - timedelta(days=3)
     with db.connect() as conn:
