@@ -55,6 +55,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\basyncio\.sleep\b", "time.sleep"),
     (r"\basyncio\.Lock\b", "threading.Lock"),
     (r"^import asyncio$", "import threading\nimport time"),
+    (r"await asyncio\.wrap_future\(([^()]*)\)", r"\1.result()"),
     (r"\basync with\b", "with"),
     (r"\basync for\b", "for"),
     (r"\basync def\b", "def"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -789,6 +789,76 @@ class WriteResult:
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second),
         }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a write call decides once: what to check, how to resolve, how partitions are cut."""
+
+    dataset: Dataset
+    options: PrepareOptions
+    source: str
+    policy: str
+    interval: timedelta | str
+
+
+@dataclass
+class Cooked:
+    """A batch made ready to write, or (``missing_*`` set) one waiting for symbols or ids to be resolved."""
+
+    table: pa.Table
+    offset: int
+    missing_symbols: list[str] = field(default_factory=list)
+    missing_ids: list[int] = field(default_factory=list)
+    batch: Batch = field(init=False)
+    plan: Plan = field(init=False)
+    payload: list[memoryview] = field(default_factory=list)
+    starts: list[datetime] = field(default_factory=list)
+    coverage: tuple[Any, ...] = ()
+
+
+def cook(
+    recipe: Recipe,
+    raw: pa.Table,
+    offset: int,
+    symbols: Mapping[tuple[str | None, str], int],
+    known_ids: Set[int],
+    *,
+    resolved: bool = False,
+) -> Cooked:
+    """Normalise, resolve (from the given caches), check, plan and encode one batch. No I/O.
+
+    Unless ``resolved``, a batch naming symbols or ids the caches do not hold comes back with ``missing_*`` set
+    (and its normalised table): the caller resolves them and cooks it again with ``resolved=True``, after which
+    whatever is still unknown is an ``unknown_security`` finding.
+    """
+    dataset, options = recipe.dataset, recipe.options
+    table = (
+        raw if resolved else normalize(raw, dataset, tz=options.tz, symbol=options.symbol, timeframe=options.timeframe)
+    )
+    if "symbol" in table.column_names:
+        if not resolved:
+            names = [s for s in pc.unique(table["symbol"]).to_pylist() if s is not None]
+            missing = [s for s in names if (options.exchange, s) not in symbols]
+            if missing:
+                return Cooked(table, offset, missing_symbols=missing)
+        ids, unknown = map_symbols(table["symbol"], symbols, options.exchange)
+        table = table.add_column(1, "security_id", ids)
+    else:
+        if not resolved:
+            wanted = [i for i in pc.unique(table["security_id"]).to_pylist() if i is not None]
+            absent = [i for i in wanted if i not in known_ids]
+            if absent:
+                return Cooked(table, offset, missing_ids=absent)
+        unknown = unknown_ids(table["security_id"], set(known_ids))
+    cooked = Cooked(table, offset)
+    cooked.batch = Batch(table, check(table, dataset, unknown), offset)
+    cooked.plan = plan = plan_batch(dataset, cooked.batch, recipe.source, recipe.policy)
+    if plan.rows.num_rows:
+        cooked.payload = encode_copy(plan.rows, dataset.data_columns, {"source": recipe.source})
+        cooked.starts = needed_starts(plan.rows, recipe.interval)
+        cooked.coverage = coverage_params(dataset, plan.rows, recipe.source)
+    return cooked
 
 
 def with_offsets(tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, int]]:

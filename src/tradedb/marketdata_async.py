@@ -13,16 +13,16 @@ until ``tradedb maintain`` moves them).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
@@ -106,48 +106,58 @@ class AsyncMarketData:
         base.check_batch_rows(batch_rows)
         result = base.WriteResult(dataset.table, source)
         started = time.perf_counter()
-        options = base.PrepareOptions(tz, symbol, exchange, create_securities, asset_type, currency, timeframe)
-        batches = base.iter_tables(data, dataset, batch_rows)
+        table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
+        recipe = base.Recipe(
+            dataset,
+            base.PrepareOptions(tz, symbol, exchange, create_securities, asset_type, currency, timeframe),
+            source,
+            policy,
+            table_interval(table, self._db.settings.tick_partition_interval),
+        )
+        batches = base.with_offsets(base.iter_tables(data, dataset, batch_rows))
         if policy == "reject" and base.in_memory(data):
             # In-memory input is checked whole before anything is written: a reject leaves the database as it was.
-            prepared = [await self._prepare(dataset, t, options, offset) for t, offset in base.with_offsets(batches)]
-            for batch in prepared:
-                base.raise_if_rejected(dataset, batch)
-            for batch in prepared:
-                await self._write_batch(
-                    dataset, batch, source=source, on_conflict=on_conflict, policy=policy, result=result
-                )
+            cooked = [await self._finish(recipe, self._cook(recipe, t, offset)) for t, offset in batches]
+            for item in cooked:
+                base.raise_if_rejected(dataset, item.batch)
+            for item in cooked:
+                await self._write_batch(recipe, item, on_conflict, result)
                 if progress is not None:
                     progress(result.rows)
         else:
-            for table, offset in base.with_offsets(batches):
-                batch = await self._prepare(dataset, table, options, offset)
-                if policy == "reject":
-                    base.raise_if_rejected(dataset, batch, written_before=result.written)
-                await self._write_batch(
-                    dataset, batch, source=source, on_conflict=on_conflict, policy=policy, result=result
-                )
-                if progress is not None:
-                    progress(result.rows)
+            # A pipeline: a worker thread reads and prepares batch k+1 (checks, COPY encoding) while this one writes
+            # batch k, so the client's CPU work hides behind the server's.
+            with ThreadPoolExecutor(1, thread_name_prefix="tradedb-prepare") as worker:
+                pending = worker.submit(self._cook_next, recipe, batches)
+                while True:
+                    ready = await asyncio.wrap_future(pending)
+                    if ready is None:
+                        break
+                    pending = worker.submit(self._cook_next, recipe, batches)
+                    done = await self._finish(recipe, ready)
+                    if policy == "reject":
+                        base.raise_if_rejected(dataset, done.batch, written_before=result.written)
+                    await self._write_batch(recipe, done, on_conflict, result)
+                    if progress is not None:
+                        progress(result.rows)
         result.seconds = time.perf_counter() - started
         return result
 
-    async def _prepare(
-        self, dataset: base.Dataset, table: pa.Table, options: base.PrepareOptions, offset: int
-    ) -> base.Batch:
-        table = base.normalize(table, dataset, tz=options.tz, symbol=options.symbol, timeframe=options.timeframe)
-        unknown = np.zeros(table.num_rows, dtype=bool)
-        if "symbol" in table.column_names:
-            symbols = [s for s in pc.unique(table["symbol"]).to_pylist() if s is not None]
-            await self._resolve(symbols, options)
-            ids, unknown = base.map_symbols(table["symbol"], self._symbols, options.exchange)
-            table = table.add_column(1, "security_id", ids)
-        else:
-            wanted = [i for i in pc.unique(table["security_id"]).to_pylist() if i is not None]
-            await self._check_ids(wanted)
-            unknown = base.unknown_ids(table["security_id"], self._known_ids)
-        findings = base.check(table, dataset, unknown)
-        return base.Batch(table, findings, offset)
+    def _cook(self, recipe: base.Recipe, table: pa.Table, offset: int) -> base.Cooked:
+        # Runs in the worker thread: it reads copies of the caches, never the dicts the writer updates.
+        return base.cook(recipe, table, offset, dict(self._symbols), frozenset(self._known_ids))
+
+    def _cook_next(self, recipe: base.Recipe, batches: Iterator[tuple[pa.Table, int]]) -> base.Cooked | None:
+        following = next(batches, None)
+        return None if following is None else self._cook(recipe, *following)
+
+    async def _finish(self, recipe: base.Recipe, item: base.Cooked) -> base.Cooked:
+        """Resolve what the worker could not (new symbols, unseen ids), then cook the batch again."""
+        if not item.missing_symbols and not item.missing_ids:
+            return item
+        await self._resolve(item.missing_symbols, recipe.options)
+        await self._check_ids(item.missing_ids)
+        return base.cook(recipe, item.table, item.offset, self._symbols, self._known_ids, resolved=True)
 
     async def _resolve(self, symbols: list[str], options: base.PrepareOptions) -> None:
         wanted = [s for s in symbols if (options.exchange, s) not in self._symbols]
@@ -173,26 +183,16 @@ class AsyncMarketData:
             rows = await self._db.fetch_all(q.KNOWN_IDS, (wanted,))
             self._known_ids.update(r["security_id"] for r in rows)
 
-    async def _write_batch(
-        self,
-        dataset: base.Dataset,
-        batch: base.Batch,
-        *,
-        source: str,
-        on_conflict: str,
-        policy: str,
-        result: WriteResult,
-    ) -> None:
-        plan = base.plan_batch(dataset, batch, source, policy)
-        payload = base.encode_copy(plan.rows, dataset.data_columns, {"source": source})
-        await self._ensure_partitions(dataset, plan.rows)
+    async def _write_batch(self, recipe: base.Recipe, item: base.Cooked, on_conflict: str, result: WriteResult) -> None:
+        dataset, plan, payload = recipe.dataset, item.plan, item.payload
+        await self._ensure_partitions(dataset, item.starts)
 
         async def work(conn: AsyncConnection[TupleRow]) -> tuple[int, int]:
             written, replaced = 0, 0
             if plan.rows.num_rows:
                 if on_conflict == "append":
                     await _copy(conn, q.copy_into(dataset), payload)
-                    await conn.execute(q.COVERAGE_UPSERT, base.coverage_params(dataset, plan.rows, source))
+                    await conn.execute(q.COVERAGE_UPSERT, item.coverage)
                     written = plan.rows.num_rows
                 else:
                     await conn.execute(q.create_stage(dataset))
@@ -210,13 +210,12 @@ class AsyncMarketData:
 
     # --- partitions ---------------------------------------------------------------------------------------
 
-    async def _ensure_partitions(self, dataset: base.Dataset, rows: pa.Table | None) -> None:
-        """Create the partitions a batch needs that do not exist yet (unscoped Databases only)."""
-        if rows is None or not rows.num_rows:
+    async def _ensure_partitions(self, dataset: base.Dataset, starts: list[datetime]) -> None:
+        """Create the partitions (by their starts) a batch needs that do not exist yet (unscoped Databases only)."""
+        if not starts:
             return
         table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
         interval = table_interval(table, self._db.settings.tick_partition_interval)
-        starts = base.needed_starts(rows, interval)
         known = await self._bounds(dataset.table)
         missing = [s for s in starts if not base.covered(s, known)]
         if not missing:
@@ -416,7 +415,10 @@ class AsyncMarketData:
         )
         ids = await self._ids_or_all(symbols, source_table, source)
         params["ids"] = ids
-        await self._ensure_partitions(base.BARS, read.month_span(params["start"], params["end"]) if ids else None)
+        if ids:
+            await self._ensure_partitions(
+                base.BARS, base.needed_starts(read.month_span(params["start"], params["end"]), "month")
+            )
         return int(await self._db.run_transaction(lambda conn: _value(conn, statement, params)))
 
     async def _ids_or_all(self, symbols: Sequence[str] | None, table: str, source: str) -> list[int]:
