@@ -61,6 +61,8 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\basync def\b", "def"),
     (r"\bawait ", ""),
     (r"Awaitable\[T\]", "T"),
+    (r"Awaitable\[None\]", "None"),
+    (r", Awaitable, ", ", "),
     (r", Awaitable,", ","),
     (r"__aenter__", "__enter__"),
     (r"__aexit__", "__exit__"),

@@ -7,6 +7,7 @@ Python runs only for rows that fail a check (to describe them) and for inputs gi
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
@@ -664,14 +665,18 @@ def _encode_group(encoders: list[_Column], fixed: list[tuple[str, bytes]], nfiel
 # --- coverage -------------------------------------------------------------------------------------------------
 
 
-def coverage_rows(table: pa.Table, dataset: Dataset) -> list[tuple[int, str, datetime, datetime, int]]:
-    """Per security (and timeframe) in a written batch: (security_id, timeframe, first ts, last ts, rows)."""
+def _coverage_entries(table: pa.Table, dataset: Dataset) -> list[dict[str, Any]]:
     keys = ["security_id", "timeframe"] if dataset is BARS else ["security_id"]
-    grouped = table.group_by(keys).aggregate([("ts", "min"), ("ts", "max"), ("ts", "count")])
-    out = []
-    for row in grouped.to_pylist():
-        out.append((row["security_id"], row.get("timeframe", ""), row["ts_min"], row["ts_max"], row["ts_count"]))
-    return out
+    micros = table.select(keys).append_column("us", table["ts"].cast(pa.int64()))
+    grouped = micros.group_by(keys).aggregate([("us", "min"), ("us", "max"), ("us", "count")])
+    columns = {
+        "security_id": grouped["security_id"].to_numpy().tolist(),
+        "timeframe": grouped["timeframe"].to_pylist() if dataset is BARS else [""] * grouped.num_rows,
+        "first_us": grouped["us_min"].to_numpy().tolist(),
+        "last_us": grouped["us_max"].to_numpy().tolist(),
+        "row_count": grouped["us_count"].to_numpy().tolist(),
+    }
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def ts_range(table: pa.Table) -> tuple[datetime, datetime] | None:
@@ -814,7 +819,7 @@ class Cooked:
     plan: Plan = field(init=False)
     payload: list[memoryview] = field(default_factory=list)
     starts: list[datetime] = field(default_factory=list)
-    coverage: tuple[Any, ...] = ()
+    coverage: dict[str, Any] = field(default_factory=dict)
 
 
 def cook(
@@ -859,6 +864,23 @@ def cook(
         cooked.starts = needed_starts(plan.rows, recipe.interval)
         cooked.coverage = coverage_params(dataset, plan.rows, recipe.source)
     return cooked
+
+
+def names_in(items: Sequence[tuple[pa.Table, int]], options: PrepareOptions) -> tuple[list[str], list[int]]:
+    """The distinct symbols and security ids an in-memory input names (to resolve them in one go)."""
+    symbols: set[str] = set()
+    ids: set[int] = set()
+    for table, _ in items:
+        try:
+            if "symbol" in table.column_names:
+                symbols.update(s for s in pc.unique(table["symbol"].cast(pa.string())).to_pylist() if s is not None)
+            elif "security_id" in table.column_names:
+                ids.update(i for i in pc.unique(table["security_id"].cast(pa.int64())).to_pylist() if i is not None)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue  # normalize() names the bad column when the batch is cooked
+    if options.symbol is not None and not symbols and not ids:
+        symbols.add(options.symbol)
+    return sorted(symbols), sorted(ids)
 
 
 def with_offsets(tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, int]]:
@@ -950,18 +972,9 @@ def unknown_ids(ids: pa.Array, known: set[int]) -> np.ndarray:
     return _mask(pc.and_(ids.is_valid(), pc.invert(pc.is_in(ids, pa.array(sorted(known), pa.int64())))))
 
 
-def coverage_params(dataset: Dataset, rows: pa.Table, source: str) -> tuple[Any, ...]:
-    """Parameters of the coverage upsert for a batch appended as is."""
-    entries = coverage_rows(rows, dataset)
-    return (
-        [e[0] for e in entries],
-        [dataset.table] * len(entries),
-        [source] * len(entries),
-        [e[1] for e in entries],
-        [e[2] for e in entries],
-        [e[3] for e in entries],
-        [e[4] for e in entries],
-    )
+def coverage_params(dataset: Dataset, rows: pa.Table, source: str) -> dict[str, Any]:
+    """Parameters of the coverage upsert for a batch appended as is (times as microseconds since the epoch)."""
+    return {"table": dataset.table, "source": source, "rows": json.dumps(_coverage_entries(rows, dataset))}
 
 
 def needed_starts(rows: pa.Table, interval: timedelta | str) -> list[datetime]:

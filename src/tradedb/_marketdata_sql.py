@@ -38,10 +38,14 @@ ORDER BY lo NULLS FIRST
 """
 CAN_OWN = "SELECT pg_has_role(current_user, %s, 'USAGE') AND has_database_privilege(current_database(), 'TEMP')"
 
+#: Coverage of a batch appended as is, computed by the client; one JSON parameter (dumping arrays of datetimes
+#: element by element costs more than the statement).
 COVERAGE_UPSERT = """
 INSERT INTO data_ingestion.coverage AS c (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
-SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[],
-                     %s::bigint[])
+SELECT security_id, %(table)s, %(source)s, timeframe, timestamptz 'epoch' + first_us * interval '1 microsecond',
+       timestamptz 'epoch' + last_us * interval '1 microsecond', row_count
+FROM jsonb_to_recordset(%(rows)s::jsonb)
+     AS x(security_id bigint, timeframe text, first_us bigint, last_us bigint, row_count bigint)
 ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
 SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
     row_count = c.row_count + EXCLUDED.row_count, updated_at = now()

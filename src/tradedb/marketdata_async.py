@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -116,14 +116,7 @@ class AsyncMarketData:
         )
         batches = base.with_offsets(base.iter_tables(data, dataset, batch_rows))
         if policy == "reject" and base.in_memory(data):
-            # In-memory input is checked whole before anything is written: a reject leaves the database as it was.
-            cooked = [await self._finish(recipe, self._cook(recipe, t, offset)) for t, offset in batches]
-            for item in cooked:
-                base.raise_if_rejected(dataset, item.batch)
-            for item in cooked:
-                await self._write_batch(recipe, item, on_conflict, result)
-                if progress is not None:
-                    progress(result.rows)
+            await self._write_checked_whole(recipe, list(batches), on_conflict, result, progress)
         else:
             # A pipeline: a worker thread reads and prepares batch k+1 (checks, COPY encoding) while this one writes
             # batch k, so the client's CPU work hides behind the server's.
@@ -142,6 +135,51 @@ class AsyncMarketData:
                         progress(result.rows)
         result.seconds = time.perf_counter() - started
         return result
+
+    async def _write_checked_whole(
+        self,
+        recipe: base.Recipe,
+        items: list[tuple[pa.Table, int]],
+        on_conflict: str,
+        result: WriteResult,
+        progress: Progress | None,
+    ) -> None:
+        """``reject`` on in-memory input: nothing is written unless every batch passes.
+
+        The first batch is COPYed while a worker checks (and encodes) the others, and commits only once they all
+        passed: a reject rolls it back. Each batch is still its own transaction.
+        """
+        if not items:
+            return
+        symbols, ids = base.names_in(items, recipe.options)
+        await self._resolve(symbols, recipe.options)
+        await self._check_ids(ids)
+        first = await self._finish(recipe, self._cook(recipe, *items[0]))
+        base.raise_if_rejected(recipe.dataset, first.batch)
+        with ThreadPoolExecutor(1, thread_name_prefix="tradedb-prepare") as worker:
+            checking = worker.submit(self._cook_checked, recipe, items[1:])
+
+            async def all_passed() -> None:
+                await asyncio.wrap_future(checking)
+
+            await self._write_batch(recipe, first, on_conflict, result, before_commit=all_passed)
+            rest = await asyncio.wrap_future(checking)
+        if progress is not None:
+            progress(result.rows)
+        for item in rest:
+            done = await self._finish(recipe, item)
+            base.raise_if_rejected(recipe.dataset, done.batch)
+            await self._write_batch(recipe, done, on_conflict, result)
+            if progress is not None:
+                progress(result.rows)
+
+    def _cook_checked(self, recipe: base.Recipe, items: list[tuple[pa.Table, int]]) -> list[base.Cooked]:
+        cooked = [self._cook(recipe, table, offset) for table, offset in items]
+        for item in cooked:
+            if item.missing_symbols or item.missing_ids:
+                continue  # resolved (and checked) by the writer before it is written
+            base.raise_if_rejected(recipe.dataset, item.batch)
+        return cooked
 
     def _cook(self, recipe: base.Recipe, table: pa.Table, offset: int) -> base.Cooked:
         # Runs in the worker thread: it reads copies of the caches, never the dicts the writer updates.
@@ -183,7 +221,15 @@ class AsyncMarketData:
             rows = await self._db.fetch_all(q.KNOWN_IDS, (wanted,))
             self._known_ids.update(r["security_id"] for r in rows)
 
-    async def _write_batch(self, recipe: base.Recipe, item: base.Cooked, on_conflict: str, result: WriteResult) -> None:
+    async def _write_batch(
+        self,
+        recipe: base.Recipe,
+        item: base.Cooked,
+        on_conflict: str,
+        result: WriteResult,
+        *,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         dataset, plan, payload = recipe.dataset, item.plan, item.payload
         await self._ensure_partitions(dataset, item.starts)
 
@@ -203,6 +249,8 @@ class AsyncMarketData:
                     written = await _value(conn, q.insert_from_stage(dataset, skip_existing=on_conflict == "skip"))
             if plan.logged:
                 await conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
+            if before_commit is not None:
+                await before_commit()
             return written, replaced
 
         written, replaced = await self._db.run_transaction(work)
