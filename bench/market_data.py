@@ -152,6 +152,7 @@ def main() -> None:
         empty()
         md.write_quotes(data, source="b")
         conn.execute("ANALYZE data_ingestion.quotes")
+        conn.execute("ANALYZE data_ingestion.coverage")
         symbols = [f"B{i:03d}" for i in range(SYMBOLS)]
         id_list = list(ids.values())
         md.latest_quotes(symbols)

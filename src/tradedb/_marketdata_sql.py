@@ -51,6 +51,28 @@ SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_t
     row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
 """
 
+
+def window_overlap(dataset: Dataset) -> sql.Composed:
+    """How many of a batch's securities already have rows of this source inside the batch's window for them.
+
+    Zero (new data, the usual case) lets ``skip`` and ``replace`` COPY straight into the table: nothing can be
+    skipped or replaced. One index probe per security; the parameters are COVERAGE_UPSERT's.
+    """
+    tf = sql.SQL(" AND t.timeframe = w.timeframe") if dataset is BARS else sql.SQL("")
+    return sql.SQL(
+        """
+SELECT count(*) FROM jsonb_to_recordset(%(rows)s::jsonb)
+     AS w(security_id bigint, timeframe text, first_us bigint, last_us bigint, row_count bigint)
+WHERE EXISTS (
+    SELECT 1 FROM {target} t
+    WHERE t.security_id = w.security_id AND t.source = %(source)s{tf}
+      AND t.ts BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'
+                   AND timestamptz 'epoch' + w.last_us * interval '1 microsecond'
+)
+"""
+    ).format(target=target(dataset), tf=tf)
+
+
 QUALITY_INSERT = """
 INSERT INTO data_ingestion.data_quality_logs (security_id, table_name, source, check_type, status, row_ts, details)
 SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])

@@ -229,8 +229,11 @@ class MarketData:
 
         def work(conn: Connection[TupleRow]) -> tuple[int, int]:
             written, replaced = 0, 0
+            mode = on_conflict
+            if plan.rows.num_rows and mode != "append" and not _value(conn, q.window_overlap(dataset), item.coverage):
+                mode = "append"  # nothing stored in the batch's window: nothing to skip or replace
             if plan.rows.num_rows:
-                if on_conflict == "append":
+                if mode == "append":
                     _copy(conn, q.copy_into(dataset), payload)
                     conn.execute(q.COVERAGE_UPSERT, item.coverage)
                     written = plan.rows.num_rows
@@ -238,9 +241,9 @@ class MarketData:
                     conn.execute(q.create_stage(dataset))
                     _copy(conn, q.copy_into(dataset, stage=True), payload)
                     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
-                    if on_conflict == "replace":
+                    if mode == "replace":
                         replaced = _value(conn, q.delete_window(dataset))
-                    written = _value(conn, q.insert_from_stage(dataset, skip_existing=on_conflict == "skip"))
+                    written = _value(conn, q.insert_from_stage(dataset, skip_existing=mode == "skip"))
             if plan.logged:
                 conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
             if before_commit is not None:

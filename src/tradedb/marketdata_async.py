@@ -235,8 +235,15 @@ class AsyncMarketData:
 
         async def work(conn: AsyncConnection[TupleRow]) -> tuple[int, int]:
             written, replaced = 0, 0
+            mode = on_conflict
+            if (
+                plan.rows.num_rows
+                and mode != "append"
+                and not await _value(conn, q.window_overlap(dataset), item.coverage)
+            ):
+                mode = "append"  # nothing stored in the batch's window: nothing to skip or replace
             if plan.rows.num_rows:
-                if on_conflict == "append":
+                if mode == "append":
                     await _copy(conn, q.copy_into(dataset), payload)
                     await conn.execute(q.COVERAGE_UPSERT, item.coverage)
                     written = plan.rows.num_rows
@@ -244,9 +251,9 @@ class AsyncMarketData:
                     await conn.execute(q.create_stage(dataset))
                     await _copy(conn, q.copy_into(dataset, stage=True), payload)
                     await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
-                    if on_conflict == "replace":
+                    if mode == "replace":
                         replaced = await _value(conn, q.delete_window(dataset))
-                    written = await _value(conn, q.insert_from_stage(dataset, skip_existing=on_conflict == "skip"))
+                    written = await _value(conn, q.insert_from_stage(dataset, skip_existing=mode == "skip"))
             if plan.logged:
                 await conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
             if before_commit is not None:

@@ -106,9 +106,18 @@ def test_append_skip_replace(md: Market, db: TestDatabase) -> None:
     assert (replaced.written, replaced.replaced) == (100, 100)
     assert count(db, "quotes", f"source = 't1-{md.kind}'") == 500
     assert count(db, "quotes", f"source = 't1-{md.kind}' AND bid = 99.0") == 100
+    # A window with nothing stored: skip and replace have nothing to skip or replace (and COPY straight in).
+    later = quotes(symbol, 20, start=T0 + timedelta(days=1))
+    fresh = md.write_quotes(later.slice(0, 10), source=f"t1-{md.kind}", on_conflict="skip")
+    assert (fresh.written, fresh.skipped) == (10, 0)
+    fresh = md.write_quotes(later.slice(10, 10), source=f"t1-{md.kind}", on_conflict="replace")
+    assert (fresh.written, fresh.replaced) == (10, 0)
+    assert count(db, "quotes", f"source = 't1-{md.kind}'") == 520
+    md.write_quotes(later, source=f"t1-{md.kind}", on_conflict="skip")
+    assert count(db, "quotes", f"source = 't1-{md.kind}'") == 520
     cov = md.coverage(symbol=symbol)
-    assert [(c["table_name"], c["row_count"]) for c in cov] == [("quotes", 500)]
-    assert cov[0]["first_ts"] == T0 and cov[0]["last_ts"] == T0 + timedelta(seconds=499)
+    assert [(c["table_name"], c["row_count"]) for c in cov] == [("quotes", 520)]
+    assert cov[0]["first_ts"] == T0 and cov[0]["last_ts"] == T0 + timedelta(days=1, seconds=19)
 
 
 def test_input_shapes_are_all_accepted(md: Market, db: TestDatabase) -> None:
