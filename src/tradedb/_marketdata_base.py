@@ -883,6 +883,16 @@ def names_in(items: Sequence[tuple[pa.Table, int]], options: PrepareOptions) -> 
     return sorted(symbols), sorted(ids)
 
 
+def in_window_order(data: Any, dataset: Dataset) -> pa.Table:
+    """An in-memory input as one Arrow table sorted by security and time (for ``replace``)."""
+    table = pa.concat_tables(list(iter_tables(data, dataset, 1 << 62))) if not isinstance(data, pa.Table) else data
+    keys = [k for k in ("security_id", "symbol", "timeframe", "ts") if k in table.column_names]
+    try:
+        return table.sort_by([(k, "ascending") for k in keys]) if keys else table
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table  # unsortable columns: normalize() names them when the batch is read
+
+
 def with_offsets(tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, int]]:
     offset = 0
     for table in tables:

@@ -63,12 +63,14 @@ def window_overlap(dataset: Dataset) -> sql.Composed:
         """
 SELECT count(*) FROM jsonb_to_recordset(%(rows)s::jsonb)
      AS w(security_id bigint, timeframe text, first_us bigint, last_us bigint, row_count bigint)
-WHERE EXISTS (
+CROSS JOIN LATERAL (
+    -- LIMIT keeps this a probe per security (an EXISTS would let the planner hash-join the whole table).
     SELECT 1 FROM {target} t
     WHERE t.security_id = w.security_id AND t.source = %(source)s{tf}
       AND t.ts BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'
                    AND timestamptz 'epoch' + w.last_us * interval '1 microsecond'
-)
+    LIMIT 1
+) found
 """
     ).format(target=target(dataset), tf=tf)
 

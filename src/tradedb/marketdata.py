@@ -108,6 +108,9 @@ class MarketData:
             policy,
             table_interval(table, self._db.settings.tick_partition_interval),
         )
+        if on_conflict == "replace" and base.in_memory(data):
+            # Batches in (security, time) order have disjoint windows: one batch never replaces another's rows.
+            data = base.in_window_order(data, dataset)
         batches = base.with_offsets(base.iter_tables(data, dataset, batch_rows))
         if policy == "reject" and base.in_memory(data):
             self._write_checked_whole(recipe, list(batches), on_conflict, result, progress)

@@ -438,3 +438,17 @@ def test_dataframe_extras_are_explained_when_missing(db: TestDatabase, monkeypat
         with pytest.raises(ConfigError, match=r"tradedb\[dataframes\]"):
             conn.market_data.quotes("PX", T0, T0 + timedelta(1), as_="polars")
     assert issubclass(ConfigError, TradeDBError)
+
+
+def test_replace_of_unordered_input_keeps_every_row(md: Market, db: TestDatabase) -> None:
+    """Batches cut from shuffled rows would have overlapping windows: one would replace another's rows."""
+    names = [f"UO{md.kind[0].upper()}{i}" for i in range(3)]
+    rows = [(T0 + timedelta(seconds=i), names[i % 3], 1.0, 1.1) for i in range(300)]
+    rng = np.random.default_rng(3)
+    shuffled = [rows[i] for i in rng.permutation(len(rows))]
+    for name in names:
+        md.write_quotes([(T0, name, 1.0, 1.1)], source=f"uo-seed-{md.kind}", create_securities=True)
+    for _ in range(2):
+        result = md.write_quotes(shuffled, source=f"uo-{md.kind}", on_conflict="replace", batch_rows=50)
+        assert result.written == 300
+        assert count(db, "quotes", f"source = 'uo-{md.kind}'") == 300
