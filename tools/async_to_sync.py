@@ -49,6 +49,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bAsyncCursor\b", "Cursor"),
     (r"\bexecution_async\b", "execution"),
     (r"\bAsyncMarketData\b", "MarketData"),
+    (r"\bAsyncInFlight\b", "InFlight"),
     (r"\bmarketdata_async\b", "marketdata"),
     (r"\bconnect_async\b", "connect"),
     (r"\basynccontextmanager\b", "contextmanager"),

@@ -159,6 +159,12 @@ def check_source(source: Any) -> str:
     return source
 
 
+def check_writers(writers: Any) -> int:
+    if not isinstance(writers, int) or isinstance(writers, bool) or not 1 <= writers <= 16:
+        raise ValidationError(f"writers must be an integer from 1 to 16; got {writers!r}")
+    return writers
+
+
 def check_batch_rows(batch_rows: Any) -> int:
     if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
         raise ValidationError(f"batch_rows must be a positive integer; got {batch_rows!r}")
@@ -756,6 +762,10 @@ class Plan:
         )
 
 
+#: What one written batch did: its plan, rows written, rows replaced.
+Outcome = tuple[Plan, int, int]
+
+
 @dataclass
 class WriteResult:
     """The outcome of one write call."""
@@ -786,6 +796,13 @@ class WriteResult:
         self.warnings += plan.warned
         for name, count in plan.counts.items():
             self.findings[name] = self.findings.get(name, 0) + count
+
+    def record(self, outcomes: Iterable[Outcome], progress: Progress | None) -> None:
+        """Count batches that finished (in any order) and report progress."""
+        for plan, written, replaced in outcomes:
+            self.add_batch(plan, written, replaced)
+        if progress is not None:
+            progress(self.rows)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -23,6 +23,7 @@ from psycopg.rows import TupleRow
 from tradedb import _marketdata_base as base
 from tradedb import _marketdata_read as read
 from tradedb import _marketdata_sql as q
+from tradedb._inflight import InFlight
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.partitions import create_partition_sql, table_interval
 from tradedb.roles import owner_role_name
@@ -92,9 +93,11 @@ class MarketData:
         currency: str = "USD",
         timeframe: str | None = None,
         batch_rows: int = base.DEFAULT_BATCH_ROWS,
+        writers: int = 2,
         progress: Progress | None = None,
     ) -> WriteResult:
         base.check_source(source)
+        base.check_writers(writers)
         base.check_choice(on_conflict, base.ON_CONFLICT, "on_conflict")
         base.check_choice(policy, base.POLICIES, "policy")
         base.check_batch_rows(batch_rows)
@@ -112,24 +115,30 @@ class MarketData:
             # Batches in (security, time) order have disjoint windows: one batch never replaces another's rows.
             data = base.in_window_order(data, dataset)
         batches = base.with_offsets(base.iter_tables(data, dataset, batch_rows))
+        # Appends of different batches cannot interfere: several may run at once, each its own transaction.
+        parallel = writers if on_conflict == "append" else 1
         if policy == "reject" and base.in_memory(data):
-            self._write_checked_whole(recipe, list(batches), on_conflict, result, progress)
+            self._write_checked_whole(
+                recipe, list(batches), on_conflict=on_conflict, result=result, progress=progress, parallel=parallel
+            )
         else:
-            # A pipeline: a worker thread reads and prepares batch k+1 (checks, COPY encoding) while this one writes
-            # batch k, so the client's CPU work hides behind the server's.
+            # A pipeline: a worker thread reads and prepares batch k+1 (checks, COPY encoding) while batch k is
+            # written, so the client's CPU work hides behind the server's.
             with ThreadPoolExecutor(1, thread_name_prefix="tradedb-prepare") as worker:
-                pending = worker.submit(self._cook_next, recipe, batches)
-                while True:
-                    ready = pending.result()
-                    if ready is None:
-                        break
+                with InFlight[base.Outcome](parallel) as flight:
                     pending = worker.submit(self._cook_next, recipe, batches)
-                    done = self._finish(recipe, ready)
-                    if policy == "reject":
-                        base.raise_if_rejected(dataset, done.batch, written_before=result.written)
-                    self._write_batch(recipe, done, on_conflict, result)
-                    if progress is not None:
-                        progress(result.rows)
+                    while True:
+                        ready = pending.result()
+                        if ready is None:
+                            break
+                        pending = worker.submit(self._cook_next, recipe, batches)
+                        done = self._finish(recipe, ready)
+                        if policy == "reject" and done.batch.findings.bad().any():
+                            result.record(flight.drain(), progress)
+                            base.raise_if_rejected(dataset, done.batch, written_before=result.written)
+                        self._ensure_partitions(dataset, done.starts)
+                        result.record(flight.submit(self._write_batch, recipe, done, on_conflict), progress)
+                    result.record(flight.drain(), progress)
         result.seconds = time.perf_counter() - started
         return result
 
@@ -137,9 +146,11 @@ class MarketData:
         self,
         recipe: base.Recipe,
         items: list[tuple[pa.Table, int]],
+        *,
         on_conflict: str,
         result: WriteResult,
         progress: Progress | None,
+        parallel: int,
     ) -> None:
         """``reject`` on in-memory input: nothing is written unless every batch passes.
 
@@ -159,16 +170,17 @@ class MarketData:
             def all_passed() -> None:
                 checking.result()
 
-            self._write_batch(recipe, first, on_conflict, result, before_commit=all_passed)
+            self._ensure_partitions(recipe.dataset, first.starts)
+            outcome = self._write_batch(recipe, first, on_conflict, before_commit=all_passed)
+            result.record([outcome], progress)
             rest = checking.result()
-        if progress is not None:
-            progress(result.rows)
-        for item in rest:
-            done = self._finish(recipe, item)
-            base.raise_if_rejected(recipe.dataset, done.batch)
-            self._write_batch(recipe, done, on_conflict, result)
-            if progress is not None:
-                progress(result.rows)
+        with InFlight[base.Outcome](parallel) as flight:
+            for item in rest:
+                done = self._finish(recipe, item)
+                base.raise_if_rejected(recipe.dataset, done.batch)
+                self._ensure_partitions(recipe.dataset, done.starts)
+                result.record(flight.submit(self._write_batch, recipe, done, on_conflict), progress)
+            result.record(flight.drain(), progress)
 
     def _cook_checked(self, recipe: base.Recipe, items: list[tuple[pa.Table, int]]) -> list[base.Cooked]:
         cooked = [self._cook(recipe, table, offset) for table, offset in items]
@@ -223,12 +235,11 @@ class MarketData:
         recipe: base.Recipe,
         item: base.Cooked,
         on_conflict: str,
-        result: WriteResult,
         *,
         before_commit: Callable[[], None] | None = None,
-    ) -> None:
+    ) -> base.Outcome:
+        """Write one cooked batch in one transaction (its partitions exist already); return what it wrote."""
         dataset, plan, payload = recipe.dataset, item.plan, item.payload
-        self._ensure_partitions(dataset, item.starts)
 
         def work(conn: Connection[TupleRow]) -> tuple[int, int]:
             written, replaced = 0, 0
@@ -254,7 +265,7 @@ class MarketData:
             return written, replaced
 
         written, replaced = self._db.run_transaction(work)
-        result.add_batch(plan, written, replaced)
+        return plan, written, replaced
 
     # --- partitions ---------------------------------------------------------------------------------------
 

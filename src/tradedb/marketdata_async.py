@@ -29,6 +29,7 @@ from psycopg.rows import TupleRow
 from tradedb import _marketdata_base as base
 from tradedb import _marketdata_read as read
 from tradedb import _marketdata_sql as q
+from tradedb._inflight import AsyncInFlight
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.partitions import create_partition_sql, table_interval
 from tradedb.roles import owner_role_name
@@ -98,9 +99,11 @@ class AsyncMarketData:
         currency: str = "USD",
         timeframe: str | None = None,
         batch_rows: int = base.DEFAULT_BATCH_ROWS,
+        writers: int = 2,
         progress: Progress | None = None,
     ) -> WriteResult:
         base.check_source(source)
+        base.check_writers(writers)
         base.check_choice(on_conflict, base.ON_CONFLICT, "on_conflict")
         base.check_choice(policy, base.POLICIES, "policy")
         base.check_batch_rows(batch_rows)
@@ -118,24 +121,30 @@ class AsyncMarketData:
             # Batches in (security, time) order have disjoint windows: one batch never replaces another's rows.
             data = base.in_window_order(data, dataset)
         batches = base.with_offsets(base.iter_tables(data, dataset, batch_rows))
+        # Appends of different batches cannot interfere: several may run at once, each its own transaction.
+        parallel = writers if on_conflict == "append" else 1
         if policy == "reject" and base.in_memory(data):
-            await self._write_checked_whole(recipe, list(batches), on_conflict, result, progress)
+            await self._write_checked_whole(
+                recipe, list(batches), on_conflict=on_conflict, result=result, progress=progress, parallel=parallel
+            )
         else:
-            # A pipeline: a worker thread reads and prepares batch k+1 (checks, COPY encoding) while this one writes
-            # batch k, so the client's CPU work hides behind the server's.
+            # A pipeline: a worker thread reads and prepares batch k+1 (checks, COPY encoding) while batch k is
+            # written, so the client's CPU work hides behind the server's.
             with ThreadPoolExecutor(1, thread_name_prefix="tradedb-prepare") as worker:
-                pending = worker.submit(self._cook_next, recipe, batches)
-                while True:
-                    ready = await asyncio.wrap_future(pending)
-                    if ready is None:
-                        break
+                async with AsyncInFlight[base.Outcome](parallel) as flight:
                     pending = worker.submit(self._cook_next, recipe, batches)
-                    done = await self._finish(recipe, ready)
-                    if policy == "reject":
-                        base.raise_if_rejected(dataset, done.batch, written_before=result.written)
-                    await self._write_batch(recipe, done, on_conflict, result)
-                    if progress is not None:
-                        progress(result.rows)
+                    while True:
+                        ready = await asyncio.wrap_future(pending)
+                        if ready is None:
+                            break
+                        pending = worker.submit(self._cook_next, recipe, batches)
+                        done = await self._finish(recipe, ready)
+                        if policy == "reject" and done.batch.findings.bad().any():
+                            result.record(await flight.drain(), progress)
+                            base.raise_if_rejected(dataset, done.batch, written_before=result.written)
+                        await self._ensure_partitions(dataset, done.starts)
+                        result.record(await flight.submit(self._write_batch, recipe, done, on_conflict), progress)
+                    result.record(await flight.drain(), progress)
         result.seconds = time.perf_counter() - started
         return result
 
@@ -143,9 +152,11 @@ class AsyncMarketData:
         self,
         recipe: base.Recipe,
         items: list[tuple[pa.Table, int]],
+        *,
         on_conflict: str,
         result: WriteResult,
         progress: Progress | None,
+        parallel: int,
     ) -> None:
         """``reject`` on in-memory input: nothing is written unless every batch passes.
 
@@ -165,16 +176,17 @@ class AsyncMarketData:
             async def all_passed() -> None:
                 await asyncio.wrap_future(checking)
 
-            await self._write_batch(recipe, first, on_conflict, result, before_commit=all_passed)
+            await self._ensure_partitions(recipe.dataset, first.starts)
+            outcome = await self._write_batch(recipe, first, on_conflict, before_commit=all_passed)
+            result.record([outcome], progress)
             rest = await asyncio.wrap_future(checking)
-        if progress is not None:
-            progress(result.rows)
-        for item in rest:
-            done = await self._finish(recipe, item)
-            base.raise_if_rejected(recipe.dataset, done.batch)
-            await self._write_batch(recipe, done, on_conflict, result)
-            if progress is not None:
-                progress(result.rows)
+        async with AsyncInFlight[base.Outcome](parallel) as flight:
+            for item in rest:
+                done = await self._finish(recipe, item)
+                base.raise_if_rejected(recipe.dataset, done.batch)
+                await self._ensure_partitions(recipe.dataset, done.starts)
+                result.record(await flight.submit(self._write_batch, recipe, done, on_conflict), progress)
+            result.record(await flight.drain(), progress)
 
     def _cook_checked(self, recipe: base.Recipe, items: list[tuple[pa.Table, int]]) -> list[base.Cooked]:
         cooked = [self._cook(recipe, table, offset) for table, offset in items]
@@ -229,12 +241,11 @@ class AsyncMarketData:
         recipe: base.Recipe,
         item: base.Cooked,
         on_conflict: str,
-        result: WriteResult,
         *,
         before_commit: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
+    ) -> base.Outcome:
+        """Write one cooked batch in one transaction (its partitions exist already); return what it wrote."""
         dataset, plan, payload = recipe.dataset, item.plan, item.payload
-        await self._ensure_partitions(dataset, item.starts)
 
         async def work(conn: AsyncConnection[TupleRow]) -> tuple[int, int]:
             written, replaced = 0, 0
@@ -264,7 +275,7 @@ class AsyncMarketData:
             return written, replaced
 
         written, replaced = await self._db.run_transaction(work)
-        result.add_batch(plan, written, replaced)
+        return plan, written, replaced
 
     # --- partitions ---------------------------------------------------------------------------------------
 

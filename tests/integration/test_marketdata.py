@@ -201,6 +201,7 @@ def test_bad_input_is_typed_and_writes_nothing(md: Market, db: TestDatabase) -> 
         ({"source": f"b-{md.kind}", "on_conflict": "upsert"}, good, "on_conflict"),
         ({"source": f"b-{md.kind}", "policy": "ignore"}, good, "policy"),
         ({"source": f"b-{md.kind}", "batch_rows": 0}, good, "batch_rows"),
+        ({"source": f"b-{md.kind}", "writers": 0}, good, "writers"),
         ({"source": f"b-{md.kind}"}, good.append_column("bidd", pa.array([1.0, 2.0])), "unknown column"),
         ({"source": f"b-{md.kind}"}, good.drop_columns(["ts"]), "'ts'"),
         ({"source": f"b-{md.kind}"}, good.drop_columns(["symbol"]), "name no security"),
@@ -236,6 +237,10 @@ def test_a_failed_batch_writes_nothing(md: Market, db: TestDatabase) -> None:
     with pytest.raises(ValidationError, match="earlier batches of this stream, 200 rows, were written"):
         md.write_quotes(stream(), source=f"fb-{md.kind}", batch_rows=100)
     assert count(db, "quotes", f"source = 'fb-{md.kind}'") == 200
+    # In memory, the same input writes nothing: the first batch's transaction waits for the others' checks.
+    with pytest.raises(ValidationError, match="nothing was written"):
+        md.write_quotes(list(stream()), source=f"fb-mem-{md.kind}", batch_rows=100)
+    assert count(db, "quotes", f"source = 'fb-mem-{md.kind}'") == 0
 
 
 def test_latest_quotes_is_one_probe_per_symbol(md: Market, db: TestDatabase) -> None:
