@@ -46,6 +46,8 @@ SELECT security_id, %(table)s, %(source)s, timeframe, timestamptz 'epoch' + firs
        timestamptz 'epoch' + last_us * interval '1 microsecond', row_count
 FROM jsonb_to_recordset(%(rows)s::jsonb)
      AS x(security_id bigint, timeframe text, first_us bigint, last_us bigint, row_count bigint)
+-- One lock order for every writer: concurrent batches wait for each other instead of deadlocking.
+ORDER BY security_id, timeframe
 ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
 SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
     row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
@@ -147,6 +149,7 @@ WITH ins AS (
     INSERT INTO data_ingestion.coverage AS c
         (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
     SELECT security_id, {table_name}, source, timeframe, first_ts, last_ts, n FROM agg
+    ORDER BY security_id, timeframe
     ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
     SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
         row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
@@ -317,6 +320,7 @@ stored AS (
     INSERT INTO data_ingestion.coverage AS c
         (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
     SELECT security_id, 'bars', %(target_source)s, %(timeframe)s, first_ts, last_ts, n FROM agg
+    ORDER BY security_id
     ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
     SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
         row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
