@@ -2,7 +2,8 @@
 the same run, ROUNDS rounds, medians; then latest_quotes for 500 symbols and reading 1M rows.
 
 Writes: server-side ``COPY ... FROM file (FORMAT binary)`` (the limit), raw psycopg binary COPY (write_row),
-tradedb ``append``, tradedb ``skip``, pandas ``to_sql``. Goals: append >= 90 % of the server-side limit, skip >= 60 %,
+tradedb ``append``, tradedb ``skip`` (into the empty table, and again when every row is stored), tradedb
+``replace`` of stored rows, pandas ``to_sql``. Goals: append >= 90 % of the server-side limit, skip >= 60 %,
 append >= 8x pandas. latest_quotes: median <= 5 ms (LATERAL probes) against DISTINCT ON. Reads: 1M rows of one
 symbol into Arrow against ``pandas.read_sql``, goal >= 3x.
 """
@@ -130,6 +131,10 @@ def main() -> None:
 
         results["tradedb append"] = median_seconds(empty, tradedb_write("append"))
         results["tradedb skip"] = median_seconds(empty, tradedb_write("skip"))
+        # The same calls again on a table that holds every row: the staging path (COPY to a temp table, one
+        # INSERT ... WHERE NOT EXISTS / DELETE + INSERT per batch).
+        results["tradedb skip, all stored"] = median_seconds(lambda: None, tradedb_write("skip"))
+        results["tradedb replace, all stored"] = median_seconds(lambda: None, tradedb_write("replace"))
         engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         frame = by_id.append_column("source", pa.array(["b"] * ROWS)).to_pandas()
 
