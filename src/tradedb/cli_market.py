@@ -104,60 +104,40 @@ def _ingest(
     return result, raw
 
 
-@ingest_app.command("quotes")
-def ingest_quotes(
-    file: FileArg,
-    source: SourceOpt,
-    fmt: FormatOpt = None,
-    symbol: SymbolOpt = None,
-    tz: TzOpt = None,
-    on_conflict: ConflictOpt = "append",
-    policy: PolicyOpt = "reject",
-    create_securities: CreateOpt = False,
-    asset_type: AssetOpt = "equity",
-    exchange: ExchangeOpt = None,
-    batch_rows: BatchOpt = 100_000,
-    as_json: JsonOpt = False,
-) -> None:
-    """Load quotes (time, symbol, bid, ask, sizes)."""
-    options = _options(
-        on_conflict=on_conflict,
-        policy=policy,
-        create_securities=create_securities,
-        asset_type=asset_type,
-        exchange=exchange,
-        batch_rows=batch_rows,
-    )
-    result, _ = _ingest("quotes", file, source=source, fmt=fmt, symbol=symbol, tz=tz, options=options)
-    _report([result], as_json)
+def _tick_command(kind: str, what: str) -> None:
+    """Register ``tradedb ingest <kind>`` (quotes and trades take the same options)."""
+
+    def command(
+        file: FileArg,
+        source: SourceOpt,
+        fmt: FormatOpt = None,
+        symbol: SymbolOpt = None,
+        tz: TzOpt = None,
+        on_conflict: ConflictOpt = "append",
+        policy: PolicyOpt = "reject",
+        create_securities: CreateOpt = False,
+        asset_type: AssetOpt = "equity",
+        exchange: ExchangeOpt = None,
+        batch_rows: BatchOpt = 100_000,
+        as_json: JsonOpt = False,
+    ) -> None:
+        options = _options(
+            on_conflict=on_conflict,
+            policy=policy,
+            create_securities=create_securities,
+            asset_type=asset_type,
+            exchange=exchange,
+            batch_rows=batch_rows,
+        )
+        result, _ = _ingest(kind, file, source=source, fmt=fmt, symbol=symbol, tz=tz, options=options)
+        _report([result], as_json)
+
+    command.__doc__ = what
+    ingest_app.command(kind)(command)
 
 
-@ingest_app.command("trades")
-def ingest_trades(
-    file: FileArg,
-    source: SourceOpt,
-    fmt: FormatOpt = None,
-    symbol: SymbolOpt = None,
-    tz: TzOpt = None,
-    on_conflict: ConflictOpt = "append",
-    policy: PolicyOpt = "reject",
-    create_securities: CreateOpt = False,
-    asset_type: AssetOpt = "equity",
-    exchange: ExchangeOpt = None,
-    batch_rows: BatchOpt = 100_000,
-    as_json: JsonOpt = False,
-) -> None:
-    """Load market trades (time, symbol, price, size, trade id, aggressor side)."""
-    options = _options(
-        on_conflict=on_conflict,
-        policy=policy,
-        create_securities=create_securities,
-        asset_type=asset_type,
-        exchange=exchange,
-        batch_rows=batch_rows,
-    )
-    result, _ = _ingest("trades", file, source=source, fmt=fmt, symbol=symbol, tz=tz, options=options)
-    _report([result], as_json)
+_tick_command("quotes", "Load quotes (time, symbol, bid, ask, sizes).")
+_tick_command("trades", "Load market trades (time, symbol, price, size, trade id, aggressor side).")
 
 
 @ingest_app.command("bars")
