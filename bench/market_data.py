@@ -29,6 +29,7 @@ import tradedb
 from _server import bench_server
 from tradedb import _marketdata_base as base
 from tradedb import provision
+from tradedb._copy_binary import encode_copy
 from tradedb._marketdata_sql import LATEST_QUOTES_DISTINCT_ON
 from tradedb.settings import Settings, with_dbname
 
@@ -95,9 +96,7 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp(prefix="tradedb-bench-", dir="/tmp"))
         folder.chmod(0o755)
         binary = folder / "quotes.bin"
-        binary.write_bytes(
-            b"".join(bytes(b) for b in base.encode_copy(by_id, base.QUOTES.data_columns, {"source": "b"}))
-        )
+        binary.write_bytes(b"".join(bytes(b) for b in encode_copy(by_id, base.QUOTES.data_columns, {"source": "b"})))
         binary.chmod(0o644)
         results: dict[str, float] = {}
         results["server COPY FROM file (binary)"] = median_seconds(

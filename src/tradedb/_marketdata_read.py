@@ -16,7 +16,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from tradedb import _marketdata_sql as q
-from tradedb._marketdata_base import BY_TABLE, check_choice, check_symbol
+from tradedb._marketdata_base import BY_TABLE, check_choice, check_source, check_symbol
 from tradedb.errors import ConfigError, ValidationError
 from tradedb.schema.data_ingestion import TIMEFRAMES
 
@@ -209,8 +209,6 @@ def aggregate_statement(
     check_choice(source_table, ("market_trades", "quotes"), "source_table")
     check_timeframe(timeframe)
     lo, hi = check_range(start, end)
-    from tradedb._marketdata_base import check_source
-
     check_source(source)
     check_source(target_source or source)
     select = q.AGGREGATE_TRADES if source_table == "market_trades" else q.AGGREGATE_QUOTES

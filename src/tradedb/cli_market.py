@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tradedb import ingest_files, maintenance, securities
-from tradedb._marketdata_base import WriteResult
+from tradedb._marketdata_write import WriteResult
 from tradedb.cli import _cell, _database, _print_json, _settings, app, err, out
 
 ingest_app = typer.Typer(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -322,8 +321,3 @@ def read_securities(path: Path, *, exchange: str | None = None) -> tuple[list[di
             }
         )
     return rows, skipped
-
-
-def iter_rows(table: pa.Table, batch: int) -> Iterator[pa.Table]:
-    for start in range(0, table.num_rows, batch):
-        yield table.slice(start, batch)

@@ -23,6 +23,7 @@ from psycopg.rows import TupleRow
 from tradedb import _marketdata_base as base
 from tradedb import _marketdata_read as read
 from tradedb import _marketdata_sql as q
+from tradedb import _marketdata_write as write
 from tradedb._inflight import InFlight
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.partitions import create_partition_sql, table_interval
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-WriteResult = base.WriteResult
-Progress = base.Progress
+WriteResult = write.WriteResult
+Progress = write.Progress
 
 
 class MarketData:
@@ -56,7 +57,8 @@ class MarketData:
         Options (all writers): ``on_conflict`` ("append" | "skip" | "replace"), ``policy`` ("reject" |
         "quarantine" | "log"), ``tz`` (zone of naive times), ``symbol`` (when rows name none), ``exchange``
         (MIC used to resolve symbols), ``create_securities`` (add unknown symbols to the security master, with
-        ``asset_type`` and ``currency``), ``batch_rows`` and ``progress`` (called with the rows done so far).
+        ``asset_type`` and ``currency``), ``batch_rows`` (rows per batch; each batch is one transaction),
+        ``writers`` (batches appended at once, default 2) and ``progress`` (called with the rows done so far).
         """
         return self._write(base.QUOTES, data, source, **options)
 
@@ -101,23 +103,23 @@ class MarketData:
         base.check_choice(on_conflict, base.ON_CONFLICT, "on_conflict")
         base.check_choice(policy, base.POLICIES, "policy")
         base.check_batch_rows(batch_rows)
-        result = base.WriteResult(dataset.table, source)
+        result = write.WriteResult(dataset.table, source)
         started = time.perf_counter()
         table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
-        recipe = base.Recipe(
+        recipe = write.Recipe(
             dataset,
-            base.PrepareOptions(tz, symbol, exchange, create_securities, asset_type, currency, timeframe),
+            write.PrepareOptions(tz, symbol, exchange, create_securities, asset_type, currency, timeframe),
             source,
             policy,
             table_interval(table, self._db.settings.tick_partition_interval),
         )
-        if on_conflict == "replace" and base.in_memory(data):
+        if on_conflict == "replace" and write.in_memory(data):
             # Batches in (security, time) order have disjoint windows: one batch never replaces another's rows.
-            data = base.in_window_order(data, dataset)
-        batches = base.with_offsets(base.iter_tables(data, dataset, batch_rows))
+            data = write.in_window_order(data, dataset)
+        batches = write.with_offsets(base.iter_tables(data, dataset, batch_rows))
         # Appends of different batches cannot interfere: several may run at once, each its own transaction.
         parallel = writers if on_conflict == "append" else 1
-        if policy == "reject" and base.in_memory(data):
+        if policy == "reject" and write.in_memory(data):
             self._write_checked_whole(
                 recipe, list(batches), on_conflict=on_conflict, result=result, progress=progress, parallel=parallel
             )
@@ -125,7 +127,7 @@ class MarketData:
             # A pipeline: a worker thread reads and prepares batch k+1 (checks, COPY encoding) while batch k is
             # written, so the client's CPU work hides behind the server's.
             with ThreadPoolExecutor(1, thread_name_prefix="tradedb-prepare") as worker:
-                with InFlight[base.Outcome](parallel) as flight:
+                with InFlight[write.Outcome](parallel) as flight:
                     pending = worker.submit(self._cook_next, recipe, batches)
                     while True:
                         ready = pending.result()
@@ -135,7 +137,7 @@ class MarketData:
                         done = self._finish(recipe, ready)
                         if policy == "reject" and done.batch.findings.bad().any():
                             result.record(flight.drain(), progress)
-                            base.raise_if_rejected(dataset, done.batch, written_before=result.written)
+                            write.raise_if_rejected(dataset, done.batch, written_before=result.written)
                         self._ensure_partitions(dataset, done.starts)
                         result.record(flight.submit(self._write_batch, recipe, done, on_conflict), progress)
                     result.record(flight.drain(), progress)
@@ -144,7 +146,7 @@ class MarketData:
 
     def _write_checked_whole(
         self,
-        recipe: base.Recipe,
+        recipe: write.Recipe,
         items: list[tuple[pa.Table, int]],
         *,
         on_conflict: str,
@@ -159,11 +161,11 @@ class MarketData:
         """
         if not items:
             return
-        symbols, ids = base.names_in(items, recipe.options)
+        symbols, ids = write.names_in(items, recipe.options)
         self._resolve(symbols, recipe.options)
         self._check_ids(ids)
         first = self._finish(recipe, self._cook(recipe, *items[0]))
-        base.raise_if_rejected(recipe.dataset, first.batch)
+        write.raise_if_rejected(recipe.dataset, first.batch)
         with ThreadPoolExecutor(1, thread_name_prefix="tradedb-prepare") as worker:
             checking = worker.submit(self._cook_checked, recipe, items[1:])
 
@@ -174,39 +176,39 @@ class MarketData:
             outcome = self._write_batch(recipe, first, on_conflict, before_commit=all_passed)
             result.record([outcome], progress)
             rest = checking.result()
-        with InFlight[base.Outcome](parallel) as flight:
+        with InFlight[write.Outcome](parallel) as flight:
             for item in rest:
                 done = self._finish(recipe, item)
-                base.raise_if_rejected(recipe.dataset, done.batch)
+                write.raise_if_rejected(recipe.dataset, done.batch)
                 self._ensure_partitions(recipe.dataset, done.starts)
                 result.record(flight.submit(self._write_batch, recipe, done, on_conflict), progress)
             result.record(flight.drain(), progress)
 
-    def _cook_checked(self, recipe: base.Recipe, items: list[tuple[pa.Table, int]]) -> list[base.Cooked]:
+    def _cook_checked(self, recipe: write.Recipe, items: list[tuple[pa.Table, int]]) -> list[write.Cooked]:
         cooked = [self._cook(recipe, table, offset) for table, offset in items]
         for item in cooked:
             if item.missing_symbols or item.missing_ids:
                 continue  # resolved (and checked) by the writer before it is written
-            base.raise_if_rejected(recipe.dataset, item.batch)
+            write.raise_if_rejected(recipe.dataset, item.batch)
         return cooked
 
-    def _cook(self, recipe: base.Recipe, table: pa.Table, offset: int) -> base.Cooked:
+    def _cook(self, recipe: write.Recipe, table: pa.Table, offset: int) -> write.Cooked:
         # Runs in the worker thread: it reads copies of the caches, never the dicts the writer updates.
-        return base.cook(recipe, table, offset, dict(self._symbols), frozenset(self._known_ids))
+        return write.cook(recipe, table, offset, dict(self._symbols), frozenset(self._known_ids))
 
-    def _cook_next(self, recipe: base.Recipe, batches: Iterator[tuple[pa.Table, int]]) -> base.Cooked | None:
+    def _cook_next(self, recipe: write.Recipe, batches: Iterator[tuple[pa.Table, int]]) -> write.Cooked | None:
         following = next(batches, None)
         return None if following is None else self._cook(recipe, *following)
 
-    def _finish(self, recipe: base.Recipe, item: base.Cooked) -> base.Cooked:
+    def _finish(self, recipe: write.Recipe, item: write.Cooked) -> write.Cooked:
         """Resolve what the worker could not (new symbols, unseen ids), then cook the batch again."""
         if not item.missing_symbols and not item.missing_ids:
             return item
         self._resolve(item.missing_symbols, recipe.options)
         self._check_ids(item.missing_ids)
-        return base.cook(recipe, item.table, item.offset, self._symbols, self._known_ids, resolved=True)
+        return write.cook(recipe, item.table, item.offset, self._symbols, self._known_ids, resolved=True)
 
-    def _resolve(self, symbols: list[str], options: base.PrepareOptions) -> None:
+    def _resolve(self, symbols: list[str], options: write.PrepareOptions) -> None:
         wanted = [s for s in symbols if (options.exchange, s) not in self._symbols]
         if not wanted:
             return
@@ -232,12 +234,12 @@ class MarketData:
 
     def _write_batch(
         self,
-        recipe: base.Recipe,
-        item: base.Cooked,
+        recipe: write.Recipe,
+        item: write.Cooked,
         on_conflict: str,
         *,
         before_commit: Callable[[], None] | None = None,
-    ) -> base.Outcome:
+    ) -> write.Outcome:
         """Write one cooked batch in one transaction (its partitions exist already); return what it wrote."""
         dataset, plan, payload = recipe.dataset, item.plan, item.payload
 
@@ -276,7 +278,7 @@ class MarketData:
         table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
         interval = table_interval(table, self._db.settings.tick_partition_interval)
         known = self._bounds(dataset.table)
-        missing = [s for s in starts if not base.covered(s, known)]
+        missing = [s for s in starts if not write.covered(s, known)]
         if not missing:
             return
         if self._db.role is not None or not self._may_create():
@@ -289,7 +291,7 @@ class MarketData:
         owner = owner_role_name(self._db.settings.role_prefix)
         with self._db.connection() as conn:
             for start in missing:
-                spec = base.spec_for(table, start, interval)
+                spec = write.spec_for(table, start, interval)
                 try:
                     with conn.transaction():
                         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
@@ -306,7 +308,7 @@ class MarketData:
     def _bounds(self, table_name: str) -> list[tuple[datetime, datetime]]:
         if table_name not in self._partitions:
             rows = self._db.fetch_all(q.PARTITION_BOUNDS, (f"{q.SCHEMA}.{table_name}",), readonly=False)
-            self._partitions[table_name] = base.bounds(rows)
+            self._partitions[table_name] = write.bounds(rows)
         return self._partitions[table_name]
 
     def _may_create(self) -> bool:
@@ -324,7 +326,7 @@ class MarketData:
     def security_ids(self, symbols: Sequence[str], *, exchange: str | None = None) -> dict[str, int]:
         """Map symbols to security ids (cached); raise NotFoundError naming the unknown ones."""
         names = read.check_symbols(symbols)
-        self._resolve(list(dict.fromkeys(names)), base.PrepareOptions(exchange=exchange))
+        self._resolve(list(dict.fromkeys(names)), write.PrepareOptions(exchange=exchange))
         unknown = [s for s in names if (exchange, s) not in self._symbols]
         if unknown:
             raise NotFoundError(f"unknown symbol(s): {', '.join(unknown[:10])}")
@@ -476,7 +478,7 @@ class MarketData:
         params["ids"] = ids
         if ids:
             self._ensure_partitions(
-                base.BARS, base.needed_starts(read.month_span(params["start"], params["end"]), "month")
+                base.BARS, write.needed_starts(read.month_span(params["start"], params["end"]), "month")
             )
         return int(self._db.run_transaction(lambda conn: _value(conn, statement, params)))
 

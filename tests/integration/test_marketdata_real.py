@@ -5,6 +5,7 @@ Skipped, saying why, when the data folder is absent. The files are never copied 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -252,3 +253,19 @@ def test_zipline_splits_and_dividends_adjust_bars(db: TestDatabase, conn: traded
     assert {r["kind"]: r["n"] for r in actions}["split"] == 1
     assert np.isclose(raw[before]["close"] / 2, by_day[before]["close"] / by_day[after]["factor"])
     assert isinstance(adjusted, list) and pa is not None and timedelta is not None
+
+
+def test_cli_ingest_lobster(db: TestDatabase, conn: tradedb.Database) -> None:
+    done = run_cli(
+        "ingest", "lobster", str(LOBSTER), "--source", "lobster-cli", "--create-securities", "--json", env=db.env()
+    )
+    assert done.returncode == 0, done.stderr
+    results = {r["table"]: r for r in json.loads(done.stdout)}
+    assert results["order_book_events"]["written"] == 57_515
+    assert results["market_trades"]["written"] == 8_974 + 2_445
+    assert results["quotes"]["rejected"] == 0
+    again = run_cli(
+        "ingest", "lobster", str(LOBSTER), "--source", "lobster-cli", "--on-conflict", "skip", "--json", env=db.env()
+    )
+    assert again.returncode == 0, again.stderr
+    assert all(r["written"] == 0 for r in json.loads(again.stdout))

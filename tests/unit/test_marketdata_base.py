@@ -14,8 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tradedb import _marketdata_base as base
+from tradedb import _marketdata_quality as quality
 from tradedb import _marketdata_read as read
 from tradedb import ingest_files
+from tradedb._copy_binary import encode_copy
 from tradedb.errors import ValidationError
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -60,9 +62,9 @@ def test_checks_find_each_defect() -> None:
         trade_count=pa.nulls(5, pa.int64()),
         vwap=pa.nulls(5, pa.float64()),
     )
-    findings = base.check(bars, base.BARS)
+    findings = quality.check(bars, base.BARS)
     assert findings.counts() == {"missing_value": 1, "ohlc_violation": 2, "duplicate": 1}
-    assert findings.status["duplicate"] == base.FAIL  # a keyed table cannot hold both
+    assert findings.status["duplicate"] == quality.FAIL  # a keyed table cannot hold both
     assert findings.reasons(4) == ["missing_value", "ohlc_violation"]
 
 
@@ -85,7 +87,7 @@ def test_copy_encoding_is_postgres_binary(rows: list[tuple[int, float | None, st
             "t": pa.array([r[2] for r in rows], pa.string()),
         }
     )
-    stream = b"".join(bytes(b) for b in base.encode_copy(data, ["ts", "x", "t"], {"source": "src"}))
+    stream = b"".join(bytes(b) for b in encode_copy(data, ["ts", "x", "t"], {"source": "src"}))
     assert stream.startswith(b"PGCOPY\n\xff\r\n\x00") and stream.endswith(b"\xff\xff")
     pos, decoded = 19, []
     while stream[pos : pos + 2] != b"\xff\xff":
