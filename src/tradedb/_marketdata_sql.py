@@ -204,15 +204,24 @@ SELECT coalesce(sum(n), 0)::bigint FROM agg
 
 # --- reads ----------------------------------------------------------------------------------------------------
 
-#: The newest quote per security: one index probe each. The coverage table (kept by every tradedb write in the
-#: write's transaction) knows each security's last time per source, so the probe is ``ts = last``: run-time
-#: pruning leaves a single partition. Securities without coverage go through LATEST_QUOTES_WALK.
+#: The time span of the requested securities' last quotes, per the coverage table (kept by every tradedb write in
+#: the write's transaction). Passed to LATEST_QUOTES as literals, it lets the planner keep only the partitions in
+#: that span: a plan over every partition would cost more to plan and lock than the probes themselves.
+LATEST_SPAN = """
+SELECT min(last_ts), max(last_ts) FROM data_ingestion.coverage
+WHERE security_id = ANY(%(ids)s::bigint[]) AND table_name = 'quotes' AND timeframe = ''
+  AND (%(source)s::text IS NULL OR source = %(source)s)
+"""
+
+#: The newest quote per security: one index probe each, at the last time coverage holds for it (``ts = last``).
+#: Securities without coverage go through LATEST_QUOTES_WALK.
 LATEST_QUOTES = """
 SELECT DISTINCT ON (c.security_id) c.security_id, q.ts, q.bid, q.ask, q.bid_size, q.ask_size, q.source
 FROM data_ingestion.coverage c
 CROSS JOIN LATERAL (
     SELECT * FROM data_ingestion.quotes q
     WHERE q.security_id = c.security_id AND q.ts = c.last_ts AND q.source = c.source
+      AND q.ts BETWEEN %(lo)s AND %(hi)s
     LIMIT 1
 ) q
 WHERE c.security_id = ANY(%(ids)s::bigint[]) AND c.table_name = 'quotes' AND c.timeframe = ''
@@ -230,8 +239,6 @@ CROSS JOIN LATERAL (
     ORDER BY q.ts DESC LIMIT 1
 ) q
 """
-
-GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 #: The same answer the usual way (a scan): kept for the benchmark's baseline.
 LATEST_QUOTES_DISTINCT_ON = """

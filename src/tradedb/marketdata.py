@@ -338,13 +338,15 @@ class MarketData:
         """Return the newest quote per symbol (None for a symbol without quotes): one index probe per symbol."""
         ids = self.security_ids(symbols, exchange=exchange)
         # Ids as one array literal: dumping 500 Python ints one by one costs more than the text.
-        params = {"ids": read.id_array(ids.values()), "source": source}
+        params: dict[str, Any] = {"ids": read.id_array(ids.values()), "source": source}
+        rows: list[tuple[Any, ...]] = []
         with self._db.connection(readonly=True) as conn:
-            # A generic plan, cached with the prepared statement: planning for every partition costs more than
-            # the probes themselves, and run-time pruning does the work of a custom plan.
-            conn.execute(q.GENERIC_PLAN)
-            cursor = conn.execute(q.LATEST_QUOTES, params)
-            rows = cursor.fetchall()
+            cursor = conn.execute(q.LATEST_SPAN, params)
+            span = cursor.fetchone()
+            if span is not None and span[0] is not None:
+                # Never prepared: the span's literal values are what lets the planner prune partitions.
+                cursor = conn.execute(q.LATEST_QUOTES, {**params, "lo": span[0], "hi": span[1]}, prepare=False)
+                rows = cursor.fetchall()
             missing = read.missing_ids(ids.values(), rows)
             if missing:
                 cursor = conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})

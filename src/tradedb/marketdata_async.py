@@ -349,13 +349,15 @@ class AsyncMarketData:
         """Return the newest quote per symbol (None for a symbol without quotes): one index probe per symbol."""
         ids = await self.security_ids(symbols, exchange=exchange)
         # Ids as one array literal: dumping 500 Python ints one by one costs more than the text.
-        params = {"ids": read.id_array(ids.values()), "source": source}
+        params: dict[str, Any] = {"ids": read.id_array(ids.values()), "source": source}
+        rows: list[tuple[Any, ...]] = []
         async with self._db.connection(readonly=True) as conn:
-            # A generic plan, cached with the prepared statement: planning for every partition costs more than
-            # the probes themselves, and run-time pruning does the work of a custom plan.
-            await conn.execute(q.GENERIC_PLAN)
-            cursor = await conn.execute(q.LATEST_QUOTES, params)
-            rows = await cursor.fetchall()
+            cursor = await conn.execute(q.LATEST_SPAN, params)
+            span = await cursor.fetchone()
+            if span is not None and span[0] is not None:
+                # Never prepared: the span's literal values are what lets the planner prune partitions.
+                cursor = await conn.execute(q.LATEST_QUOTES, {**params, "lo": span[0], "hi": span[1]}, prepare=False)
+                rows = await cursor.fetchall()
             missing = read.missing_ids(ids.values(), rows)
             if missing:
                 cursor = await conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})
