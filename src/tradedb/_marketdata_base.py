@@ -10,6 +10,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -66,11 +67,6 @@ class Dataset:
     @property
     def data_columns(self) -> tuple[str, ...]:
         return ("ts", "security_id", *self.field_names)
-
-    @property
-    def timeframe_column(self) -> str:
-        """The coverage table's timeframe expression for this table."""
-        return "timeframe" if self.name == "bars" else "''"
 
 
 TIMEFRAME_FIELD = Field("timeframe", "text", required=True)
@@ -139,6 +135,14 @@ def check_choice(value: str, choices: Sequence[str], what: str) -> str:
     if value not in choices:
         raise ValidationError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def duration(count: str, unit: str) -> timedelta:
+    """``count`` of ``unit`` (s, m, h, d or w) as a timedelta: the "30d" notation of retention and gaps."""
+    return timedelta(**{_UNITS[unit]: int(count)})
 
 
 def check_source(source: Any) -> str:

@@ -16,7 +16,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from tradedb import _marketdata_sql as q
-from tradedb._marketdata_base import BY_TABLE, check_choice, check_source, check_symbol
+from tradedb._marketdata_base import BY_TABLE, check_choice, check_source, check_symbol, duration
 from tradedb.errors import ConfigError, ValidationError
 from tradedb.schema.data_ingestion import TIMEFRAMES
 
@@ -302,8 +302,7 @@ def expected_step(expected: timedelta | str | None, timeframe: str | None) -> ti
         match = _DURATION.match(expected)
         if not match:
             raise ValidationError(f"expected must look like 30s, 5m, 1h or 1d; got {expected!r}")
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
-        return timedelta(**{unit: int(match.group(1))})
+        return duration(match.group(1), match.group(2))
     if timeframe in STEPS:
         return STEPS[timeframe]
     raise ValidationError("pass expected= (the longest normal interval between rows, e.g. '1m')")

@@ -25,7 +25,6 @@ from tradedb._marketdata_base import (
 )
 from tradedb._marketdata_quality import FAIL, WARNING, Findings, check, describe, reject_message
 from tradedb.errors import ValidationError
-from tradedb.partitions import PartitionSpec, next_start, partition_name
 
 
 def _coverage_entries(table: pa.Table, dataset: Dataset) -> list[dict[str, Any]]:
@@ -321,16 +320,6 @@ def needed_starts(rows: pa.Table, interval: timedelta | str) -> list[datetime]:
     return [datetime.fromtimestamp(s / 1_000_000, UTC) for s in partition_starts(rows, step).tolist()]
 
 
-def covered(start: datetime, known: Sequence[tuple[datetime, datetime]]) -> bool:
-    return any(lo <= start < hi for lo, hi in known)
-
-
-def bounds(rows: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
-    """The [lo, hi) ranges of a table's partitions (the default partition left out)."""
-    far_past, far_future = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-    return [(r["lo"] or far_past, r["hi"] or far_future) for r in rows if not r["is_default"]]
-
-
-def spec_for(table: Any, start: datetime, interval: timedelta | str) -> PartitionSpec:
-    end = next_start(start, interval)
-    return PartitionSpec(str(table.schema), table.name, partition_name(table.name, start, interval), start, end)
+def bounds(rows: list[dict[str, Any]]) -> list[tuple[datetime | None, datetime | None]]:
+    """The [lo, hi) ranges of a table's partitions (the default partition left out; None: unbounded)."""
+    return [(r["lo"], r["hi"]) for r in rows if not r["is_default"]]

@@ -25,15 +25,8 @@ from tradedb import _connect, provision
 from tradedb._secrets import mask_url
 from tradedb.database import Database
 from tradedb.embedded import EmbeddedServer
-from tradedb.partitions import (
-    MONTH,
-    PartitionSpec,
-    create_partition_sql,
-    floor_time,
-    next_start,
-    partition_name,
-)
-from tradedb.schema import SERVICE_SCHEMAS
+from tradedb.partitions import MONTH, create_partition_sql, floor_time, spec_at
+from tradedb.schema import SERVICE_SCHEMAS, metadata
 from tradedb.settings import Settings, load_settings, with_dbname
 
 SOURCE = "demo"
@@ -200,10 +193,7 @@ def load_sample(url: str, settings: Settings) -> int:
         }
         # Monthly partitions for the demo's days, so the rows do not land in the default partition.
         start = floor_time(datetime(DAYS[0].year, DAYS[0].month, 1, tzinfo=UTC), MONTH)
-        spec = PartitionSpec(
-            "data_ingestion", "bars", partition_name("bars", start, MONTH), start, next_start(start, MONTH)
-        )
-        conn.execute(create_partition_sql(spec))
+        conn.execute(create_partition_sql(spec_at(metadata.tables["data_ingestion.bars"], start, MONTH)))
         conn.execute("DELETE FROM data_ingestion.bars WHERE source = %s", (SOURCE,))
         loaded = 0
         columns = sql.SQL(", ").join(

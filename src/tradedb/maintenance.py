@@ -22,18 +22,18 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from tradedb import _connect, provision
-from tradedb._marketdata_base import BARS, BY_TABLE
+from tradedb._marketdata_base import BARS, BY_TABLE, duration
 from tradedb._marketdata_sql import PARTITION_BOUNDS
 from tradedb.embedded import server_url
 from tradedb.errors import ValidationError, translate
 from tradedb.partitions import (
     MONTH,
     PartitionSpec,
+    covers,
     create_partition_sql,
     default_partition_name,
-    next_start,
-    partition_name,
     partitions_around,
+    spec_at,
     table_interval,
 )
 from tradedb.roles import owner_role_name
@@ -43,7 +43,6 @@ from tradedb.settings import Settings, load_settings, with_dbname
 logger = logging.getLogger(__name__)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w)\s*$")
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
 
 @dataclass
@@ -68,15 +67,15 @@ def parse_retention(text: str) -> dict[str, timedelta]:
     known = {t.name: t for t in partitioned_tables()} | {f"{t.schema}.{t.name}": t for t in partitioned_tables()}
     out: dict[str, timedelta] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, duration = part.partition("=")
+        name, sep, span = part.partition("=")
         name = name.strip()
-        match = _DURATION.match(duration)
+        match = _DURATION.match(span)
         if not sep or not match:
             raise ValidationError(f"retention entry {part!r}: expected table=<number><h|d|w>, e.g. quotes=30d")
         if name not in known:
             names = ", ".join(sorted(t.name for t in partitioned_tables()))
             raise ValidationError(f"retention: {name!r} is not a partitioned table; one of {names}")
-        value = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        value = duration(match.group(1), match.group(2))
         if value <= timedelta(0):
             raise ValidationError(f"retention of {name} must be positive")
         table = known[name]
@@ -165,12 +164,7 @@ class _TableMaintenance:
             self.conn.execute(statement)
 
     def _exists(self, start: datetime) -> bool:
-        return any(lo is not None and hi is not None and lo <= start < hi for _, lo, hi in self.partitions)
-
-    def _spec(self, start: datetime) -> PartitionSpec:
-        end = next_start(start, self.interval)
-        name = partition_name(self.table.name, start, self.interval)
-        return PartitionSpec(str(self.table.schema), self.table.name, name, start, end)
+        return covers(((lo, hi) for _, lo, hi in self.partitions), start)
 
     def _bucket_sql(self) -> sql.Composable:
         column = sql.Identifier(self.column)
@@ -191,7 +185,7 @@ class _TableMaintenance:
             sql.SQL("SELECT DISTINCT {} FROM {} ORDER BY 1").format(self._bucket_sql(), default)
         ).fetchall()
         for (start,) in starts:
-            spec = self._spec(start.astimezone(UTC))
+            spec = spec_at(self.table, start.astimezone(UTC), self.interval)
             if self._exists(spec.start):
                 # A partition exists but rows sit in the default: impossible by construction (PostgreSQL routes
                 # rows to the matching partition), so say so instead of guessing.

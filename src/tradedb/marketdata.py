@@ -26,7 +26,7 @@ from tradedb import _marketdata_sql as q
 from tradedb import _marketdata_write as write
 from tradedb._inflight import InFlight
 from tradedb.errors import NotFoundError, ValidationError
-from tradedb.partitions import create_partition_sql, table_interval
+from tradedb.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.roles import owner_role_name
 from tradedb.schema import metadata
 
@@ -46,7 +46,7 @@ class MarketData:
         self._db = db
         self._symbols: dict[tuple[str | None, str], int] = {}
         self._known_ids: set[int] = set()
-        self._partitions: dict[str, list[tuple[datetime, datetime]]] = {}
+        self._partitions: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
         self._may_create_partitions: bool | None = None
 
     # --- writes -------------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ class MarketData:
         table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
         interval = table_interval(table, self._db.settings.tick_partition_interval)
         known = self._bounds(dataset.table)
-        missing = [s for s in starts if not write.covered(s, known)]
+        missing = [s for s in starts if not covers(known, s)]
         if not missing:
             return
         if self._db.role is not None or not self._may_create():
@@ -291,7 +291,7 @@ class MarketData:
         owner = owner_role_name(self._db.settings.role_prefix)
         with self._db.connection() as conn:
             for start in missing:
-                spec = write.spec_for(table, start, interval)
+                spec = spec_at(table, start, interval)
                 try:
                     with conn.transaction():
                         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
@@ -305,7 +305,7 @@ class MarketData:
                     logger.debug("partition %s created concurrently", spec.name)
         self._partitions.pop(dataset.table, None)
 
-    def _bounds(self, table_name: str) -> list[tuple[datetime, datetime]]:
+    def _bounds(self, table_name: str) -> list[tuple[datetime | None, datetime | None]]:
         if table_name not in self._partitions:
             rows = self._db.fetch_all(q.PARTITION_BOUNDS, (f"{q.SCHEMA}.{table_name}",), readonly=False)
             self._partitions[table_name] = write.bounds(rows)

@@ -33,7 +33,7 @@ from tradedb import _marketdata_sql as q
 from tradedb import _marketdata_write as write
 from tradedb._inflight import AsyncInFlight
 from tradedb.errors import NotFoundError, ValidationError
-from tradedb.partitions import create_partition_sql, table_interval
+from tradedb.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.roles import owner_role_name
 from tradedb.schema import metadata
 
@@ -53,7 +53,7 @@ class AsyncMarketData:
         self._db = db
         self._symbols: dict[tuple[str | None, str], int] = {}
         self._known_ids: set[int] = set()
-        self._partitions: dict[str, list[tuple[datetime, datetime]]] = {}
+        self._partitions: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
         self._may_create_partitions: bool | None = None
 
     # --- writes -------------------------------------------------------------------------------------------
@@ -289,7 +289,7 @@ class AsyncMarketData:
         table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
         interval = table_interval(table, self._db.settings.tick_partition_interval)
         known = await self._bounds(dataset.table)
-        missing = [s for s in starts if not write.covered(s, known)]
+        missing = [s for s in starts if not covers(known, s)]
         if not missing:
             return
         if self._db.role is not None or not await self._may_create():
@@ -302,7 +302,7 @@ class AsyncMarketData:
         owner = owner_role_name(self._db.settings.role_prefix)
         async with self._db.connection() as conn:
             for start in missing:
-                spec = write.spec_for(table, start, interval)
+                spec = spec_at(table, start, interval)
                 try:
                     async with conn.transaction():
                         await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
@@ -316,7 +316,7 @@ class AsyncMarketData:
                     logger.debug("partition %s created concurrently", spec.name)
         self._partitions.pop(dataset.table, None)
 
-    async def _bounds(self, table_name: str) -> list[tuple[datetime, datetime]]:
+    async def _bounds(self, table_name: str) -> list[tuple[datetime | None, datetime | None]]:
         if table_name not in self._partitions:
             rows = await self._db.fetch_all(q.PARTITION_BOUNDS, (f"{q.SCHEMA}.{table_name}",), readonly=False)
             self._partitions[table_name] = write.bounds(rows)

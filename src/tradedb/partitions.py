@@ -5,6 +5,7 @@ Pure functions (no I/O), shared by the migrations and the partition manager.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -71,19 +72,25 @@ def partition_name(parent: str, start: datetime, interval: timedelta | str) -> s
     return f"{parent}_p{start:%Y%m%d_%H%M}"
 
 
+def spec_at(table: sa.Table, start: datetime, interval: timedelta | str) -> PartitionSpec:
+    """Return the partition of ``table`` that starts at ``start`` (a partition boundary)."""
+    end = next_start(start, interval)
+    return PartitionSpec(str(table.schema), table.name, partition_name(table.name, start, interval), start, end)
+
+
+def covers(ranges: Iterable[tuple[datetime | None, datetime | None]], moment: datetime) -> bool:
+    """True when one of the [lo, hi) ``ranges`` holds ``moment`` (None: an unbounded end)."""
+    return any((lo is None or lo <= moment) and (hi is None or moment < hi) for lo, hi in ranges)
+
+
 def partitions_around(
     table: sa.Table, now: datetime, tick_interval: timedelta, *, ahead: int = 1
 ) -> list[PartitionSpec]:
     """Return the partition holding ``now`` and ``ahead`` partitions after it."""
     interval = table_interval(table, tick_interval)
-    start = floor_time(now, interval)
-    specs = []
-    for _ in range(ahead + 1):
-        end = next_start(start, interval)
-        specs.append(
-            PartitionSpec(str(table.schema), table.name, partition_name(table.name, start, interval), start, end)
-        )
-        start = end
+    specs = [spec_at(table, floor_time(now, interval), interval)]
+    for _ in range(ahead):
+        specs.append(spec_at(table, specs[-1].end, interval))
     return specs
 
 
