@@ -19,11 +19,13 @@ SELECT symbol, security_id, exchange_mic FROM shared.securities
 WHERE symbol = ANY(%(symbols)s) AND (%(exchange)s::text IS NULL OR exchange_mic = %(exchange)s)
 """
 KNOWN_IDS = "SELECT security_id FROM shared.securities WHERE security_id = ANY(%s)"
-CREATE_SECURITY = """
+#: Add unknown symbols in one statement (DO UPDATE, a no-op, so that RETURNING also names rows a concurrent
+#: writer added first).
+CREATE_SECURITIES = """
 INSERT INTO shared.securities (symbol, exchange_mic, asset_type, currency)
-VALUES (%s, %s, %s, %s)
+SELECT symbol, %(exchange)s, %(asset_type)s, %(currency)s FROM unnest(%(symbols)s::text[]) AS s(symbol)
 ON CONFLICT (symbol, exchange_mic) DO UPDATE SET symbol = EXCLUDED.symbol
-RETURNING security_id
+RETURNING symbol, security_id
 """
 
 #: Partitions of a table with their bounds (NULL for MINVALUE/MAXVALUE and for the default partition).

@@ -223,15 +223,18 @@ class AsyncMarketData:
         self._symbols.update(base.symbol_map(rows, options.exchange))
         missing = [s for s in wanted if (options.exchange, s) not in self._symbols]
         if missing and options.create_securities:
+            for name in missing:
+                base.check_symbol(name)
+            params = {
+                "symbols": missing,
+                "exchange": options.exchange,
+                "asset_type": options.asset_type,
+                "currency": options.currency,
+            }
             async with self._db.transaction() as conn:
-                for name in missing:
-                    base.check_symbol(name)
-                    cursor = await conn.execute(
-                        q.CREATE_SECURITY, (name, options.exchange, options.asset_type, options.currency)
-                    )
-                    row = await cursor.fetchone()
-                    assert row is not None
-                    self._symbols[(options.exchange, name)] = row[0]
+                cursor = await conn.execute(q.CREATE_SECURITIES, params)
+                for name, security_id in await cursor.fetchall():
+                    self._symbols[(options.exchange, name)] = security_id
 
     async def _check_ids(self, ids: list[int]) -> None:
         wanted = [i for i in ids if i not in self._known_ids]
