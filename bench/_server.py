@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tradedb.embedded import EmbeddedServer
+from tradedb.db.embedded import EmbeddedServer
 from tradedb.settings import Settings, normalize_url
 
 

@@ -25,9 +25,9 @@ import psycopg
 
 import tradedb
 from _server import bench_server
-from tradedb import _execution_base as base
-from tradedb import provision
-from tradedb._execution_sql import (
+from tradedb.db.embedded import EmbeddedServer
+from tradedb.execution import _rules as base
+from tradedb.execution._sql import (
     CREATE_POSITION,
     FILL_BY_EXECUTION_ID,
     INSERT_EVENT,
@@ -37,7 +37,7 @@ from tradedb._execution_sql import (
     UPDATE_ORDER_FILLED,
     UPDATE_POSITION,
 )
-from tradedb.embedded import EmbeddedServer
+from tradedb.ops import setup as provision
 from tradedb.settings import Settings, with_dbname
 
 DURATION = 4.0

@@ -27,10 +27,10 @@ import sqlalchemy as sa
 
 import tradedb
 from _server import bench_server
-from tradedb import _marketdata_base as base
-from tradedb import provision
-from tradedb._copy_binary import encode_copy
-from tradedb._marketdata_sql import LATEST_QUOTES_DISTINCT_ON
+from tradedb.marketdata import _datasets as base
+from tradedb.marketdata._encoding import encode_copy
+from tradedb.marketdata._sql import LATEST_QUOTES_DISTINCT_ON
+from tradedb.ops import setup as provision
 from tradedb.settings import Settings, with_dbname
 
 ROWS = int(os.environ.get("TRADEDB_BENCH_QUOTES", "1000000"))

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from _server import bench_server
-from tradedb import _connect, migrate, provision
+from tradedb.db import direct as _connect
+from tradedb.ops import migrate
+from tradedb.ops import setup as provision
 from tradedb.schema import SERVICE_SCHEMAS, metadata
 from tradedb.settings import Settings, with_dbname
 

@@ -20,8 +20,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tradedb import provision
-from tradedb.embedded import EmbeddedServer
+from tradedb.db.embedded import EmbeddedServer
+from tradedb.ops import setup as provision
 from tradedb.settings import Settings, normalize_url, with_dbname
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import shared_tmpdir
-from tradedb.embedded import SUPERUSER, EmbeddedServer
+from tradedb.db.embedded import SUPERUSER, EmbeddedServer
 from tradedb.settings import Settings
 
 

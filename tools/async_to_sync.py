@@ -1,9 +1,12 @@
-"""Generate src/tradedb/database.py (sync) from src/tradedb/database_async.py (the one source).
+"""Generate the sync twin of every ``*_async.py`` module of tradedb (``x_async.py`` -> ``x.py``).
 
 Usage: python tools/async_to_sync.py [--check]
-With --check, exit 1 when the committed twin differs from what would be generated (a unit test runs this).
-The transformation is textual and deliberately small: the async source is written so that dropping
-``async``/``await`` and renaming the async types gives the sync code.
+With --check, exit 1 when a committed twin differs from what would be generated (a unit test runs this).
+The transformation is textual and deliberately small: an async source is written so that dropping
+``async``/``await`` and dropping the ``Async`` prefix of its types gives the sync code. The twin keeps the
+source's docstring (with "sync" for "async"); comment lines starting ``# source-only:`` stay in the source.
+Its formatting comes from the ruff pinned in pyproject.toml (``dev`` extra), so the check does not depend on
+whichever ruff happens to be installed.
 """
 
 from __future__ import annotations
@@ -15,24 +18,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "tradedb"
-#: (async source, sync twin, the twin's docstring)
-PAIRS = [
-    (
-        "database_async.py",
-        "database.py",
-        "The sync Database: pooled connections, transactions, retries, service scoping and read replicas.",
-    ),
-    (
-        "execution_async.py",
-        "execution.py",
-        "Orders, fills and positions that stay exact: ``db.execution`` of a sync Database.",
-    ),
-    (
-        "marketdata_async.py",
-        "marketdata.py",
-        "Market data at COPY speed: ``db.market_data`` of a sync Database.",
-    ),
-]
 
 HEADER = (
     "# WARNING: generated from {source} by tools/async_to_sync.py; edit the async source and run\n"
@@ -41,17 +26,8 @@ HEADER = (
 
 # (pattern, replacement), applied in order.
 REPLACEMENTS: list[tuple[str, str]] = [
-    (r"\bAsyncConnectionPool\b", "ConnectionPool"),
-    (r"\bAsyncConnection\b", "Connection"),
-    (r"\bAsyncIterator\b", "Iterator"),
-    (r"\bAsyncDatabase\b", "Database"),
-    (r"\bAsyncExecution\b", "Execution"),
-    (r"\bAsyncCursor\b", "Cursor"),
-    (r"\bexecution_async\b", "execution"),
-    (r"\bAsyncMarketData\b", "MarketData"),
-    (r"\bAsyncInFlight\b", "InFlight"),
-    (r"\bmarketdata_async\b", "marketdata"),
-    (r"\bconnect_async\b", "connect"),
+    (r"\bAsync([A-Z]\w*)", r"\1"),  # AsyncConnectionPool, AsyncIterator, AsyncDatabase, AsyncInFlight, ...
+    (r"\b(\w+)_async\b", r"\1"),  # modules (api_async, connections_async) and connect_async
     (r"\basynccontextmanager\b", "contextmanager"),
     (r"\basyncio\.sleep\b", "time.sleep"),
     (r"\basyncio\.Lock\b", "threading.Lock"),
@@ -67,9 +43,19 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r", Awaitable,", ","),
     (r"__aenter__", "__enter__"),
     (r"__aexit__", "__exit__"),
-    (r"\bdatabase_async\b", "database"),
-    (r"The async Database", "The sync Database"),
+    (r"^# source-only:.*\n", ""),
+    (r"\bAsync\b", "Sync"),
+    (r"\basync\b", "sync"),
 ]
+
+
+def sources() -> list[Path]:
+    """Every async source of the package (found, not listed, so a new one cannot be forgotten)."""
+    return sorted(PACKAGE.rglob("*_async.py"))
+
+
+def twin_of(source: Path) -> Path:
+    return source.with_name(source.name.removesuffix("_async.py") + ".py")
 
 
 def _ruff(args: list[str], text: str, target: Path) -> str:
@@ -87,26 +73,29 @@ def _ruff(args: list[str], text: str, target: Path) -> str:
     return result.stdout
 
 
-def generate(source: str, target: str, docstring: str) -> str:
+def generate(source: Path) -> str:
     """Return the text of the sync twin of ``source``."""
-    text = (PACKAGE / source).read_text()
-    for pattern, replacement in REPLACEMENTS:
-        text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
+    text = source.read_text()
     docstring_end = text.index('"""', 3) + 3
-    head = f'"""{docstring}\n\nThe twin of ``{source}``, which holds the one source of this logic.\n"""'
-    text = head + "\n\n" + HEADER.format(source=source) + text[docstring_end:]
-    text = _ruff(["check", "--fix", "--select", "I,F401", "--exit-zero", "-"], text, PACKAGE / target)
-    return _ruff(["format", "-"], text, PACKAGE / target)
+    docstring, body = text[:docstring_end], text[docstring_end:]
+    for pattern, replacement in REPLACEMENTS:
+        body = re.sub(pattern, replacement, body, flags=re.MULTILINE)
+        if not pattern.startswith(r"\b(\w+)_async"):
+            docstring = re.sub(pattern, replacement, docstring, flags=re.MULTILINE)
+    text = docstring + "\n\n" + HEADER.format(source=source.name) + body
+    target = twin_of(source)
+    text = _ruff(["check", "--fix", "--select", "I,F401", "--exit-zero", "-"], text, target)
+    return _ruff(["format", "-"], text, target)
 
 
 def main() -> int:
     stale = []
-    for source, target, docstring in PAIRS:
-        text = generate(source, target, docstring)
-        path = PACKAGE / target
+    for source in sources():
+        text = generate(source)
+        path = twin_of(source)
         if "--check" in sys.argv:
             if not path.exists() or path.read_text() != text:
-                stale.append(target)
+                stale.append(str(path.relative_to(ROOT)))
             continue
         path.write_text(text)
         print(f"wrote {path.relative_to(ROOT)}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import psycopg
 from psycopg import errors as pgerrors
 
-from tradedb._secrets import mask_secrets
+from tradedb.masking import mask_secrets
 
 
 class TradeDBError(Exception):
@@ -114,6 +116,42 @@ class RetriesExhausted(TradeDBError):
         super().__init__(message, sqlstate=last.sqlstate, constraint=last.constraint)
         self.attempts = attempts
         self.last = last
+
+
+class BackupError(TradeDBError):
+    """A backup or restore failed or did not verify."""
+
+    exit_code = 7
+
+
+class SecretError(TradeDBError):
+    """A secret could not be decrypted (unknown key id, wrong key, or tampered data)."""
+
+
+class InvalidTransition(ValidationError):
+    """The order cannot move to that state from its current one."""
+
+
+class OrderConflict(ValidationError):
+    """A client_order_id or execution_id was already used for different content."""
+
+
+class Overfill(ValidationError):
+    """A fill exceeds the order's remaining quantity."""
+
+
+class RiskLimitExceeded(ValidationError):
+    """The order would breach a risk limit."""
+
+    def __init__(self, message: str, *, limit_type: str, limit_value: Decimal, value: Decimal) -> None:
+        super().__init__(message)
+        self.limit_type = limit_type
+        self.limit_value = limit_value
+        self.value = value
+
+
+class StaleVersion(ConcurrencyError):
+    """The order changed since the version the caller saw (optimistic locking)."""
 
 
 def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:

@@ -16,8 +16,22 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tradedb._secrets import mask_url
-from tradedb.errors import ConfigError
+from tradedb.durations import parse_retention_entries
+from tradedb.errors import ConfigError, TradeDBError
+from tradedb.masking import mask_url
+
+#: The services that may scope a Database (TRADEDB_SERVICE); each has a role (``schema.privileges``).
+SERVICES = (
+    "data_ingestion",
+    "strategy_engine",
+    "execution",
+    "risk_management",
+    "analytics",
+    "notification",
+    "logging",
+    "readonly",
+    "backoffice",
+)
 
 Profile = Literal["development", "production", "high-frequency"]
 TlsMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -167,11 +181,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_retention(cls, value: str | None) -> str | None:
         if value:
-            from tradedb.errors import TradeDBError
-            from tradedb.maintenance import parse_retention
-
             try:
-                parse_retention(value)
+                parse_retention_entries(value)  # table names are checked where the tables are known
             except TradeDBError as exc:
                 raise ValueError(exc.message) from None
         return value
@@ -179,11 +190,8 @@ class Settings(BaseSettings):
     @field_validator("service")
     @classmethod
     def _check_service(cls, value: str | None) -> str | None:
-        from tradedb.roles import SERVICE_ROLES
-
-        names = [r.service for r in SERVICE_ROLES]
-        if value is not None and value not in names:
-            raise ValueError(f"unknown service {value!r}; one of {', '.join(names)}")
+        if value is not None and value not in SERVICES:
+            raise ValueError(f"unknown service {value!r}; one of {', '.join(SERVICES)}")
         return value
 
     @model_validator(mode="after")

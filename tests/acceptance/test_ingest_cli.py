@@ -123,3 +123,37 @@ def test_a_killed_ingest_leaves_only_whole_batches(db: TestDatabase, tmp_path: P
     assert 0 < final < 400_000, "the ingest finished before it could be killed: make the file bigger"
     assert final % BATCH == 0, f"{final} rows: a partial batch landed"
     assert cov is not None and int(cov[0]) == final
+
+
+def test_replace_of_a_file_with_repeated_timestamps_keeps_every_row(db: TestDatabase, tmp_path: Path) -> None:
+    """About 3,000 quotes, several per minute (contributors quoting at the same instant), re-loaded with replace in
+    batches of 500: every batch boundary that falls inside a minute used to delete the previous batch's rows."""
+    path = tmp_path / "minutes.csv"
+    rows = 3_000
+    start = datetime(2025, 6, 3, 9, 0, tzinfo=UTC)
+    rng = np.random.default_rng(11)
+    per_minute = rng.integers(1, 12, size=rows)
+    ts = []
+    minute = 0
+    while len(ts) < rows:
+        ts += [start + timedelta(minutes=minute)] * int(per_minute[minute])
+        minute += 1
+    bid = np.round(1.1 + np.arange(rows) * 1e-5, 5)
+    pacsv.write_csv(
+        pa.table({"timestamp": pa.array(ts[:rows]), "symbol": ["EURUSD"] * rows, "bid": bid, "ask": bid + 0.0002}),
+        path,
+    )
+    common = ("ingest", "quotes", str(path), "--source", "minutes", "--create-securities", "--json")
+    first = run_cli(*common, env=db.env())
+    assert first.returncode == 0, first.stderr
+    again = run_cli(*common, "--on-conflict", "replace", "--batch-rows", "500", env=db.env())
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)[0]
+    assert (report["written"], report["replaced"]) == (rows, rows)
+    with psycopg.connect(db.url) as conn:
+        stored = conn.execute("SELECT count(*) FROM data_ingestion.quotes WHERE source = 'minutes'").fetchone()
+        covered = conn.execute(
+            "SELECT sum(row_count) FROM data_ingestion.coverage WHERE source = 'minutes' AND table_name = 'quotes'"
+        ).fetchone()
+    assert stored is not None and covered is not None
+    assert (stored[0], covered[0]) == (rows, rows)

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import TestDatabase, drop_database, run_cli
-from tradedb import backup, demo
+from tradedb.ops import backup, demo
 from tradedb.schema import SERVICE_SCHEMAS
 
 

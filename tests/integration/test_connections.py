@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import ROLE_PREFIX, TestDatabase
 from tests.integration.facade import Api
 from tests.servers import free_port
-from tradedb.errors import (
+from tradedb import (
     ConfigError,
     ConnectionLost,
     PermissionDenied,

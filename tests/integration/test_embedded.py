@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from tests.conftest import cli_env, run_cli, shared_tmpdir
-from tradedb.embedded import EmbeddedServer
-from tradedb.errors import EmbeddedServerError
+from tradedb import EmbeddedServerError
+from tradedb.db.embedded import EmbeddedServer
 from tradedb.settings import Settings
 
 pytestmark = pytest.mark.embedded

@@ -19,8 +19,16 @@ import tradedb
 from tests.conftest import TestDatabase, run_cli
 from tests.integration.facade import Api, call
 from tests.unit.test_execution_base import reference
-from tradedb import _execution_base as base
-from tradedb.errors import NotFoundError, ValidationError
+from tradedb import (
+    InvalidTransition,
+    NotFoundError,
+    OrderConflict,
+    Overfill,
+    RiskLimitExceeded,
+    StaleVersion,
+    ValidationError,
+)
+from tradedb.execution import _rules as base
 
 SNAPSHOT = {
     "orders": "SELECT * FROM execution.orders ORDER BY order_id",
@@ -107,7 +115,7 @@ def test_same_request_twice_is_the_same_order(api: Api, db: TestDatabase, securi
     first = order(api, account, security, client_order_id=coid)
     again = order(api, account, security, client_order_id=coid)
     assert first["order_id"] == again["order_id"]
-    with pytest.raises(base.OrderConflict, match=str(coid)):
+    with pytest.raises(OrderConflict, match=str(coid)):
         order(api, account, security, quantity=11, client_order_id=coid)
 
 
@@ -120,7 +128,7 @@ def test_same_execution_twice_changes_nothing(api: Api, db: TestDatabase, securi
     assert again.duplicate is True
     assert again.fill == first.fill
     assert snapshot(db) == before
-    with pytest.raises(base.OrderConflict):
+    with pytest.raises(OrderConflict):
         call(api, "record_fill", "EXEC-1-" + account, placed["order_id"], 4, 20)
 
 
@@ -150,7 +158,7 @@ def test_a_bad_fill_in_a_batch_writes_nothing(api: Api, db: TestDatabase, securi
         {"execution_id": f"OK-{account}", "order_id": placed["order_id"], "quantity": 2, "price": 1},
         {"execution_id": f"BAD-{account}", "order_id": placed["order_id"], "quantity": 9, "price": 1},
     ]
-    with pytest.raises(base.Overfill):
+    with pytest.raises(Overfill):
         call(api, "record_fills", batch)
     assert snapshot(db) == before
 
@@ -173,18 +181,18 @@ def bad_inputs(api: Api, db: TestDatabase, security: int) -> list[tuple[str, typ
         ("unknown account", NotFoundError, lambda: order(api, "NOPE-" + account, security)),
         ("unknown security", NotFoundError, lambda: order(api, account, 99_999_999)),
         ("unknown order", NotFoundError, lambda: fill(api, 99_999_999, 1, 10)),
-        ("overfill", base.Overfill, lambda: fill(api, oid, 6, 10)),
-        ("fill on a cancelled order", base.InvalidTransition, lambda: fill(api, cancelled["order_id"], 1, 10)),
-        ("illegal transition", base.InvalidTransition, lambda: call(api, "transition", oid, "filled")),
+        ("overfill", Overfill, lambda: fill(api, oid, 6, 10)),
+        ("fill on a cancelled order", InvalidTransition, lambda: fill(api, cancelled["order_id"], 1, 10)),
+        ("illegal transition", InvalidTransition, lambda: call(api, "transition", oid, "filled")),
         (
             "illegal transition from a final state",
-            base.InvalidTransition,
+            InvalidTransition,
             lambda: call(api, "transition", cancelled["order_id"], "submitted"),
         ),
-        ("stale version", base.StaleVersion, lambda: call(api, "transition", oid, "submitted", expected_version=7)),
+        ("stale version", StaleVersion, lambda: call(api, "transition", oid, "submitted", expected_version=7)),
         (
             "used client_order_id, other content",
-            base.OrderConflict,
+            OrderConflict,
             lambda: order(api, account, security, quantity=2, client_order_id=coid),
         ),
     ]
@@ -212,12 +220,12 @@ def test_risk_limits(api: Api, db: TestDatabase, security: int) -> None:
     ok = order(api, account, security, quantity=100, order_type="limit", limit_price=50)
     fill(api, ok["order_id"], 100, 50)
     before = snapshot(db)
-    with pytest.raises(base.RiskLimitExceeded, match="max_order_quantity account-wide is 100") as info:
+    with pytest.raises(RiskLimitExceeded, match="max_order_quantity account-wide is 100") as info:
         order(api, account, security, quantity=101, order_type="limit", limit_price=50)
     assert info.value.limit_type == "max_order_quantity"
-    with pytest.raises(base.RiskLimitExceeded, match=f"max_position_quantity for security {security} is 150"):
+    with pytest.raises(RiskLimitExceeded, match=f"max_position_quantity for security {security} is 150"):
         order(api, account, security, quantity=60, order_type="limit", limit_price=50)
-    with pytest.raises(base.RiskLimitExceeded, match="max_position_notional"):
+    with pytest.raises(RiskLimitExceeded, match="max_position_notional"):
         order(api, account, security, quantity=40, order_type="limit", limit_price=200)
     after = snapshot(db)
     assert after["orders"] == before["orders"]
@@ -252,7 +260,7 @@ def test_position_at_and_reconcile_find_tampering(api: Api, db: TestDatabase, se
     assert len(differences) == 1
     assert differences[0].differences == ["quantity is 11 but the fills imply 10"]
     result = run_cli("reconcile", "--account", account, env=db.env())
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert "quantity is 11" in result.stdout
     with db.connect() as conn:
         conn.execute("UPDATE execution.positions SET quantity = 10 WHERE account_id = %s", (account,))

@@ -9,7 +9,7 @@ import psycopg
 
 from tests.conftest import TestDatabase, cli_env, run_cli
 from tests.servers import free_port
-from tradedb.health import OPTIONAL_EXTENSIONS, health
+from tradedb.ops.health import OPTIONAL_EXTENSIONS, health
 
 
 def test_health_reports_the_server(db: TestDatabase) -> None:

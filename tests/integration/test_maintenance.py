@@ -9,8 +9,8 @@ import pytest
 
 import tradedb
 from tests.conftest import TestDatabase, run_cli
-from tradedb import maintenance
-from tradedb.errors import ValidationError
+from tradedb import ValidationError
+from tradedb.ops import maintenance
 from tradedb.schema import metadata
 
 NOW = datetime(2026, 11, 22, 12, 30, tzinfo=UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,78 +18,9 @@ from hypothesis import strategies as st
 
 import tradedb
 from tests.conftest import TestDatabase
-from tradedb._marketdata_sql import LATEST_QUOTES
-from tradedb.errors import ConfigError, NotFoundError, TradeDBError, ValidationError
-
-T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
-
-
-class Market:
-    """Drive ``db.market_data`` of a sync or async Database with the same calls."""
-
-    def __init__(self, kind: str, db: TestDatabase, **kwargs: Any) -> None:
-        self.kind = kind
-        if kind == "async":
-            self.runner: asyncio.Runner | None = asyncio.Runner()
-            self.adb = tradedb.connect_async(db.url, settings=db.settings, **kwargs)
-        else:
-            self.runner = None
-            self.db = tradedb.connect(db.url, settings=db.settings, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        if self.runner is None:
-            return getattr(self.db.market_data, name)
-        method = getattr(self.adb.market_data, name)
-        runner = self.runner
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return runner.run(method(*args, **kwargs))
-
-        return call
-
-    def stream(self, *args: Any, **kwargs: Any) -> list[Any]:
-        if self.runner is None:
-            return list(self.db.market_data.stream(*args, **kwargs))
-
-        async def collect() -> list[Any]:
-            return [piece async for piece in self.adb.market_data.stream(*args, **kwargs)]
-
-        return self.runner.run(collect())
-
-    def close(self) -> None:
-        if self.runner is None:
-            self.db.close()
-        else:
-            self.runner.run(self.adb.close())
-            self.runner.close()
-
-
-@pytest.fixture(params=["sync", "async"])
-def md(request: pytest.FixtureRequest, db: TestDatabase) -> Iterator[Market]:
-    market = Market(request.param, db)
-    yield market
-    market.close()
-
-
-def count(db: TestDatabase, table: str, where: str = "true", params: tuple[Any, ...] = ()) -> int:
-    with db.connect() as conn:
-        row = conn.execute(f"SELECT count(*) FROM data_ingestion.{table} WHERE {where}", params).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def quotes(symbol: str, n: int, *, start: datetime = T0, step: timedelta = timedelta(seconds=1)) -> pa.Table:
-    bid = 100 + np.arange(n) * 0.01
-    return pa.table(
-        {
-            "ts": pa.array([start + i * step for i in range(n)], pa.timestamp("us", "UTC")),
-            "symbol": [symbol] * n,
-            "bid": bid,
-            "ask": bid + 0.02,
-            "bid_size": np.full(n, 100.0),
-            "ask_size": np.full(n, 200.0),
-        }
-    )
+from tests.integration.market import T0, Market, count, quotes
+from tradedb import ConfigError, NotFoundError, TradeDBError, ValidationError
+from tradedb.marketdata._sql import LATEST_QUOTES
 
 
 def test_append_skip_replace(md: Market, db: TestDatabase) -> None:
@@ -371,7 +301,7 @@ def test_adjusted_bars_and_gaps(md: Market, db: TestDatabase) -> None:
 
 
 def test_service_role_writes_to_the_default_partition_until_maintained(db: TestDatabase) -> None:
-    from tradedb import maintenance
+    from tradedb.ops import maintenance
 
     far = datetime(2019, 5, 6, 10, tzinfo=UTC)
     with tradedb.connect(db.url, settings=db.settings) as owner:

@@ -18,7 +18,7 @@ import pytest
 
 import tradedb
 from tests.conftest import TestDatabase, run_cli
-from tradedb import ingest_files
+from tradedb.marketdata import files as ingest_files
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real market data not found at {DATA}")

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 import tradedb
 from tests.conftest import ROLE_PREFIX, TestDatabase, run_cli, shared_tmpdir
 from tests.servers import free_port, run_as_user
-from tradedb import migrate
+from tradedb.ops import migrate
 
 PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
 pytestmark = pytest.mark.skipif(PGBOUNCER is None, reason="pgbouncer is not installed (tools/system-deps.sh)")

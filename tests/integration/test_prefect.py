@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TestDatabase
-from tradedb import backup, provision
+from tradedb.ops import backup
+from tradedb.ops import setup as provision
 
 prefect = pytest.importorskip("prefect", reason="the Prefect flows need the `prefect` extra")
 
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from tradedb import flows  # noqa: E402
+from tradedb.ops import flows  # noqa: E402
 
 
 @pytest.fixture(scope="module")

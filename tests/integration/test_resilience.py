@@ -15,9 +15,9 @@ from cryptography.x509.oid import NameOID
 
 from tests.integration.facade import Api
 from tests.servers import PgInstance, system_bindir
-from tradedb import health as health_module
-from tradedb.errors import ConnectionError as TradeDBConnectionError
-from tradedb.errors import PoolTimeout
+from tradedb import ConnectionError as TradeDBConnectionError
+from tradedb import PoolTimeout
+from tradedb.ops import health as health_module
 from tradedb.settings import Settings
 
 pytestmark = pytest.mark.embedded

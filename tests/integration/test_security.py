@@ -14,8 +14,10 @@ from pydantic import SecretStr
 
 import tradedb
 from tests.conftest import ROLE_PREFIX, TestDatabase, run_cli
-from tradedb import audit, crypto, roles
-from tradedb.errors import ConfigError, NotFoundError, PermissionDenied
+from tradedb import ConfigError, NotFoundError, PermissionDenied
+from tradedb.schema import privileges as roles
+from tradedb.security import audit
+from tradedb.security import secrets as crypto
 
 SERVICES = [r.service for r in roles.SERVICE_ROLES]
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.conftest import DB_PREFIX, ROLE_PREFIX, drop_database, make_settings, run_cli
-from tradedb import provision
+from tradedb.ops import setup as provision
 from tradedb.settings import Settings, with_dbname
 
 SNAPSHOT_QUERIES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import TestDatabase, run_cli
-from tradedb.verify import verify
+from tradedb.ops.verify import verify
 
 
 def test_a_set_up_database_verifies(db: TestDatabase) -> None:

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from alembic.config import Config
 
 from tests.conftest import TestDatabase
-from tradedb import _connect, migrate
+from tradedb.db import direct as _connect
+from tradedb.ops import migrate
 
 
 @pytest.fixture

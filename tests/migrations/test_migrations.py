@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from tests.conftest import REPO, ROLE_PREFIX, TestDatabase, run_cli
-from tradedb import migrate
-from tradedb.errors import MigrationError, MigrationLockTimeout, UnknownRevisionError
+from tradedb import MigrationError, MigrationLockTimeout, UnknownRevisionError
+from tradedb.ops import migrate
 
 ALL = tuple(r.revision for r in migrate.history())
 HEAD = ALL[-1]

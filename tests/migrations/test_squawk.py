@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tradedb import migrate
+from tradedb.ops import migrate
 
 SQUAWK = Path(sys.executable).parent / "squawk"
 

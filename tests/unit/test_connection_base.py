@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from tradedb import _connection_base as base
-from tradedb.errors import ConfigError, ValidationError
+from tradedb import ConfigError, ValidationError
+from tradedb.db import pooling as base
 from tradedb.settings import Settings
 
 

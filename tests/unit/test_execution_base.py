@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradedb import _execution_base as base
-from tradedb.errors import ValidationError
+from tradedb import InvalidTransition, ValidationError
+from tradedb.execution import _rules as base
 
 Q = Decimal("1e-10")
 
@@ -91,7 +91,7 @@ def test_transitions(current: str, target: str, ok: bool) -> None:
     if ok:
         base.check_transition(current, target)
     else:
-        with pytest.raises(base.InvalidTransition):
+        with pytest.raises(InvalidTransition):
             base.check_transition(current, target)
 
 

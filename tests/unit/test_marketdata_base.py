@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradedb import _marketdata_base as base
-from tradedb import _marketdata_quality as quality
-from tradedb import _marketdata_read as read
-from tradedb import ingest_files
-from tradedb._copy_binary import encode_copy
-from tradedb.errors import ValidationError
+from tradedb import ValidationError
+from tradedb.marketdata import _datasets as base
+from tradedb.marketdata import _quality as quality
+from tradedb.marketdata import _reading as read
+from tradedb.marketdata import files as ingest_files
+from tradedb.marketdata._encoding import encode_copy
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tradedb.partitions import (
+from tradedb.schema import metadata, partitioned_tables
+from tradedb.schema.partitions import (
     MONTH,
     create_default_partition_sql,
     create_partition_sql,
@@ -17,7 +18,6 @@ from tradedb.partitions import (
     partition_name,
     partitions_around,
 )
-from tradedb.schema import metadata, partitioned_tables
 
 NOW = datetime(2026, 12, 31, 23, 47, 12, tzinfo=UTC)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tradedb import roles
 from tradedb.schema import SERVICE_SCHEMAS
+from tradedb.schema import privileges as roles
 
 
 def test_each_service_writes_only_its_own_schema() -> None:

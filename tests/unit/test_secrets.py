@@ -7,8 +7,8 @@ from urllib.parse import quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradedb._secrets import mask_secrets, mask_url
-from tradedb.errors import ConfigError
+from tradedb import ConfigError
+from tradedb.masking import mask_secrets, mask_url
 
 
 def test_mask_url() -> None:

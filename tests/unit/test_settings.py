@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tradedb.errors import ConfigError
+from tradedb import ConfigError
 from tradedb.settings import load_settings, normalize_url, url_dbname, with_dbname
 
 

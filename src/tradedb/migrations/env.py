@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from tradedb import _connect
-from tradedb.embedded import server_url
-from tradedb.migrate import VERSION_TABLE_SCHEMA, autogenerate_options, migration_session
+from tradedb.db import direct as _connect
+from tradedb.db.embedded import server_url
+from tradedb.ops.migrate import VERSION_TABLE_SCHEMA, autogenerate_options, migration_session
 from tradedb.schema import SERVICE_SCHEMAS, metadata
 from tradedb.settings import Settings, load_settings
 

@@ -1,4 +1,4 @@
-"""initial schema: the eight service schemas, every table of SCHEMA.md, time partitions around now
+"""initial schema: the eight service schemas, every table of SCHEMA.md, default time partitions
 
 Revision ID: 0001
 Revises:
@@ -8,14 +8,10 @@ Create Date: 2026-11-22 19:11:02.139273
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-
-from tradedb.partitions import initial_partitions_sql
-from tradedb.settings import load_settings
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -1360,13 +1356,23 @@ def upgrade() -> None:
         comment="One evaluated parameter set of an optimization.",
     )
     # ### end Alembic commands ###
-    # A default partition per time-series table, plus the current and the next partition; the partition
-    # manager creates the rest ahead of time.
-    config = op.get_context().config
-    settings = config.attributes.get("settings") if config is not None else None
-    tick_interval = (settings or load_settings()).tick_partition_interval
-    for statement in initial_partitions_sql(datetime.now(UTC), tick_interval):
-        op.execute(statement)
+    # A default partition per time-series table. Partitions around the current date are created at run time by
+    # `tradedb setup` and `tradedb maintain`: a revision never reads the clock or the settings.
+    for schema, table in (
+        ("data_ingestion", "data_quality_logs"),
+        ("data_ingestion", "market_trades"),
+        ("data_ingestion", "order_book_events"),
+        ("data_ingestion", "quotes"),
+        ("logging", "performance_logs"),
+        ("logging", "system_logs"),
+        ("risk_management", "risk_events"),
+        ("shared", "audit_log"),
+        ("notification", "notification_logs"),
+        ("data_ingestion", "bars"),
+        ("strategy_engine", "strategy_signals"),
+        ("execution", "order_events"),
+    ):
+        op.execute(f'CREATE TABLE IF NOT EXISTS "{schema}"."{table}_default" PARTITION OF "{schema}"."{table}" DEFAULT')
 
 
 def downgrade() -> None:

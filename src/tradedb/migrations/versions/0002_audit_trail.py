@@ -11,7 +11,21 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from tradedb.audit import AUDIT_LOCK_KEY, AUDITED_TABLES
+# Frozen copies (a revision means the same thing forever): the tables audited when this revision was written,
+# with their key columns, and the advisory lock key that serialized the chain.
+AUDIT_LOCK_KEY = 0x7472616465646202
+AUDITED_TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("execution", "accounts", ("account_id",)),
+    ("execution", "orders", ("order_id",)),
+    ("execution", "fills", ("fill_id",)),
+    ("execution", "positions", ("account_id", "security_id")),
+    ("risk_management", "risk_limits", ("limit_id",)),
+    ("strategy_engine", "strategies", ("strategy_id",)),
+    ("strategy_engine", "strategy_parameters", ("parameter_id",)),
+    ("strategy_engine", "strategy_instances", ("instance_id",)),
+    ("shared", "system_config", ("key",)),
+    ("notification", "notification_configs", ("config_id",)),
+)
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"

@@ -1,0 +1,342 @@
+"""CLI commands for market data: ``tradedb ingest ...``, ``coverage``, ``quality``, ``maintain``.
+
+Registered on the main app by ``tradedb.cli``; the same thin layer over the public functions.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tradedb.cli._common import _cell, _database, _print_json, _settings, app, err, out
+from tradedb.marketdata import WriteResult, securities
+from tradedb.marketdata import files as ingest_files
+from tradedb.ops import maintenance
+
+ingest_app = typer.Typer(
+    help="Load market data files (CSV, Parquet, HistData, LOBSTER) and listings into the database.",
+    no_args_is_help=True,
+)
+app.add_typer(ingest_app, name="ingest")
+
+FileArg = Annotated[Path, typer.Argument(help="The file to load (CSV, .csv.gz, .tar.gz of CSVs, Parquet).")]
+SourceOpt = Annotated[str, typer.Option(help="Vendor or feed name stored with every row.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, parquet or histdata (default: by extension).")]
+SymbolOpt = Annotated[str | None, typer.Option(help="Symbol of every row (when the file has no symbol column).")]
+TzOpt = Annotated[
+    str | None,
+    typer.Option(help="Time zone of times without one, e.g. UTC, America/New_York, -05:00 (never guessed)."),
+]
+ConflictOpt = Annotated[str, typer.Option("--on-conflict", help="append, skip (rows already stored) or replace.")]
+PolicyOpt = Annotated[
+    str, typer.Option(help="reject (nothing written on a bad row), quarantine (log bad rows, write the rest) or log.")
+]
+CreateOpt = Annotated[bool, typer.Option(help="Add unknown symbols to the security master.")]
+BatchOpt = Annotated[int, typer.Option(help="Rows per batch (each batch is one transaction).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ExchangeOpt = Annotated[str | None, typer.Option(help="MIC of the listing venue, to resolve symbols.")]
+AssetOpt = Annotated[str, typer.Option(help="Asset type of securities created by --create-securities.")]
+
+
+def _write(kind: str, table: Any, options: dict[str, Any], *, label: str) -> WriteResult:
+    """Write one table with a progress bar; return the result."""
+    total = table.num_rows
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} rows"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        with _database() as db:
+            writer = getattr(db.market_data, f"write_{kind}")
+            return writer(table, progress=lambda done: progress.update(task, completed=done), **options)  # type: ignore[no-any-return]
+
+
+def _report(results: list[WriteResult], as_json: bool) -> None:
+    if as_json:
+        _print_json([r.as_dict() for r in results])
+        return
+    table = Table("table", "rows", "written", "skipped", "rejected", "replaced", "rows/s", "findings")
+    for r in results:
+        findings = ", ".join(f"{k} {v}" for k, v in sorted(r.findings.items())) or "-"
+        table.add_row(
+            r.table,
+            f"{r.rows:,}",
+            f"{r.written:,}",
+            f"{r.skipped:,}",
+            f"{r.rejected:,}",
+            f"{r.replaced:,}",
+            f"{r.rows_per_second:,.0f}",
+            findings,
+        )
+    out.print(table)
+    if any(r.rejected for r in results):
+        out.print("rows kept out are recorded with their reasons: `tradedb quality`")
+
+
+def _options(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _ingest(
+    kind: str,
+    file: Path,
+    *,
+    source: str,
+    fmt: str | None,
+    symbol: str | None,
+    tz: str | None,
+    options: dict[str, Any],
+) -> tuple[WriteResult, Any]:
+    chosen = ingest_files.detect_format(file, fmt)
+    raw = ingest_files.read_table(file, chosen)
+    if chosen == "histdata" and tz is None:
+        tz = ingest_files.HISTDATA_TZ
+    table = ingest_files.canonical(raw, kind, symbol=symbol)
+    result = _write(kind, table, {**options, **_options(source=source, symbol=symbol, tz=tz)}, label=f"{kind}")
+    return result, raw
+
+
+def _tick_command(kind: str, what: str) -> None:
+    """Register ``tradedb ingest <kind>`` (quotes and trades take the same options)."""
+
+    def command(
+        file: FileArg,
+        source: SourceOpt,
+        fmt: FormatOpt = None,
+        symbol: SymbolOpt = None,
+        tz: TzOpt = None,
+        on_conflict: ConflictOpt = "append",
+        policy: PolicyOpt = "reject",
+        create_securities: CreateOpt = False,
+        asset_type: AssetOpt = "equity",
+        exchange: ExchangeOpt = None,
+        batch_rows: BatchOpt = 100_000,
+        as_json: JsonOpt = False,
+    ) -> None:
+        options = _options(
+            on_conflict=on_conflict,
+            policy=policy,
+            create_securities=create_securities,
+            asset_type=asset_type,
+            exchange=exchange,
+            batch_rows=batch_rows,
+        )
+        result, _ = _ingest(kind, file, source=source, fmt=fmt, symbol=symbol, tz=tz, options=options)
+        _report([result], as_json)
+
+    command.__doc__ = what
+    ingest_app.command(kind)(command)
+
+
+_tick_command("quotes", "Load quotes (time, symbol, bid, ask, sizes).")
+_tick_command("trades", "Load market trades (time, symbol, price, size, trade id, aggressor side).")
+
+
+@ingest_app.command("bars")
+def ingest_bars(
+    file: FileArg,
+    source: SourceOpt,
+    fmt: FormatOpt = None,
+    symbol: SymbolOpt = None,
+    tz: TzOpt = None,
+    timeframe: Annotated[str, typer.Option(help="Bar timeframe of rows without one (1m, 1h, 1d...).")] = "1d",
+    on_conflict: ConflictOpt = "append",
+    policy: PolicyOpt = "reject",
+    create_securities: CreateOpt = False,
+    asset_type: AssetOpt = "equity",
+    exchange: ExchangeOpt = None,
+    batch_rows: BatchOpt = 100_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load OHLCV bars; dates are session dates (stored at 00:00 UTC). ``dividend``/``split`` columns become
+    corporate actions."""
+    options = _options(
+        on_conflict=on_conflict,
+        policy=policy,
+        create_securities=create_securities,
+        asset_type=asset_type,
+        exchange=exchange,
+        batch_rows=batch_rows,
+        timeframe=timeframe,
+    )
+    result, raw = _ingest("bars", file, source=source, fmt=fmt, symbol=symbol, tz=tz, options=options)
+    actions = ingest_files.corporate_actions(raw, symbol)
+    if actions:
+        with _database() as db:
+            stored = db.market_data.write_corporate_actions(actions, source=source)
+        err.print(f"{stored} corporate action(s) stored")
+    _report([result], as_json)
+
+
+@ingest_app.command("lobster")
+def ingest_lobster(
+    file: Annotated[Path, typer.Argument(help="The LOBSTER message file (its orderbook file must sit next to it).")],
+    source: SourceOpt = "lobster",
+    symbol: SymbolOpt = None,
+    day: Annotated[str | None, typer.Option("--date", help="Trading day (default: from the file name).")] = None,
+    tz: Annotated[str, typer.Option(help="Time zone of LOBSTER's seconds after midnight.")] = "America/New_York",
+    on_conflict: ConflictOpt = "append",
+    policy: PolicyOpt = "reject",
+    create_securities: CreateOpt = False,
+    exchange: ExchangeOpt = None,
+    batch_rows: BatchOpt = 100_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a LOBSTER day: messages into order_book_events, the book into quotes, executions into trades."""
+    if not file.is_file():
+        raise typer.BadParameter(f"no such file: {file}")
+    parsed = ingest_files.read_lobster(file, symbol=symbol, day=date.fromisoformat(day) if day else None)
+    options = _options(
+        source=source,
+        symbol=parsed.symbol,
+        tz=tz,
+        on_conflict=on_conflict,
+        policy=policy,
+        create_securities=create_securities,
+        exchange=exchange,
+        batch_rows=batch_rows,
+    )
+    results = [
+        _write("order_book_events", parsed.events, options, label="order book events"),
+        _write("quotes", parsed.quotes, {**options, "create_securities": False}, label="quotes"),
+        _write("trades", parsed.trades, {**options, "create_securities": False}, label="trades"),
+    ]
+    _report(results, as_json)
+
+
+@ingest_app.command("securities")
+def ingest_securities(
+    file: FileArg,
+    exchange: ExchangeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load listings (NASDAQ Trader files, S&P 500 constituents, any CSV with Symbol and Name)."""
+    rows, skipped = ingest_files.read_securities(file, exchange=exchange)
+    with _database() as db:
+        added, updated = securities.upsert(db, rows)
+    if as_json:
+        _print_json({"added": added, "updated": updated, "skipped": skipped})
+    else:
+        out.print(f"{added} securities added, {updated} updated, {skipped} line(s) skipped (test issues, footers)")
+
+
+@app.command()
+def coverage(
+    symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
+    table: Annotated[str | None, typer.Option(help="Only this table (quotes, market_trades, bars...).")] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Recompute from the stored rows first.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """What market data is stored: first and last time and rows per security, table, source and timeframe."""
+    with _database() as db:
+        if rebuild:
+            db.market_data.rebuild_coverage(table)
+        rows = db.market_data.coverage(symbol=symbol, table=table, source=source)
+    if as_json:
+        _print_json(rows)
+        return
+    view = Table("symbol", "table", "source", "timeframe", "first", "last", "rows", title=f"{len(rows)} series")
+    for r in rows:
+        view.add_row(
+            _cell(r["symbol"]),
+            r["table_name"],
+            r["source"],
+            r["timeframe"],
+            _cell(r["first_ts"]),
+            _cell(r["last_ts"]),
+            f"{r['row_count']:,}",
+        )
+    out.print(view)
+
+
+@app.command()
+def quality(
+    table: Annotated[str | None, typer.Option(help="Only this table.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    check: Annotated[str | None, typer.Option(help="Only this check type (crossed_quote, ohlc_violation...).")] = None,
+    days: Annotated[int, typer.Option(help="Findings of the last N days.")] = 7,
+    limit: Annotated[int, typer.Option(help="Rows to list.")] = 50,
+    rows: Annotated[bool, typer.Option("--rows", help="List the findings instead of counting them.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Data quality findings recorded on ingest: counted per table, source, check and status (or listed)."""
+    from datetime import UTC, datetime
+
+    if days < 1:
+        raise typer.BadParameter("--days must be at least 1")
+    since = datetime.now(UTC) - timedelta(days=days)
+    with _database() as db:
+        found = db.market_data.quality(
+            table=table, source=source, check_type=check, since=since, limit=limit, summary=not rows
+        )
+    if as_json:
+        _print_json(found)
+        return
+    if not rows:
+        view = Table("table", "source", "check", "status", "rows", "last seen", title="data quality findings")
+        for r in found:
+            view.add_row(
+                r["table_name"], r["source"], r["check_type"], r["status"], f"{r['rows']:,}", _cell(r["last_seen"])
+            )
+    else:
+        view = Table("checked", "symbol", "table", "check", "status", "row time", "details")
+        for r in found:
+            view.add_row(
+                _cell(r["checked_at"]),
+                _cell(r["symbol"]),
+                _cell(r["table_name"]),
+                r["check_type"],
+                r["status"],
+                _cell(r["row_ts"]),
+                _cell(r["details"]),
+            )
+    out.print(view)
+
+
+@app.command()
+def maintain(
+    ahead: Annotated[int, typer.Option(help="Partitions to create ahead of now, per table.")] = 2,
+    retention: Annotated[
+        str | None, typer.Option(help="quotes=30d,market_trades=12w (default TRADEDB_RETENTION; others kept).")
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="drop or detach old partitions (default TRADEDB_RETENTION_MODE).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print what would be done, change nothing.")] = False,
+    timescale_sql: Annotated[
+        bool, typer.Option("--timescale-sql", help="Print the SQL that turns the market data tables into hypertables.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Partition maintenance: repair default partitions, create partitions ahead, apply retention."""
+    settings = _settings()
+    if timescale_sql:
+        for statement in maintenance.timescale_plan(settings):
+            out.print(statement + ";", highlight=False, soft_wrap=True)
+        return
+    report = maintenance.maintain(settings=settings, ahead=ahead, retention=retention, mode=mode, dry_run=dry_run)
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    verb = "would" if dry_run else ""
+    out.print(f"partitions {verb} created: {len(report.created)}".replace("  ", " "))
+    for name, moved in report.moved.items():
+        out.print(f"  moved {moved:,} row(s) out of the default partition into {name}")
+    for label, names in (("dropped", report.dropped), ("detached", report.detached)):
+        if names:
+            out.print(f"partitions {label}: {', '.join(names)}")
+    if report.hypertables:
+        out.print(f"left to TimescaleDB policies: {', '.join(report.hypertables)}")
+    if dry_run:
+        for statement in report.statements:
+            out.print(statement + ";", highlight=False, soft_wrap=True)

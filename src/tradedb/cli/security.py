@@ -1,0 +1,132 @@
+"""``tradedb roles``, ``audit ...``, ``secrets ...``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tradedb.cli._common import _cell, _database, _settings, app, err, out, secrets_app
+from tradedb.schema import SERVICE_SCHEMAS
+from tradedb.schema import privileges as roles_module
+from tradedb.security import audit as audit_module
+from tradedb.security import secrets as crypto
+
+
+@app.command("roles")
+def roles_matrix() -> None:
+    """Print the live privilege matrix: role x schema x privilege (S select, I insert, U update, D delete)."""
+    settings = _settings()
+    with _database() as db, db.connection() as conn:
+        live = roles_module.live_table_privileges(conn, settings.role_prefix)
+        rls = conn.execute(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relrowsecurity AND NOT c.relispartition ORDER BY 1"
+        ).fetchall()
+    schemas = list(SERVICE_SCHEMAS)
+    table = Table("role", *schemas, title="privileges per schema (lower case: on some tables only)")
+    for role in roles_module.SERVICE_ROLES:
+        name = roles_module.role_name(settings.role_prefix, role.service)
+        cells = []
+        for schema in schemas:
+            sets = [p for (r, t), p in live.items() if r == name and t.startswith(schema + ".")]
+            letters = ""
+            for privilege in roles_module.PRIVILEGES:
+                held = sum(privilege in p for p in sets)
+                letters += privilege[0] if sets and held == len(sets) else privilege[0].lower() if held else ""
+            cells.append(letters or "-")
+        table.add_row(name, *cells)
+    out.print(table)
+    out.print("row-level security by account on: " + ", ".join(r[0] for r in rls))
+
+
+audit_app = typer.Typer(help="The hash-chained audit trail (shared.audit_log).", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; name the first broken link and exit 1 when there is one."""
+    with _database() as db:
+        report = audit_module.verify_chain(db)
+    if report.broken_at is None:
+        out.print(f"ok: {report.rows} audit row(s), the hash chain is intact")
+        return
+    err.print(f"audit chain broken at audit_id {report.broken_at}: {report.reason}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    table: Annotated[str | None, typer.Option(help="Only this table (schema.table).")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Only changes at or after this time (ISO 8601, with zone).",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"],
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List audited changes, newest first."""
+    with _database() as db:
+        rows = audit_module.changes(db, table=table, since=since, limit=limit)
+    out_table = Table("id", "at", "table", "op", "key", "db user", "app user", title=f"{len(rows)} change(s)")
+    for r in rows:
+        out_table.add_row(
+            str(r["audit_id"]),
+            _cell(r["changed_at"]),
+            f"{r['table_schema']}.{r['table_name']}",
+            r["operation"],
+            json.dumps(r["row_key"]),
+            _cell(r["db_user"]),
+            _cell(r["app_user"]),
+        )
+    out.print(out_table)
+
+
+@secrets_app.command("generate-key")
+def secrets_generate_key(key_id: Annotated[str, typer.Option(help="Id for the new key.")] = "k1") -> None:
+    """Print a new random AES-256 key as an entry for TRADEDB_ENCRYPTION_KEYS (store it in your secret store)."""
+    out.print(f"{key_id}:{crypto.generate_key()}", highlight=False)
+
+
+@secrets_app.command("set")
+def secrets_set(
+    key: Annotated[str, typer.Argument(help="The shared.system_config key.")],
+    description: Annotated[str | None, typer.Option(help="What the secret is for.")] = None,
+) -> None:
+    """Store a secret read from standard input (never from the command line), encrypted."""
+    value = sys.stdin.read().rstrip("\n")
+    with _database() as db:
+        kid = crypto.set_secret(db, key, value, description=description)
+    out.print(f"stored {key} encrypted with key {kid}")
+
+
+@secrets_app.command("list")
+def secrets_list() -> None:
+    """List the stored secrets and the key each is encrypted with (never their values)."""
+    with _database() as db:
+        rows = db.fetch_all(
+            "SELECT 'system_config' AS kind, key AS name, key_id, updated_at FROM shared.system_config"
+            " WHERE is_secret UNION ALL SELECT 'notification', name, key_id, updated_at"
+            " FROM notification.notification_configs WHERE secret_encrypted IS NOT NULL ORDER BY 1, 2",
+            readonly=False,
+        )
+    table = Table("kind", "name", "key id", "updated", title=f"{len(rows)} secret(s)")
+    for r in rows:
+        table.add_row(r["kind"], r["name"], _cell(r["key_id"]), _cell(r["updated_at"]))
+    out.print(table)
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every secret with the newest key of TRADEDB_ENCRYPTION_KEYS."""
+    with _database() as db:
+        changed = crypto.rotate(db)
+        newest = crypto.Keyring.from_settings(db.settings).newest
+    out.print(f"re-encrypted {changed} secret(s) with key {newest}")

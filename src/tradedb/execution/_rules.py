@@ -1,0 +1,369 @@
+"""Execution logic without I/O: input validation, the order state machine, and exact position arithmetic.
+
+Money and quantities are ``Decimal`` throughout. Rounding (documented in the README):
+- average prices (position average cost, order average fill price) are rounded to ``PRICE_PLACES`` decimal
+  places, half-even, each time they change;
+- quantities, commissions and realized PnL are exact (sums and products of the inputs and the rounded averages).
+Commissions accumulate in ``total_commission`` and are subtracted from ``realized_pnl`` (realized PnL is net).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from tradedb.errors import (
+    InvalidTransition,
+    ValidationError,
+)
+
+PRICE_PLACES = 10
+_QUANTUM = Decimal(1).scaleb(-PRICE_PLACES)
+
+SIDES = ("buy", "sell")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "gtd")
+LIQUIDITY = ("maker", "taker", "auction", "other")
+
+#: Legal transitions an operator or gateway may request; fills drive partially_filled and filled.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"submitted", "cancelled", "rejected", "expired"}),
+    "submitted": frozenset({"cancelled", "rejected", "expired"}),
+    "partially_filled": frozenset({"cancelled", "expired"}),
+    "filled": frozenset(),
+    "cancelled": frozenset(),
+    "rejected": frozenset(),
+    "expired": frozenset(),
+}
+FILLABLE = frozenset({"pending", "submitted", "partially_filled"})
+FILL_DRIVEN = frozenset({"partially_filled", "filled"})
+
+
+# --- input validation ----------------------------------------------------------------------------------------
+
+
+def to_decimal(value: Any, name: str, *, positive: bool = False, non_negative: bool = False) -> Decimal:
+    """Convert ``value`` to a finite Decimal (floats via their shortest repr), or raise ValidationError."""
+    if isinstance(value, bool) or value is None:
+        raise ValidationError(f"{name} must be a number, got {value!r}")
+    try:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValidationError(f"{name} must be finite, got {value!r}")
+            number = Decimal(repr(value))
+        else:
+            number = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValidationError(f"{name} must be a number, got {value!r}") from None
+    if not number.is_finite():
+        raise ValidationError(f"{name} must be finite, got {value!r}")
+    if positive and number <= 0:
+        raise ValidationError(f"{name} must be > 0, got {number}")
+    if non_negative and number < 0:
+        raise ValidationError(f"{name} must be >= 0, got {number}")
+    return number
+
+
+def one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    """Return ``value`` when it is one of ``allowed``, else raise ValidationError."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def check_id(value: Any, name: str) -> int:
+    """Return a positive integer id, or raise ValidationError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_account(value: Any) -> str:
+    """Return a plausible account id, or raise ValidationError."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise ValidationError(f"account_id must be a non-empty string of at most 64 characters, got {value!r}")
+    return value
+
+
+def check_time(value: Any, name: str) -> datetime:
+    """Return a timezone-aware datetime, or raise ValidationError."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{name} must be a datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{name} must carry a time zone (naive datetimes are ambiguous): {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A validated order submission."""
+
+    client_order_id: uuid.UUID
+    account_id: str
+    security_id: int
+    side: str
+    order_type: str
+    quantity: Decimal
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    time_in_force: str
+    expire_at: datetime | None
+    strategy_instance_id: int | None
+    signal_id: uuid.UUID | None
+
+    def signed_quantity(self) -> Decimal:
+        """Return the position change if the order fills completely."""
+        return self.quantity if self.side == "buy" else -self.quantity
+
+    def same_request(self, row: dict[str, Any]) -> bool:
+        """Tell whether a stored order row is this very request (idempotent resubmission)."""
+        fields = (
+            "account_id",
+            "security_id",
+            "side",
+            "order_type",
+            "quantity",
+            "limit_price",
+            "stop_price",
+            "time_in_force",
+            "expire_at",
+            "strategy_instance_id",
+            "signal_id",
+        )
+        return all(row[f] == getattr(self, f) for f in fields)
+
+
+def order_request(
+    *,
+    account_id: Any,
+    security_id: Any,
+    side: Any,
+    quantity: Any,
+    order_type: Any = "market",
+    limit_price: Any = None,
+    stop_price: Any = None,
+    time_in_force: Any = "day",
+    expire_at: Any = None,
+    client_order_id: Any = None,
+    strategy_instance_id: Any = None,
+    signal_id: Any = None,
+) -> OrderRequest:
+    """Validate an order submission; raise ValidationError naming the first bad field."""
+    kind = one_of(order_type, "order_type", ORDER_TYPES)
+    limit = None if limit_price is None else to_decimal(limit_price, "limit_price", positive=True)
+    stop = None if stop_price is None else to_decimal(stop_price, "stop_price", positive=True)
+    needs_limit = kind in ("limit", "stop_limit")
+    needs_stop = kind in ("stop", "stop_limit")
+    if needs_limit != (limit is not None):
+        raise ValidationError(f"a {kind} order {'needs' if needs_limit else 'takes no'} limit_price")
+    if needs_stop != (stop is not None):
+        raise ValidationError(f"a {kind} order {'needs' if needs_stop else 'takes no'} stop_price")
+    tif = one_of(time_in_force, "time_in_force", TIME_IN_FORCE)
+    expiry = None if expire_at is None else check_time(expire_at, "expire_at")
+    if (tif == "gtd") != (expiry is not None):
+        raise ValidationError("time_in_force 'gtd' needs expire_at, and only gtd takes it")
+    try:
+        coid = (
+            uuid.uuid4()
+            if client_order_id is None
+            else (client_order_id if isinstance(client_order_id, uuid.UUID) else uuid.UUID(str(client_order_id)))
+        )
+        signal = (
+            None
+            if signal_id is None
+            else (signal_id if isinstance(signal_id, uuid.UUID) else uuid.UUID(str(signal_id)))
+        )
+    except ValueError:
+        raise ValidationError("client_order_id and signal_id must be UUIDs") from None
+    return OrderRequest(
+        client_order_id=coid,
+        account_id=check_account(account_id),
+        security_id=check_id(security_id, "security_id"),
+        side=one_of(side, "side", SIDES),
+        order_type=kind,
+        quantity=to_decimal(quantity, "quantity", positive=True),
+        limit_price=limit,
+        stop_price=stop,
+        time_in_force=tif,
+        expire_at=expiry,
+        strategy_instance_id=None
+        if strategy_instance_id is None
+        else check_id(strategy_instance_id, "strategy_instance_id"),
+        signal_id=signal,
+    )
+
+
+# --- the state machine -----------------------------------------------------------------------------------------
+
+
+def check_transition(current: str, target: str) -> None:
+    """Raise InvalidTransition unless an order in ``current`` may be moved to ``target`` by request."""
+    if target in FILL_DRIVEN:
+        raise InvalidTransition(f"orders become {target} by recording fills, not by a transition")
+    if target not in TRANSITIONS:
+        raise InvalidTransition(f"unknown order status {target!r}")
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none: it is final"
+        raise InvalidTransition(f"an order that is {current} cannot become {target} (allowed: {allowed})")
+
+
+def status_after_fill(quantity: Decimal, filled: Decimal) -> str:
+    """Return the order status once ``filled`` of ``quantity`` is filled."""
+    return "filled" if filled == quantity else "partially_filled"
+
+
+def average(old_qty: Decimal, old_avg: Decimal | None, add_qty: Decimal, add_price: Decimal) -> Decimal:
+    """Return the quantity-weighted average of two lots, rounded to PRICE_PLACES."""
+    total = old_qty + add_qty
+    value = (old_qty * (old_avg or Decimal(0)) + add_qty * add_price) / total
+    return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+# --- positions -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PositionState:
+    """A position: signed quantity, average cost of the open quantity, net realized PnL, commissions paid."""
+
+    quantity: Decimal = Decimal(0)
+    avg_price: Decimal | None = None
+    realized_pnl: Decimal = Decimal(0)
+    total_commission: Decimal = Decimal(0)
+
+
+def apply_fill(
+    position: PositionState, side: str, quantity: Decimal, price: Decimal, commission: Decimal = Decimal(0)
+) -> PositionState:
+    """Return the position after a fill: average cost on increases, realized PnL on reductions and flips."""
+    signed = quantity if side == "buy" else -quantity
+    held = position.quantity
+    realized = position.realized_pnl - commission
+    commissions = position.total_commission + commission
+    if held == 0 or (held > 0) == (signed > 0):
+        new_qty = held + signed
+        avg = average(abs(held), position.avg_price, quantity, price)
+        return PositionState(new_qty, avg, realized, commissions)
+    closing = min(quantity, abs(held))
+    direction = Decimal(1) if held > 0 else Decimal(-1)
+    realized += closing * (price - (position.avg_price or Decimal(0))) * direction
+    remaining = quantity - closing
+    if remaining == 0:
+        new_qty = held + signed
+        return PositionState(new_qty, position.avg_price if new_qty != 0 else None, realized, commissions)
+    # Flip through zero: the rest opens a new position at the fill price.
+    flipped = remaining if signed > 0 else -remaining
+    return PositionState(flipped, price.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN), realized, commissions)
+
+
+def replay(fills: list[tuple[str, Decimal, Decimal, Decimal]]) -> PositionState:
+    """Return the position implied by fills (side, quantity, price, commission) in application order."""
+    state = PositionState()
+    for side, quantity, price, commission in fills:
+        state = apply_fill(state, side, quantity, price, commission)
+    return state
+
+
+def position_differences(stored: PositionState, implied: PositionState) -> list[str]:
+    """Describe how a stored position differs from what its fills imply (empty when equal)."""
+    differences = []
+    for field in ("quantity", "avg_price", "realized_pnl", "total_commission"):
+        a, b = getattr(stored, field), getattr(implied, field)
+        if a != b:
+            differences.append(f"{field} is {a} but the fills imply {b}")
+    return differences
+
+
+def normalized(state: PositionState) -> PositionState:
+    """Return ``state`` with a flat position's average price cleared (how it is stored)."""
+    return replace(state, avg_price=None) if state.quantity == 0 else state
+
+
+# --- fills and results --------------------------------------------------------------------------------------
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FillInput:
+    """A validated fill."""
+
+    execution_id: str
+    order_id: int
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    executed_at: datetime | None
+    liquidity: str | None
+    settlement_date: date | None
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        """Tell whether a stored fill is this very execution (same order, quantity, price, commission)."""
+        return (row["order_id"], row["quantity"], row["price"], row["commission"]) == (
+            self.order_id,
+            self.quantity,
+            self.price,
+            self.commission,
+        )
+
+
+def fill_input(
+    execution_id: Any,
+    order_id: Any,
+    quantity: Any,
+    price: Any,
+    *,
+    commission: Any = 0,
+    executed_at: Any = None,
+    liquidity: Any = None,
+    settlement_date: Any = None,
+) -> FillInput:
+    """Validate one fill (``execution_id`` a string or a UUID); raise ValidationError naming the bad field."""
+    if isinstance(execution_id, uuid.UUID):
+        execution_id = str(execution_id)
+    if not isinstance(execution_id, str) or not execution_id.strip():
+        raise ValidationError(f"execution_id must be a non-empty string, got {execution_id!r}")
+    if settlement_date is not None and not isinstance(settlement_date, date):
+        raise ValidationError(f"settlement_date must be a date, got {settlement_date!r}")
+    return FillInput(
+        execution_id=execution_id,
+        order_id=check_id(order_id, "order_id"),
+        quantity=to_decimal(quantity, "quantity", positive=True),
+        price=to_decimal(price, "price", positive=True),
+        commission=to_decimal(commission, "commission", non_negative=True),
+        executed_at=None if executed_at is None else check_time(executed_at, "executed_at"),
+        liquidity=None if liquidity is None else one_of(liquidity, "liquidity", LIQUIDITY),
+        settlement_date=settlement_date,
+    )
+
+
+@dataclass(frozen=True)
+class FillResult:
+    """What recording a fill produced: the fill, the order and the position after it."""
+
+    fill: Row
+    order: Row
+    position: Row
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What recording a batch of fills did."""
+
+    recorded: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class PositionDifference:
+    """A stored position that differs from what its fills imply."""
+
+    account_id: str
+    security_id: int
+    differences: list[str]

@@ -1,0 +1,452 @@
+"""Orders, fills and positions that stay exact: ``db.execution`` of the async Database.
+
+Validation, the state machine and position arithmetic live in ``_rules``, the SQL in ``_sql``.
+
+Locking: a fill locks its order row, then its position row, always in that order, so concurrent fills never
+deadlock and never lose an update; fill ids are assigned while the position is locked, so ``fill_id`` order is
+the order in which fills were applied (which ``reconcile`` and ``position_at`` replay).
+"""
+
+# source-only: the one source of this I/O; tools/async_to_sync.py generates the sync twin.
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import DictRow, TupleRow, dict_row
+from psycopg.types.json import Jsonb
+
+from tradedb.errors import (
+    InvalidTransition,
+    NotFoundError,
+    OrderConflict,
+    Overfill,
+    RiskLimitExceeded,
+    StaleVersion,
+    ValidationError,
+)
+from tradedb.execution import _rules as base
+from tradedb.execution._sql import (
+    ACCOUNT_FOR_SHARE,
+    ACTIVE_LIMITS,
+    CREATE_POSITION,
+    FILL_BY_EXECUTION_ID,
+    FILLS_FOR_POSITION_AT,
+    FILLS_FOR_REPLAY,
+    INSERT_EVENT,
+    INSERT_FILL,
+    INSERT_ORDER,
+    INSERT_RISK_EVENT,
+    LAST_PRICE,
+    ORDER_BY_CLIENT_ID,
+    ORDER_FOR_UPDATE,
+    ORDERS,
+    POSITION,
+    POSITION_FOR_UPDATE,
+    POSITION_QUANTITY,
+    POSITIONS,
+    SECURITY_EXISTS,
+    STAGE_FILLS,
+    STAGED_DUPLICATES,
+    UPDATE_ORDER_FILLED,
+    UPDATE_POSITION,
+    UPDATE_STATUS,
+)
+
+if TYPE_CHECKING:
+    from tradedb.db.connections_async import AsyncConnections
+
+Row = base.Row
+
+
+def _state(row: Mapping[str, Any] | None) -> base.PositionState:
+    if row is None:
+        return base.PositionState()
+    return base.PositionState(row["quantity"], row["avg_price"], row["realized_pnl"], row["total_commission"])
+
+
+async def _one(cursor: AsyncCursor[DictRow], query: str, params: Any) -> Row | None:
+    await cursor.execute(query, params)
+    return await cursor.fetchone()
+
+
+class AsyncExecution:
+    """The execution API of one Database (``db.execution``)."""
+
+    def __init__(self, db: AsyncConnections) -> None:
+        self._db = db
+
+    # --- orders -------------------------------------------------------------------------------------------
+
+    async def submit_order(self, *, reference_price: Any = None, **fields: Any) -> Row:
+        """Validate, risk-check and store an order; return its row.
+
+        Fields: ``account_id``, ``security_id``, ``side``, ``quantity``, ``order_type`` (market), ``limit_price``,
+        ``stop_price``, ``time_in_force`` (day), ``expire_at`` (gtd), ``client_order_id`` (a UUID; generated when
+        omitted), ``strategy_instance_id``, ``signal_id``. The same request twice returns the same order; a
+        different request with a used ``client_order_id`` raises ``OrderConflict``. A risk limit breach raises
+        ``RiskLimitExceeded``, records a ``risk_events`` row and stores no order. ``reference_price`` prices a
+        market order for the notional limit (default: the latest trade or bar close).
+        """
+        request = base.order_request(**fields)
+        reference = (
+            None if reference_price is None else base.to_decimal(reference_price, "reference_price", positive=True)
+        )
+
+        async def store(conn: AsyncConnection[TupleRow]) -> Row | RiskLimitExceeded:
+            cursor = conn.cursor(row_factory=dict_row)
+            existing = await _one(cursor, ORDER_BY_CLIENT_ID, (request.client_order_id,))
+            if existing is not None:
+                return self._idempotent(request, existing)
+            await self._require_references(cursor, request)
+            breach = await self._risk_check(cursor, request, reference)
+            if breach is not None:
+                return breach
+            row = await _one(cursor, INSERT_ORDER, request.__dict__)
+            if row is None:  # the same client_order_id committed concurrently
+                raced = await _one(cursor, ORDER_BY_CLIENT_ID, (request.client_order_id,))
+                assert raced is not None
+                return self._idempotent(request, raced)
+            event = (row["order_id"], row["account_id"], None, row["status"], "submitted to tradedb", None)
+            await cursor.execute(INSERT_EVENT, event)
+            return row
+
+        # Idempotent on client_order_id, so safe to re-run after a deadlock or a lost connection.
+        outcome = await self._db.run_transaction(store)
+        if not isinstance(outcome, RiskLimitExceeded):
+            return outcome
+        # The order's transaction wrote nothing; the blocked order is recorded on its own.
+        data = {
+            "limit_type": outcome.limit_type,
+            "limit_value": str(outcome.limit_value),
+            "value": str(outcome.value),
+            "client_order_id": str(request.client_order_id),
+            "side": request.side,
+            "quantity": str(request.quantity),
+        }
+        await self._db.execute(
+            INSERT_RISK_EVENT, (request.account_id, request.security_id, outcome.message, Jsonb(data))
+        )
+        raise outcome
+
+    @staticmethod
+    def _idempotent(request: base.OrderRequest, existing: Row) -> Row:
+        if request.same_request(existing):
+            return existing
+        raise OrderConflict(
+            f"client_order_id {request.client_order_id} was already used for a different order "
+            f"(order {existing['order_id']})"
+        )
+
+    async def _require_references(self, cursor: AsyncCursor[DictRow], request: base.OrderRequest) -> None:
+        # FOR SHARE keeps the account from being changed or removed while the order is checked.
+        account = await _one(cursor, ACCOUNT_FOR_SHARE, (request.account_id,))
+        if account is None:
+            raise NotFoundError(f"unknown account {request.account_id!r}")
+        if not account["is_active"]:
+            raise ValidationError(f"account {request.account_id!r} is not active")
+        security = await _one(cursor, SECURITY_EXISTS, (request.security_id,))
+        if security is None:
+            raise NotFoundError(f"unknown security_id {request.security_id}")
+        if security["status"] != "active":
+            raise ValidationError(f"security {request.security_id} is {security['status']}")
+
+    async def _risk_check(
+        self, cursor: AsyncCursor[DictRow], request: base.OrderRequest, reference: Decimal | None
+    ) -> RiskLimitExceeded | None:
+        await cursor.execute(ACTIVE_LIMITS, (request.account_id, request.security_id))
+        limits = await cursor.fetchall()
+        if not limits:
+            return None
+        held_row = await _one(cursor, POSITION_QUANTITY, (request.account_id, request.security_id))
+        held = held_row["quantity"] if held_row else Decimal(0)
+        after = held + request.signed_quantity()
+        price = request.limit_price or request.stop_price or reference
+        for limit in limits:
+            kind, value = limit["limit_type"], limit["limit_value"]
+            scope = "account-wide" if limit["security_id"] is None else f"for security {request.security_id}"
+            measured: Decimal | None = None
+            if kind == "max_order_quantity":
+                measured = request.quantity
+            elif kind == "max_position_quantity" and abs(after) > abs(held):
+                measured = abs(after)
+            elif kind == "max_position_notional" and abs(after) > abs(held):
+                if price is None:
+                    last = await _one(cursor, LAST_PRICE, {"id": request.security_id})
+                    if last is None:
+                        raise ValidationError(
+                            "max_position_notional applies but there is no price to value the order: pass "
+                            "reference_price (or a limit price)"
+                        )
+                    price = Decimal(str(last["price"]))
+                measured = abs(after) * price
+            if measured is not None and measured > value:
+                return RiskLimitExceeded(
+                    f"order blocked: {kind} {scope} is {value}, the order would make it {measured}",
+                    limit_type=kind,
+                    limit_value=value,
+                    value=measured,
+                )
+        return None
+
+    async def transition(
+        self,
+        order_id: int,
+        to: str,
+        *,
+        expected_version: int | None = None,
+        reason: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> Row:
+        """Move an order to ``to`` (submitted, cancelled, rejected, expired); write an order event.
+
+        An illegal transition raises ``InvalidTransition``; a version other than ``expected_version`` raises
+        ``StaleVersion``. Both leave the database unchanged.
+        """
+        base.check_id(order_id, "order_id")
+        if expected_version is not None:
+            base.check_id(expected_version, "expected_version")
+
+        async def move(conn: AsyncConnection[TupleRow]) -> Row:
+            cursor = conn.cursor(row_factory=dict_row)
+            order = await _one(cursor, ORDER_FOR_UPDATE, (order_id,))
+            if order is None:
+                raise NotFoundError(f"unknown order {order_id}")
+            if expected_version is not None and order["version"] != expected_version:
+                raise StaleVersion(
+                    f"order {order_id} is at version {order['version']}, not {expected_version}: reload it"
+                )
+            base.check_transition(order["status"], to)
+            row = await _one(cursor, UPDATE_STATUS, (to, to, reason, order_id))
+            assert row is not None
+            await cursor.execute(
+                INSERT_EVENT,
+                (
+                    order_id,
+                    order["account_id"],
+                    order["status"],
+                    to,
+                    reason,
+                    None if payload is None else Jsonb(dict(payload)),
+                ),
+            )
+            return row
+
+        # Re-running after a deadlock or lost connection is safe: the failed attempt was rolled back whole, and
+        # a transition that did commit is not retried (run_transaction never retries a lost COMMIT).
+        return await self._db.run_transaction(move)
+
+    async def cancel_order(
+        self, order_id: int, *, reason: str | None = None, expected_version: int | None = None
+    ) -> Row:
+        """Cancel an order that is pending, submitted or partially filled."""
+        return await self.transition(order_id, "cancelled", expected_version=expected_version, reason=reason)
+
+    # --- fills --------------------------------------------------------------------------------------------
+
+    async def record_fill(
+        self,
+        execution_id: str | UUID,
+        order_id: int,
+        quantity: Any,
+        price: Any,
+        *,
+        commission: Any = 0,
+        executed_at: datetime | None = None,
+        liquidity: str | None = None,
+        settlement_date: date | None = None,
+    ) -> base.FillResult:
+        """Record an execution of an order: the fill, the order's fill state and the position, in one transaction.
+
+        Recording the same ``execution_id`` again changes nothing and returns the first result
+        (``duplicate=True``). A fill beyond the remaining quantity raises ``Overfill``; a fill of a cancelled
+        (or otherwise final) order raises ``InvalidTransition``; neither writes anything.
+        """
+        fill = base.fill_input(
+            execution_id,
+            order_id,
+            quantity,
+            price,
+            commission=commission,
+            executed_at=executed_at,
+            liquidity=liquidity,
+            settlement_date=settlement_date,
+        )
+
+        async def record(conn: AsyncConnection[TupleRow]) -> base.FillResult:
+            return await self._record(conn.cursor(row_factory=dict_row), fill)
+
+        # Idempotent on execution_id: a retried attempt finds the fill if the first one committed.
+        return await self._db.run_transaction(record)
+
+    async def _record(self, cursor: AsyncCursor[DictRow], fill: base.FillInput) -> base.FillResult:
+        order = await _one(cursor, ORDER_FOR_UPDATE, (fill.order_id,))
+        if order is None:
+            raise NotFoundError(f"unknown order {fill.order_id}")
+        existing = await _one(cursor, FILL_BY_EXECUTION_ID, (fill.execution_id,))
+        if existing is not None:
+            if not fill.matches(existing):
+                raise OrderConflict(
+                    f"execution_id {fill.execution_id!r} was already recorded with different content "
+                    f"(fill {existing['fill_id']})"
+                )
+            position = await _one(cursor, POSITION, (order["account_id"], order["security_id"]))
+            return base.FillResult(existing, order, position or {}, duplicate=True)
+        if order["status"] not in base.FILLABLE:
+            raise InvalidTransition(f"order {fill.order_id} is {order['status']}: it cannot be filled")
+        remaining = order["quantity"] - order["filled_quantity"]
+        if fill.quantity > remaining:
+            raise Overfill(f"fill of {fill.quantity} exceeds the remaining {remaining} of order {fill.order_id}")
+        key = (order["account_id"], order["security_id"])
+        position = await _one(cursor, POSITION_FOR_UPDATE, key)
+        if position is None:
+            await cursor.execute(CREATE_POSITION, key)
+            position = await _one(cursor, POSITION_FOR_UPDATE, key)
+        after = base.apply_fill(_state(position), order["side"], fill.quantity, fill.price, fill.commission)
+        stored = await _one(
+            cursor,
+            INSERT_FILL,
+            (
+                fill.execution_id,
+                fill.order_id,
+                order["account_id"],
+                order["security_id"],
+                order["side"],
+                fill.quantity,
+                fill.price,
+                fill.commission,
+                fill.liquidity,
+                fill.executed_at or datetime.now(UTC),
+                fill.settlement_date,
+            ),
+        )
+        assert stored is not None
+        filled = order["filled_quantity"] + fill.quantity
+        status = base.status_after_fill(order["quantity"], filled)
+        avg = base.average(order["filled_quantity"], order["avg_fill_price"], fill.quantity, fill.price)
+        updated = await _one(cursor, UPDATE_ORDER_FILLED, (filled, avg, status, fill.order_id))
+        assert updated is not None
+        await cursor.execute(
+            INSERT_EVENT,
+            (
+                fill.order_id,
+                order["account_id"],
+                order["status"],
+                status,
+                "fill",
+                Jsonb({"execution_id": fill.execution_id, "quantity": str(fill.quantity), "price": str(fill.price)}),
+            ),
+        )
+        new_position = await _one(
+            cursor,
+            UPDATE_POSITION,
+            (
+                after.quantity,
+                after.avg_price,
+                after.realized_pnl,
+                after.total_commission,
+                after.quantity,
+                after.quantity,
+                stored["executed_at"],
+                *key,
+            ),
+        )
+        assert new_position is not None
+        return base.FillResult(stored, updated, new_position, duplicate=False)
+
+    async def record_fills(self, fills: Iterable[Mapping[str, Any]]) -> base.BatchResult:
+        """Record a batch of fills (dicts of record_fill's arguments) in one transaction, for bulk replay.
+
+        The batch is COPY-staged to find executions already recorded (compared, then skipped); the new ones are
+        applied in batch order. Any bad fill fails the whole batch: nothing is written.
+        """
+        batch = [base.fill_input(**dict(f)) for f in fills]
+        seen: dict[str, base.FillInput] = {}
+        for fill in batch:
+            first = seen.setdefault(fill.execution_id, fill)
+            if first != fill:
+                raise OrderConflict(f"execution_id {fill.execution_id!r} appears twice with different content")
+        unique = list(seen.values())
+
+        async def replay_batch(conn: AsyncConnection[TupleRow]) -> int:
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(STAGE_FILLS)
+            async with cursor.copy(
+                "COPY tradedb_fill_stage (execution_id, order_id, quantity, price, commission) FROM STDIN"
+            ) as copy:
+                for fill in unique:
+                    await copy.write_row((fill.execution_id, fill.order_id, fill.quantity, fill.price, fill.commission))
+            await cursor.execute(STAGED_DUPLICATES)
+            recorded_before = {row["execution_id"]: row for row in await cursor.fetchall()}
+            for fill in unique:
+                if fill.execution_id in recorded_before:
+                    if not fill.matches(recorded_before[fill.execution_id]):
+                        raise OrderConflict(
+                            f"execution_id {fill.execution_id!r} was already recorded with different content"
+                        )
+                    continue
+                await self._record(cursor, fill)
+            return len(recorded_before)
+
+        already = await self._db.run_transaction(replay_batch)
+        return base.BatchResult(recorded=len(unique) - already, duplicates=len(batch) - len(unique) + already)
+
+    # --- positions ----------------------------------------------------------------------------------------
+
+    async def positions(self, account_id: str | None = None) -> list[Row]:
+        """Return stored positions (of one account, or all)."""
+        if account_id is not None:
+            base.check_account(account_id)
+        return await self._db.fetch_all(POSITIONS, {"account": account_id}, readonly=False)
+
+    async def position(self, account_id: str, security_id: int) -> Row | None:
+        """Return one stored position, or None."""
+        base.check_account(account_id)
+        base.check_id(security_id, "security_id")
+        return await self._db.fetch_one(POSITION, (account_id, security_id), readonly=False)
+
+    async def position_at(self, account_id: str, security_id: int, as_of: datetime) -> base.PositionState:
+        """Return the position implied by the fills executed up to ``as_of`` (replayed in fill order)."""
+        base.check_account(account_id)
+        base.check_id(security_id, "security_id")
+        base.check_time(as_of, "as_of")
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(FILLS_FOR_POSITION_AT, (account_id, security_id, as_of))
+            rows = await cursor.fetchall()
+        return base.normalized(base.replay([(r[0], r[1], r[2], r[3]) for r in rows]))
+
+    async def orders(self, *, account_id: str | None = None, status: str | None = None, limit: int = 100) -> list[Row]:
+        """Return the newest orders, optionally of one account and status."""
+        if status is not None:
+            base.one_of(status, "status", tuple(base.TRANSITIONS))
+        base.check_id(limit, "limit")
+        return await self._db.fetch_all(
+            ORDERS, {"account": account_id, "status": status, "limit": limit}, readonly=False
+        )
+
+    async def reconcile(self, account_id: str | None = None) -> list[base.PositionDifference]:
+        """Compare stored positions with what the fills imply; return the differences (empty: all exact)."""
+        async with self._db.connection() as conn:
+            fills = await (await conn.execute(FILLS_FOR_REPLAY, {"account": account_id})).fetchall()
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(POSITIONS, {"account": account_id})
+            stored = {(r["account_id"], r["security_id"]): _state(r) for r in await cursor.fetchall()}
+        implied: dict[tuple[str, int], list[tuple[str, Decimal, Decimal, Decimal]]] = {}
+        for account, security, side, quantity, price, commission in fills:
+            implied.setdefault((account, security), []).append((side, quantity, price, commission))
+        differences = []
+        for key in sorted(set(stored) | set(implied)):
+            expected = base.normalized(base.replay(implied.get(key, [])))
+            actual = stored.get(key)
+            if actual is None:
+                problems = [f"no stored position, the fills imply quantity {expected.quantity}"]
+            else:
+                problems = base.position_differences(base.normalized(actual), expected)
+            if problems:
+                differences.append(base.PositionDifference(key[0], key[1], problems))
+        return differences

@@ -1,0 +1,350 @@
+"""Market data reads without I/O: argument checks, CSV-to-Arrow parsing, output formats, bar adjustment, sessions."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+from tradedb.durations import parse_duration
+from tradedb.errors import ConfigError, ValidationError
+from tradedb.marketdata import _sql as q
+from tradedb.marketdata._datasets import BY_TABLE, check_choice, check_source, check_symbol
+from tradedb.schema.data_ingestion import TIMEFRAMES
+
+FORMATS = ("rows", "arrow", "pandas", "polars")
+#: date_bin steps of the fixed-width timeframes.
+STEPS: dict[str, timedelta] = {
+    "1s": timedelta(seconds=1),
+    "5s": timedelta(seconds=5),
+    "10s": timedelta(seconds=10),
+    "15s": timedelta(seconds=15),
+    "30s": timedelta(seconds=30),
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "30m": timedelta(minutes=30),
+    "1h": timedelta(hours=1),
+    "4h": timedelta(hours=4),
+    "1d": timedelta(days=1),
+    "1w": timedelta(days=7),
+}
+#: Bucket origin: 2000-01-03 is a Monday, so weekly bars start on Mondays; every smaller step divides a week.
+ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
+_TYPES: dict[str, pa.DataType] = {
+    "ts": pa.timestamp("us", tz="UTC"),
+    "bid": pa.float64(),
+    "ask": pa.float64(),
+    "bid_size": pa.float64(),
+    "ask_size": pa.float64(),
+    "price": pa.float64(),
+    "size": pa.float64(),
+    "open": pa.float64(),
+    "high": pa.float64(),
+    "low": pa.float64(),
+    "close": pa.float64(),
+    "volume": pa.float64(),
+    "vwap": pa.float64(),
+    "trade_count": pa.int64(),
+    "sequence": pa.int64(),
+    "source": pa.string(),
+    "timeframe": pa.string(),
+    "trade_id": pa.string(),
+    "aggressor_side": pa.string(),
+    "event_type": pa.string(),
+    "order_ref": pa.string(),
+    "side": pa.string(),
+}
+
+
+def check_table(table: Any) -> str:
+    return check_choice(table, tuple(BY_TABLE), "table")
+
+
+def check_format(as_: Any) -> str:
+    return check_choice(as_, FORMATS, "as_")
+
+
+def check_timeframe(timeframe: Any) -> str:
+    return check_choice(timeframe, TIMEFRAMES, "timeframe")
+
+
+def check_symbols(symbols: Any) -> list[str]:
+    if isinstance(symbols, str) or not isinstance(symbols, Sequence) or not symbols:
+        raise ValidationError("symbols must be a non-empty list of symbols")
+    return [check_symbol(s) for s in symbols]
+
+
+def to_utc(value: Any, name: str) -> datetime:
+    """A datetime (aware) or date (midnight UTC) as an aware UTC datetime; naive datetimes are refused."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValidationError(f"{name} has no time zone: pass an aware datetime (tradedb does not guess)")
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), UTC)
+    if isinstance(value, str):
+        try:
+            return to_utc(datetime.fromisoformat(value), name)
+        except ValueError as exc:
+            raise ValidationError(f"{name}: not an ISO 8601 time: {value!r}") from exc
+    raise ValidationError(f"{name} must be a datetime or date, not {type(value).__name__}")
+
+
+def check_range(start: Any, end: Any) -> tuple[datetime, datetime]:
+    lo, hi = to_utc(start, "start"), to_utc(end, "end")
+    if lo >= hi:
+        raise ValidationError(f"start ({lo.isoformat()}) must be before end ({hi.isoformat()})")
+    return lo, hi
+
+
+# --- output ---------------------------------------------------------------------------------------------------
+
+
+def parse_csv(chunks: Sequence[bytes] | bytes, table: str) -> pa.Table:
+    """Parse the CSV of ``COPY ... TO STDOUT (FORMAT csv, HEADER)`` into Arrow with the table's types."""
+    data = chunks if isinstance(chunks, bytes) else b"".join(chunks)
+    names = q.READ_COLUMNS[table]
+    if not data.strip():
+        return pa.table({n: pa.array([], _TYPES[n]) for n in names})
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: _TYPES[n] for n in names},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+class CsvSplitter:
+    """Cut a CSV byte stream into pieces of whole lines, each repeating the header line."""
+
+    def __init__(self, chunk_bytes: int) -> None:
+        if chunk_bytes < 1024:
+            raise ValidationError("chunk_bytes must be at least 1024")
+        self.chunk_bytes = chunk_bytes
+        self.header: bytes | None = None
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        self.buffer += data
+        if self.header is None:
+            end = self.buffer.find(b"\n")
+            if end < 0:
+                return
+            self.header = bytes(self.buffer[: end + 1])
+            del self.buffer[: end + 1]
+        while len(self.buffer) >= self.chunk_bytes:
+            cut = self.buffer.rfind(b"\n", 0, self.chunk_bytes) + 1 or self.buffer.find(b"\n") + 1
+            if cut <= 0:
+                return
+            piece = self.header + bytes(self.buffer[:cut])
+            del self.buffer[:cut]
+            yield piece
+
+    def finish(self) -> bytes | None:
+        if self.header is None or not self.buffer:
+            return None
+        return self.header + bytes(self.buffer)
+
+
+def convert(table: pa.Table, as_: str) -> Any:
+    """Return an Arrow table as ``as_``: "arrow", "pandas", "polars" or "rows" (dicts)."""
+    if as_ == "arrow":
+        return table
+    if as_ == "rows":
+        return table.to_pylist()
+    try:
+        if as_ == "pandas":
+            return table.to_pandas()
+        import polars
+
+        return polars.from_arrow(table)
+    except ImportError as exc:
+        raise ConfigError(f"as_={as_!r} needs {as_}: pip install 'tradedb[dataframes]'") from exc
+
+
+def id_array(ids: Iterable[int]) -> str:
+    """Security ids as a PostgreSQL array literal."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
+
+
+def missing_ids(ids: Iterable[int], rows: Sequence[Sequence[Any]]) -> list[int]:
+    found = {row[0] for row in rows}
+    return [i for i in ids if i not in found]
+
+
+LATEST_FIELDS = ("security_id", "ts", "bid", "ask", "bid_size", "ask_size", "source")
+
+
+def latest_by_symbol(ids: Mapping[str, int], rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any] | None]:
+    """Rows of LATEST_QUOTES (tuples) as {symbol: quote or None}, in the order of ``ids``."""
+    by_id = {row[0]: row for row in rows}
+    out: dict[str, dict[str, Any] | None] = {}
+    for symbol, security_id in ids.items():
+        row = by_id.get(security_id)
+        out[symbol] = (
+            None if row is None or row[1] is None else {"symbol": symbol, **dict(zip(LATEST_FIELDS, row, strict=True))}
+        )
+    return out
+
+
+# --- derived data ---------------------------------------------------------------------------------------------
+
+
+def aggregate_statement(
+    source_table: str, timeframe: str, start: Any, end: Any, *, source: str, target_source: str | None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement (and parameters less ``ids``) that computes and stores bars."""
+    check_choice(source_table, ("market_trades", "quotes"), "source_table")
+    check_timeframe(timeframe)
+    lo, hi = check_range(start, end)
+    check_source(source)
+    check_source(target_source or source)
+    select = q.AGGREGATE_TRADES if source_table == "market_trades" else q.AGGREGATE_QUOTES
+    if timeframe == "1mo":
+        select = select.replace("date_bin(%(step)s::interval, ts, %(origin)s::timestamptz)", q.MONTH_BUCKET)
+    statement = sql.SQL(q.STORE_BARS).format(select=sql.SQL(select))
+    params: dict[str, Any] = {
+        "step": STEPS.get(timeframe),
+        "origin": ORIGIN,
+        "start": lo,
+        "end": hi,
+        "source": source,
+        "target_source": target_source or source,
+        "timeframe": timeframe,
+    }
+    return statement, params
+
+
+def month_span(start: datetime, end: datetime) -> pa.Table:
+    """A table of the month starts in [start, end) (to create the bars partitions a computation needs)."""
+    months = []
+    current = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while current < end:
+        months.append(current)
+        current = current.replace(year=current.year + current.month // 12, month=current.month % 12 + 1)
+    return pa.table({"ts": pa.array(months, pa.timestamp("us", tz="UTC"))})
+
+
+def adjust(table: pa.Table, actions: list[dict[str, Any]]) -> pa.Table:
+    """Apply splits and dividends backwards to bars (see ``adjusted_bars``); adds ``factor``."""
+    n = table.num_rows
+    if n == 0:
+        return table.append_column("factor", pa.array([], pa.float64()))
+    days = np.array([t.date() for t in table["ts"].to_pylist()], dtype="datetime64[D]")
+    close = table["close"].to_numpy(zero_copy_only=False)
+    price_factor = np.ones(n)
+    volume_factor = np.ones(n)
+    for action in actions:
+        ex = np.datetime64(action["ex_date"], "D")
+        before = days < ex
+        if not before.any():
+            continue
+        value = float(action["value"])
+        if action["kind"] in ("split", "reverse_split"):
+            price_factor[before] /= value
+            volume_factor[before] *= value
+        else:
+            last = int(np.flatnonzero(before)[-1])
+            if close[last] > value:
+                price_factor[before] *= 1.0 - value / close[last]
+    columns = {name: table[name] for name in table.column_names}
+    for name in ("open", "high", "low", "close", "vwap"):
+        columns[name] = pa.array(table[name].to_numpy(zero_copy_only=False) * price_factor, pa.float64())
+    columns["volume"] = pa.array(table["volume"].to_numpy(zero_copy_only=False) * volume_factor, pa.float64())
+    columns["factor"] = pa.array(price_factor, pa.float64())
+    return pa.table(columns)
+
+
+def check_actions(rows: list[Any]) -> list[dict[str, Any]]:
+    kinds = ("dividend", "special_dividend", "split", "reverse_split")
+    checked = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ValidationError(f"corporate action {i}: must be a dict")
+        if "symbol" not in row and "security_id" not in row:
+            raise ValidationError(f"corporate action {i}: needs symbol or security_id")
+        check_choice(str(row.get("kind")), kinds, f"corporate action {i}: kind")
+        ex_date = row.get("ex_date")
+        if not isinstance(ex_date, date):
+            raise ValidationError(f"corporate action {i}: ex_date must be a date")
+        try:
+            value = Decimal(str(row.get("value")))
+        except ArithmeticError as exc:
+            raise ValidationError(f"corporate action {i}: value must be a number") from exc
+        if not value.is_finite() or value <= 0:
+            raise ValidationError(f"corporate action {i}: value must be positive")
+        day = ex_date.date() if isinstance(ex_date, datetime) else ex_date
+        checked.append({**row, "ex_date": day, "value": value})
+    return checked
+
+
+# --- gaps -----------------------------------------------------------------------------------------------------
+
+
+def expected_step(expected: timedelta | str | None, timeframe: str | None) -> timedelta:
+    if isinstance(expected, timedelta):
+        if expected <= timedelta(0):
+            raise ValidationError("expected must be positive")
+        return expected
+    if isinstance(expected, str):
+        step = parse_duration(expected) if expected.strip() == expected else None
+        if step is None:
+            raise ValidationError(f"expected must look like 30s, 5m, 1h or 1d; got {expected!r}")
+        return step
+    if timeframe in STEPS:
+        return STEPS[timeframe]
+    raise ValidationError("pass expected= (the longest normal interval between rows, e.g. '1m')")
+
+
+def _sessions(name: str, first: date, last: date) -> list[date]:
+    """The sessions of exchange calendar ``name`` between two dates (inclusive)."""
+    try:
+        import exchange_calendars
+    except ImportError as exc:
+        raise ConfigError("calendar= needs exchange_calendars: pip install 'tradedb[calendars]'") from exc
+    # exchange_calendars trips over pandas deprecations it has not caught up with; they are not ours to show.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            cal = exchange_calendars.get_calendar(name)
+        except exchange_calendars.errors.InvalidCalendarName as exc:
+            raise ValidationError(f"unknown exchange calendar {name!r} (e.g. XNYS, XNAS, XLON)") from exc
+        lo = max(first, cal.first_session.date())
+        hi = min(last, cal.last_session.date())
+        if lo > hi:
+            return []
+        return [d.date() for d in cal.sessions_in_range(lo.isoformat(), hi.isoformat())]
+
+
+def missing_sessions(present: list[date], start: datetime, end: datetime, calendar: str | None) -> list[dict[str, Any]]:
+    """Sessions in [start, end) without a row: exchange sessions from ``calendar``, else weekdays."""
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    if calendar is not None:
+        expected = _sessions(calendar, first, last)
+    else:
+        expected = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        expected = [d for d in expected if d.weekday() < 5]
+    have = set(present)
+    return [{"session": d} for d in expected if d not in have]
+
+
+def quality_params(
+    table: str | None, source: str | None, check_type: str | None, since: datetime | date | None, limit: int
+) -> dict[str, Any]:
+    if table is not None:
+        check_table(table)
+    if not isinstance(limit, int) or limit < 1:
+        raise ValidationError("limit must be a positive integer")
+    lo = to_utc(since, "since") if since is not None else datetime(1970, 1, 1, tzinfo=UTC)
+    return {"table": table, "source": source, "check_type": check_type, "since": lo, "limit": limit}

@@ -1,0 +1,426 @@
+"""SQL of the market-data API, written once for the async source and its generated sync twin.
+
+Identifiers go through ``psycopg.sql``; only the dataset definitions (never user input) choose tables and columns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from psycopg import sql
+
+from tradedb.marketdata._datasets import BARS, Dataset
+from tradedb.schema.partitions import PARTITION_BOUNDS_SQL
+
+SCHEMA = "data_ingestion"
+STAGE = "tradedb_stage"
+
+RESOLVE_SYMBOLS = """
+SELECT symbol, security_id, exchange_mic FROM shared.securities
+WHERE symbol = ANY(%(symbols)s) AND (%(exchange)s::text IS NULL OR exchange_mic = %(exchange)s)
+"""
+KNOWN_IDS = "SELECT security_id FROM shared.securities WHERE security_id = ANY(%s)"
+#: Add unknown symbols in one statement (DO UPDATE, a no-op, so that RETURNING also names rows a concurrent
+#: writer added first).
+CREATE_SECURITIES = """
+INSERT INTO shared.securities (symbol, exchange_mic, asset_type, currency)
+SELECT symbol, %(exchange)s, %(asset_type)s, %(currency)s FROM unnest(%(symbols)s::text[]) AS s(symbol)
+ON CONFLICT (symbol, exchange_mic) DO UPDATE SET symbol = EXCLUDED.symbol
+RETURNING symbol, security_id
+"""
+
+#: Partitions of a table with their bounds (NULL for MINVALUE/MAXVALUE and for the default partition).
+PARTITION_BOUNDS = PARTITION_BOUNDS_SQL
+CAN_OWN = "SELECT pg_has_role(current_user, %s, 'USAGE') AND has_database_privilege(current_database(), 'TEMP')"
+
+#: Coverage of a batch appended as is, computed by the client; one JSON parameter (dumping arrays of datetimes
+#: element by element costs more than the statement).
+COVERAGE_UPSERT = """
+INSERT INTO data_ingestion.coverage AS c (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
+SELECT security_id, %(table)s, %(source)s, timeframe, timestamptz 'epoch' + first_us * interval '1 microsecond',
+       timestamptz 'epoch' + last_us * interval '1 microsecond', row_count
+FROM jsonb_to_recordset(%(rows)s::jsonb)
+     AS x(security_id bigint, timeframe text, first_us bigint, last_us bigint, row_count bigint)
+-- One lock order for every writer: concurrent batches wait for each other instead of deadlocking.
+ORDER BY security_id, timeframe
+ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
+SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
+    row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
+"""
+
+
+def window_overlap(dataset: Dataset) -> sql.Composed:
+    """How many of a batch's securities already have rows of this source inside the batch's window for them.
+
+    Zero (new data, the usual case) lets ``skip`` and ``replace`` COPY straight into the table: nothing can be
+    skipped or replaced. One index probe per security; the parameters are COVERAGE_UPSERT's.
+    """
+    tf = sql.SQL(" AND t.timeframe = w.timeframe") if dataset is BARS else sql.SQL("")
+    return sql.SQL(
+        """
+SELECT count(*) FROM jsonb_to_recordset(%(rows)s::jsonb)
+     AS w(security_id bigint, timeframe text, first_us bigint, last_us bigint, row_count bigint)
+CROSS JOIN LATERAL (
+    -- LIMIT keeps this a probe per security (an EXISTS would let the planner hash-join the whole table).
+    SELECT 1 FROM {target} t
+    WHERE t.security_id = w.security_id AND t.source = %(source)s{tf}
+      AND t.ts BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'
+                   AND timestamptz 'epoch' + w.last_us * interval '1 microsecond'
+    LIMIT 1
+) found
+"""
+    ).format(target=target(dataset), tf=tf)
+
+
+QUALITY_INSERT = """
+INSERT INTO data_ingestion.data_quality_logs (security_id, table_name, source, check_type, status, row_ts, details)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])
+"""
+
+
+def target(dataset: Dataset) -> sql.Identifier:
+    return sql.Identifier(SCHEMA, dataset.table)
+
+
+def _columns(dataset: Dataset, prefix: str | None = None) -> sql.Composed:
+    if prefix is None:
+        return sql.SQL(", ").join(sql.Identifier(c) for c in dataset.copy_columns)
+    return sql.SQL(", ").join(sql.Identifier(prefix, c) for c in dataset.copy_columns)
+
+
+def copy_into(dataset: Dataset, *, stage: bool = False) -> sql.Composed:
+    """``COPY <table or stage> (columns) FROM STDIN (FORMAT BINARY)``."""
+    table = sql.Identifier(STAGE) if stage else target(dataset)
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, _columns(dataset))
+
+
+def create_stage(dataset: Dataset) -> sql.Composed:
+    """A temporary table shaped like the target, dropped at commit (no indexes, no WAL)."""
+    return sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+        sql.Identifier(STAGE), target(dataset)
+    )
+
+
+def _timeframe(dataset: Dataset, alias: str) -> sql.Composable:
+    return sql.Identifier(alias, "timeframe") if dataset is BARS else sql.Literal("")
+
+
+def _row_match(dataset: Dataset) -> sql.Composed:
+    """The condition that a target row ``t`` is the staged row ``s``: its key (bars) or every column."""
+    columns = ("security_id", "ts", "source", "timeframe") if dataset is BARS else dataset.copy_columns
+    parts = []
+    for c in columns:
+        left, right = sql.Identifier("t", c), sql.Identifier("s", c)
+        exact = c in ("security_id", "ts", "source", "timeframe")
+        op = sql.SQL(" = ") if exact else sql.SQL(" IS NOT DISTINCT FROM ")
+        parts.append(sql.Composed([left, op, right]))
+    return sql.SQL(" AND ").join(parts)
+
+
+def insert_from_stage(dataset: Dataset, *, skip_existing: bool) -> sql.Composed:
+    """One statement: insert the staged rows (less those already stored when skipping) and update coverage.
+
+    Returns one row: the number of rows inserted.
+    """
+    where: sql.Composable = sql.SQL("")
+    if skip_existing and dataset.key is not None:
+        # A keyed table says itself what exists: its unique index, probed once per row.
+        where = sql.SQL(" ON CONFLICT DO NOTHING")
+    elif skip_existing:
+        # The bounds let PostgreSQL prune the partitions outside the batch's time window before it joins.
+        where = sql.SQL(
+            " WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {} AND t.ts >= (SELECT min(ts) FROM {stage})"
+            " AND t.ts <= (SELECT max(ts) FROM {stage}))"
+        ).format(target(dataset), _row_match(dataset), stage=sql.Identifier(STAGE))
+    return sql.SQL(
+        """
+WITH ins AS (
+    INSERT INTO {target} ({columns}) SELECT {staged} FROM {stage} s{where}
+    RETURNING security_id, source, {tf} AS timeframe, ts
+), agg AS (
+    SELECT security_id, source, timeframe, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n
+    FROM ins GROUP BY security_id, source, timeframe
+), cov AS (
+    INSERT INTO data_ingestion.coverage AS c
+        (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
+    SELECT security_id, {table_name}, source, timeframe, first_ts, last_ts, n FROM agg
+    ORDER BY security_id, timeframe
+    ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
+    SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
+        row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
+)
+SELECT coalesce(sum(n), 0)::bigint FROM agg
+"""
+    ).format(
+        target=target(dataset),
+        columns=_columns(dataset),
+        staged=_columns(dataset, "s"),
+        stage=sql.Identifier(STAGE),
+        where=where,
+        tf=sql.Identifier("timeframe") if dataset is BARS else sql.Literal(""),
+        table_name=sql.Literal(dataset.table),
+    )
+
+
+def delete_window(dataset: Dataset) -> sql.Composed:
+    """Delete the stored rows of this source inside the given windows (per security and timeframe, in µs).
+
+    The windows are what the batch's replace may clear (``ClearedWindows.claim``): its own window less what earlier
+    batches of the same call cleared. Parameters ``windows`` (JSON, COVERAGE_UPSERT's row shape) and ``source``.
+    Returns the rows deleted.
+    """
+    tf_match = sql.SQL(" AND t.timeframe = w.timeframe") if dataset is BARS else sql.SQL("")
+    return sql.SQL(
+        """
+WITH w AS (
+    SELECT * FROM jsonb_to_recordset(%(windows)s::jsonb)
+        AS w(security_id bigint, timeframe text, first_us bigint, last_us bigint)
+), d AS (
+    DELETE FROM {target} t USING w
+    WHERE t.security_id = w.security_id AND t.source = %(source)s{tf_match}
+      AND t.ts BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'
+                   AND timestamptz 'epoch' + w.last_us * interval '1 microsecond'
+    RETURNING t.security_id, t.source, {tf_deleted} AS timeframe
+), agg AS (
+    SELECT security_id, source, timeframe, count(*) AS n FROM d GROUP BY 1, 2, 3
+), cov AS (
+    UPDATE data_ingestion.coverage c SET row_count = c.row_count - agg.n, updated_at = now() FROM agg
+    WHERE c.security_id = agg.security_id AND c.table_name = {table_name} AND c.source = agg.source
+      AND c.timeframe = agg.timeframe
+)
+SELECT coalesce(sum(n), 0)::bigint FROM agg
+"""
+    ).format(
+        target=target(dataset),
+        tf_match=tf_match,
+        tf_deleted=_timeframe(dataset, "t"),
+        table_name=sql.Literal(dataset.table),
+    )
+
+
+# --- reads ----------------------------------------------------------------------------------------------------
+
+#: The time span of the requested securities' last quotes, per the coverage table (kept by every tradedb write in
+#: the write's transaction). Passed to LATEST_QUOTES as literals, it lets the planner keep only the partitions in
+#: that span: a plan over every partition would cost more to plan and lock than the probes themselves.
+LATEST_SPAN = """
+SELECT min(last_ts), max(last_ts) FROM data_ingestion.coverage
+WHERE security_id = ANY(%(ids)s::bigint[]) AND table_name = 'quotes' AND timeframe = ''
+  AND (%(source)s::text IS NULL OR source = %(source)s)
+"""
+
+#: The newest quote per security: one index probe each, at the last time coverage holds for it (``ts = last``).
+#: Securities without coverage go through LATEST_QUOTES_WALK.
+LATEST_QUOTES = """
+SELECT DISTINCT ON (c.security_id) c.security_id, q.ts, q.bid, q.ask, q.bid_size, q.ask_size, q.source
+FROM data_ingestion.coverage c
+CROSS JOIN LATERAL (
+    SELECT * FROM data_ingestion.quotes q
+    WHERE q.security_id = c.security_id AND q.ts = c.last_ts AND q.source = c.source
+      AND q.ts BETWEEN %(lo)s AND %(hi)s
+    LIMIT 1
+) q
+WHERE c.security_id = ANY(%(ids)s::bigint[]) AND c.table_name = 'quotes' AND c.timeframe = ''
+  AND (%(source)s::text IS NULL OR c.source = %(source)s)
+ORDER BY c.security_id, c.last_ts DESC
+"""
+
+#: The newest quote per security without coverage: ``ORDER BY ts DESC LIMIT 1`` walks the partitions' indexes.
+LATEST_QUOTES_WALK = """
+SELECT r.security_id, q.ts, q.bid, q.ask, q.bid_size, q.ask_size, q.source
+FROM unnest(%(ids)s::bigint[]) AS r(security_id)
+CROSS JOIN LATERAL (
+    SELECT * FROM data_ingestion.quotes q
+    WHERE q.security_id = r.security_id AND (%(source)s::text IS NULL OR q.source = %(source)s)
+    ORDER BY q.ts DESC LIMIT 1
+) q
+"""
+
+#: The same answer the usual way (a scan): kept for the benchmark's baseline.
+LATEST_QUOTES_DISTINCT_ON = """
+SELECT DISTINCT ON (security_id) security_id, ts, bid, ask, bid_size, ask_size, source
+FROM data_ingestion.quotes WHERE security_id = ANY(%(ids)s::bigint[])
+ORDER BY security_id, ts DESC
+"""
+
+READ_COLUMNS: dict[str, tuple[str, ...]] = {
+    "quotes": ("ts", "bid", "ask", "bid_size", "ask_size", "source"),
+    "market_trades": ("ts", "price", "size", "trade_id", "aggressor_side", "source"),
+    "bars": ("ts", "timeframe", "open", "high", "low", "close", "volume", "trade_count", "vwap", "source"),
+    "order_book_events": ("ts", "event_type", "order_ref", "side", "price", "size", "sequence", "source"),
+}
+
+
+def range_query(
+    table: str, security_id: int, start: datetime, end: datetime, *, source: str | None, timeframe: str | None
+) -> sql.Composed:
+    """Rows of one security in [start, end), optionally of one source (and timeframe), in time order.
+
+    Values are inlined as literals (validated by the caller): the same text serves a query and a COPY, which
+    takes no parameters.
+    """
+    filters: list[sql.Composable] = [
+        sql.SQL("security_id = {}").format(sql.Literal(security_id)),
+        sql.SQL("ts >= {}").format(sql.Literal(start)),
+        sql.SQL("ts < {}").format(sql.Literal(end)),
+    ]
+    if source is not None:
+        filters.append(sql.SQL("source = {}").format(sql.Literal(source)))
+    if timeframe is not None:
+        filters.append(sql.SQL("timeframe = {}").format(sql.Literal(timeframe)))
+    return sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY ts").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in READ_COLUMNS[table]),
+        sql.Identifier(SCHEMA, table),
+        sql.SQL(" AND ").join(filters),
+    )
+
+
+def copy_out(query: sql.Composed) -> sql.Composed:
+    return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(query)
+
+
+# Bars computed in the database. Prices of a quote bar are mid prices; its volume is 0 (quotes carry no volume).
+AGGREGATE_TRADES = """
+SELECT security_id, date_bin(%(step)s::interval, ts, %(origin)s::timestamptz) AS bucket,
+       (array_agg(price ORDER BY ts, trade_id))[1] AS open, max(price) AS high, min(price) AS low,
+       (array_agg(price ORDER BY ts DESC, trade_id DESC))[1] AS close, sum(size) AS volume,
+       count(*) AS trade_count, sum(price * size) / nullif(sum(size), 0) AS vwap
+FROM data_ingestion.market_trades
+WHERE ts >= %(start)s AND ts < %(end)s AND security_id = ANY(%(ids)s) AND source = %(source)s
+GROUP BY 1, 2
+"""
+AGGREGATE_QUOTES = """
+SELECT security_id, date_bin(%(step)s::interval, ts, %(origin)s::timestamptz) AS bucket,
+       (array_agg((bid + ask) / 2 ORDER BY ts))[1] AS open, max((bid + ask) / 2) AS high,
+       min((bid + ask) / 2) AS low, (array_agg((bid + ask) / 2 ORDER BY ts DESC))[1] AS close, 0::float8 AS volume,
+       NULL::bigint AS trade_count, NULL::float8 AS vwap
+FROM data_ingestion.quotes
+WHERE ts >= %(start)s AND ts < %(end)s AND security_id = ANY(%(ids)s) AND source = %(source)s
+  AND bid IS NOT NULL AND ask IS NOT NULL
+GROUP BY 1, 2
+"""
+#: Monthly bars cannot use date_bin (months differ in length).
+MONTH_BUCKET = "date_trunc('month', ts, 'UTC')"
+
+STORE_BARS = """
+WITH computed AS ({select}),
+stored AS (
+    INSERT INTO data_ingestion.bars AS b
+        (security_id, timeframe, source, ts, open, high, low, close, volume, trade_count, vwap)
+    SELECT security_id, %(timeframe)s, %(target_source)s, bucket, open, high, low, close, volume, trade_count, vwap
+    FROM computed
+    ON CONFLICT (security_id, timeframe, source, ts) DO UPDATE
+    SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+        volume = EXCLUDED.volume, trade_count = EXCLUDED.trade_count, vwap = EXCLUDED.vwap
+), agg AS (
+    -- Counted against the snapshot before the insert: which computed bars are new.
+    SELECT c.security_id, min(c.bucket) AS first_ts, max(c.bucket) AS last_ts, count(*) AS m,
+           count(*) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM data_ingestion.bars b WHERE b.security_id = c.security_id
+               AND b.timeframe = %(timeframe)s AND b.source = %(target_source)s AND b.ts = c.bucket)) AS n
+    FROM computed c GROUP BY 1
+), cov AS (
+    INSERT INTO data_ingestion.coverage AS c
+        (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
+    SELECT security_id, 'bars', %(target_source)s, %(timeframe)s, first_ts, last_ts, n FROM agg
+    ORDER BY security_id
+    ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
+    SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
+        row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
+)
+SELECT coalesce(sum(m), 0)::bigint FROM agg
+"""
+
+COVERAGE = """
+SELECT s.symbol, c.security_id, c.table_name, c.source, c.timeframe, c.first_ts, c.last_ts, c.row_count
+FROM data_ingestion.coverage c LEFT JOIN shared.securities s USING (security_id)
+WHERE (%(symbol)s::text IS NULL OR s.symbol = %(symbol)s)
+  AND (%(table)s::text IS NULL OR c.table_name = %(table)s)
+  AND (%(source)s::text IS NULL OR c.source = %(source)s)
+  AND c.row_count > 0
+ORDER BY s.symbol, c.table_name, c.source, c.timeframe
+"""
+
+#: Rebuild coverage from the stored rows of one table (after writes that bypassed tradedb).
+REBUILD_COVERAGE = """
+WITH cur AS (
+    SELECT security_id, source, {tf} AS timeframe, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n
+    FROM {table} GROUP BY 1, 2, 3
+), del AS (
+    DELETE FROM data_ingestion.coverage c WHERE c.table_name = {table_name}
+), ins AS (
+    INSERT INTO data_ingestion.coverage (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
+    SELECT security_id, {table_name}, source, timeframe, first_ts, last_ts, n FROM cur
+)
+SELECT count(*) FROM cur
+"""
+
+
+def rebuild_coverage(dataset: Dataset) -> sql.Composed:
+    return sql.SQL(REBUILD_COVERAGE).format(
+        tf=sql.Identifier("timeframe") if dataset is BARS else sql.Literal(""),
+        table=target(dataset),
+        table_name=sql.Literal(dataset.table),
+    )
+
+
+#: Intervals between consecutive rows longer than the expected step.
+GAPS = """
+SELECT prev_ts AS gap_start, ts AS gap_end, ts - prev_ts AS length FROM (
+    SELECT ts, lag(ts) OVER (ORDER BY ts) AS prev_ts FROM {table}
+    WHERE security_id = %(security_id)s AND ts >= %(start)s AND ts < %(end)s
+      AND (%(source)s::text IS NULL OR source = %(source)s){tf}
+) x
+WHERE ts - prev_ts > %(step)s::interval
+ORDER BY ts
+"""
+
+
+def gaps_query(dataset: Dataset, *, timeframe: bool) -> sql.Composed:
+    return sql.SQL(GAPS).format(
+        table=target(dataset), tf=sql.SQL(" AND timeframe = %(timeframe)s") if timeframe else sql.SQL("")
+    )
+
+
+DISTINCT_DAYS = """
+SELECT DISTINCT (ts AT TIME ZONE %(tz)s)::date AS day FROM {table}
+WHERE security_id = %(security_id)s AND ts >= %(start)s AND ts < %(end)s
+  AND (%(source)s::text IS NULL OR source = %(source)s){tf}
+ORDER BY 1
+"""
+
+
+def days_query(dataset: Dataset, *, timeframe: bool) -> sql.Composed:
+    return sql.SQL(DISTINCT_DAYS).format(
+        table=target(dataset), tf=sql.SQL(" AND timeframe = %(timeframe)s") if timeframe else sql.SQL("")
+    )
+
+
+CORPORATE_ACTIONS = """
+SELECT ex_date, kind, value FROM data_ingestion.corporate_actions
+WHERE security_id = %s AND kind IN ('dividend', 'special_dividend', 'split', 'reverse_split')
+ORDER BY ex_date
+"""
+INSERT_ACTION = """
+INSERT INTO data_ingestion.corporate_actions (security_id, ex_date, kind, value, currency, source)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (security_id, ex_date, kind, source) DO UPDATE SET value = EXCLUDED.value, currency = EXCLUDED.currency
+"""
+
+QUALITY = """
+SELECT q.checked_at, s.symbol, q.security_id, q.table_name, q.source, q.check_type, q.status, q.row_ts, q.details
+FROM data_ingestion.data_quality_logs q LEFT JOIN shared.securities s USING (security_id)
+WHERE (%(table)s::text IS NULL OR q.table_name = %(table)s)
+  AND (%(source)s::text IS NULL OR q.source = %(source)s)
+  AND (%(check_type)s::text IS NULL OR q.check_type = %(check_type)s)
+  AND q.checked_at >= %(since)s
+ORDER BY q.checked_at DESC, q.check_id DESC
+LIMIT %(limit)s
+"""
+QUALITY_SUMMARY = """
+SELECT table_name, source, check_type, status, count(*) AS rows, max(checked_at) AS last_seen
+FROM data_ingestion.data_quality_logs
+WHERE checked_at >= %(since)s AND (%(table)s::text IS NULL OR table_name = %(table)s)
+  AND (%(source)s::text IS NULL OR source = %(source)s)
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+"""

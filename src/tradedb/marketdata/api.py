@@ -1,0 +1,622 @@
+"""Market data at COPY speed: ``db.market_data`` of the sync Database.
+
+Logic without I/O lives beside it: input and datasets in ``_datasets``, checks in ``_quality``, the COPY encoding
+in ``_encoding``, write planning in ``_planning``, read helpers in ``_reading``, the SQL in ``_sql``.
+
+Writes: every batch is one transaction (data, coverage and quality findings land together or not at all).
+``append`` COPYs straight into the table; ``skip`` and ``replace`` COPY into a temporary staging table and move
+the rows with one statement. Partitions a batch needs are created first, in their own short transaction, when the
+Database is not scoped to a service (a service role cannot create them: its rows land in the default partition
+until ``tradedb maintain`` moves them).
+"""
+
+# WARNING: generated from api_async.py by tools/async_to_sync.py; edit the async source and run
+# `python tools/async_to_sync.py`. A unit test fails when this file is stale.
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Unpack
+
+import psycopg
+import pyarrow as pa
+from psycopg import Connection, sql
+from psycopg.rows import TupleRow
+
+from tradedb.db.inflight import InFlight
+from tradedb.errors import NotFoundError, ValidationError
+from tradedb.marketdata import _datasets as base
+from tradedb.marketdata import _planning as write
+from tradedb.marketdata import _reading as read
+from tradedb.marketdata import _sql as q
+from tradedb.schema import metadata
+from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
+from tradedb.schema.privileges import owner_role_name
+
+if TYPE_CHECKING:
+    from tradedb.db.connections import Connections
+
+logger = logging.getLogger(__name__)
+
+WriteResult = write.WriteResult
+Progress = write.Progress
+
+
+class MarketData:
+    """The market-data API of one Database (``db.market_data``)."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+        self._symbols: dict[tuple[str | None, str], int] = {}
+        self._known_ids: set[int] = set()
+        self._partitions: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
+        self._may_create_partitions: bool | None = None
+
+    # --- writes -------------------------------------------------------------------------------------------
+
+    def write_quotes(self, data: Any, *, source: str, **options: Unpack[write.WriteOptions]) -> WriteResult:
+        """Write top-of-book quotes: ts, symbol or security_id, bid, ask, bid_size, ask_size.
+
+        Options (all writers): ``on_conflict`` ("append" | "skip" | "replace"), ``policy`` ("reject" |
+        "quarantine" | "log"), ``tz`` (zone of naive times), ``symbol`` (when rows name none), ``exchange``
+        (MIC used to resolve symbols), ``create_securities`` (add unknown symbols to the security master, with
+        ``asset_type`` and ``currency``), ``batch_rows`` (rows per batch; each batch is one transaction),
+        ``writers`` (batches appended at once, default 2) and ``progress`` (called with the rows done so far).
+        """
+        return self._write(base.QUOTES, data, source, **options)
+
+    def write_trades(self, data: Any, *, source: str, **options: Unpack[write.WriteOptions]) -> WriteResult:
+        """Write market trades: ts, symbol or security_id, price, size, trade_id, aggressor_side (buy/sell)."""
+        return self._write(base.TRADES, data, source, **options)
+
+    def write_bars(
+        self, data: Any, *, source: str, timeframe: str | None = None, **options: Unpack[write.WriteOptions]
+    ) -> WriteResult:
+        """Write OHLCV bars: ts (bucket start), symbol or security_id, open, high, low, close, volume, ...
+
+        ``timeframe`` applies to rows without a ``timeframe`` column ("1m", "1d", ...).
+        """
+        if timeframe is not None:
+            read.check_timeframe(timeframe)
+        return self._write(base.BARS, data, source, timeframe=timeframe, **options)
+
+    def write_order_book_events(self, data: Any, *, source: str, **options: Unpack[write.WriteOptions]) -> WriteResult:
+        """Write order book events: ts, symbol or security_id, event_type, order_ref, side, price, size, sequence."""
+        return self._write(base.BOOK_EVENTS, data, source, **options)
+
+    def _write(
+        self,
+        dataset: base.Dataset,
+        data: Any,
+        source: str,
+        *,
+        on_conflict: base.OnConflict = "append",
+        policy: base.Policy = "reject",
+        tz: str | None = None,
+        symbol: str | None = None,
+        exchange: str | None = None,
+        create_securities: bool = False,
+        asset_type: str = "equity",
+        currency: str = "USD",
+        timeframe: str | None = None,
+        batch_rows: int = base.DEFAULT_BATCH_ROWS,
+        writers: int = 2,
+        progress: Progress | None = None,
+    ) -> WriteResult:
+        base.check_source(source)
+        base.check_writers(writers)
+        base.check_choice(on_conflict, base.ON_CONFLICT, "on_conflict")
+        base.check_choice(policy, base.POLICIES, "policy")
+        base.check_batch_rows(batch_rows)
+        result = write.WriteResult(dataset.table, source)
+        started = time.perf_counter()
+        table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
+        recipe = write.Recipe(
+            dataset,
+            write.PrepareOptions(tz, symbol, exchange, create_securities, asset_type, currency, timeframe),
+            source,
+            policy,
+            table_interval(table, self._db.settings.tick_partition_interval),
+        )
+        if on_conflict == "replace" and write.in_memory(data):
+            # Batches in (security, time) order have disjoint windows: one batch never replaces another's rows.
+            data = write.in_window_order(data, dataset)
+        batches = write.with_offsets(base.iter_tables(data, dataset, batch_rows))
+        # Appends of different batches cannot interfere: several may run at once, each its own transaction.
+        parallel = writers if on_conflict == "append" else 1
+        if policy == "reject" and write.in_memory(data):
+            self._write_checked_whole(
+                recipe, list(batches), on_conflict=on_conflict, result=result, progress=progress, parallel=parallel
+            )
+        else:
+            # A pipeline: a worker thread reads and prepares batch k+1 (checks, COPY encoding) while batch k is
+            # written, so the client's CPU work hides behind the server's.
+            with ThreadPoolExecutor(1, thread_name_prefix="tradedb-prepare") as worker:
+                with InFlight[write.Outcome](parallel) as flight:
+                    pending = worker.submit(self._cook_next, recipe, batches)
+                    while True:
+                        ready = pending.result()
+                        if ready is None:
+                            break
+                        pending = worker.submit(self._cook_next, recipe, batches)
+                        done = self._finish(recipe, ready)
+                        if policy == "reject" and done.batch.findings.bad().any():
+                            result.record(flight.drain(), progress)
+                            write.raise_if_rejected(dataset, done.batch, written_before=result.written)
+                        self._ensure_partitions(dataset, done.starts)
+                        result.record(flight.submit(self._write_batch, recipe, done, on_conflict), progress)
+                    result.record(flight.drain(), progress)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _write_checked_whole(
+        self,
+        recipe: write.Recipe,
+        items: list[tuple[pa.Table, int]],
+        *,
+        on_conflict: str,
+        result: WriteResult,
+        progress: Progress | None,
+        parallel: int,
+    ) -> None:
+        """``reject`` on in-memory input: nothing is written unless every batch passes.
+
+        The first batch is COPYed while a worker checks (and encodes) the others, and commits only once they all
+        passed: a reject rolls it back. Each batch is still its own transaction.
+        """
+        if not items:
+            return
+        symbols, ids = write.names_in(items, recipe.options)
+        self._resolve(symbols, recipe.options)
+        self._check_ids(ids)
+        first = self._finish(recipe, self._cook(recipe, *items[0]))
+        write.raise_if_rejected(recipe.dataset, first.batch)
+        with ThreadPoolExecutor(1, thread_name_prefix="tradedb-prepare") as worker:
+            checking = worker.submit(self._cook_checked, recipe, items[1:])
+
+            def all_passed() -> None:
+                checking.result()
+
+            self._ensure_partitions(recipe.dataset, first.starts)
+            outcome = self._write_batch(recipe, first, on_conflict, before_commit=all_passed)
+            result.record([outcome], progress)
+            rest = checking.result()
+        with InFlight[write.Outcome](parallel) as flight:
+            for item in rest:
+                done = self._finish(recipe, item)
+                write.raise_if_rejected(recipe.dataset, done.batch)
+                self._ensure_partitions(recipe.dataset, done.starts)
+                result.record(flight.submit(self._write_batch, recipe, done, on_conflict), progress)
+            result.record(flight.drain(), progress)
+
+    def _cook_checked(self, recipe: write.Recipe, items: list[tuple[pa.Table, int]]) -> list[write.Cooked]:
+        cooked = [self._cook(recipe, table, offset) for table, offset in items]
+        for item in cooked:
+            if item.missing_symbols or item.missing_ids:
+                continue  # resolved (and checked) by the writer before it is written
+            write.raise_if_rejected(recipe.dataset, item.batch)
+        return cooked
+
+    def _cook(self, recipe: write.Recipe, table: pa.Table, offset: int) -> write.Cooked:
+        # Runs in the worker thread: it reads copies of the caches, never the dicts the writer updates.
+        return write.cook(recipe, table, offset, dict(self._symbols), frozenset(self._known_ids))
+
+    def _cook_next(self, recipe: write.Recipe, batches: Iterator[tuple[pa.Table, int]]) -> write.Cooked | None:
+        following = next(batches, None)
+        return None if following is None else self._cook(recipe, *following)
+
+    def _finish(self, recipe: write.Recipe, item: write.Cooked) -> write.Cooked:
+        """Resolve what the worker could not (new symbols, unseen ids), then cook the batch again."""
+        if not item.missing_symbols and not item.missing_ids:
+            return item
+        self._resolve(item.missing_symbols, recipe.options)
+        self._check_ids(item.missing_ids)
+        return write.cook(recipe, item.table, item.offset, self._symbols, self._known_ids, resolved=True)
+
+    def _resolve(self, symbols: list[str], options: write.PrepareOptions) -> None:
+        wanted = [s for s in symbols if (options.exchange, s) not in self._symbols]
+        if not wanted:
+            return
+        rows = self._db.fetch_all(q.RESOLVE_SYMBOLS, {"symbols": wanted, "exchange": options.exchange})
+        self._symbols.update(base.symbol_map(rows, options.exchange))
+        missing = [s for s in wanted if (options.exchange, s) not in self._symbols]
+        if missing and options.create_securities:
+            for name in missing:
+                base.check_symbol(name)
+            params = {
+                "symbols": missing,
+                "exchange": options.exchange,
+                "asset_type": options.asset_type,
+                "currency": options.currency,
+            }
+            with self._db.transaction() as conn:
+                cursor = conn.execute(q.CREATE_SECURITIES, params)
+                for name, security_id in cursor.fetchall():
+                    self._symbols[(options.exchange, name)] = security_id
+
+    def _check_ids(self, ids: list[int]) -> None:
+        wanted = [i for i in ids if i not in self._known_ids]
+        if wanted:
+            rows = self._db.fetch_all(q.KNOWN_IDS, (wanted,))
+            self._known_ids.update(r["security_id"] for r in rows)
+
+    def _write_batch(
+        self,
+        recipe: write.Recipe,
+        item: write.Cooked,
+        on_conflict: str,
+        *,
+        before_commit: Callable[[], None] | None = None,
+    ) -> write.Outcome:
+        """Write one cooked batch in one transaction (its partitions exist already); return what it wrote."""
+        dataset, plan, payload = recipe.dataset, item.plan, item.payload
+        # What this batch may replace: its window less what earlier batches of the call cleared (their rows).
+        windows = recipe.cleared.claim(item.windows) if on_conflict == "replace" and plan.rows.num_rows else []
+        probe = {**item.coverage, "rows": json.dumps(windows)} if on_conflict == "replace" else item.coverage
+
+        def work(conn: Connection[TupleRow]) -> tuple[int, int]:
+            written, replaced = 0, 0
+            mode = on_conflict
+            if plan.rows.num_rows and mode != "append" and not _value(conn, q.window_overlap(dataset), probe):
+                mode = "append"  # nothing stored in the batch's window: nothing to skip or replace
+            if plan.rows.num_rows:
+                if mode == "append":
+                    _copy(conn, q.copy_into(dataset), payload)
+                    conn.execute(q.COVERAGE_UPSERT, item.coverage)
+                    written = plan.rows.num_rows
+                else:
+                    conn.execute(q.create_stage(dataset))
+                    _copy(conn, q.copy_into(dataset, stage=True), payload)
+                    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
+                    if mode == "replace":
+                        params = {"windows": json.dumps(windows), "source": recipe.source}
+                        replaced = _value(conn, q.delete_window(dataset), params)
+                    written = _value(conn, q.insert_from_stage(dataset, skip_existing=mode == "skip"))
+            if plan.logged:
+                conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
+            if before_commit is not None:
+                before_commit()
+            return written, replaced
+
+        written, replaced = self._db.run_transaction(work)
+        return plan, written, replaced
+
+    # --- partitions ---------------------------------------------------------------------------------------
+
+    def _ensure_partitions(self, dataset: base.Dataset, starts: list[datetime]) -> None:
+        """Create the partitions (by their starts) a batch needs that do not exist yet (unscoped Databases only)."""
+        if not starts:
+            return
+        table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
+        interval = table_interval(table, self._db.settings.tick_partition_interval)
+        known = self._bounds(dataset.table)
+        missing = [s for s in starts if not covers(known, s)]
+        if not missing:
+            return
+        if self._db.role is not None or not self._may_create():
+            logger.info(
+                "%d partition(s) of %s missing; rows go to the default partition until `tradedb maintain` runs",
+                len(missing),
+                dataset.table,
+            )
+            return
+        owner = owner_role_name(self._db.settings.role_prefix)
+        with self._db.connection() as conn:
+            for start in missing:
+                spec = spec_at(table, start, interval)
+                try:
+                    with conn.transaction():
+                        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
+                        conn.execute(create_partition_sql(spec))
+                except psycopg.errors.CheckViolation:
+                    # The default partition already holds rows of this range: maintain moves them first.
+                    logger.warning(
+                        "default partition of %s holds rows for %s: run `tradedb maintain`", spec.parent, spec.name
+                    )
+                except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation):
+                    logger.debug("partition %s created concurrently", spec.name)
+        self._partitions.pop(dataset.table, None)
+
+    def _bounds(self, table_name: str) -> list[tuple[datetime | None, datetime | None]]:
+        if table_name not in self._partitions:
+            rows = self._db.fetch_all(q.PARTITION_BOUNDS, (f"{q.SCHEMA}.{table_name}",), readonly=False)
+            self._partitions[table_name] = write.bounds(rows)
+        return self._partitions[table_name]
+
+    def _may_create(self) -> bool:
+        if self._may_create_partitions is None:
+            owner = owner_role_name(self._db.settings.role_prefix)
+            try:
+                value = self._db.fetch_value(q.CAN_OWN, (owner,), readonly=False)
+            except ValidationError:
+                value = False
+            self._may_create_partitions = bool(value)
+        return self._may_create_partitions
+
+    # --- reads --------------------------------------------------------------------------------------------
+
+    def security_ids(self, symbols: Sequence[str], *, exchange: str | None = None) -> dict[str, int]:
+        """Map symbols to security ids (cached); raise NotFoundError naming the unknown ones."""
+        names = read.check_symbols(symbols)
+        self._resolve(list(dict.fromkeys(names)), write.PrepareOptions(exchange=exchange))
+        unknown = [s for s in names if (exchange, s) not in self._symbols]
+        if unknown:
+            raise NotFoundError(f"unknown symbol(s): {', '.join(unknown[:10])}")
+        return {s: self._symbols[(exchange, s)] for s in names}
+
+    def latest_quotes(
+        self, symbols: Sequence[str], *, source: str | None = None, exchange: str | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        """Return the newest quote per symbol (None for a symbol without quotes): one index probe per symbol."""
+        ids = self.security_ids(symbols, exchange=exchange)
+        # Ids as one array literal: dumping 500 Python ints one by one costs more than the text.
+        params: dict[str, Any] = {"ids": read.id_array(ids.values()), "source": source}
+        rows: list[tuple[Any, ...]] = []
+        with self._db.connection(readonly=True) as conn:
+            cursor = conn.execute(q.LATEST_SPAN, params)
+            span = cursor.fetchone()
+            if span is not None and span[0] is not None:
+                # Never prepared: the span's literal values are what lets the planner prune partitions.
+                cursor = conn.execute(q.LATEST_QUOTES, {**params, "lo": span[0], "hi": span[1]}, prepare=False)
+                rows = cursor.fetchall()
+            missing = read.missing_ids(ids.values(), rows)
+            if missing:
+                cursor = conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})
+                rows += cursor.fetchall()
+        return read.latest_by_symbol(ids, rows)
+
+    def quotes(self, symbol: str, start: Any, end: Any, **options: Any) -> Any:
+        """Quotes of ``symbol`` in [start, end); see :meth:`read`."""
+        return self.read("quotes", symbol, start, end, **options)
+
+    def trades(self, symbol: str, start: Any, end: Any, **options: Any) -> Any:
+        """Market trades of ``symbol`` in [start, end); see :meth:`read`."""
+        return self.read("market_trades", symbol, start, end, **options)
+
+    def bars(self, symbol: str, start: Any, end: Any, *, timeframe: str = "1d", **options: Any) -> Any:
+        """Bars of ``symbol`` and ``timeframe`` in [start, end); see :meth:`read`."""
+        return self.read("bars", symbol, start, end, timeframe=timeframe, **options)
+
+    def read(
+        self,
+        table: str,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: str = "rows",
+        source: str | None = None,
+        exchange: str | None = None,
+        timeframe: str | None = None,
+    ) -> Any:
+        """Rows of one security in [start, end), in time order, as ``as_``: "rows" (dicts), "arrow" (a pyarrow
+        Table), "pandas" or "polars" (DataFrames). Arrow and DataFrames are read with COPY and parsed in C."""
+        query = self._range(
+            table=table,
+            symbol=symbol,
+            start=start,
+            end=end,
+            as_=as_,
+            source=source,
+            exchange=exchange,
+            timeframe=timeframe,
+        )
+        if as_ == "rows":
+            return self._db.fetch_all(query)
+        chunks: list[bytes] = []
+        for chunk in self._copy_out(query):
+            chunks.append(chunk)
+        return read.convert(read.parse_csv(chunks, table), as_)
+
+    def stream(
+        self,
+        table: str,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: str = "arrow",
+        chunk_bytes: int = 16 << 20,
+        source: str | None = None,
+        exchange: str | None = None,
+        timeframe: str | None = None,
+    ) -> Iterator[Any]:
+        """Like :meth:`read` for large ranges: yield the rows in pieces of about ``chunk_bytes`` of CSV each
+        (Arrow tables, DataFrames or lists of dicts), holding one piece in memory at a time."""
+        query = self._range(
+            table=table,
+            symbol=symbol,
+            start=start,
+            end=end,
+            as_=as_,
+            source=source,
+            exchange=exchange,
+            timeframe=timeframe,
+        )
+        splitter = read.CsvSplitter(chunk_bytes)
+        for data in self._copy_out(query):
+            for piece in splitter.feed(data):
+                yield read.convert(read.parse_csv(piece, table), as_)
+        rest = splitter.finish()
+        if rest is not None:
+            yield read.convert(read.parse_csv(rest, table), as_)
+
+    def _range(
+        self,
+        *,
+        table: str,
+        symbol: str,
+        start: Any,
+        end: Any,
+        as_: str,
+        source: str | None,
+        exchange: str | None,
+        timeframe: str | None,
+    ) -> sql.Composed:
+        read.check_table(table)
+        read.check_format(as_)
+        lo, hi = read.check_range(start, end)
+        ids = self.security_ids([symbol], exchange=exchange)
+        if timeframe is not None:
+            read.check_timeframe(timeframe)
+        return q.range_query(table, ids[symbol], lo, hi, source=source, timeframe=timeframe)
+
+    def _copy_out(self, query: sql.Composed) -> Iterator[bytes]:
+        with self._db.connection(readonly=True) as conn, conn.cursor().copy(q.copy_out(query)) as copy:
+            for data in copy:
+                yield bytes(data)
+
+    # --- derived data -------------------------------------------------------------------------------------
+
+    def aggregate_bars(
+        self,
+        source_table: str,
+        timeframe: str,
+        start: Any,
+        end: Any,
+        *,
+        symbols: Sequence[str] | None = None,
+        source: str,
+        target_source: str | None = None,
+    ) -> int:
+        """Compute OHLCV bars from ``market_trades`` or ``quotes`` (mid prices) in the database and store them.
+
+        Buckets come from ``date_bin`` aligned to 2000-01-01 UTC (weeks start on Monday; months use
+        ``date_trunc``). Stored with source ``target_source`` (default: ``source``), replacing bars of the same
+        key. Returns the number of bars stored.
+        """
+        statement, params = read.aggregate_statement(
+            source_table, timeframe, start, end, source=source, target_source=target_source
+        )
+        ids = self._ids_or_all(symbols, source_table, source)
+        params["ids"] = ids
+        if ids:
+            self._ensure_partitions(
+                base.BARS, write.needed_starts(read.month_span(params["start"], params["end"]), "month")
+            )
+        return int(self._db.run_transaction(lambda conn: _value(conn, statement, params)))
+
+    def _ids_or_all(self, symbols: Sequence[str] | None, table: str, source: str) -> list[int]:
+        if symbols is not None:
+            return list((self.security_ids(symbols)).values())
+        rows = self._db.fetch_all(
+            "SELECT DISTINCT security_id FROM data_ingestion.coverage WHERE table_name = %s AND source = %s",
+            (table, source),
+        )
+        return [r["security_id"] for r in rows]
+
+    def adjusted_bars(
+        self, symbol: str, start: Any, end: Any, *, timeframe: str = "1d", source: str | None = None, as_: str = "rows"
+    ) -> Any:
+        """Bars with splits and dividends of ``corporate_actions`` applied backwards (the latest bar is as traded).
+
+        A split of ``value`` (2 = 2:1) divides earlier prices by it and multiplies earlier volumes; a cash
+        dividend ``d`` multiplies earlier prices by ``1 - d / close`` (close: the last bar before the ex-date).
+        """
+        ids = self.security_ids([symbol])
+        table = self.read("bars", symbol, start, end, as_="arrow", source=source, timeframe=timeframe)
+        actions = self._db.fetch_all(q.CORPORATE_ACTIONS, (ids[symbol],))
+        return read.convert(read.adjust(table, actions), as_)
+
+    def write_corporate_actions(self, rows: Iterable[dict[str, Any]], *, source: str) -> int:
+        """Store dividends and splits: dicts with symbol or security_id, ex_date, kind, value, currency."""
+        base.check_source(source)
+        checked = read.check_actions(list(rows))
+        symbols = [r["symbol"] for r in checked if "symbol" in r]
+        ids = self.security_ids(list(dict.fromkeys(symbols))) if symbols else {}
+        with self._db.transaction() as conn:
+            for row in checked:
+                security_id = row.get("security_id") or ids[row["symbol"]]
+                conn.execute(
+                    q.INSERT_ACTION,
+                    (security_id, row["ex_date"], row["kind"], row["value"], row.get("currency"), source),
+                )
+        return len(checked)
+
+    # --- coverage and quality -----------------------------------------------------------------------------
+
+    def coverage(
+        self, *, symbol: str | None = None, table: str | None = None, source: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What is stored: per security, table, source and timeframe the first and last time and the row count."""
+        if table is not None:
+            read.check_table(table)
+        return self._db.fetch_all(q.COVERAGE, {"symbol": symbol, "table": table, "source": source})
+
+    def rebuild_coverage(self, table: str | None = None) -> int:
+        """Recompute coverage from the stored rows (after writes that bypassed tradedb); return entries."""
+        tables = [read.check_table(table)] if table else list(base.BY_TABLE)
+        total = 0
+        for name in tables:
+            statement = q.rebuild_coverage(base.BY_TABLE[name])
+            with self._db.transaction() as conn:
+                total += _value(conn, statement)
+        return total
+
+    def gaps(
+        self,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        table: str = "bars",
+        timeframe: str | None = None,
+        expected: timedelta | str | None = None,
+        calendar: str | None = None,
+        source: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Missing data of ``symbol`` in [start, end).
+
+        Intraday: every interval between consecutive rows longer than ``expected`` (a timedelta or "5m"; default
+        the timeframe). Daily bars (``timeframe="1d"``): the exchange sessions without a bar, from
+        ``exchange_calendars`` when ``calendar`` names one ("XNYS"), else every weekday.
+        """
+        read.check_table(table)
+        dataset = base.BY_TABLE[table]
+        lo, hi = read.check_range(start, end)
+        ids = self.security_ids([symbol])
+        params: dict[str, Any] = {"security_id": ids[symbol], "start": lo, "end": hi, "source": source}
+        if table == "bars":
+            timeframe = timeframe or "1d"
+            read.check_timeframe(timeframe)
+            params["timeframe"] = timeframe
+        if timeframe in ("1d", "1w", "1mo") and expected is None:
+            params["tz"] = "UTC"  # daily bars are labelled 00:00 UTC of their session date
+            days = self._db.fetch_all(q.days_query(dataset, timeframe=table == "bars"), params)
+            return read.missing_sessions([d["day"] for d in days], lo, hi, calendar)
+        params["step"] = read.expected_step(expected, timeframe)
+        return self._db.fetch_all(q.gaps_query(dataset, timeframe=table == "bars"), params)
+
+    def quality(
+        self,
+        *,
+        table: str | None = None,
+        source: str | None = None,
+        check_type: str | None = None,
+        since: datetime | date | None = None,
+        limit: int = 100,
+        summary: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Data quality findings, newest first (or counted per table, source, check and status)."""
+        params = read.quality_params(table, source, check_type, since, limit)
+        return self._db.fetch_all(q.QUALITY_SUMMARY if summary else q.QUALITY, params)
+
+
+def _copy(conn: Connection[TupleRow], statement: sql.Composed, payload: list[memoryview]) -> None:
+    with conn.cursor().copy(statement) as copy:
+        for buffer in payload:
+            copy.write(buffer)
+
+
+def _value(conn: Connection[TupleRow], statement: Any, params: Any = None) -> int:
+    cursor = conn.execute(statement, params)
+    row = cursor.fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+__all__ = ["MarketData", "WriteResult"]

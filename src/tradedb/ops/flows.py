@@ -1,0 +1,120 @@
+"""Prefect flows for operations: weekly backups, restore checks, partition maintenance (extra ``prefect``).
+
+The flows read their settings from the environment (DATABASE_URL etc.), as every tradedb command does, so a
+Prefect worker needs the same variables as the CLI. ``deploy()`` registers them with their schedules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.deployments.runner import RunnerDeployment
+from prefect.logging import get_run_logger
+from prefect.schedules import Cron, Schedule
+from psycopg import sql
+
+from tradedb.db import direct as _connect
+from tradedb.db.embedded import server_url
+from tradedb.errors import BackupError
+from tradedb.ops import backup, maintenance
+from tradedb.settings import load_settings, with_dbname
+
+#: Tables whose planner statistics matter most (ANALYZEd by the maintenance flow).
+HOT_TABLES = (
+    "data_ingestion.quotes",
+    "data_ingestion.market_trades",
+    "data_ingestion.bars",
+    "execution.orders",
+    "execution.fills",
+    "execution.positions",
+)
+BACKUP_CRON = "0 4 * * 0"  # Sundays 04:00 UTC
+RESTORE_CHECK_CRON = "0 6 * * *"
+MAINTENANCE_CRON = "15 * * * *"
+
+
+@task(retries=2, retry_delay_seconds=60, timeout_seconds=3600)
+def backup_task(folder: str, verify: bool) -> dict[str, Any]:
+    """Make one backup (and prove it restores when ``verify``)."""
+    manifest = backup.create(folder=Path(folder), verify=verify)
+    return {
+        "name": manifest.name,
+        "tables": len(manifest.row_counts),
+        "rows": sum(manifest.row_counts.values()),
+        "sha256": manifest.sha256,
+        "verified_at": manifest.verified_at,
+    }
+
+
+@flow(name="tradedb-backup", retries=1, retry_delay_seconds=300, timeout_seconds=7200)
+def backup_flow(
+    folder: str = "backups", verify: bool = True, keep_daily: int = 7, keep_weekly: int = 4
+) -> dict[str, Any]:
+    """Back up the trading database, verify the backup by restoring it, then prune by retention."""
+    logger = get_run_logger()
+    made = backup_task(folder, verify)
+    pruned = backup.prune(Path(folder), keep_daily=keep_daily, keep_weekly=keep_weekly)
+    logger.info("backup %s: %s rows; pruned %s old backup(s)", made["name"], made["rows"], len(pruned))
+    return {**made, "pruned": [p.name for p in pruned]}
+
+
+@flow(name="tradedb-restore-check", timeout_seconds=7200)
+def restore_check_flow(folder: str = "backups") -> dict[str, Any]:
+    """Restore the latest backup into a scratch database and check it; fail when it does not verify."""
+    backups = [(d, m) for d, m in backup.list_backups(Path(folder)) if m is not None]
+    if not backups:
+        raise BackupError(f"no backup in {folder} to check")
+    dump, _ = backups[0]
+    manifest = backup.verify_backup(dump)
+    get_run_logger().info("restore check of %s passed", dump.name)
+    return {"name": manifest.name, "verified_at": manifest.verified_at, "rows": sum(manifest.row_counts.values())}
+
+
+@flow(name="tradedb-maintenance", timeout_seconds=3600)
+def maintenance_flow(ahead: int = 2) -> dict[str, Any]:
+    """Partition maintenance (``tradedb.ops.maintenance.maintain``: repair default partitions, create partitions ahead,
+    apply TRADEDB_RETENTION), then ANALYZE the hot tables."""
+    settings = load_settings()
+    report = maintenance.maintain(settings=settings, ahead=ahead)
+    url = with_dbname(settings.direct_url() or server_url(settings), settings.trading_db_name)
+    with _connect.connect(url, settings, autocommit=True) as conn:
+        for hot in HOT_TABLES:
+            schema, _, relation = hot.partition(".")
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, relation)))
+    get_run_logger().info(
+        "created %s partition(s), moved rows into %s, dropped %s, detached %s",
+        len(report.created),
+        len(report.moved),
+        len(report.dropped),
+        len(report.detached),
+    )
+    return {**report.as_dict(), "analyzed": list(HOT_TABLES)}
+
+
+def _utc(cron: str) -> Schedule:
+    return Cron(cron, timezone="UTC")
+
+
+def _sync(value: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> RunnerDeployment:
+    # Prefect's sync_compatible methods return the value itself when called from synchronous code.
+    assert isinstance(value, RunnerDeployment)
+    return value
+
+
+def deploy(*, folder: str = "backups", backup_cron: str = BACKUP_CRON) -> list[str]:
+    """Register the three flows with their schedules (UTC) with the Prefect API; return the deployment ids."""
+    deployments: list[RunnerDeployment] = [
+        _sync(
+            backup_flow.to_deployment(name="weekly-backup", schedule=_utc(backup_cron), parameters={"folder": folder})
+        ),
+        _sync(
+            restore_check_flow.to_deployment(
+                name="daily-restore-check", schedule=_utc(RESTORE_CHECK_CRON), parameters={"folder": folder}
+            )
+        ),
+        _sync(maintenance_flow.to_deployment(name="hourly-maintenance", schedule=_utc(MAINTENANCE_CRON))),
+    ]
+    return [str(d.apply()) for d in deployments]  # apply() is sync in a sync context (Prefect's sync_compatible)

@@ -1,0 +1,248 @@
+"""``tradedb setup``: databases, schemas, roles, migrations, grants, seed data, then verification.
+
+Every step is idempotent: running setup twice changes nothing and succeeds. With ``dry_run`` it prints the SQL
+it would run against the current state instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from tradedb._version import __version__
+from tradedb.db import direct as _connect
+from tradedb.db.embedded import server_url
+from tradedb.errors import ConfigError, PermissionDenied, VerificationError
+from tradedb.ops import maintenance, migrate
+from tradedb.ops.verify import Problem, verify
+from tradedb.schema import SERVICE_SCHEMAS
+from tradedb.schema import privileges as roles
+from tradedb.security import rls
+from tradedb.settings import Settings, load_settings, with_dbname
+
+logger = logging.getLogger(__name__)
+
+#: Oldest supported server (NULLS NOT DISTINCT, MERGE and the privileges model tradedb relies on).
+MIN_SERVER_VERSION = 150000
+
+#: Defaults seeded into shared.system_config (existing keys are never overwritten).
+SYSTEM_CONFIG_SEED: tuple[tuple[str, Any, str], ...] = (
+    ("system_version", __version__, "tradedb version that first set up this database"),
+    ("maintenance_mode", False, "When true, services should refuse new trading activity"),
+    ("max_concurrent_trades", 10, "Upper bound on simultaneously open trades per strategy instance"),
+    ("default_risk_limit", 10000, "Default max position notional (account currency) for new accounts"),
+)
+_SEED_SQL = (
+    "INSERT INTO shared.system_config (key, value, description) VALUES (%s, %s, %s) ON CONFLICT (key) DO NOTHING"
+)
+
+
+@dataclass
+class SetupReport:
+    """What setup did (or, in a dry run, would do)."""
+
+    actions: list[str] = field(default_factory=list)
+    sql: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    dry_run: bool = False
+
+
+class _Runner:
+    """Runs statements, or records them in a dry run."""
+
+    def __init__(self, report: SetupReport) -> None:
+        self.report = report
+
+    def run(self, conn: Any, statement: str, action: str | None = None, params: tuple[Any, ...] = ()) -> None:
+        self.report.sql.append(statement if not params else _inline(statement, params))
+        if action:
+            self.report.actions.append(action)
+        if not self.report.dry_run:
+            conn.execute(statement, params or None)
+
+    def timed(self, name: str, fn: Callable[[], None]) -> None:
+        started = time.perf_counter()
+        fn()
+        self.report.timings[name] = time.perf_counter() - started
+
+
+def _inline(statement: str, params: tuple[Any, ...]) -> str:
+    literals = [sql.Literal(p.obj if isinstance(p, Jsonb) else p).as_string(None) for p in params]
+    return statement.replace("%s", "{}").format(*literals)
+
+
+def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: bool = False) -> SetupReport:
+    """Create and migrate everything tradedb needs; raise VerificationError if the result does not verify."""
+    settings = settings or load_settings()
+    target = url or server_url(settings)
+    report = SetupReport(dry_run=dry_run)
+    runner = _Runner(report)
+    prefix = settings.role_prefix
+    owner = roles.owner_role_name(prefix)
+    started = time.perf_counter()
+
+    with _connect.maintenance_connect(target, settings) as conn:
+        server_version = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+        if server_version < MIN_SERVER_VERSION:
+            raise ConfigError(f"PostgreSQL {server_version // 10000} is too old: tradedb needs PostgreSQL 15 or newer")
+        row = conn.execute(
+            "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        assert row is not None
+        me, superuser, createrole, createdb = str(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
+        if me in roles.all_role_names(prefix):
+            raise ConfigError(f"connect as an administrative user, not as tradedb's own role {me!r}")
+
+        def ensure_roles() -> None:
+            existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles")}
+            missing = [r for r in roles.all_role_names(prefix) if r not in existing]
+            if missing and not (superuser or createrole):
+                raise PermissionDenied(
+                    f"user {me!r} may not create roles ({', '.join(missing)} missing): run setup as a user with "
+                    f"CREATEROLE, or create the roles first"
+                )
+            for name in missing:
+                runner.run(conn, roles.create_role_statement(name), f"create role {name}")
+            if not superuser:
+                # Membership lets this user SET ROLE to the owner (migrations) and to services (scoping).
+                for name in roles.all_role_names(prefix):
+                    runner.run(conn, roles.grant_membership_statement(name, me))
+
+        def ensure_databases() -> None:
+            existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+            for dbname in (settings.trading_db_name, settings.prefect_db_name):
+                if dbname in existing:
+                    continue
+                if not (superuser or createdb):
+                    raise PermissionDenied(f"user {me!r} may not create database {dbname!r}: grant CREATEDB")
+                statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
+                if dbname == settings.trading_db_name:
+                    statement = sql.SQL("{} OWNER {}").format(statement, sql.Identifier(owner))
+                runner.run(conn, statement.as_string(None), f"create database {dbname}")
+            runner.run(
+                conn,
+                sql.SQL("GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {} TO {}")
+                .format(sql.Identifier(settings.trading_db_name), sql.Identifier(owner))
+                .as_string(None),
+            )
+            for name in roles.all_role_names(prefix)[1:]:
+                runner.run(
+                    conn,
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}")
+                    .format(sql.Identifier(settings.trading_db_name), sql.Identifier(name))
+                    .as_string(None),
+                )
+
+        runner.timed("roles", ensure_roles)
+        runner.timed("databases", ensure_databases)
+
+    trading_url = with_dbname(target, settings.trading_db_name)
+    if dry_run and not _connect.database_exists(target, settings, settings.trading_db_name):
+        # Nothing to inspect yet: show the schemas, the whole migration and the grants.
+        report.sql += [_create_schema(s, owner) for s in SERVICE_SCHEMAS]
+        report.sql.append(migrate.offline_sql(settings=settings))
+        report.sql += roles.grant_statements(prefix) + roles.restriction_statements(prefix)
+        report.sql += [s for t in roles.RLS_TABLES for s in roles.rls_statements(prefix, t, set())]
+        report.sql += _seed_sql()
+        report.timings["total"] = time.perf_counter() - started
+        return report
+
+    with _connect.connect(trading_url, settings, autocommit=True) as conn:
+
+        def ensure_schemas() -> None:
+            existing = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace")}
+            for schema in SERVICE_SCHEMAS:
+                if schema not in existing:
+                    runner.run(conn, _create_schema(schema, owner), f"create schema {schema}")
+
+        runner.timed("schemas", ensure_schemas)
+
+    def run_migrations() -> None:
+        state = migrate.status(settings=settings, url=trading_url)
+        if not state.pending:
+            return
+        if dry_run:
+            start = state.current[0] if state.current else None
+            report.sql.append(migrate.offline_sql(start, settings=settings))
+            report.actions.append(f"migrate to {', '.join(state.heads)}")
+            return
+        migrate.upgrade(settings=settings, url=trading_url)
+        report.actions.append(f"migrated {', '.join(state.pending)}")
+
+    runner.timed("migrations", run_migrations)
+
+    def create_partitions() -> None:
+        # Partitions around today are created at run time (migrations are frozen text and never read the clock).
+        created = maintenance.maintain(settings=settings, url=target, ahead=1, retention={}).created
+        if created:
+            report.actions.append(f"create {len(created)} partitions around now")
+
+    if not dry_run:
+        runner.timed("partitions", create_partitions)
+
+    with _connect.connect(trading_url, settings) as conn:
+
+        def grant_and_seed() -> None:
+            for statement in roles.grant_statements(prefix) + roles.restriction_statements(prefix):
+                runner.run(conn, statement)
+            for table, statement in rls.missing_statements(conn, prefix):
+                runner.run(conn, statement, f"row-level security on {table}")
+            if dry_run and not _has_table(conn, "shared", "system_config"):
+                report.sql += _seed_sql()
+                return
+            existing = {r[0] for r in conn.execute("SELECT key FROM shared.system_config")}
+            for key, value, description in SYSTEM_CONFIG_SEED:
+                if key not in existing:
+                    runner.run(conn, _SEED_SQL, f"seed system_config.{key}", (key, Jsonb(value), description))
+            conn.commit()
+
+        runner.timed("grants and seed", grant_and_seed)
+
+    if not dry_run:
+        runner.timed("verify", lambda: report.problems.extend(verify(settings=settings, url=target)))
+    report.timings["total"] = time.perf_counter() - started
+    if report.problems:
+        listing = "; ".join(f"{p.kind} {p.name}: {p.detail}" for p in report.problems[:10])
+        raise VerificationError(f"setup finished but verification found {len(report.problems)} problem(s): {listing}")
+    logger.info("setup done: %s", json.dumps(report.actions) if report.actions else "nothing to change")
+    return report
+
+
+def prefect_database_url(settings: Settings, url: str, *, show_password: bool = False) -> str:
+    """Return PREFECT_API_DATABASE_CONNECTION_URL for the prefect database (asyncpg driver), password masked
+    unless ``show_password``."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    user = quote(str(params.get("user") or "postgres"), safe="")
+    password = params.get("password")
+    secret = (quote(str(password), safe="") if show_password else "***") if password else None
+    host = str(params.get("host") or "localhost")
+    host = f"[{host}]" if ":" in host else host
+    auth = f"{user}:{secret}" if secret else user
+    return f"postgresql+asyncpg://{auth}@{host}:{params.get('port') or 5432}/{quote(settings.prefect_db_name, safe='')}"
+
+
+def _seed_sql() -> list[str]:
+    """Return the seed INSERTs with their values inlined (what a dry run prints)."""
+    return [_inline(_SEED_SQL, (key, Jsonb(value), text)) for key, value, text in SYSTEM_CONFIG_SEED]
+
+
+def _create_schema(schema: str, owner: str) -> str:
+    return (
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}")
+        .format(sql.Identifier(schema), sql.Identifier(owner))
+        .as_string(None)
+    )
+
+
+def _has_table(conn: Any, schema: str, table: str) -> bool:
+    return bool(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table}",)).fetchone()[0])

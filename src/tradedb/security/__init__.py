@@ -1,0 +1,1 @@
+"""Security: the hash-chained audit trail and application-side encryption of secrets."""
