@@ -23,7 +23,7 @@ def bench_server() -> Iterator[str]:
         return
     home = Path(tempfile.mkdtemp(prefix="tradedb-bench-", dir="/tmp"))
     home.chmod(0o755)
-    server = EmbeddedServer(Settings(_env_file=None, home=home))  # type: ignore[call-arg]
+    server = EmbeddedServer(Settings(_env_file=None, home=home))
     server.start()
     try:
         yield server.url("postgres")

@@ -83,7 +83,7 @@ def _cpu_per_op(url: str, settings: Settings, ops: int = 3000) -> tuple[float, f
         def ours() -> object:
             return db.fetch_value("SELECT 1", readonly=False)
 
-        results = {}
+        results: dict[str, list[float]] = {}
         for name, op in (("bare", bare), ("ours", ours), ("bare", bare), ("ours", ours)):
             for _ in range(200):
                 op()
@@ -96,7 +96,7 @@ def _cpu_per_op(url: str, settings: Settings, ops: int = 3000) -> tuple[float, f
 
 def main() -> None:
     with bench_server() as url:
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None)
         print(f"checkout + SELECT 1, {OPS_PER_THREAD} per thread, medians of {ROUNDS} rounds")
         print(
             f"{'threads':>7} {'bare psycopg_pool tx/s':>23} {'tradedb Database tx/s':>22} {'ratio':>6} {'overhead':>9}"

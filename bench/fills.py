@@ -125,7 +125,7 @@ def _rate(writers: int, work: Callable[[int, Callable[[], bool]], int]) -> float
 def _pgbench(url: str, writers: int, order_base: int, sec_base: int) -> float | None:
     candidates = [Path(p) / "pgbench" for p in ("/usr/lib/postgresql/15/bin",)]
     with contextlib.suppress(tradedb.TradeDBError):
-        candidates.insert(0, EmbeddedServer(Settings(_env_file=None)).bindir() / "pgbench")  # type: ignore[call-arg]
+        candidates.insert(0, EmbeddedServer(Settings(_env_file=None)).bindir() / "pgbench")
     binary = next((c for c in candidates if c.exists()), None) or (Path(p) if (p := shutil.which("pgbench")) else None)
     if binary is None:
         return None
@@ -180,7 +180,7 @@ def main() -> None:
         settings = Settings(
             _env_file=None,
             trading_db_name=name,
-            prefect_db_name=f"{name}_prefect",  # type: ignore[call-arg]
+            prefect_db_name=f"{name}_prefect",
             role_prefix=PREFIX,
         )
         provision.setup(settings=settings, url=admin)

@@ -23,7 +23,7 @@ PREFIX = "tdbbench_"
 
 
 def _settings(url: str, name: str) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         database_url=with_dbname(url, name),
         trading_db_name=name,

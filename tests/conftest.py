@@ -29,6 +29,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 #: Roles made by tests carry their own prefix, so a real tradedb install on the same server is untouched.
 ROLE_PREFIX = "tdbt_"
 DB_PREFIX = "tdbt_"
+#: The password setup gives the test prefect login (PREFECT_DB_PASSWORD).
+PREFECT_PASSWORD = "tdbt-prefect-pw"
 TRADEDB = Path(sys.executable).parent / "tradedb"
 
 
@@ -40,6 +42,7 @@ def make_settings(url: str, dbname: str, prefect_db: str | None = None, **overri
         "prefect_db_name": prefect_db or f"{dbname}_prefect",
         "role_prefix": ROLE_PREFIX,
         "migration_lock_wait": 60.0,
+        "prefect_db_password": PREFECT_PASSWORD,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -118,8 +121,8 @@ class TestDatabase:
     def env(self, **extra: str) -> dict[str, str]:
         values = {
             "DATABASE_URL": self.url,
-            "TRADING_DB_NAME": self.name,
             "PREFECT_DB_NAME": self.settings.prefect_db_name,
+            "PREFECT_DB_PASSWORD": PREFECT_PASSWORD,
             "TRADEDB_ROLE_PREFIX": ROLE_PREFIX,
         }
         return cli_env(**{**values, **extra})
@@ -139,7 +142,7 @@ def embedded_home() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def embedded_server(embedded_home: Path) -> Iterator[EmbeddedServer]:
     """An embedded PostgreSQL server of the session's own (scram auth, a generated password)."""
-    server = EmbeddedServer(Settings(_env_file=None, home=embedded_home))  # type: ignore[call-arg]
+    server = EmbeddedServer(Settings(_env_file=None, home=embedded_home))
     server.start()
     yield server
     server.stop()

@@ -37,9 +37,7 @@ class PgInstance:
     def __init__(self, *, bindir: Path | None = None, prefix: str = "tradedb-pg-") -> None:
         self.home = shared_tmpdir(prefix)
         self.port = free_port()
-        self.settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, home=self.home, embedded_port=self.port, pg_bindir=bindir
-        )
+        self.settings = Settings(_env_file=None, home=self.home, embedded_port=self.port, pg_bindir=bindir)
         self.server = EmbeddedServer(self.settings)
 
     @property

@@ -84,7 +84,8 @@ class VerificationError(TradeDBError):
 class ValidationError(TradeDBError):
     """An input value is invalid."""
 
-    exit_code = 2
+    #: Bad input (an argument, a row, a file): its own code, apart from a bad configuration (2).
+    exit_code = 8
 
 
 class DuplicateError(TradeDBError):

@@ -5,13 +5,15 @@ Nothing is read at import time: call :func:`load_settings` (or build :class:`Set
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,10 +93,22 @@ class Settings(BaseSettings):
     )
     postgres_host: str | None = Field(default=None, validation_alias=AliasChoices("POSTGRES_HOST"))
     postgres_port: int = Field(default=5432, ge=1, le=65535, validation_alias=AliasChoices("POSTGRES_PORT"))
-    postgres_user: str = Field(default="postgres", validation_alias=AliasChoices("POSTGRES_USER"))
-    postgres_password: SecretStr | None = Field(default=None, validation_alias=AliasChoices("POSTGRES_PASSWORD"))
+    postgres_user: str = Field(default="postgres", validation_alias=AliasChoices("POSTGRES_USER", "TRADING_DB_USER"))
+    postgres_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("POSTGRES_PASSWORD", "TRADING_DB_PASSWORD")
+    )
+    #: The trading database with the POSTGRES_HOST style; with DATABASE_URL, the URL's database (a different
+    #: TRADING_DB_NAME is an error).
     trading_db_name: str = Field(default="trading_system", validation_alias=AliasChoices("TRADING_DB_NAME"))
     prefect_db_name: str = Field(default="prefect", validation_alias=AliasChoices("PREFECT_DB_NAME"))
+    # The orchestrator's own login, owner of the prefect database (default: <role prefix>prefect).
+    prefect_db_user: str | None = Field(default=None, validation_alias=AliasChoices("PREFECT_DB_USER"))
+    prefect_db_password: SecretStr | None = Field(default=None, validation_alias=AliasChoices("PREFECT_DB_PASSWORD"))
+
+    # Redis, for events to other services: a URL (redis:// or rediss:// for TLS), or a host and port.
+    redis_url: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_REDIS_URL", "REDIS_URL"))
+    redis_host: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_HOST"))
+    redis_port: int = Field(default=6379, ge=1, le=65535, validation_alias=AliasChoices("REDIS_PORT"))
 
     profile: Profile = Field(default="development", validation_alias=AliasChoices("TRADEDB_PROFILE"))
 
@@ -133,13 +147,21 @@ class Settings(BaseSettings):
     # Application-side encryption of secrets: "id:base64key,..." newest first.
     encryption_keys: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_ENCRYPTION_KEYS"))
 
-    # TLS.
+    # TLS. DATABASE_TLS_ENABLED=true (the name the systems tradedb replaces used) means "require", or
+    # "verify-full" with a CA: never a mode that may fall back to plain text.
     tls_mode: TlsMode | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_TLS_MODE", "DATABASE_SSLMODE")
     )
-    tls_root_cert: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_ROOT_CERT"))
-    tls_cert: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_CERT"))
-    tls_key: Path | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_KEY"))
+    tls_enabled: bool | None = Field(default=None, validation_alias=AliasChoices("DATABASE_TLS_ENABLED"))
+    tls_root_cert: Path | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_TLS_ROOT_CERT", "DATABASE_TLS_CA_PATH")
+    )
+    tls_cert: Path | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_TLS_CERT", "DATABASE_TLS_CERT_PATH")
+    )
+    tls_key: Path | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_TLS_KEY", "DATABASE_TLS_KEY_PATH")
+    )
 
     # Roles and migrations.
     role_prefix: str = Field(default="tradedb_", validation_alias=AliasChoices("TRADEDB_ROLE_PREFIX"))
@@ -204,14 +226,45 @@ class Settings(BaseSettings):
                 f"DATABASE_POOL_MIN_SIZE ({self.pool_min_size}) is larger than "
                 f"DATABASE_POOL_MAX_SIZE ({self.pool_max_size})"
             )
+        self._database_from_url()
+        self._tls_from_enabled()
         return self
+
+    def _database_from_url(self) -> None:
+        """The database a DATABASE_URL names is the trading database, for every command and function."""
+        if self.database_url is None:
+            return
+        named = url_database(self.database_url.get_secret_value())
+        if named is None:
+            return  # no database in the URL: TRADING_DB_NAME (default trading_system) completes it
+        if "trading_db_name" in self.model_fields_set and self.trading_db_name != named:
+            raise ValueError(
+                f"DATABASE_URL names database {named!r} but TRADING_DB_NAME is {self.trading_db_name!r}: "
+                f"set one of them (TRADING_DB_NAME applies to the POSTGRES_HOST style)"
+            )
+        self.trading_db_name = named
+
+    def _tls_from_enabled(self) -> None:
+        if self.tls_enabled is None:
+            return
+        plain = ("disable", "allow", "prefer")
+        if self.tls_enabled and self.tls_mode in plain:
+            raise ValueError(
+                f"DATABASE_TLS_ENABLED=true but DATABASE_TLS_MODE={self.tls_mode} may connect without TLS: "
+                f"use require, verify-ca or verify-full"
+            )
+        if not self.tls_enabled and self.tls_mode not in (None, "disable"):
+            raise ValueError(f"DATABASE_TLS_ENABLED=false contradicts DATABASE_TLS_MODE={self.tls_mode}")
+        if self.tls_mode is None:
+            self.tls_mode = ("verify-full" if self.tls_root_cert else "require") if self.tls_enabled else "disable"
 
     # --- URLs -----------------------------------------------------------------------------------------
 
     def configured_url(self) -> str | None:
         """Return the configured server URL (libpq form), or None when the embedded default applies."""
         if self.database_url is not None:
-            return normalize_url(self.database_url.get_secret_value(), variable="DATABASE_URL")
+            url = normalize_url(self.database_url.get_secret_value(), variable="DATABASE_URL")
+            return url if url_database(url) is not None else with_dbname(url, self.trading_db_name)
         if self.postgres_host:
             password = self.postgres_password.get_secret_value() if self.postgres_password else ""
             auth = quote(self.postgres_user, safe="") + (f":{quote(password, safe='')}" if password else "")
@@ -232,6 +285,21 @@ class Settings(BaseSettings):
             return []
         parts = [p.strip() for p in self.replica_urls.get_secret_value().split(",") if p.strip()]
         return [normalize_url(p, variable="DATABASE_REPLICA_URLS") for p in parts]
+
+    def prefect_role(self) -> str:
+        """The login that owns the prefect database (PREFECT_DB_USER, default <role prefix>prefect)."""
+        return self.prefect_db_user or f"{self.role_prefix}prefect"
+
+    def redis_address(self) -> str | None:
+        """The Redis URL (REDIS_URL, else redis://REDIS_HOST:REDIS_PORT), or None when none is configured."""
+        if self.redis_url is not None:
+            url = self.redis_url.get_secret_value().strip()
+            if not url.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError("REDIS_URL must start with redis://, rediss:// (TLS) or unix://")
+            return url
+        if self.redis_host:
+            return f"redis://{self.redis_host}:{self.redis_port}/0"
+        return None
 
     def checkout_timeout(self) -> float:
         """Return how long a pool checkout waits (DATABASE_POOL_TIMEOUT, else the connect timeout)."""
@@ -294,14 +362,46 @@ def with_dbname(url: str, dbname: str) -> str:
     return psycopg.conninfo.make_conninfo("", **params)
 
 
+def url_database(url: str) -> str | None:
+    """Return the database a URL names explicitly (path or ``dbname=``), or None."""
+    try:
+        if url.startswith(("postgresql://", "postgres://")) or "://" in url:
+            scheme_free = url.split("://", 1)[1]
+            path = urlsplit("postgresql://" + scheme_free).path.lstrip("/")
+            if path:
+                return unquote(path)
+        return str(psycopg.conninfo.conninfo_to_dict(url).get("dbname") or "") or None
+    except (psycopg.ProgrammingError, ValueError):
+        return None  # normalize_url reports the malformed URL
+
+
 def url_dbname(url: str) -> str:
     """Return the database name a URL points at (libpq's default: the user name)."""
     params = psycopg.conninfo.conninfo_to_dict(url)
     return str(params.get("dbname") or params.get("user") or "postgres")
 
 
+#: Variables of the systems tradedb replaces that it does not read: refused, with what to use instead.
+REFUSED_PREFIXES = {
+    "TIMESCALEDB_": "TimescaleDB is used when the extension is installed in the trading database (see `tradedb "
+    "maintain --timescale-sql`); compression and retention come from TRADEDB_RETENTION",
+}
+
+
+def _refuse_replaced_variables(env_file: Path | None) -> None:
+    names = set(os.environ)
+    if env_file is not None and env_file.is_file():
+        names |= {k for k in dotenv_values(env_file) if k}
+    for prefix, instead in REFUSED_PREFIXES.items():
+        found = sorted(n for n in names if n.startswith(prefix))
+        if found:
+            raise ConfigError(f"{', '.join(found)}: not read by tradedb ({instead}); remove the variable")
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and ``.env``; raise ConfigError naming the bad variable."""
+    env_file = overrides.get("_env_file", Path(".env"))
+    _refuse_replaced_variables(Path(env_file) if env_file is not None else None)
     try:
         return Settings(**overrides)
     except PydanticValidationError as exc:

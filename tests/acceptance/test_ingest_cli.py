@@ -133,7 +133,7 @@ def test_replace_of_a_file_with_repeated_timestamps_keeps_every_row(db: TestData
     start = datetime(2025, 6, 3, 9, 0, tzinfo=UTC)
     rng = np.random.default_rng(11)
     per_minute = rng.integers(1, 12, size=rows)
-    ts = []
+    ts: list[datetime] = []
     minute = 0
     while len(ts) < rows:
         ts += [start + timedelta(minutes=minute)] * int(per_minute[minute])

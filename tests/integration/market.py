@@ -59,7 +59,7 @@ def count(db: TestDatabase, table: str, where: str = "true", params: tuple[Any, 
     with db.connect() as conn:
         row = conn.execute(f"SELECT count(*) FROM data_ingestion.{table} WHERE {where}", params).fetchone()
     assert row is not None
-    return int(row[0])
+    return int(str(row[0]))
 
 
 def quotes(symbol: str, n: int, *, start: datetime = T0, step: timedelta = timedelta(seconds=1)) -> pa.Table:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import tradedb
 from tests.conftest import TestDatabase, drop_database, run_cli
 from tradedb.ops import backup, demo
 from tradedb.schema import SERVICE_SCHEMAS
@@ -89,7 +90,7 @@ def test_a_damaged_dump_is_refused_before_restoring(populated: TestDatabase, fol
     data = bytearray(dump.read_bytes())
     data[len(data) // 2] ^= 0xFF
     dump.write_bytes(bytes(data))
-    with pytest.raises(backup.BackupError, match="does not match the sha256"):
+    with pytest.raises(tradedb.BackupError, match="does not match the sha256"):
         backup.restore(dump, into=target, settings=populated.settings, url=populated.server_url)
     with psycopg.connect(populated.server_url) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,)).fetchone() is None
@@ -120,5 +121,5 @@ def test_prune_keeps_the_newest_good_backup(populated: TestDatabase, folder: Pat
 
 
 def test_pg_dump_older_than_the_server_is_refused(populated: TestDatabase) -> None:
-    with pytest.raises(backup.BackupError, match="must be at least as new as the server"):
+    with pytest.raises(tradedb.BackupError, match="must be at least as new as the server"):
         backup._tool(populated.settings, "pg_dump", 99)  # no installed pg_dump is version 99 or newer

@@ -28,7 +28,7 @@ def test_unreachable_host() -> None:
 
 
 def test_missing_database(db: TestDatabase) -> None:
-    env = db.env(DATABASE_URL=db.url.replace(db.name, "tdbt_does_not_exist"), TRADING_DB_NAME="tdbt_does_not_exist")
+    env = db.env(DATABASE_URL=db.url.replace(db.name, "tdbt_does_not_exist"))
     result = run_cli("migrate", "status", env=env)
     assert result.returncode == 3
     assert_one_clean_line(result.stderr)

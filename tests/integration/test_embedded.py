@@ -24,7 +24,7 @@ pytestmark = pytest.mark.embedded
 def home() -> Iterator[Path]:
     path = shared_tmpdir("tradedb-embedded-")
     yield path
-    EmbeddedServer(Settings(_env_file=None, home=path)).stop()  # type: ignore[call-arg]
+    EmbeddedServer(Settings(_env_file=None, home=path)).stop()
     shutil.rmtree(path, ignore_errors=True)
 
 

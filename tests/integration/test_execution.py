@@ -54,7 +54,7 @@ def security(db: TestDatabase) -> int:
         ).fetchone()
         conn.commit()
     assert row is not None
-    return int(row[0])
+    return int(str(row[0]))
 
 
 def new_account(db: TestDatabase, prefix: str = "ACC") -> str:
@@ -279,7 +279,7 @@ def test_cli_positions_and_orders(db: TestDatabase, security: int) -> None:
     assert orders.returncode == 0, orders.stderr
     assert str(placed["order_id"]) in orders.stdout
     bad = run_cli("orders", "--status", "done", env=db.env())
-    assert bad.returncode == 2
+    assert bad.returncode == 8
     assert "status must be one of" in bad.stderr
 
 

@@ -17,7 +17,7 @@ def test_health_reports_the_server(db: TestDatabase) -> None:
     assert report.server_version_num >= 150000
     assert report.latency_ms > 0
     assert db.name in report.database_sizes
-    password = psycopg.conninfo.conninfo_to_dict(db.server_url).get("password")
+    password = str(psycopg.conninfo.conninfo_to_dict(db.server_url).get("password") or "")
     if password:
         assert password not in report.url
         assert "***" in report.url

@@ -201,7 +201,7 @@ def test_latest_quotes_is_one_probe_per_symbol(md: Market, db: TestDatabase) -> 
     assert only_old is not None and only_old["ts"] == T0 - timedelta(days=3)
     with db.connect() as conn:
         plan = "\n".join(
-            r[0]
+            str(r[0])
             for r in conn.execute(
                 "EXPLAIN (COSTS OFF) " + LATEST_QUOTES,
                 {"ids": "{1,2,3}", "source": None, "lo": T0, "hi": T0 + timedelta(seconds=9)},

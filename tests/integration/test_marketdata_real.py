@@ -41,10 +41,11 @@ def test_lobster_day_and_bars_equal_an_independent_computation(conn: tradedb.Dat
     day = ingest_files.read_lobster(LOBSTER)
     assert (day.symbol, day.day) == ("AMZN", date(2012, 6, 21))
     md = conn.market_data
-    options = {"source": "lobster", "symbol": "AMZN", "tz": "America/New_York"}
-    events = md.write_order_book_events(day.events, create_securities=True, **options)
-    quotes = md.write_quotes(day.quotes, **options)
-    trades = md.write_trades(day.trades, **options)
+    events = md.write_order_book_events(
+        day.events, source="lobster", symbol="AMZN", tz="America/New_York", create_securities=True
+    )
+    quotes = md.write_quotes(day.quotes, source="lobster", symbol="AMZN", tz="America/New_York")
+    trades = md.write_trades(day.trades, source="lobster", symbol="AMZN", tz="America/New_York")
     assert (events.written, events.rejected) == (57_515, 0)
     assert (trades.written, trades.rejected) == (8_974 + 2_445, 0)
     assert quotes.rejected == 0 and 0 < quotes.written < 57_515
@@ -83,11 +84,11 @@ def test_lobster_day_and_bars_equal_an_independent_computation(conn: tradedb.Dat
 def test_binance_trades_and_quotes_parquet(conn: tradedb.Database) -> None:
     md = conn.market_data
     raw = ingest_files.read_table(TICKS / "binance_btcusdt_trades_2021-01-08.parquet", "parquet")
-    trades = ingest_files.canonical(raw, "trades", symbol="BTC/USDT")
+    trades = ingest_files.canonical(raw, "trades", symbol="BTC/USDT").table
     result = md.write_trades(trades, source="binance", symbol="BTC/USDT", create_securities=True, asset_type="crypto")
     assert (result.written, result.rejected) == (2_001, 0)
     quotes_raw = ingest_files.read_table(TICKS / "binance_btcusdt_quotes_2021-01-08.parquet", "parquet")
-    result = md.write_quotes(ingest_files.canonical(quotes_raw, "quotes"), source="binance")
+    result = md.write_quotes(ingest_files.canonical(quotes_raw, "quotes").table, source="binance")
     assert (result.written, result.rejected) == (451, 0)
     sides = {
         r["aggressor_side"]: r["n"]
@@ -106,7 +107,7 @@ def test_truefx_repeated_timestamps_all_land(conn: tradedb.Database) -> None:
     raw = pd.read_csv(path)
     assert raw["timestamp"].duplicated().any()  # the point of this file
     exact = int(raw.duplicated().sum())
-    table = ingest_files.canonical(ingest_files.read_table(path, "csv"), "quotes", symbol="USD/JPY")
+    table = ingest_files.canonical(ingest_files.read_table(path, "csv"), "quotes", symbol="USD/JPY").table
     result = conn.market_data.write_quotes(
         table, source="truefx", symbol="USD/JPY", policy="log", create_securities=True, asset_type="fx"
     )
@@ -205,7 +206,7 @@ def test_databento_cme_csv(db: TestDatabase, conn: tradedb.Database) -> None:
 
 
 def test_sp500_daily_bars_quarantine_and_reconcile(db: TestDatabase, conn: tradedb.Database) -> None:
-    table = ingest_files.canonical(ingest_files.read_table(SP500, "csv"), "bars")
+    table = ingest_files.canonical(ingest_files.read_table(SP500, "csv"), "bars").table
     assert table.num_rows == 619_040
     md = conn.market_data
     options: dict[str, Any] = {"source": "sp500", "timeframe": "1d", "policy": "quarantine"}
@@ -216,12 +217,15 @@ def test_sp500_daily_bars_quarantine_and_reconcile(db: TestDatabase, conn: trade
     assert (first.written, first.rejected) == (619_040 - 23, 23)
     stored = scalar(conn, "SELECT count(*) FROM data_ingestion.bars WHERE source = 'sp500'")
     assert stored == first.written
+    # One log row per finding: the 11 rows with empty prices are logged under both of their checks.
     logged = conn.fetch_all(
-        "SELECT details->'reasons' AS reasons FROM data_ingestion.data_quality_logs WHERE source = 'sp500'"
+        "SELECT check_type, count(*) AS n, count(DISTINCT details->>'row') AS rows"
+        " FROM data_ingestion.data_quality_logs WHERE source = 'sp500' GROUP BY 1 ORDER BY 1"
     )
-    assert len(logged) == 23
-    assert sum("missing_value" in r["reasons"] for r in logged) == 11
-    assert all("ohlc_violation" in r["reasons"] for r in logged)
+    found = [(r["check_type"], r["n"], r["rows"]) for r in logged]
+    assert found == [("missing_value", 11, 11), ("ohlc_violation", 23, 23)]
+    distinct = "SELECT count(DISTINCT details->>'row') FROM data_ingestion.data_quality_logs WHERE source = 'sp500'"
+    assert scalar(conn, distinct) == 23
     assert scalar(conn, "SELECT count(DISTINCT security_id) FROM data_ingestion.bars WHERE source = 'sp500'") == 505
     coverage = md.coverage(table="bars", source="sp500")
     assert sum(c["row_count"] for c in coverage) == first.written and len(coverage) == 505
@@ -269,3 +273,45 @@ def test_cli_ingest_lobster(db: TestDatabase, conn: tradedb.Database) -> None:
     )
     assert again.returncode == 0, again.stderr
     assert all(r["written"] == 0 for r in json.loads(again.stdout))
+
+
+def reference_adjusted_close(frame: pd.DataFrame, method: str) -> np.ndarray:
+    """Adjusted closes computed straight from the vendor file, one dividend at a time (no tradedb code)."""
+    close = frame["close"].to_numpy(dtype=float)
+    factor = np.ones(len(frame))
+    for i in np.flatnonzero(frame["dividend"].to_numpy(dtype=float) > 0):
+        d = float(frame["dividend"].iloc[i])
+        if method == "previous_close":
+            factor[:i] *= 1.0 - d / close[i - 1]
+        else:
+            factor[:i] *= close[i] / (close[i] + d)
+    for i in np.flatnonzero(frame["split"].to_numpy(dtype=float) != 1.0):
+        factor[:i] /= float(frame["split"].iloc[i])
+    adjusted: np.ndarray = close * factor
+    return adjusted
+
+
+@pytest.mark.parametrize("method", ["previous_close", "ex_close"])
+def test_dividend_methods_match_an_independent_computation(
+    db: TestDatabase, conn: tradedb.Database, method: str
+) -> None:
+    path = DATA / "03_daily_ohlcv" / "zipline_csvdir_daily" / "AAPL.csv.gz"
+    frame = pd.read_csv(path, parse_dates=["date"])
+    assert (frame["dividend"] > 0).sum() >= 8  # quarterly dividends over three years: a real test of both methods
+    if not conn.market_data.coverage(symbol="AAPL", source="zipline-div"):
+        done = run_cli(
+            "ingest", "bars", str(path), "--symbol", "AAPL", "--source", "zipline-div", "--create-securities",
+            env=db.env(),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    first, last = frame["date"].iloc[0].date(), frame["date"].iloc[-1].date() + timedelta(days=1)
+    adjusted = conn.market_data.adjusted_bars(
+        "AAPL", first, last, source="zipline-div", as_="pandas", dividend_method=method
+    )
+    expected = reference_adjusted_close(frame, method)
+    assert len(adjusted) == len(frame)
+    np.testing.assert_allclose(adjusted["close"].to_numpy(), expected, rtol=1e-12)
+    other = "ex_close" if method == "previous_close" else "previous_close"
+    assert not np.allclose(expected, reference_adjusted_close(frame, other), rtol=1e-9)  # the methods differ
+    with pytest.raises(tradedb.ValidationError, match="dividend_method"):
+        conn.market_data.adjusted_bars("AAPL", first, last, dividend_method="yahoo")

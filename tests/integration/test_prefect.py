@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+import tradedb
 from tests.conftest import TestDatabase
 from tradedb.ops import backup
 from tradedb.ops import setup as provision
 
 prefect = pytest.importorskip("prefect", reason="the Prefect flows need the `prefect` extra")
 
+from prefect.client.schemas.schedules import CronSchedule  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from tradedb.ops import flows  # noqa: E402
@@ -45,7 +47,7 @@ def test_backup_and_restore_check_flows(harness: None, environment: TestDatabase
 
 
 def test_restore_check_fails_without_a_backup(harness: None, environment: TestDatabase, tmp_path: Path) -> None:
-    with pytest.raises(backup.BackupError, match="no backup"):
+    with pytest.raises(tradedb.BackupError, match="no backup"):
         flows.restore_check_flow(folder=str(tmp_path / "empty"))
 
 
@@ -70,8 +72,9 @@ def test_deploy_registers_the_schedules(harness: None, environment: TestDatabase
     with get_client(sync_client=True) as client:
         deployments = {d.name: d for d in client.read_deployments()}
     weekly = deployments["weekly-backup"]
-    assert weekly.schedules[0].schedule.cron == "0 4 * * 0"
-    assert weekly.schedules[0].schedule.timezone == "UTC"
+    schedule = weekly.schedules[0].schedule
+    assert isinstance(schedule, CronSchedule)
+    assert (schedule.cron, schedule.timezone) == ("0 4 * * 0", "UTC")
     assert weekly.parameters == {"folder": "/var/backups/tradedb"}
 
 

@@ -225,7 +225,7 @@ def test_secrets_round_trip_rotation_and_wrong_keys(
         ).fetchone()
         dump = conn.execute("SELECT string_agg(t::text, '') FROM shared.audit_log t").fetchone()
     assert stored is not None and stored[0] is None and stored[2] == "k1"
-    assert clear.encode() not in bytes(stored[1])
+    assert isinstance(stored[1], bytes) and clear.encode() not in stored[1]
     assert clear not in str(dump)
     # rotation: newest key first, the old one still listed
     both = db.settings.model_copy(update={"encryption_keys": SecretStr(f"{new},{old}")})
@@ -237,9 +237,12 @@ def test_secrets_round_trip_rotation_and_wrong_keys(
     with tradedb.connect(db.url, settings=only_new) as handle:
         assert crypto.get_secret(handle, "broker_api_key") == clear
     wrong = db.settings.model_copy(update={"encryption_keys": SecretStr(f"k2:{crypto.generate_key()}")})
-    with tradedb.connect(db.url, settings=wrong) as handle, pytest.raises(crypto.SecretError, match="does not decrypt"):
+    with (
+        tradedb.connect(db.url, settings=wrong) as handle,
+        pytest.raises(tradedb.SecretError, match="does not decrypt"),
+    ):
         crypto.get_secret(handle, "broker_api_key")
-    with tradedb.connect(db.url, settings=one) as handle, pytest.raises(crypto.SecretError, match="'k2'"):
+    with tradedb.connect(db.url, settings=one) as handle, pytest.raises(tradedb.SecretError, match="'k2'"):
         crypto.get_secret(handle, "broker_api_key")
     assert clear not in caplog.text
 
@@ -248,7 +251,7 @@ def test_secrets_round_trip_rotation_and_wrong_keys(
     "value", ["", "k1", "k1:not-base64!", f"k1:{base64.b64encode(b'short').decode()}", "bad id!:AAAA"]
 )
 def test_malformed_keys_are_config_errors_without_key_material(value: str) -> None:
-    settings = tradedb.Settings(_env_file=None, encryption_keys=value)  # type: ignore[call-arg]
+    settings = tradedb.Settings(_env_file=None, encryption_keys=value)
     with pytest.raises(ConfigError, match="TRADEDB_ENCRYPTION_KEYS") as info:
         crypto.Keyring.from_settings(settings)
     assert "AAAA" not in info.value.message and "not-base64" not in info.value.message
@@ -285,8 +288,7 @@ def test_cli_secrets_never_print_values(db: TestDatabase, keys: tuple[str, str])
         raw = conn.execute(
             "SELECT value_encrypted FROM shared.system_config WHERE key = 'exchange_password'"
         ).fetchone()
-    assert raw is not None and clear.encode() not in bytes(raw[0])
-    assert psycopg is not None
+    assert raw is not None and isinstance(raw[0], bytes) and clear.encode() not in raw[0]
 
 
 def test_passwords_never_reach_cli_output_or_dry_run_sql(db: TestDatabase) -> None:

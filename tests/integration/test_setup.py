@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from tests.conftest import DB_PREFIX, ROLE_PREFIX, drop_database, make_settings, run_cli
+from tests.conftest import DB_PREFIX, ROLE_PREFIX, admin, drop_database, make_settings, run_cli
 from tradedb.ops import setup as provision
 from tradedb.settings import Settings, with_dbname
 
@@ -43,7 +45,7 @@ def test_setup_from_empty_then_again_changes_nothing(server_url: str, fresh: Set
     first = provision.setup(settings=fresh, url=server_url)
     assert f"create database {fresh.trading_db_name}" in first.actions
     assert f"create database {fresh.prefect_db_name}" in first.actions
-    assert "migrated 0001, 0002, 0003, 0004" in first.actions
+    assert "migrated 0001, 0002, 0003, 0004, 0005" in first.actions
     assert first.problems == []
     before = snapshot(server_url, fresh)
     assert len(before["config"]) == 4
@@ -111,8 +113,7 @@ def test_service_role_cannot_write_another_schema(server_url: str, fresh: Settin
 
 def test_setup_cli_twice(server_url: str, fresh: Settings) -> None:
     env = {
-        "DATABASE_URL": server_url,
-        "TRADING_DB_NAME": fresh.trading_db_name,
+        "DATABASE_URL": with_dbname(server_url, fresh.trading_db_name),
         "PREFECT_DB_NAME": fresh.prefect_db_name,
         "TRADEDB_ROLE_PREFIX": ROLE_PREFIX,
     }
@@ -120,27 +121,82 @@ def test_setup_cli_twice(server_url: str, fresh: Settings) -> None:
 
     first = run_cli("setup", env=cli_env(**env))
     assert first.returncode == 0, first.stderr
-    assert "migrated 0001, 0002, 0003, 0004" in first.stdout
+    assert "migrated 0001, 0002, 0003, 0004, 0005" in first.stdout
     second = run_cli("setup", env=cli_env(**env))
     assert second.returncode == 0, second.stderr
     assert "nothing to change" in second.stdout
 
 
-def test_setup_prefect_prints_the_orchestrator_url_masked(server_url: str, fresh: Settings) -> None:
+def test_setup_prefect_prints_the_orchestrators_own_login(server_url: str, fresh: Settings) -> None:
+    login = f"tdbt_orch_{uuid.uuid4().hex[:8]}"
+    try:
+        orchestrators_own_login(server_url, fresh, login)
+    finally:
+        drop_database(server_url, fresh.prefect_db_name)
+        with admin(server_url) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+
+
+def orchestrators_own_login(server_url: str, fresh: Settings, login: str) -> None:
     from tests.conftest import cli_env
 
     env = cli_env(
-        DATABASE_URL=server_url,
-        TRADING_DB_NAME=fresh.trading_db_name,
+        DATABASE_URL=with_dbname(server_url, fresh.trading_db_name),
         PREFECT_DB_NAME=fresh.prefect_db_name,
         TRADEDB_ROLE_PREFIX=ROLE_PREFIX,
+        PREFECT_DB_USER=login,
     )
     result = run_cli("setup", "--prefect", env=env)
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("PREFECT_API_DATABASE_CONNECTION_URL="))
-    assert line.startswith("PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://")
+    assert line.startswith(f"PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://{login}:***@")
     assert line.endswith(f"/{fresh.prefect_db_name}")
-    password = psycopg.conninfo.conninfo_to_dict(server_url).get("password")
-    if password:
-        assert str(password) not in result.stdout
-        assert ":***@" in line
+    assert "generated password" in result.stderr
+    admin_password = psycopg.conninfo.conninfo_to_dict(server_url).get("password")
+    if admin_password:
+        assert str(admin_password) not in result.stdout + result.stderr
+    # With PREFECT_DB_PASSWORD, setup gives the login that password; the login owns (only) its database.
+    env["PREFECT_DB_PASSWORD"] = "orchestrator-pw"
+    again = run_cli("setup", "--prefect", "--show-password", env=env)
+    assert again.returncode == 0, again.stderr
+    url = next(x for x in again.stdout.splitlines() if x.startswith("PREFECT_API_DATABASE_CONNECTION_URL="))
+    libpq = url.split("=", 1)[1].replace("postgresql+asyncpg://", "postgresql://")
+    with psycopg.connect(libpq) as conn:
+        row = conn.execute(
+            "SELECT current_user, pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+        conn.execute("CREATE TABLE prefect_probe (id int)")
+    assert row == (login, login)
+    with (
+        psycopg.connect(with_dbname(libpq, fresh.trading_db_name)) as trading,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        trading.execute("SELECT key FROM shared.system_config")  # nothing of the trading database
+    assert "orchestrator-pw" not in run_cli("setup", "--prefect", env=env).stdout
+
+
+def test_the_database_in_database_url_is_the_one_set_up_and_used(server_url: str, fresh: Settings) -> None:
+    """A new user's `DATABASE_URL=.../mydb tradedb setup`: setup, migrate, verify and the application all use mydb."""
+    from tests.conftest import cli_env
+
+    env = cli_env(
+        DATABASE_URL=with_dbname(server_url, fresh.trading_db_name),
+        PREFECT_DB_NAME=fresh.prefect_db_name,
+        TRADEDB_ROLE_PREFIX=ROLE_PREFIX,
+    )
+    done = run_cli("setup", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"create database {fresh.trading_db_name}" in done.stdout
+    status = run_cli("migrate", "status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["pending"] == []
+    assert run_cli("verify", env=env).returncode == 0
+    with psycopg.connect(with_dbname(server_url, fresh.trading_db_name)) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'execution'").fetchone()
+    assert tables is not None and int(str(tables[0])) >= 5
+    with psycopg.connect(server_url) as conn:
+        stray = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'execution'").fetchone()
+    assert stray == (0,)  # nothing landed in the server's maintenance database
+    conflict = run_cli("verify", env={**env, "TRADING_DB_NAME": "trading_system"})
+    assert conflict.returncode == 2
+    assert "DATABASE_URL names database" in conflict.stderr and "TRADING_DB_NAME" in conflict.stderr

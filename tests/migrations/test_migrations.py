@@ -24,7 +24,8 @@ def table_count(db: TestDatabase) -> int:
         row = conn.execute(
             "SELECT count(*) FROM pg_tables WHERE schemaname IN ('shared', 'execution', 'data_ingestion')"
         ).fetchone()
-    return int(row[0])  # type: ignore[index]
+    assert row is not None
+    return int(str(row[0]))
 
 
 def test_upgrade_downgrade_and_status(empty_db: TestDatabase) -> None:

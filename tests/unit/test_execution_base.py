@@ -70,7 +70,7 @@ def test_closing_exactly_clears_the_average() -> None:
     state = base.normalized(
         base.replay([("sell", Decimal(3), Decimal(50), Decimal(0)), ("buy", Decimal(3), Decimal(40), Decimal(0))])
     )
-    assert (state.quantity, state.avg_price, state.realized_pnl) == (0, None, Decimal(30))
+    assert (state.quantity, state.avg_price, state.realized_pnl) == (Decimal(0), None, Decimal(30))
 
 
 @pytest.mark.parametrize(
@@ -155,4 +155,4 @@ def test_fill_validation(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         base.fill_input(
             values.pop("execution_id"), values.pop("order_id"), values.pop("quantity"), values.pop("price"), **values
-        )  # type: ignore[arg-type]
+        )

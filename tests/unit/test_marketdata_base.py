@@ -45,7 +45,7 @@ def test_naive_times_are_refused_unless_a_zone_is_given() -> None:
 
 
 def table(**columns: object) -> pa.Table:
-    return pa.table({k: pa.array(v) for k, v in columns.items()})  # type: ignore[arg-type]
+    return pa.table({k: pa.array(v) for k, v in columns.items()})
 
 
 def test_checks_find_each_defect() -> None:
@@ -118,7 +118,7 @@ def test_csv_splitter_cuts_whole_lines_and_repeats_the_header() -> None:
     splitter = read.CsvSplitter(1024)
     lines = [b"a,b\n"] + [f"{i},{'x' * (i % 50)}\n".encode() for i in range(500)]
     stream = b"".join(lines)
-    pieces = []
+    pieces: list[bytes] = []
     for start in range(0, len(stream), 333):
         pieces.extend(splitter.feed(stream[start : start + 333]))
     rest = splitter.finish()
@@ -162,6 +162,16 @@ def test_adjustment_of_splits_and_dividends() -> None:
     )
     assert out["close"].to_pylist() == pytest.approx([49.5, 50.0, 50.0])
     assert out["volume"].to_pylist() == [20.0, 20.0, 20.0]
+    # Quandl/CRSP style: the ex-date's close over itself plus the dividend (100 / 101), then the split.
+    ex_close = read.adjust(
+        bars,
+        [
+            {"ex_date": date(2026, 1, 6), "kind": "dividend", "value": 1},
+            {"ex_date": date(2026, 1, 7), "kind": "split", "value": 2},
+        ],
+        "ex_close",
+    )
+    assert ex_close["close"].to_pylist() == pytest.approx([100 * 100 / 101 / 2, 50.0, 50.0], rel=1e-15)
     assert out["factor"].to_pylist() == pytest.approx([0.495, 0.5, 1.0])
 
 
@@ -177,14 +187,17 @@ def test_vendor_column_aliases_and_sides() -> None:
             "symbol": ["ESU4"],
         }
     )
-    trades = ingest_files.canonical(raw, "trades")
+    ready = ingest_files.canonical(raw, "trades")
+    trades = ready.table
     assert trades.column_names == ["ts", "symbol", "price", "size", "aggressor_side"]
+    assert (ready.time_source, ready.ignored) == ("ts_event", ["ts_recv", "sequence"])
     assert trades["ts"].to_pylist() == ["2024-07-01T23:58:00Z"]
     assert trades["aggressor_side"].to_pylist() == ["sell"]
     maker = ingest_files.canonical(
-        pa.table({"timestamp": [1], "price": [1.0], "quantity": [1.0], "buyer_maker": ["True"]}), "trades"
-    )
+        pa.table({"timestamp": [1610064000278], "price": [1.0], "quantity": [1.0], "buyer_maker": ["True"]}), "trades"
+    ).table
     assert maker["aggressor_side"].to_pylist() == ["sell"]
+    assert maker["ts"].to_pylist() == [datetime(2021, 1, 8, 0, 0, 0, 278000, tzinfo=UTC)]  # epoch milliseconds
     with pytest.raises(ValidationError, match="no time column"):
         ingest_files.canonical(pa.table({"price": [1.0]}), "trades")
 

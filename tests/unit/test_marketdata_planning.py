@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,7 +25,7 @@ def test_subtract_and_merge_match_sets(batch_windows: list[tuple[int, int]], win
         cleared = merge_interval(cleared, w)
     assert points(cleared) == points(batch_windows)
     assert cleared == sorted(cleared)
-    assert all(b + 1 < a2 for (_, b), (a2, _) in zip(cleared, cleared[1:], strict=False))  # disjoint, not touching
+    assert all(b + 1 < a2 for (_, b), (a2, _) in itertools.pairwise(cleared))  # disjoint, not touching
     lo, hi = window[0], window[0] + window[1]
     parts = subtract_intervals((lo, hi), cleared)
     assert points(parts) == set(range(lo, hi + 1)) - points(cleared)

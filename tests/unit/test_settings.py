@@ -15,7 +15,9 @@ from tradedb.settings import load_settings, normalize_url, url_dbname, with_dbna
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
-        if name.startswith(("TRADEDB_", "DATABASE_", "POSTGRES_")) or name in ("TRADING_DB_NAME", "PREFECT_DB_NAME"):
+        if name.startswith(
+            ("TRADEDB_", "DATABASE_", "POSTGRES_", "TRADING_DB_", "PREFECT_DB_", "REDIS_", "TIMESCALEDB_")
+        ):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
@@ -148,3 +150,78 @@ def test_ordinary_variables_do_not_leak_into_settings(monkeypatch: pytest.Monkey
     settings = load_settings()
     assert settings.home is None
     assert settings.profile == "development"
+
+
+def test_the_database_in_the_url_is_the_trading_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw@db.example:5432/mydb")
+    settings = load_settings()
+    assert settings.trading_db_name == "mydb"
+    assert url_dbname(settings.configured_url() or "") == "mydb"
+    monkeypatch.setenv("TRADING_DB_NAME", "mydb")
+    assert load_settings().trading_db_name == "mydb"  # the same name twice is no conflict
+    monkeypatch.setenv("TRADING_DB_NAME", "trading_system")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "DATABASE_URL" in info.value.message and "TRADING_DB_NAME" in info.value.message
+    assert "'mydb'" in info.value.message and "pw" not in info.value.message
+
+
+def test_a_url_without_a_database_is_completed_by_trading_db_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example:5432")
+    assert url_dbname(load_settings().configured_url() or "") == "trading_system"
+    monkeypatch.setenv("TRADING_DB_NAME", "desk")
+    assert url_dbname(load_settings().configured_url() or "") == "desk"
+
+
+@pytest.mark.parametrize(
+    ("variables", "mode"),
+    [
+        ({"DATABASE_TLS_ENABLED": "true"}, "require"),
+        ({"DATABASE_TLS_ENABLED": "true", "DATABASE_TLS_CA_PATH": "/etc/ca.pem"}, "verify-full"),
+        ({"DATABASE_TLS_ENABLED": "true", "DATABASE_TLS_MODE": "verify-ca"}, "verify-ca"),
+        ({"DATABASE_TLS_ENABLED": "false"}, "disable"),
+    ],
+)
+def test_the_seeds_tls_variables_are_honoured(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], mode: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example/x")
+    monkeypatch.setenv("DATABASE_TLS_CERT_PATH", "/etc/client.pem")
+    monkeypatch.setenv("DATABASE_TLS_KEY_PATH", "/etc/client.key")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    options = load_settings().connection_options()
+    assert options["sslmode"] == mode
+    assert (options["sslcert"], options["sslkey"]) == ("/etc/client.pem", "/etc/client.key")
+    if "DATABASE_TLS_CA_PATH" in variables:
+        assert options["sslrootcert"] == "/etc/ca.pem"
+
+
+def test_tls_asked_for_never_falls_back_to_plain_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DATABASE_TLS_ENABLED=true\nDATABASE_TLS_MODE=prefer\n")
+    with pytest.raises(ConfigError, match="DATABASE_TLS_ENABLED=true but DATABASE_TLS_MODE=prefer"):
+        load_settings()
+
+
+def test_the_seeds_user_prefect_and_redis_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTGRES_HOST", "db.example")
+    monkeypatch.setenv("TRADING_DB_USER", "trader")
+    monkeypatch.setenv("TRADING_DB_PASSWORD", "s3cret")
+    monkeypatch.setenv("PREFECT_DB_USER", "orchestrator")
+    monkeypatch.setenv("REDIS_HOST", "cache.example")
+    monkeypatch.setenv("REDIS_PORT", "6380")
+    settings = load_settings()
+    assert settings.configured_url() == "postgresql://trader:s3cret@db.example:5432/trading_system"
+    assert settings.prefect_role() == "orchestrator"
+    assert settings.redis_address() == "redis://cache.example:6380/0"
+    monkeypatch.setenv("REDIS_URL", "rediss://:pw@cache.example:6380/1")
+    assert load_settings().redis_address() == "rediss://:pw@cache.example:6380/1"
+    monkeypatch.setenv("REDIS_URL", "http://cache.example")
+    with pytest.raises(ConfigError, match="REDIS_URL must start with"):
+        load_settings().redis_address()
+
+
+def test_timescaledb_variables_are_refused_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TIMESCALEDB_COMPRESSION=true\n")
+    with pytest.raises(ConfigError, match="TIMESCALEDB_COMPRESSION: not read by tradedb"):
+        load_settings()

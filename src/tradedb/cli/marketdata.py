@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tradedb.cli._common import _cell, _database, _print_json, _settings, app, err, out
-from tradedb.marketdata import WriteResult, securities
+from tradedb.marketdata import WriteResult, check_corporate_actions, check_timeframe, check_write_options, securities
 from tradedb.marketdata import files as ingest_files
 from tradedb.ops import maintenance
 
@@ -41,6 +41,17 @@ BatchOpt = Annotated[int, typer.Option(help="Rows per batch (each batch is one t
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ExchangeOpt = Annotated[str | None, typer.Option(help="MIC of the listing venue, to resolve symbols.")]
 AssetOpt = Annotated[str, typer.Option(help="Asset type of securities created by --create-securities.")]
+TimeColumnOpt = Annotated[
+    str | None,
+    typer.Option(help="Column holding the time (default: the first of ts, timestamp, datetime, time, date...)."),
+]
+TimeFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="How times are written: a strptime format (e.g. %Y%m%d%H%M) or epoch-s, epoch-ms, epoch-us, epoch-ns "
+        "(default: ISO text, YYYYMMDD[hhmm[ss]] integers and epoch integers are recognised)."
+    ),
+]
 
 
 def _write(kind: str, table: Any, options: dict[str, Any], *, label: str) -> WriteResult:
@@ -60,9 +71,9 @@ def _write(kind: str, table: Any, options: dict[str, Any], *, label: str) -> Wri
             return writer(table, progress=lambda done: progress.update(task, completed=done), **options)  # type: ignore[no-any-return]
 
 
-def _report(results: list[WriteResult], as_json: bool) -> None:
+def _report(results: list[WriteResult], as_json: bool, notes: dict[str, Any] | None = None) -> None:
     if as_json:
-        _print_json([r.as_dict() for r in results])
+        _print_json([{**r.as_dict(), **(notes or {})} for r in results])
         return
     table = Table("table", "rows", "written", "skipped", "rejected", "replaced", "rows/s", "findings")
     for r in results:
@@ -86,6 +97,38 @@ def _options(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _read(
+    kind: str, file: Path, *, fmt: str | None, symbol: str | None, time_column: str | None, time_format: str | None
+) -> tuple[ingest_files.FileTable, Any, str]:
+    """Read a vendor file for ``kind``; say on stderr where the times came from and which columns were left out."""
+    chosen = ingest_files.detect_format(file, fmt)
+    raw = ingest_files.read_table(file, chosen)
+    first_line = {"csv": 2, "histdata": 1}.get(chosen)
+    if file.name.endswith((".tar.gz", ".tgz", ".tar")):
+        first_line = None  # several files concatenated: rows are numbered instead
+    ready = ingest_files.canonical(
+        raw,
+        kind,
+        symbol=symbol,
+        time_column=time_column,
+        time_format=time_format,
+        first_line=first_line,
+        name=file.name,
+    )
+    err.print(f"times from {ready.time_source}", highlight=False)
+    if ready.ignored:
+        err.print(f"ignored columns (not {kind} columns): {', '.join(ready.ignored)}", highlight=False)
+    return ready, raw, chosen
+
+
+#: The writer options checked before a file is read (bad arguments fail fast, before a large file is parsed).
+_CHECKED = ("on_conflict", "policy", "batch_rows", "writers")
+
+
+def _notes(ready: ingest_files.FileTable) -> dict[str, Any]:
+    return {"time_column": ready.time_source, "ignored_columns": ready.ignored}
+
+
 def _ingest(
     kind: str,
     file: Path,
@@ -94,15 +137,18 @@ def _ingest(
     fmt: str | None,
     symbol: str | None,
     tz: str | None,
+    time_column: str | None,
+    time_format: str | None,
     options: dict[str, Any],
-) -> tuple[WriteResult, Any]:
-    chosen = ingest_files.detect_format(file, fmt)
-    raw = ingest_files.read_table(file, chosen)
+) -> tuple[WriteResult, ingest_files.FileTable]:
+    check_write_options(source=source, **{k: v for k, v in options.items() if k in _CHECKED})
+    if options.get("timeframe") is not None:
+        check_timeframe(options["timeframe"])
+    ready, _, chosen = _read(kind, file, fmt=fmt, symbol=symbol, time_column=time_column, time_format=time_format)
     if chosen == "histdata" and tz is None:
         tz = ingest_files.HISTDATA_TZ
-    table = ingest_files.canonical(raw, kind, symbol=symbol)
-    result = _write(kind, table, {**options, **_options(source=source, symbol=symbol, tz=tz)}, label=f"{kind}")
-    return result, raw
+    extra = _options(source=source, symbol=symbol, tz=tz, first_line=ready.first_line)
+    return _write(kind, ready.table, {**options, **extra}, label=kind), ready
 
 
 def _tick_command(kind: str, what: str) -> None:
@@ -120,6 +166,8 @@ def _tick_command(kind: str, what: str) -> None:
         asset_type: AssetOpt = "equity",
         exchange: ExchangeOpt = None,
         batch_rows: BatchOpt = 100_000,
+        time_column: TimeColumnOpt = None,
+        time_format: TimeFormatOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         options = _options(
@@ -130,8 +178,18 @@ def _tick_command(kind: str, what: str) -> None:
             exchange=exchange,
             batch_rows=batch_rows,
         )
-        result, _ = _ingest(kind, file, source=source, fmt=fmt, symbol=symbol, tz=tz, options=options)
-        _report([result], as_json)
+        result, ready = _ingest(
+            kind,
+            file,
+            source=source,
+            fmt=fmt,
+            symbol=symbol,
+            tz=tz,
+            time_column=time_column,
+            time_format=time_format,
+            options=options,
+        )
+        _report([result], as_json, _notes(ready))
 
     command.__doc__ = what
     ingest_app.command(kind)(command)
@@ -155,10 +213,12 @@ def ingest_bars(
     asset_type: AssetOpt = "equity",
     exchange: ExchangeOpt = None,
     batch_rows: BatchOpt = 100_000,
+    time_column: TimeColumnOpt = None,
+    time_format: TimeFormatOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Load OHLCV bars; dates are session dates (stored at 00:00 UTC). ``dividend``/``split`` columns become
-    corporate actions."""
+    """Load OHLCV bars; dates are session dates (stored at 00:00 UTC). Dividend and split columns (zipline's
+    dividend/split, Quandl WIKI's ex-dividend/split_ratio) become corporate actions."""
     options = _options(
         on_conflict=on_conflict,
         policy=policy,
@@ -168,13 +228,20 @@ def ingest_bars(
         batch_rows=batch_rows,
         timeframe=timeframe,
     )
-    result, raw = _ingest("bars", file, source=source, fmt=fmt, symbol=symbol, tz=tz, options=options)
-    actions = ingest_files.corporate_actions(raw, symbol)
+    check_write_options(source=source, **{k: v for k, v in options.items() if k in _CHECKED})
+    check_timeframe(timeframe)
+    ready, raw, _ = _read("bars", file, fmt=fmt, symbol=symbol, time_column=time_column, time_format=time_format)
+    # Bars and their corporate actions are one unit: every action is checked before any bar is written.
+    actions = ingest_files.corporate_actions(raw, symbol, name=file.name, first_line=ready.first_line)
+    check_corporate_actions(actions)
+    extra = _options(source=source, symbol=symbol, tz=tz, first_line=ready.first_line)
+    result = _write("bars", ready.table, {**options, **extra}, label="bars")
+    stored = 0
     if actions:
         with _database() as db:
             stored = db.market_data.write_corporate_actions(actions, source=source)
-        err.print(f"{stored} corporate action(s) stored")
-    _report([result], as_json)
+    err.print(f"{stored} corporate action(s) found and stored" if actions else "0 corporate actions found")
+    _report([result], as_json, {**_notes(ready), "corporate_actions": stored})
 
 
 @ingest_app.command("lobster")

@@ -39,8 +39,15 @@ def setup(
     settings = _settings()
     report = provision.setup(settings=settings, dry_run=dry_run)
     if prefect and not dry_run:
-        url = provision.prefect_database_url(settings, server_url(settings), show_password=show_password)
+        url = provision.prefect_database_url(
+            settings, server_url(settings), password=report.prefect_password, show_password=show_password
+        )
         out.print(f"PREFECT_API_DATABASE_CONNECTION_URL={url}", highlight=False, soft_wrap=True)
+        if report.prefect_password is not None and not show_password:
+            err.print(
+                f"the login {settings.prefect_role()} was created with a generated password that is not kept: set "
+                "PREFECT_DB_PASSWORD and run setup again to give it yours (or pass --show-password when it is created)"
+            )
     if dry_run:
         for statement in report.sql:
             sys.stdout.write(statement.rstrip().rstrip(";") + ";\n")

@@ -5,27 +5,44 @@ input and datasets in ``_datasets``, checks in ``_quality``, the binary COPY enc
 planning in ``_planning``, read helpers in ``_reading``, the SQL in ``_sql``; vendor files in ``files``, the
 security master's bulk upsert in ``securities`` and coverage bookkeeping for maintenance in ``coverage``.
 
-The types load on first use: importing this package (e.g. for ``coverage``) does not load pyarrow or numpy.
+The names below load on first use: importing this package (e.g. for ``coverage``) loads neither pyarrow nor numpy.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tradedb.marketdata._datasets import OnConflict, Policy
+    from tradedb.marketdata._datasets import OnConflict, Policy, check_write_options
     from tradedb.marketdata._planning import WriteOptions, WriteResult
+    from tradedb.marketdata._reading import check_actions as check_corporate_actions
+    from tradedb.marketdata._reading import check_timeframe
 
-__all__ = ["OnConflict", "Policy", "WriteOptions", "WriteResult"]
+#: Public name -> (private module, its name there).
+_LAZY = {
+    "OnConflict": ("_datasets", "OnConflict"),
+    "Policy": ("_datasets", "Policy"),
+    "check_write_options": ("_datasets", "check_write_options"),
+    "WriteOptions": ("_planning", "WriteOptions"),
+    "WriteResult": ("_planning", "WriteResult"),
+    "check_corporate_actions": ("_reading", "check_actions"),
+    "check_timeframe": ("_reading", "check_timeframe"),
+}
+
+__all__ = [
+    "OnConflict",
+    "Policy",
+    "WriteOptions",
+    "WriteResult",
+    "check_corporate_actions",
+    "check_timeframe",
+    "check_write_options",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("WriteResult", "WriteOptions"):
-        from tradedb.marketdata import _planning
-
-        return getattr(_planning, name)
-    if name in ("OnConflict", "Policy"):
-        from tradedb.marketdata import _datasets
-
-        return getattr(_datasets, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)

@@ -37,6 +37,8 @@ class Field:
     required: bool = False
     #: Allowed values of a text column.
     choices: tuple[str, ...] = ()
+    #: The longest text the column holds (longer is an ``invalid_value`` finding).
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,13 @@ TIMEFRAME_FIELD = Field("timeframe", "text", required=True)
 QUOTES = Dataset(
     "quotes",
     "quotes",
-    (Field("bid", "float"), Field("ask", "float"), Field("bid_size", "float"), Field("ask_size", "float")),
+    (
+        Field("bid", "float"),
+        Field("ask", "float"),
+        Field("bid_size", "float"),
+        Field("ask_size", "float"),
+        Field("contributor", "text", max_length=64),
+    ),
     prices=("bid", "ask"),
     sizes=("bid_size", "ask_size"),
 )
@@ -134,6 +142,31 @@ def check_choice(value: str, choices: Sequence[str], what: str) -> str:
     if value not in choices:
         raise ValidationError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def check_write_options(
+    *,
+    source: Any,
+    on_conflict: Any = "append",
+    policy: Any = "reject",
+    batch_rows: Any = DEFAULT_BATCH_ROWS,
+    writers: Any = 2,
+    first_line: Any = None,
+) -> None:
+    """Validate a writer's options (what a CLI checks before it reads a file); raise ValidationError naming one."""
+    check_source(source)
+    check_writers(writers)
+    check_choice(on_conflict, ON_CONFLICT, "on_conflict")
+    check_choice(policy, POLICIES, "policy")
+    check_batch_rows(batch_rows)
+    check_first_line(first_line)
+
+
+def check_first_line(first_line: Any) -> int | None:
+    """Validate ``first_line`` (the file line of an input's first row), None when rows are not from a file."""
+    if first_line is not None and (isinstance(first_line, bool) or not isinstance(first_line, int) or first_line < 1):
+        raise ValidationError(f"first_line must be a positive integer, got {first_line!r}")
+    return first_line
 
 
 def check_source(source: Any) -> str:

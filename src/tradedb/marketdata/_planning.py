@@ -19,7 +19,6 @@ from tradedb.marketdata._datasets import (
     Dataset,
     OnConflict,
     Policy,
-    iter_tables,
     map_symbols,
     module_of,
     normalize,
@@ -82,6 +81,8 @@ class WriteOptions(TypedDict, total=False):
     writers: int
     #: Called with the number of rows done so far.
     progress: Progress | None
+    #: For rows read from a file: the file line of the first row, so that messages name lines, not row numbers.
+    first_line: int | None
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class PrepareOptions:
     asset_type: str = "equity"
     currency: str = "USD"
     timeframe: str | None = None
+    first_line: int | None = None
 
 
 @dataclass
@@ -104,6 +106,8 @@ class Batch:
     table: pa.Table
     findings: Findings
     offset: int
+    #: Rows of a file are named by their line: the line of the input's first row (None: rows are numbered).
+    first_line: int | None = None
 
 
 @dataclass
@@ -119,19 +123,21 @@ class Plan:
     source: str
 
     def quality_params(self, dataset: Dataset) -> tuple[Any, ...]:
-        """Parameters of the quality-log insert (one row per finding row)."""
+        """Parameters of the quality-log insert: one row per finding (a row with two findings is logged under
+        each check type, so every finding is queryable by its check)."""
         from psycopg.types.json import Jsonb
 
-        ids = [d["values"].get("security_id") for d in self.logged]
-        times = [d["values"].get("ts") for d in self.logged]
+        logged = [
+            (d, reason, status) for d, status in zip(self.logged, self.status, strict=True) for reason in d["reasons"]
+        ]
         return (
-            ids,
-            [dataset.table] * len(self.logged),
-            [self.source] * len(self.logged),
-            [d["reasons"][0] for d in self.logged],
-            self.status,
-            times,
-            [Jsonb(d) for d in self.logged],
+            [d["values"].get("security_id") for d, _, _ in logged],
+            [dataset.table] * len(logged),
+            [self.source] * len(logged),
+            [reason for _, reason, _ in logged],
+            [status for _, _, status in logged],
+            [d["values"].get("ts") for d, _, _ in logged],
+            [Jsonb(d) for d, _, _ in logged],
         )
 
 
@@ -311,7 +317,7 @@ def cook(
                 return Cooked(table, offset, missing_ids=absent)
         unknown = unknown_ids(table["security_id"], set(known_ids))
     cooked = Cooked(table, offset)
-    cooked.batch = Batch(table, check(table, dataset, unknown), offset)
+    cooked.batch = Batch(table, check(table, dataset, unknown), offset, options.first_line)
     cooked.plan = plan = plan_batch(dataset, cooked.batch, recipe.source, recipe.policy)
     if plan.rows.num_rows:
         cooked.payload = encode_copy(plan.rows, dataset.data_columns, {"source": recipe.source})
@@ -338,16 +344,6 @@ def names_in(items: Sequence[tuple[pa.Table, int]], options: PrepareOptions) -> 
     return sorted(symbols), sorted(ids)
 
 
-def in_window_order(data: Any, dataset: Dataset) -> pa.Table:
-    """An in-memory input as one Arrow table sorted by security and time (for ``replace``)."""
-    table = pa.concat_tables(list(iter_tables(data, dataset, 1 << 62))) if not isinstance(data, pa.Table) else data
-    keys = [k for k in ("security_id", "symbol", "timeframe", "ts") if k in table.column_names]
-    try:
-        return table.sort_by([(k, "ascending") for k in keys]) if keys else table
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return table  # unsortable columns: normalize() names them when the batch is read
-
-
 def with_offsets(tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, int]]:
     offset = 0
     for table in tables:
@@ -367,7 +363,7 @@ def raise_if_rejected(dataset: Dataset, batch: Batch, *, written_before: int = 0
     bad = np.flatnonzero(batch.findings.bad())
     if bad.size == 0:
         return
-    described = describe(batch.table, batch.findings, bad[:5], batch.offset)
+    described = describe(batch.table, batch.findings, bad[:5], batch.offset, batch.first_line)
     message = reject_message(dataset, described, int(bad.size))
     if written_before:
         message += f" (earlier batches of this stream, {written_before} rows, were written)"
@@ -385,7 +381,7 @@ def plan_batch(dataset: Dataset, batch: Batch, source: str, policy: str) -> Plan
     flagged = findings.bad()
     rows = batch.table.filter(pa.array(~excluded)) if excluded.any() else batch.table
     flagged_idx = np.flatnonzero(flagged)
-    logged = describe(batch.table, findings, flagged_idx, batch.offset)
+    logged = describe(batch.table, findings, flagged_idx, batch.offset, batch.first_line)
     status = [FAIL if excluded[i] else WARNING for i in flagged_idx.tolist()]
     return Plan(
         rows=rows,

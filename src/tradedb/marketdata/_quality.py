@@ -86,6 +86,8 @@ def check(table: pa.Table, dataset: Dataset, unknown: np.ndarray | None = None) 
         if f.choices:
             outside = pc.and_(table[f.name].is_valid(), pc.invert(pc.is_in(table[f.name], pa.array(f.choices))))
             findings.add("invalid_value", mask(outside))
+        if f.max_length is not None:
+            findings.add("invalid_value", mask(pc.greater(pc.utf8_length(table[f.name]), f.max_length)))
     if dataset is QUOTES:
         findings.add("crossed_quote", mask(pc.greater(table["bid"], table["ask"])))
     if dataset is BARS:
@@ -140,12 +142,18 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def describe(table: pa.Table, findings: Findings, rows: np.ndarray, offset: int) -> list[dict[str, Any]]:
-    """Return, for each row index in ``rows``, its reasons and values (JSON-ready), numbered from ``offset``."""
+def describe(
+    table: pa.Table, findings: Findings, rows: np.ndarray, offset: int, first_line: int | None = None
+) -> list[dict[str, Any]]:
+    """Return, for each row index in ``rows``, its reasons and values (JSON-ready), numbered from ``offset`` (and,
+    for rows of a file, its line: ``first_line`` is the line of the input's first row)."""
     out = []
     values = table.take(pa.array(rows, pa.int64())).to_pylist() if rows.size else []
     for index, row in zip(rows.tolist(), values, strict=True):
-        out.append({"row": offset + index, "reasons": findings.reasons(index), "values": _json_row(row)})
+        described = {"row": offset + index, "reasons": findings.reasons(index), "values": _json_row(row)}
+        if first_line is not None:
+            described["line"] = first_line + offset + index
+        out.append(described)
     return out
 
 
@@ -163,8 +171,12 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def reject_message(dataset: Dataset, described: list[dict[str, Any]], total: int) -> str:
     """The error of the ``reject`` policy: how many rows failed, and the first few with their reasons."""
-    shown = "; ".join(f"row {d['row']} ({', '.join(d['reasons'])}): {_short(d['values'])}" for d in described[:5])
+    shown = "; ".join(f"{_where(d)} ({', '.join(d['reasons'])}): {_short(d['values'])}" for d in described[:5])
     return f"{total} {dataset.name} row(s) failed quality checks, nothing was written. First: {shown}"
+
+
+def _where(described: Mapping[str, Any]) -> str:
+    return f"line {described['line']}" if "line" in described else f"row {described['row']}"
 
 
 def _short(values: Mapping[str, Any]) -> str:

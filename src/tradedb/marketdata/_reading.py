@@ -56,6 +56,7 @@ _TYPES: dict[str, pa.DataType] = {
     "trade_count": pa.int64(),
     "sequence": pa.int64(),
     "source": pa.string(),
+    "contributor": pa.string(),
     "timeframe": pa.string(),
     "trade_id": pa.string(),
     "aggressor_side": pa.string(),
@@ -119,6 +120,8 @@ def parse_csv(chunks: Sequence[bytes] | bytes, table: str) -> pa.Table:
         io.BytesIO(data),
         convert_options=pacsv.ConvertOptions(
             column_types={n: _TYPES[n] for n in names},
+            # COPY writes NULL as an unquoted empty field and NaN as NaN: only the former is a missing value.
+            null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
         ),
@@ -236,8 +239,13 @@ def month_span(start: datetime, end: datetime) -> pa.Table:
     return pa.table({"ts": pa.array(months, pa.timestamp("us", tz="UTC"))})
 
 
-def adjust(table: pa.Table, actions: list[dict[str, Any]]) -> pa.Table:
+#: How a cash dividend ``d`` adjusts the prices before its ex-date (see ``adjusted_bars``).
+DIVIDEND_METHODS = ("previous_close", "ex_close")
+
+
+def adjust(table: pa.Table, actions: list[dict[str, Any]], dividend_method: str = "previous_close") -> pa.Table:
     """Apply splits and dividends backwards to bars (see ``adjusted_bars``); adds ``factor``."""
+    check_choice(dividend_method, DIVIDEND_METHODS, "dividend_method")
     n = table.num_rows
     if n == 0:
         return table.append_column("factor", pa.array([], pa.float64()))
@@ -254,10 +262,15 @@ def adjust(table: pa.Table, actions: list[dict[str, Any]]) -> pa.Table:
         if action["kind"] in ("split", "reverse_split"):
             price_factor[before] /= value
             volume_factor[before] *= value
-        else:
+        elif dividend_method == "previous_close":
             last = int(np.flatnonzero(before)[-1])
             if close[last] > value:
                 price_factor[before] *= 1.0 - value / close[last]
+        else:
+            on_or_after = np.flatnonzero(~before)
+            if on_or_after.size:  # the first session on or after the ex-date
+                ex_close = close[int(on_or_after[0])]
+                price_factor[before] *= ex_close / (ex_close + value)
     columns = {name: table[name] for name in table.column_names}
     for name in ("open", "high", "low", "close", "vwap"):
         columns[name] = pa.array(table[name].to_numpy(zero_copy_only=False) * price_factor, pa.float64())
@@ -272,18 +285,19 @@ def check_actions(rows: list[Any]) -> list[dict[str, Any]]:
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise ValidationError(f"corporate action {i}: must be a dict")
+        where = str(row.get("line") or f"corporate action {i}")
         if "symbol" not in row and "security_id" not in row:
-            raise ValidationError(f"corporate action {i}: needs symbol or security_id")
-        check_choice(str(row.get("kind")), kinds, f"corporate action {i}: kind")
+            raise ValidationError(f"{where}: needs symbol or security_id")
+        check_choice(str(row.get("kind")), kinds, f"{where}: kind")
         ex_date = row.get("ex_date")
         if not isinstance(ex_date, date):
-            raise ValidationError(f"corporate action {i}: ex_date must be a date")
+            raise ValidationError(f"{where}: ex_date must be a date")
         try:
             value = Decimal(str(row.get("value")))
         except ArithmeticError as exc:
-            raise ValidationError(f"corporate action {i}: value must be a number") from exc
+            raise ValidationError(f"{where}: value must be a number") from exc
         if not value.is_finite() or value <= 0:
-            raise ValidationError(f"corporate action {i}: value must be positive")
+            raise ValidationError(f"{where}: value must be positive")
         day = ex_date.date() if isinstance(ex_date, datetime) else ex_date
         checked.append({**row, "ex_date": day, "value": value})
     return checked

@@ -244,7 +244,7 @@ ORDER BY security_id, ts DESC
 """
 
 READ_COLUMNS: dict[str, tuple[str, ...]] = {
-    "quotes": ("ts", "bid", "ask", "bid_size", "ask_size", "source"),
+    "quotes": ("ts", "bid", "ask", "bid_size", "ask_size", "contributor", "source"),
     "market_trades": ("ts", "price", "size", "trade_id", "aggressor_side", "source"),
     "bars": ("ts", "timeframe", "open", "high", "low", "close", "volume", "trade_count", "vwap", "source"),
     "order_book_events": ("ts", "event_type", "order_ref", "side", "price", "size", "sequence", "source"),
@@ -252,9 +252,16 @@ READ_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def range_query(
-    table: str, security_id: int, start: datetime, end: datetime, *, source: str | None, timeframe: str | None
+    table: str,
+    security_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    source: str | None,
+    timeframe: str | None,
+    contributor: str | None = None,
 ) -> sql.Composed:
-    """Rows of one security in [start, end), optionally of one source (and timeframe), in time order.
+    """Rows of one security in [start, end), optionally of one source (timeframe, contributor), in time order.
 
     Values are inlined as literals (validated by the caller): the same text serves a query and a COPY, which
     takes no parameters.
@@ -268,6 +275,8 @@ def range_query(
         filters.append(sql.SQL("source = {}").format(sql.Literal(source)))
     if timeframe is not None:
         filters.append(sql.SQL("timeframe = {}").format(sql.Literal(timeframe)))
+    if contributor is not None:
+        filters.append(sql.SQL("contributor = {}").format(sql.Literal(contributor)))
     return sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY ts").format(
         sql.SQL(", ").join(sql.Identifier(c) for c in READ_COLUMNS[table]),
         sql.Identifier(SCHEMA, table),

@@ -107,25 +107,30 @@ class MarketData:
         batch_rows: int = base.DEFAULT_BATCH_ROWS,
         writers: int = 2,
         progress: Progress | None = None,
+        first_line: int | None = None,
     ) -> WriteResult:
-        base.check_source(source)
-        base.check_writers(writers)
-        base.check_choice(on_conflict, base.ON_CONFLICT, "on_conflict")
-        base.check_choice(policy, base.POLICIES, "policy")
-        base.check_batch_rows(batch_rows)
+        base.check_write_options(
+            source=source, on_conflict=on_conflict, policy=policy, batch_rows=batch_rows, writers=writers
+        )
         result = write.WriteResult(dataset.table, source)
         started = time.perf_counter()
         table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
         recipe = write.Recipe(
             dataset,
-            write.PrepareOptions(tz, symbol, exchange, create_securities, asset_type, currency, timeframe),
+            write.PrepareOptions(
+                tz,
+                symbol,
+                exchange,
+                create_securities,
+                asset_type,
+                currency,
+                timeframe,
+                base.check_first_line(first_line),
+            ),
             source,
             policy,
             table_interval(table, self._db.settings.tick_partition_interval),
         )
-        if on_conflict == "replace" and write.in_memory(data):
-            # Batches in (security, time) order have disjoint windows: one batch never replaces another's rows.
-            data = write.in_window_order(data, dataset)
         batches = write.with_offsets(base.iter_tables(data, dataset, batch_rows))
         # Appends of different batches cannot interfere: several may run at once, each its own transaction.
         parallel = writers if on_conflict == "append" else 1
@@ -393,9 +398,11 @@ class MarketData:
         source: str | None = None,
         exchange: str | None = None,
         timeframe: str | None = None,
+        contributor: str | None = None,
     ) -> Any:
         """Rows of one security in [start, end), in time order, as ``as_``: "rows" (dicts), "arrow" (a pyarrow
-        Table), "pandas" or "polars" (DataFrames). Arrow and DataFrames are read with COPY and parsed in C."""
+        Table), "pandas" or "polars" (DataFrames). Arrow and DataFrames are read with COPY and parsed in C.
+        ``source``, ``timeframe`` (bars) and ``contributor`` (quotes) filter."""
         query = self._range(
             table=table,
             symbol=symbol,
@@ -405,6 +412,7 @@ class MarketData:
             source=source,
             exchange=exchange,
             timeframe=timeframe,
+            contributor=contributor,
         )
         if as_ == "rows":
             return self._db.fetch_all(query)
@@ -425,6 +433,7 @@ class MarketData:
         source: str | None = None,
         exchange: str | None = None,
         timeframe: str | None = None,
+        contributor: str | None = None,
     ) -> Iterator[Any]:
         """Like :meth:`read` for large ranges: yield the rows in pieces of about ``chunk_bytes`` of CSV each
         (Arrow tables, DataFrames or lists of dicts), holding one piece in memory at a time."""
@@ -437,6 +446,7 @@ class MarketData:
             source=source,
             exchange=exchange,
             timeframe=timeframe,
+            contributor=contributor,
         )
         splitter = read.CsvSplitter(chunk_bytes)
         for data in self._copy_out(query):
@@ -457,14 +467,17 @@ class MarketData:
         source: str | None,
         exchange: str | None,
         timeframe: str | None,
+        contributor: str | None,
     ) -> sql.Composed:
         read.check_table(table)
+        if contributor is not None and table != "quotes":
+            raise ValidationError("contributor= filters quotes only")
         read.check_format(as_)
         lo, hi = read.check_range(start, end)
         ids = self.security_ids([symbol], exchange=exchange)
         if timeframe is not None:
             read.check_timeframe(timeframe)
-        return q.range_query(table, ids[symbol], lo, hi, source=source, timeframe=timeframe)
+        return q.range_query(table, ids[symbol], lo, hi, source=source, timeframe=timeframe, contributor=contributor)
 
     def _copy_out(self, query: sql.Composed) -> Iterator[bytes]:
         with self._db.connection(readonly=True) as conn, conn.cursor().copy(q.copy_out(query)) as copy:
@@ -511,17 +524,28 @@ class MarketData:
         return [r["security_id"] for r in rows]
 
     def adjusted_bars(
-        self, symbol: str, start: Any, end: Any, *, timeframe: str = "1d", source: str | None = None, as_: str = "rows"
+        self,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        timeframe: str = "1d",
+        source: str | None = None,
+        as_: str = "rows",
+        dividend_method: str = "previous_close",
     ) -> Any:
         """Bars with splits and dividends of ``corporate_actions`` applied backwards (the latest bar is as traded).
 
-        A split of ``value`` (2 = 2:1) divides earlier prices by it and multiplies earlier volumes; a cash
-        dividend ``d`` multiplies earlier prices by ``1 - d / close`` (close: the last bar before the ex-date).
+        A split of ``value`` (2 = 2:1) divides earlier prices by it and multiplies earlier volumes. A cash dividend
+        ``d`` multiplies earlier prices by, with ``dividend_method``: "previous_close" (the default; Yahoo style)
+        ``1 - d / close_prev`` (the close of the last session before the ex-date), or "ex_close" (Quandl/Nasdaq
+        Data Link and CRSP style) ``close_ex / (close_ex + d)`` (the close of the ex-date's session).
         """
+        base.check_choice(dividend_method, read.DIVIDEND_METHODS, "dividend_method")
         ids = self.security_ids([symbol])
         table = self.read("bars", symbol, start, end, as_="arrow", source=source, timeframe=timeframe)
         actions = self._db.fetch_all(q.CORPORATE_ACTIONS, (ids[symbol],))
-        return read.convert(read.adjust(table, actions), as_)
+        return read.convert(read.adjust(table, actions, dividend_method), as_)
 
     def write_corporate_actions(self, rows: Iterable[dict[str, Any]], *, source: str) -> int:
         """Store dividends and splits: dicts with symbol or security_id, ex_date, kind, value, currency."""

@@ -1,13 +1,18 @@
 """Read vendor files (CSV, Parquet, HistData, LOBSTER, tarballs of CSVs) into Arrow tables the writers accept.
 
 Column names are matched case-insensitively against the aliases vendors use (``timestamp``, ``ts_event``,
-``bid_px_00``, ``quantity``, ``Name``...); columns nobody asked for are left out. Times keep their zone when the
-file has one; naive times need ``tz`` (the writers refuse to guess).
+``bid_px_00``, ``quantity``, ``Name``...); columns nobody asked for are left out and named in the result
+(``FileTable.ignored``). The time comes from one column (any of :data:`TS`, or ``time_column``) or from separate
+date and time columns, as ISO text, text in a strptime ``time_format``, ``YYYYMMDD[hhmm[ss]]`` integers or epoch
+seconds/milliseconds/microseconds/nanoseconds. Times keep their zone when the file has one; naive times need
+``tz`` (the writers refuse to guess). ``NaN`` in a CSV is a NaN (a ``non_finite`` finding), not a missing value.
+Rows are named by their line in the file (1-based, the header counted) in every message.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 import tarfile
 from dataclasses import dataclass
@@ -24,10 +29,32 @@ import pyarrow.parquet as pq
 from tradedb.errors import ValidationError
 
 FORMATS = ("csv", "parquet", "histdata")
-TS = ("ts", "ts_event", "timestamp", "time", "datetime", "date")
+#: Time column spellings, in order of preference (a date column alone is a session date).
+TS = (
+    "ts",
+    "ts_event",
+    "timestamp",
+    "datetime",
+    "date_time",
+    "time",
+    "gmt time",
+    "local time",
+    "ts_recv",
+    "date",
+)
+#: Separate date and time columns, combined when no single time column exists.
+DATE_AND_TIME = (("date", "time"), ("day", "time"), ("trade_date", "trade_time"))
+EPOCH_FORMATS = {"epoch-s": "s", "epoch-ms": "ms", "epoch-us": "us", "epoch-ns": "ns"}
+#: What a number cell of a CSV may say for "no value": blank and the usual NULL spellings, but never NaN (a NaN
+#: price is a finding, as it is for Arrow input).
+NULL_VALUES = ["", "NULL", "null", "N/A", "n/a", "NA", "#N/A"]
+#: Corporate-action columns: zipline (dividend, split) and Quandl/Nasdaq Data Link WIKI (ex-dividend, split_ratio).
+DIVIDEND = ("dividend", "ex-dividend", "ex_dividend", "dividends", "cash_dividend")
+SPLIT = ("split", "split_ratio", "split_factor", "stock splits")
 SYMBOL = ("symbol", "name", "ticker")
 ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "quotes": {
+        "contributor": ("contributor", "venue", "provider", "bank", "lp", "quoter", "publisher"),
         "bid": ("bid", "bid_px_00", "bid_price", "bestbid"),
         "ask": ("ask", "ask_px_00", "ask_price", "bestask"),
         "bid_size": ("bid_size", "bid_sz_00", "bidsize", "bestbidvolume", "bid_volume"),
@@ -55,6 +82,23 @@ SIDE_CODES = {"a": "sell", "b": "buy", "s": "sell", "buy": "buy", "sell": "sell"
 #: NASDAQ Trader exchange letters -> ISO 10383 MICs.
 EXCHANGE_LETTERS = {"N": "XNYS", "P": "ARCX", "Z": "BATS", "A": "XASE", "Q": "XNAS", "V": "IEXG"}
 HISTDATA_TZ = "-05:00"  # HistData.com: Eastern Standard Time all year (no daylight saving)
+#: The columns a file must have for each kind (any one of a group).
+REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "quotes": (("bid", "ask"),),
+    "trades": (("price",), ("size",)),
+    "bars": (("open",), ("high",), ("low",), ("close",)),
+}
+
+
+@dataclass
+class FileTable:
+    """A vendor file made ready for a writer: the table, where its times came from, what was left out."""
+
+    table: pa.Table
+    time_source: str
+    ignored: list[str]
+    #: The file line of the first data row (rows are named by line in messages), or None for Parquet.
+    first_line: int | None
 
 
 def detect_format(path: Path, fmt: str | None) -> str:
@@ -79,9 +123,32 @@ def read_table(path: Path, fmt: str) -> pa.Table:
             return _histdata(path)
         if path.name.endswith((".tar.gz", ".tgz", ".tar")):
             return _tarball(path)
-        return pacsv.read_csv(path)
+        return _check_utf8(pacsv.read_csv(path, convert_options=_CSV_OPTIONS), path.name)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"cannot read {path.name} as {fmt}: {str(exc).splitlines()[0]}") from exc
+
+
+# Text columns never become NULL ("NA" is a ticker); number columns read NaN as NaN.
+_CSV_OPTIONS = pacsv.ConvertOptions(null_values=NULL_VALUES)
+
+
+def _check_utf8(table: pa.Table, name: str, *, first_line: int = 2) -> pa.Table:
+    """Refuse text that is not UTF-8 (Arrow reads such a column as binary), naming the line and column."""
+    for column in table.column_names:
+        if not pa.types.is_binary(table[column].type):
+            continue
+        for index, value in enumerate(table[column].to_pylist()):
+            if value is None:
+                continue
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = value[exc.start : exc.start + 1].hex()
+                raise ValidationError(
+                    f"{name} line {first_line + index}, column {column!r}: not UTF-8 (byte 0x{bad}); "
+                    f"re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                ) from None
+    return table
 
 
 def _tarball(path: Path) -> pa.Table:
@@ -91,7 +158,8 @@ def _tarball(path: Path) -> pa.Table:
             if member.isfile() and member.name.lower().endswith(".csv"):
                 extracted = archive.extractfile(member)
                 assert extracted is not None
-                tables.append(pacsv.read_csv(io.BytesIO(extracted.read())))
+                csv = pacsv.read_csv(io.BytesIO(extracted.read()), convert_options=_CSV_OPTIONS)
+                tables.append(_check_utf8(csv, f"{path.name}:{member.name}"))
     if not tables:
         raise ValidationError(f"{path.name} holds no CSV files")
     return pa.concat_tables(tables, promote_options="permissive")
@@ -117,30 +185,120 @@ def _find(names: dict[str, str], aliases: tuple[str, ...]) -> str | None:
     return None
 
 
-def canonical(raw: pa.Table, kind: str, *, symbol: str | None = None) -> pa.Table:
-    """Pick and rename the columns a writer of ``kind`` (quotes, trades, bars) accepts."""
+def canonical(
+    raw: pa.Table,
+    kind: str,
+    *,
+    symbol: str | None = None,
+    time_column: str | None = None,
+    time_format: str | None = None,
+    first_line: int | None = 2,
+    name: str = "the file",
+) -> FileTable:
+    """Pick and rename the columns a writer of ``kind`` (quotes, trades, bars) accepts; say what was left out."""
     names = {n.lower(): n for n in raw.column_names}
     columns: dict[str, Any] = {}
-    ts = _find(names, TS)
-    if ts is None:
-        raise ValidationError(f"no time column: expected one of {', '.join(TS)}")
-    columns["ts"] = raw[ts]
+    ts, time_source, used = _times(raw, names, time_column, time_format, name)
+    columns["ts"] = ts
     found_symbol = _find(names, SYMBOL)
     if symbol is None and found_symbol is not None:
         columns["symbol"] = raw[found_symbol].cast(pa.string())
+        used.add(found_symbol)
     elif symbol is None and "security_id" in names:
         columns["security_id"] = raw[names["security_id"]]
+        used.add(names["security_id"])
     for field, aliases in ALIASES[kind].items():
         source = _find(names, aliases)
-        if source is None:
+        if source is None or source in used:
             continue
         column = raw[source]
         if field == "aggressor_side":
             column = _sides(column)
-        elif field == "trade_id":
+        elif field in ("trade_id", "contributor"):
             column = column.cast(pa.string())
         columns[field] = column
-    return pa.table(columns)
+        used.add(source)
+    for group in REQUIRED[kind]:
+        if not any(f in columns for f in group):
+            spellings = sorted({a for f in group for a in ALIASES[kind][f]})
+            raise ValidationError(
+                f"{name}: no {' or '.join(group)} column for {kind} (looked for {', '.join(spellings)}); "
+                f"the file has: {', '.join(raw.column_names)}"
+            )
+    if kind == "bars":
+        used |= {c for c in (_find(names, DIVIDEND), _find(names, SPLIT)) if c is not None}
+    ignored = [c for c in raw.column_names if c not in used]
+    return FileTable(pa.table(columns), time_source, ignored, first_line)
+
+
+def _times(
+    raw: pa.Table, names: dict[str, str], time_column: str | None, time_format: str | None, name: str
+) -> tuple[pa.ChunkedArray | pa.Array, str, set[str]]:
+    """The time column (parsed), a description of where it came from, and the columns it used."""
+    if time_column is not None:
+        column = names.get(time_column.lower())
+        if column is None:
+            raise ValidationError(f"{name}: no column {time_column!r}; the file has: {', '.join(raw.column_names)}")
+        return _parse_times(raw[column], time_format, column, name), _said(column, time_format), {column}
+    single = _find(names, TS)
+    for date_name, time_name in DATE_AND_TIME:
+        if date_name in names and time_name in names and single in (None, names[date_name], names[time_name]):
+            day, clock = names[date_name], names[time_name]
+            joined = pc.binary_join_element_wise(raw[day].cast(pa.string()), raw[clock].cast(pa.string()), " ")
+            return (
+                _parse_times(joined, time_format, f"{day} + {clock}", name),
+                _said(f"{day} + {clock}", time_format),
+                {day, clock},
+            )
+    if single is None:
+        raise ValidationError(
+            f"{name}: no time column (looked for {', '.join(TS)}, or date and time columns); pass --time-column; "
+            f"the file has: {', '.join(raw.column_names)}"
+        )
+    return _parse_times(raw[single], time_format, single, name), _said(single, time_format), {single}
+
+
+def _said(column: str, time_format: str | None) -> str:
+    return f"{column} ({time_format})" if time_format else column
+
+
+def _parse_times(column: Any, time_format: str | None, label: str, name: str) -> Any:
+    """Parse a time column: epoch-* units, a strptime format, YYYYMMDD[hhmm[ss]] integers, or Arrow's own types."""
+    try:
+        if time_format in EPOCH_FORMATS:
+            unit = EPOCH_FORMATS[time_format]
+            return pc.cast(column.cast(pa.int64()), pa.timestamp(unit, tz="UTC"))
+        if time_format is not None:
+            return pc.strptime(column.cast(pa.string()), format=time_format, unit="us", error_is_null=False)
+        if pa.types.is_integer(column.type):
+            return _integer_times(column, label, name)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ValidationError(
+            f"{name}: cannot read times from {label} with format {time_format!r}: {str(exc).splitlines()[0]}"
+        ) from None
+    return column  # Arrow times, or ISO text (the writers parse it, zone and all)
+
+
+_DIGITS = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+
+
+def _integer_times(column: Any, label: str, name: str) -> Any:
+    """Integers are calendar digits (YYYYMMDD, YYYYMMDDhhmm, YYYYMMDDhhmmss) or epoch times, told apart by size."""
+    values = pc.drop_null(column)
+    if len(values) == 0:
+        return column
+    low, high = pc.min(values).as_py(), pc.max(values).as_py()
+    digits = {len(str(low)), len(str(high))}
+    if len(digits) == 1 and (width := digits.pop()) in _DIGITS and str(low)[:2] in ("19", "20"):
+        return pc.strptime(column.cast(pa.string()), format=_DIGITS[width], unit="us")
+    # Epoch: the one unit that puts every time between 1971 and 2200.
+    for unit, scale in (("s", 1), ("ms", 1e3), ("us", 1e6), ("ns", 1e9)):
+        if 3.2e7 * scale <= low and high <= 7.3e9 * scale:
+            return pc.cast(column.cast(pa.int64()), pa.timestamp(unit, tz="UTC"))
+    raise ValidationError(
+        f"{name}: cannot tell how the integers in {label} encode times; pass --time-format "
+        f"(a strptime format such as %Y%m%d%H%M, or epoch-s, epoch-ms, epoch-us, epoch-ns)"
+    )
 
 
 def _sides(column: pa.ChunkedArray) -> pa.Array:
@@ -150,28 +308,37 @@ def _sides(column: pa.ChunkedArray) -> pa.Array:
     return pc.take(values, pc.index_in(codes, value_set=keys))
 
 
-def corporate_actions(raw: pa.Table, symbol: str | None) -> list[dict[str, Any]]:
-    """Dividends and splits from zipline-style ``dividend``/``split`` columns (0 and 1 mean none)."""
+def corporate_actions(
+    raw: pa.Table, symbol: str | None, *, name: str = "the file", first_line: int | None = 2
+) -> list[dict[str, Any]]:
+    """Dividends and splits from a bars file's columns: zipline ``dividend``/``split`` and Quandl/Nasdaq Data Link
+    WIKI ``ex-dividend``/``split_ratio`` (0 dividend and 1.0 split mean none). A bad value is refused naming its
+    line, before anything is written."""
     names = {n.lower(): n for n in raw.column_names}
-    if "dividend" not in names and "split" not in names:
+    dividend_column, split_column = _find(names, DIVIDEND), _find(names, SPLIT)
+    if dividend_column is None and split_column is None:
         return []
     date_column = _find(names, TS)
     symbol_column = _find(names, SYMBOL)
     actions = []
-    for row in raw.to_pylist():
+    for index, row in enumerate(raw.to_pylist()):
+        where = f"{name} line {first_line + index}" if first_line is not None else f"{name} row {index}"
         day = row[date_column] if date_column else None
         if isinstance(day, datetime):
             day = day.date()
         who = symbol or (row[symbol_column] if symbol_column else None)
         if not isinstance(day, date) or who is None:
             continue
-        dividend = row.get(names.get("dividend", ""), 0) or 0
-        split = row.get(names.get("split", ""), 1) or 1
+        dividend = row.get(dividend_column or "", 0) or 0
+        split = row.get(split_column or "", 1) or 1
+        for what, value in (("dividend", dividend), ("split", split)):
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValidationError(f"{where}: {what} must be a non-negative number, got {value!r}")
         if dividend:
-            actions.append({"symbol": who, "ex_date": day, "kind": "dividend", "value": dividend})
+            actions.append({"symbol": who, "ex_date": day, "kind": "dividend", "value": dividend, "line": where})
         if split != 1:
             kind = "split" if split > 1 else "reverse_split"
-            actions.append({"symbol": who, "ex_date": day, "kind": kind, "value": split})
+            actions.append({"symbol": who, "ex_date": day, "kind": kind, "value": split, "line": where})
     return actions
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class SetupReport:
     timings: dict[str, float] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     dry_run: bool = False
+    #: The prefect login's password when this run generated it (shown once, on request), else None.
+    prefect_password: str | None = field(default=None, repr=False)
 
 
 class _Runner:
@@ -63,8 +66,17 @@ class _Runner:
     def __init__(self, report: SetupReport) -> None:
         self.report = report
 
-    def run(self, conn: Any, statement: str, action: str | None = None, params: tuple[Any, ...] = ()) -> None:
-        self.report.sql.append(statement if not params else _inline(statement, params))
+    def run(
+        self,
+        conn: Any,
+        statement: str,
+        action: str | None = None,
+        params: tuple[Any, ...] = (),
+        *,
+        shown: str | None = None,
+    ) -> None:
+        """Run (or record) ``statement``; ``shown`` is what the report says instead when it holds a secret."""
+        self.report.sql.append(shown or (statement if not params else _inline(statement, params)))
         if action:
             self.report.actions.append(action)
         if not self.report.dry_run:
@@ -89,6 +101,7 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
     runner = _Runner(report)
     prefix = settings.role_prefix
     owner = roles.owner_role_name(prefix)
+    prefect_login = settings.prefect_role()
     started = time.perf_counter()
 
     with _connect.maintenance_connect(target, settings) as conn:
@@ -113,21 +126,46 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
                 )
             for name in missing:
                 runner.run(conn, roles.create_role_statement(name), f"create role {name}")
+            ensure_prefect_login(existing)
             if not superuser:
-                # Membership lets this user SET ROLE to the owner (migrations) and to services (scoping).
-                for name in roles.all_role_names(prefix):
+                # Membership lets this user SET ROLE to the owner (migrations) and to services (scoping), and make
+                # the prefect login own its database.
+                for name in [*roles.all_role_names(prefix), prefect_login]:
                     runner.run(conn, roles.grant_membership_statement(name, me))
 
+        def ensure_prefect_login(existing: set[str]) -> None:
+            # The orchestrator logs in as a role of its own that owns the prefect database and nothing else.
+            configured = settings.prefect_db_password.get_secret_value() if settings.prefect_db_password else None
+            if prefect_login in existing and configured is None:
+                return
+            password = configured or secrets.token_urlsafe(24)
+            verb = "ALTER" if prefect_login in existing else "CREATE"
+            statement = sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(prefect_login), sql.Literal(password)
+            )
+            masked = sql.SQL(verb + " ROLE {} LOGIN PASSWORD '***'").format(sql.Identifier(prefect_login))
+            action = f"create login {prefect_login}" if verb == "CREATE" else None
+            runner.run(conn, statement.as_string(None), action, shown=masked.as_string(None))
+            if configured is None:
+                report.prefect_password = password
+
         def ensure_databases() -> None:
-            existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
-            for dbname in (settings.trading_db_name, settings.prefect_db_name):
+            rows = conn.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database").fetchall()
+            existing: dict[str, str] = {str(name): str(dba) for name, dba in rows}
+            owners = {settings.trading_db_name: owner, settings.prefect_db_name: prefect_login}
+            for dbname, db_owner in owners.items():
                 if dbname in existing:
+                    if dbname == settings.prefect_db_name and existing[dbname] != db_owner:
+                        statement = sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                            sql.Identifier(dbname), sql.Identifier(db_owner)
+                        )
+                        runner.run(conn, statement.as_string(None), f"database {dbname} owned by {db_owner}")
                     continue
                 if not (superuser or createdb):
                     raise PermissionDenied(f"user {me!r} may not create database {dbname!r}: grant CREATEDB")
-                statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
-                if dbname == settings.trading_db_name:
-                    statement = sql.SQL("{} OWNER {}").format(statement, sql.Identifier(owner))
+                statement = sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(dbname), sql.Identifier(db_owner)
+                )
                 runner.run(conn, statement.as_string(None), f"create database {dbname}")
             runner.run(
                 conn,
@@ -218,13 +256,18 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
     return report
 
 
-def prefect_database_url(settings: Settings, url: str, *, show_password: bool = False) -> str:
-    """Return PREFECT_API_DATABASE_CONNECTION_URL for the prefect database (asyncpg driver), password masked
-    unless ``show_password``."""
+def prefect_database_url(
+    settings: Settings, url: str, *, password: str | None = None, show_password: bool = False
+) -> str:
+    """Return PREFECT_API_DATABASE_CONNECTION_URL (asyncpg driver): the prefect login on the server of ``url``.
+
+    The password is ``password`` (what setup just generated), else PREFECT_DB_PASSWORD; masked unless
+    ``show_password``.
+    """
     params = psycopg.conninfo.conninfo_to_dict(url)
-    user = quote(str(params.get("user") or "postgres"), safe="")
-    password = params.get("password")
-    secret = (quote(str(password), safe="") if show_password else "***") if password else None
+    user = quote(settings.prefect_role(), safe="")
+    known = password or (settings.prefect_db_password.get_secret_value() if settings.prefect_db_password else None)
+    secret = (quote(known, safe="") if show_password else "***") if known else None
     host = str(params.get("host") or "localhost")
     host = f"[{host}]" if ":" in host else host
     auth = f"{user}:{secret}" if secret else user

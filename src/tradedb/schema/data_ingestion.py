@@ -86,6 +86,11 @@ class Quote(Base):
     bid_size: Mapped[float | None] = mapped_column(Float)
     ask_size: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(sa.String(32), comment="Vendor or feed the row came from")
+    contributor: Mapped[str | None] = mapped_column(
+        sa.String(64),
+        comment="Who quoted (bank, venue, market maker) when a source carries several quoters' quotes; quotes "
+        "of different contributors at one instant are distinct rows",
+    )
 
 
 class MarketTrade(Base):
