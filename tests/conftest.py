@@ -132,6 +132,16 @@ class TestDatabase:
 
 
 @pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real market and reference data (../shared/data): skipped where it is absent, a failure in CI."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"real market data not found at {SHARED_DATA}: CI runs the real-data tests")
+        pytest.skip(f"real market data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
 def embedded_home() -> Iterator[Path]:
     """A folder for the session's embedded server."""
     home = shared_tmpdir("tradedb-test-home-")

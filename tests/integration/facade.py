@@ -1,8 +1,13 @@
-"""One test body for both APIs: a thin adapter that drives a Database or an AsyncDatabase the same way."""
+"""One test body for both APIs: the one driver that runs a Database or an AsyncDatabase the same way.
+
+``Api`` holds either; ``api.feature("market_data")`` (or ``execution``) runs any method of that feature to completion,
+awaiting coroutines and collecting async generators on the Api's own event loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +102,43 @@ class Api:
     def stats(self) -> dict[str, dict[str, int]]:
         return self.adb.stats() if self.runner is not None else self.db.stats()
 
+    def feature(self, name: str) -> Feature:
+        return Feature(self, name)
+
+
+class Feature:
+    """``db.<name>`` of either API; a call returns its result (a list for generators), whichever the API."""
+
+    def __init__(self, api: Api, name: str) -> None:
+        self.api = api
+        self.name = name
+
+    @property
+    def kind(self) -> str:
+        return self.api.kind
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __getattr__(self, attribute: str) -> Any:
+        target = self.api.adb if self.api.runner is not None else self.api.db
+        method = getattr(getattr(target, self.name), attribute)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if inspect.isasyncgen(result):
+                generator = result
+
+                async def collect() -> list[Any]:
+                    return [item async for item in generator]
+
+                return self.api._run(collect())
+            if inspect.iscoroutine(result):
+                return self.api._run(result)
+            return list(result) if inspect.isgenerator(result) else result
+
+        return call
+
 
 def _resolve(step: Step, attempt: int) -> tuple[str, tuple[Any, ...] | None]:
     return step(attempt) if callable(step) else step
@@ -118,6 +160,4 @@ async def _astep(conn: Any, step: Step, attempt: int) -> Any:
 
 def call(api: Api, name: str, *args: Any, **kwargs: Any) -> Any:
     """Call ``db.execution.<name>`` on either API."""
-    if api.runner is not None:
-        return api._run(getattr(api.adb.execution, name)(*args, **kwargs))
-    return getattr(api.db.execution, name)(*args, **kwargs)
+    return getattr(api.feature("execution"), name)(*args, **kwargs)

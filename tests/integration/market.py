@@ -1,58 +1,22 @@
-"""Drive ``db.market_data`` of a sync or async Database with the same calls, and small data helpers."""
+"""Market data through the one driver of both APIs, and small data helpers."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-import tradedb
 from tests.conftest import TestDatabase
+from tests.integration.facade import Api, Feature
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
 
-class Market:
-    """Drive ``db.market_data`` of a sync or async Database with the same calls."""
-
-    def __init__(self, kind: str, db: TestDatabase, **kwargs: Any) -> None:
-        self.kind = kind
-        if kind == "async":
-            self.runner: asyncio.Runner | None = asyncio.Runner()
-            self.adb = tradedb.connect_async(db.url, settings=db.settings, **kwargs)
-        else:
-            self.runner = None
-            self.db = tradedb.connect(db.url, settings=db.settings, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        if self.runner is None:
-            return getattr(self.db.market_data, name)
-        method = getattr(self.adb.market_data, name)
-        runner = self.runner
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return runner.run(method(*args, **kwargs))
-
-        return call
-
-    def stream(self, *args: Any, **kwargs: Any) -> list[Any]:
-        if self.runner is None:
-            return list(self.db.market_data.stream(*args, **kwargs))
-
-        async def collect() -> list[Any]:
-            return [piece async for piece in self.adb.market_data.stream(*args, **kwargs)]
-
-        return self.runner.run(collect())
-
-    def close(self) -> None:
-        if self.runner is None:
-            self.db.close()
-        else:
-            self.runner.run(self.adb.close())
-            self.runner.close()
+def Market(kind: str, db: TestDatabase, **kwargs: Any) -> Feature:
+    """``db.market_data`` of a sync or async Database (``kind``), driven the same way (see ``facade``)."""
+    return Api(kind, db.url, db.settings, **kwargs).feature("market_data")
 
 
 def count(db: TestDatabase, table: str, where: str = "true", params: tuple[Any, ...] = ()) -> int:

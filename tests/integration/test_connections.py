@@ -15,6 +15,7 @@ from tradedb import (
     PermissionDenied,
     PoolTimeout,
     RetriesExhausted,
+    TradeDBError,
     ValidationError,
 )
 
@@ -59,8 +60,9 @@ def test_transaction_rolls_back_on_error(api: Api, db: TestDatabase) -> None:
 
 
 def test_readonly_transaction_refuses_writes(api: Api) -> None:
-    with pytest.raises(Exception, match="read-only transaction"):
+    with pytest.raises(TradeDBError, match="read-only transaction") as info:
         api.in_transaction([("INSERT INTO public.attempts VALUES (1, 'x')", None)], readonly=True)
+    assert info.value.sqlstate == "25006"  # read_only_sql_transaction
 
 
 def terminate_on_first_attempt(attempt: int) -> tuple[str, None]:

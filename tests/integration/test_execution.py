@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -275,6 +274,7 @@ def test_cli_positions_and_orders(db: TestDatabase, security: int) -> None:
     positions = run_cli("positions", "--account", account, env=db.env())
     assert positions.returncode == 0, positions.stderr
     assert account in positions.stdout and "12.5" in positions.stdout
+    assert "12.50" not in positions.stdout and "3.000" not in positions.stdout  # no trailing zeros
     orders = run_cli("orders", "--account", account, "--status", "filled", env=db.env())
     assert orders.returncode == 0, orders.stderr
     assert str(placed["order_id"]) in orders.stdout
@@ -402,5 +402,5 @@ def test_verify_reports_positions_that_differ(db: TestDatabase, security: int) -
 
 def test_psycopg_numeric_is_decimal(db: TestDatabase) -> None:
     with db.connect() as conn:
-        assert isinstance(conn.execute("SELECT 1.5::numeric").fetchone()[0], Decimal)  # type: ignore[index]
-    assert psycopg is not None
+        row = conn.execute("SELECT 1.5::numeric").fetchone()
+    assert row is not None and isinstance(row[0], Decimal) and row[0] == Decimal("1.5")

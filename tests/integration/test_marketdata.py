@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 
 import tradedb
 from tests.conftest import TestDatabase
-from tests.integration.market import T0, Market, count, quotes
+from tests.integration.facade import Feature
+from tests.integration.market import T0, count, quotes
 from tradedb import ConfigError, NotFoundError, TradeDBError, ValidationError
 from tradedb.marketdata._sql import LATEST_QUOTES
 
 
-def test_append_skip_replace(md: Market, db: TestDatabase) -> None:
+def test_append_skip_replace(md: Feature, db: TestDatabase) -> None:
     symbol = f"AP{md.kind[0].upper()}"
     data = quotes(symbol, 500)
     first = md.write_quotes(data, source=f"t1-{md.kind}", create_securities=True, batch_rows=128)
@@ -51,7 +52,7 @@ def test_append_skip_replace(md: Market, db: TestDatabase) -> None:
     assert cov[0]["first_ts"] == T0 and cov[0]["last_ts"] == T0 + timedelta(days=1, seconds=19)
 
 
-def test_input_shapes_are_all_accepted(md: Market, db: TestDatabase) -> None:
+def test_input_shapes_are_all_accepted(md: Feature, db: TestDatabase) -> None:
     symbol = f"SH{md.kind[0].upper()}"
     base = quotes(symbol, 3)
     md.write_quotes(base, source=f"shape-arrow-{md.kind}", create_securities=True)
@@ -75,7 +76,7 @@ def test_input_shapes_are_all_accepted(md: Market, db: TestDatabase) -> None:
     assert count(db, "quotes", f"source LIKE 'shape-%%-{md.kind}' AND security_id = %s", (ids[symbol],)) == 7 * 3 + 2
 
 
-def test_policies(md: Market, db: TestDatabase) -> None:
+def test_policies(md: Feature, db: TestDatabase) -> None:
     symbol = f"PO{md.kind[0].upper()}"
     rows = [
         (T0, symbol, 10.0, 10.1, 1.0, 1.0),
@@ -112,7 +113,7 @@ def test_policies(md: Market, db: TestDatabase) -> None:
     assert statuses["duplicate"] == "warning" and statuses["crossed_quote"] == "fail"
 
 
-def test_naive_times_need_a_zone(md: Market, db: TestDatabase) -> None:
+def test_naive_times_need_a_zone(md: Feature, db: TestDatabase) -> None:
     symbol = f"TZ{md.kind[0].upper()}"
     naive = [(datetime(2026, 3, 2, 9, 30), symbol, 1.0, 1.1)]
     with pytest.raises(ValidationError, match="without a time zone"):
@@ -122,7 +123,7 @@ def test_naive_times_need_a_zone(md: Market, db: TestDatabase) -> None:
     assert [r["ts"] for r in rows] == [datetime(2026, 3, 2, 14, 30, tzinfo=UTC)]
 
 
-def test_bad_input_is_typed_and_writes_nothing(md: Market, db: TestDatabase) -> None:
+def test_bad_input_is_typed_and_writes_nothing(md: Feature, db: TestDatabase) -> None:
     symbol = f"BD{md.kind[0].upper()}"
     good = quotes(symbol, 2)
     md.write_quotes(good, source=f"bad-seed-{md.kind}", create_securities=True)
@@ -156,7 +157,7 @@ def test_bad_input_is_typed_and_writes_nothing(md: Market, db: TestDatabase) -> 
     assert count(db, "quotes", f"source = 'b-{md.kind}'") == 0
 
 
-def test_a_failed_batch_writes_nothing(md: Market, db: TestDatabase) -> None:
+def test_a_failed_batch_writes_nothing(md: Feature, db: TestDatabase) -> None:
     symbol = f"FB{md.kind[0].upper()}"
     md.write_quotes(quotes(symbol, 1), source=f"fb-seed-{md.kind}", create_securities=True)
 
@@ -174,7 +175,7 @@ def test_a_failed_batch_writes_nothing(md: Market, db: TestDatabase) -> None:
     assert count(db, "quotes", f"source = 'fb-mem-{md.kind}'") == 0
 
 
-def test_latest_quotes_is_one_probe_per_symbol(md: Market, db: TestDatabase) -> None:
+def test_latest_quotes_is_one_probe_per_symbol(md: Feature, db: TestDatabase) -> None:
     names = [f"LQ{md.kind[0].upper()}{i}" for i in range(5)]
     for i, name in enumerate(names[:4]):
         md.write_quotes(quotes(name, 10 + i), source=f"lq-{md.kind}", create_securities=True)
@@ -212,7 +213,7 @@ def test_latest_quotes_is_one_probe_per_symbol(md: Market, db: TestDatabase) -> 
     assert "quotes_default" not in plan, plan
 
 
-def test_reads_in_every_format(md: Market, db: TestDatabase) -> None:
+def test_reads_in_every_format(md: Feature, db: TestDatabase) -> None:
     symbol = f"RD{md.kind[0].upper()}"
     data = quotes(symbol, 1000, step=timedelta(milliseconds=10))
     data = data.set_column(
@@ -237,7 +238,7 @@ def test_reads_in_every_format(md: Market, db: TestDatabase) -> None:
     assert empty.num_rows == 0 and empty.schema == arrow.schema
 
 
-def test_aggregate_bars_from_trades(md: Market, db: TestDatabase) -> None:
+def test_aggregate_bars_from_trades(md: Feature, db: TestDatabase) -> None:
     symbol = f"AG{md.kind[0].upper()}"
     prices = [10.0, 12.0, 9.0, 11.0, 20.0, 21.0]
     sizes = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
@@ -268,7 +269,7 @@ def test_aggregate_bars_from_trades(md: Market, db: TestDatabase) -> None:
     assert cov == {("market_trades", ""): 6, ("bars", "1m"): 2}
 
 
-def test_adjusted_bars_and_gaps(md: Market, db: TestDatabase) -> None:
+def test_adjusted_bars_and_gaps(md: Feature, db: TestDatabase) -> None:
     symbol = f"AD{md.kind[0].upper()}"
     days = [date(2026, 1, 5) + timedelta(days=i) for i in range(10)]
     days = [d for d in days if d.weekday() < 5 and d != date(2026, 1, 8)]
@@ -378,7 +379,7 @@ def test_dataframe_extras_are_explained_when_missing(db: TestDatabase, monkeypat
     assert issubclass(ConfigError, TradeDBError)
 
 
-def test_replace_of_unordered_input_keeps_every_row(md: Market, db: TestDatabase) -> None:
+def test_replace_of_unordered_input_keeps_every_row(md: Feature, db: TestDatabase) -> None:
     """Batches cut from shuffled rows would have overlapping windows: one would replace another's rows."""
     names = [f"UO{md.kind[0].upper()}{i}" for i in range(3)]
     rows = [(T0 + timedelta(seconds=i), names[i % 3], 1.0, 1.1) for i in range(300)]

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import TestDatabase
+from tests.integration.facade import Feature
 from tests.integration.market import T0, Market, count
 
 _sources = itertools.count()
@@ -72,7 +73,7 @@ def seeded(db: TestDatabase) -> TestDatabase:
     shuffled=st.booleans(),
 )
 def test_replace_keeps_every_row_whatever_the_batches(
-    md: Market,
+    md: Feature,
     seeded: TestDatabase,
     run_lengths: list[int],
     symbols: int,
@@ -102,7 +103,7 @@ def test_replace_keeps_every_row_whatever_the_batches(
     assert sum(c["row_count"] for c in md.coverage(source=source)) == n
 
 
-def test_replace_across_a_shared_timestamp_at_a_batch_boundary(md: Market, seeded: TestDatabase) -> None:
+def test_replace_across_a_shared_timestamp_at_a_batch_boundary(md: Feature, seeded: TestDatabase) -> None:
     """The reported case: a run of equal timestamps cut by the batch boundary (3 + 3 rows at 00:01, batches of 5)."""
     source = f"rpl-edge-{md.kind}"
     table = runs_of_equal_times([2, 6, 2], 3)

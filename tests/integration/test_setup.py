@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -122,6 +123,10 @@ def test_setup_cli_twice(server_url: str, fresh: Settings) -> None:
     first = run_cli("setup", env=cli_env(**env))
     assert first.returncode == 0, first.stderr
     assert "migrated 0001, 0002, 0003, 0004, 0005" in first.stdout
+    # A summary a person reads: a line per kind of change, each table under row-level security named once.
+    assert len(first.stdout.splitlines()) <= 12, first.stdout
+    assert re.search(r"^tables put under row-level security: \d+ \(execution\.accounts, ", first.stdout, re.M)
+    assert first.stdout.count("execution.accounts") == 1
     second = run_cli("setup", env=cli_env(**env))
     assert second.returncode == 0, second.stderr
     assert "nothing to change" in second.stdout
@@ -186,7 +191,7 @@ def test_the_database_in_database_url_is_the_one_set_up_and_used(server_url: str
     )
     done = run_cli("setup", env=env)
     assert done.returncode == 0, done.stderr
-    assert f"create database {fresh.trading_db_name}" in done.stdout
+    assert f"databases created: 2 ({fresh.trading_db_name}, " in done.stdout
     status = run_cli("migrate", "status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["pending"] == []

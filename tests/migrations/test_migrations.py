@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+from packaging.version import Version
 
 from tests.conftest import REPO, ROLE_PREFIX, TestDatabase, run_cli
 from tradedb import MigrationError, MigrationLockTimeout, UnknownRevisionError
@@ -175,4 +176,4 @@ def test_ddl_runs_in_a_transaction(empty_db: TestDatabase) -> None:
 
 
 def test_psycopg_is_the_driver() -> None:
-    assert psycopg.__version__ >= "3.2"
+    assert Version(psycopg.__version__) >= Version("3.2")

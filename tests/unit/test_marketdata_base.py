@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import SHARED_DATA
 from tradedb import ValidationError
 from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _quality as quality
@@ -20,7 +21,7 @@ from tradedb.marketdata import _reading as read
 from tradedb.marketdata import files as ingest_files
 from tradedb.marketdata._encoding import encode_copy
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = SHARED_DATA
 
 
 def test_naive_times_are_refused_unless_a_zone_is_given() -> None:
@@ -202,7 +203,7 @@ def test_vendor_column_aliases_and_sides() -> None:
         ingest_files.canonical(pa.table({"price": [1.0]}), "trades")
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"real market data not found at {DATA}")
+@pytest.mark.usefixtures("shared_data")
 def test_listing_files_skip_footers_and_test_issues() -> None:
     path = DATA / "04_symbol_master" / "nasdaq-listed-symbols.csv"
     rows, skipped = ingest_files.read_securities(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -88,4 +89,9 @@ def _database() -> Database:
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    """A table cell: money and quantities without trailing zeros (numeric(20, 10) holds 10 decimals)."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
+    return str(value)

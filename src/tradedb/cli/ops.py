@@ -52,8 +52,8 @@ def setup(
         for statement in report.sql:
             sys.stdout.write(statement.rstrip().rstrip(";") + ";\n")
         return
-    for action in report.actions:
-        out.print(f"- {action}")
+    for line in report.summary():
+        out.print(line, highlight=False, soft_wrap=True)
     if not report.actions:
         out.print("nothing to change")
     out.print(f"setup verified in {report.timings.get('total', 0.0):.2f} s")

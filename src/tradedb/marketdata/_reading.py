@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -72,6 +72,19 @@ def check_table(table: Any) -> str:
 
 def check_format(as_: Any) -> str:
     return check_choice(as_, FORMATS, "as_")
+
+
+#: What a read returns: rows (dicts), an Arrow table, or a pandas or polars DataFrame.
+ReadFormat = Literal["rows", "arrow", "pandas", "polars"]
+
+
+class ReadOptions(TypedDict, total=False):
+    """Filters of a read: one source, the listing venue of the symbol, a bar timeframe, a quote contributor."""
+
+    source: str | None
+    exchange: str | None
+    timeframe: str | None
+    contributor: str | None
 
 
 def check_timeframe(timeframe: Any) -> str:

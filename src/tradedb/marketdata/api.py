@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 import psycopg
 import pyarrow as pa
@@ -34,6 +34,7 @@ from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _planning as write
 from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
+from tradedb.marketdata._reading import ReadFormat, ReadOptions
 from tradedb.schema import metadata
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
@@ -375,18 +376,79 @@ class MarketData:
                 rows += cursor.fetchall()
         return read.latest_by_symbol(ids, rows)
 
-    def quotes(self, symbol: str, start: Any, end: Any, **options: Any) -> Any:
+    @overload
+    def quotes(
+        self, symbol: str, start: Any, end: Any, *, as_: Literal["rows"] = "rows", **options: Unpack[ReadOptions]
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    def quotes(
+        self, symbol: str, start: Any, end: Any, *, as_: Literal["arrow"], **options: Unpack[ReadOptions]
+    ) -> pa.Table: ...
+    @overload
+    def quotes(
+        self,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: Literal["pandas", "polars"],
+        **options: Unpack[ReadOptions],
+    ) -> Any: ...
+    def quotes(
+        self, symbol: str, start: Any, end: Any, *, as_: ReadFormat = "rows", **options: Unpack[ReadOptions]
+    ) -> Any:
         """Quotes of ``symbol`` in [start, end); see :meth:`read`."""
-        return self.read("quotes", symbol, start, end, **options)
+        return self._read_range("quotes", symbol, start, end, as_=as_, options=options)
 
-    def trades(self, symbol: str, start: Any, end: Any, **options: Any) -> Any:
+    @overload
+    def trades(
+        self, symbol: str, start: Any, end: Any, *, as_: Literal["rows"] = "rows", **options: Unpack[ReadOptions]
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    def trades(
+        self, symbol: str, start: Any, end: Any, *, as_: Literal["arrow"], **options: Unpack[ReadOptions]
+    ) -> pa.Table: ...
+    @overload
+    def trades(
+        self,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: Literal["pandas", "polars"],
+        **options: Unpack[ReadOptions],
+    ) -> Any: ...
+    def trades(
+        self, symbol: str, start: Any, end: Any, *, as_: ReadFormat = "rows", **options: Unpack[ReadOptions]
+    ) -> Any:
         """Market trades of ``symbol`` in [start, end); see :meth:`read`."""
-        return self.read("market_trades", symbol, start, end, **options)
+        return self._read_range("market_trades", symbol, start, end, as_=as_, options=options)
 
-    def bars(self, symbol: str, start: Any, end: Any, *, timeframe: str = "1d", **options: Any) -> Any:
-        """Bars of ``symbol`` and ``timeframe`` in [start, end); see :meth:`read`."""
-        return self.read("bars", symbol, start, end, timeframe=timeframe, **options)
+    @overload
+    def bars(
+        self, symbol: str, start: Any, end: Any, *, as_: Literal["rows"] = "rows", **options: Unpack[ReadOptions]
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    def bars(
+        self, symbol: str, start: Any, end: Any, *, as_: Literal["arrow"], **options: Unpack[ReadOptions]
+    ) -> pa.Table: ...
+    @overload
+    def bars(
+        self,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: Literal["pandas", "polars"],
+        **options: Unpack[ReadOptions],
+    ) -> Any: ...
+    def bars(
+        self, symbol: str, start: Any, end: Any, *, as_: ReadFormat = "rows", **options: Unpack[ReadOptions]
+    ) -> Any:
+        """Bars of ``symbol`` (``timeframe``, default 1d) in [start, end); see :meth:`read`."""
+        return self._read_range("bars", symbol, start, end, as_=as_, options={"timeframe": "1d", **options})
 
+    @overload
     def read(
         self,
         table: str,
@@ -394,25 +456,57 @@ class MarketData:
         start: Any,
         end: Any,
         *,
-        as_: str = "rows",
-        source: str | None = None,
-        exchange: str | None = None,
-        timeframe: str | None = None,
-        contributor: str | None = None,
+        as_: Literal["rows"] = "rows",
+        **options: Unpack[ReadOptions],
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    def read(
+        self,
+        table: str,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: Literal["arrow"],
+        **options: Unpack[ReadOptions],
+    ) -> pa.Table: ...
+    @overload
+    def read(
+        self,
+        table: str,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: Literal["pandas", "polars"],
+        **options: Unpack[ReadOptions],
+    ) -> Any: ...
+    def read(
+        self,
+        table: str,
+        symbol: str,
+        start: Any,
+        end: Any,
+        *,
+        as_: ReadFormat = "rows",
+        **options: Unpack[ReadOptions],
     ) -> Any:
         """Rows of one security in [start, end), in time order, as ``as_``: "rows" (dicts), "arrow" (a pyarrow
         Table), "pandas" or "polars" (DataFrames). Arrow and DataFrames are read with COPY and parsed in C.
-        ``source``, ``timeframe`` (bars) and ``contributor`` (quotes) filter."""
+        ``source``, ``exchange`` (of the symbol), ``timeframe`` (bars) and ``contributor`` (quotes) filter."""
+        return self._read_range(table, symbol, start, end, as_=as_, options=options)
+
+    def _read_range(self, table: str, symbol: str, start: Any, end: Any, *, as_: str, options: ReadOptions) -> Any:
         query = self._range(
             table=table,
             symbol=symbol,
             start=start,
             end=end,
             as_=as_,
-            source=source,
-            exchange=exchange,
-            timeframe=timeframe,
-            contributor=contributor,
+            source=options.get("source"),
+            exchange=options.get("exchange"),
+            timeframe=options.get("timeframe"),
+            contributor=options.get("contributor"),
         )
         if as_ == "rows":
             return self._db.fetch_all(query)
@@ -543,7 +637,9 @@ class MarketData:
         """
         base.check_choice(dividend_method, read.DIVIDEND_METHODS, "dividend_method")
         ids = self.security_ids([symbol])
-        table = self.read("bars", symbol, start, end, as_="arrow", source=source, timeframe=timeframe)
+        table = self._read_range(
+            "bars", symbol, start, end, as_="arrow", options={"source": source, "timeframe": timeframe}
+        )
         actions = self._db.fetch_all(q.CORPORATE_ACTIONS, (ids[symbol],))
         return read.convert(read.adjust(table, actions, dividend_method), as_)
 

@@ -59,6 +59,30 @@ class SetupReport:
     #: The prefect login's password when this run generated it (shown once, on request), else None.
     prefect_password: str | None = field(default=None, repr=False)
 
+    def summary(self) -> list[str]:
+        """What setup did, a line per kind of change with counts and names (for a person to read)."""
+        groups: dict[str, list[str]] = {label: [] for _, label in _SUMMARY}
+        other: list[str] = []
+        for action in self.actions:
+            prefix, label = next(((p, label) for p, label in _SUMMARY if action.startswith(p)), ("", ""))
+            if label:
+                groups[label].append(action.removeprefix(prefix))
+            else:
+                other.append(action)
+        lines = [f"{label}: {len(names)} ({', '.join(names)})" for label, names in groups.items() if names]
+        return lines + other
+
+
+#: How ``SetupReport.summary`` groups actions: (action prefix, label).
+_SUMMARY = (
+    ("create role ", "roles created"),
+    ("create login ", "logins created"),
+    ("create database ", "databases created"),
+    ("create schema ", "schemas created"),
+    ("row-level security on ", "tables put under row-level security"),
+    ("seed system_config.", "settings seeded"),
+)
+
 
 class _Runner:
     """Runs statements, or records them in a dry run."""
@@ -233,8 +257,10 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
         def grant_and_seed() -> None:
             for statement in roles.grant_statements(prefix) + roles.restriction_statements(prefix):
                 runner.run(conn, statement)
+            protected: set[str] = set()
             for table, statement in rls.missing_statements(conn, prefix):
-                runner.run(conn, statement, f"row-level security on {table}")
+                runner.run(conn, statement, None if table in protected else f"row-level security on {table}")
+                protected.add(table)
             if dry_run and not _has_table(conn, "shared", "system_config"):
                 report.sql += _seed_sql()
                 return
@@ -252,7 +278,8 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
     if report.problems:
         listing = "; ".join(f"{p.kind} {p.name}: {p.detail}" for p in report.problems[:10])
         raise VerificationError(f"setup finished but verification found {len(report.problems)} problem(s): {listing}")
-    logger.info("setup done: %s", json.dumps(report.actions) if report.actions else "nothing to change")
+    logger.info("setup done: %d change(s)", len(report.actions))
+    logger.debug("setup actions: %s", json.dumps(report.actions))
     return report
 
 

@@ -36,3 +36,12 @@ def protect_partitions(conn: Any, prefix: str) -> int:
     for _, statement in statements:
         conn.execute(statement)
     return len(statements)
+
+
+def protected_tables(conn: Any) -> list[str]:
+    """The tables (not partitions) under row-level security, as schema.table."""
+    rows = conn.execute(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relrowsecurity AND NOT c.relispartition ORDER BY 1"
+    ).fetchall()
+    return [str(r[0]) for r in rows]

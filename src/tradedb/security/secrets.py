@@ -13,6 +13,7 @@ import binascii
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -192,3 +193,13 @@ def rotate(db: Connections) -> int:
             )
             changed += 1
     return changed
+
+
+def list_secrets(db: Connections) -> list[dict[str, Any]]:
+    """The stored secrets and the key each is encrypted with (never their values)."""
+    return db.fetch_all(
+        "SELECT 'system_config' AS kind, key AS name, key_id, updated_at FROM shared.system_config"
+        " WHERE is_secret UNION ALL SELECT 'notification', name, key_id, updated_at"
+        " FROM notification.notification_configs WHERE secret_encrypted IS NOT NULL ORDER BY 1, 2",
+        readonly=False,
+    )

@@ -1,0 +1,34 @@
+"""The layout's promises that import-linter cannot see: what `import tradedb` loads, and no import cycles."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import grimp
+
+
+def test_import_tradedb_loads_neither_pyarrow_nor_numpy() -> None:
+    probe = (
+        "import sys, tradedb; db = tradedb.connect('postgresql://u@localhost/x'); "
+        "print(sorted(m for m in ('pyarrow', 'numpy', 'pandas', 'polars') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+    first_use = subprocess.run(
+        [sys.executable, "-c", probe.replace("print(", "db.market_data; print(")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "'pyarrow'" in first_use.stdout  # the market data loads them when it is first used
+
+
+def test_no_module_of_tradedb_imports_itself_back() -> None:
+    graph = grimp.build_graph("tradedb")
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported != module and graph.chain_exists(importer=imported, imported=module):
+                cycles.append(f"{module} <-> {imported}")
+    assert cycles == []
