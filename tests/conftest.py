@@ -25,7 +25,8 @@ from tradedb.ops import setup as provision
 from tradedb.settings import Settings, normalize_url, with_dbname
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: Real market and reference data: ../shared/data beside the checkout, or TRADEDB_SHARED_DATA (a clone elsewhere).
+SHARED_DATA = Path(os.environ.get("TRADEDB_SHARED_DATA") or REPO.parent / "shared" / "data")
 #: Roles made by tests carry their own prefix, so a real tradedb install on the same server is untouched.
 ROLE_PREFIX = "tdbt_"
 DB_PREFIX = "tdbt_"
@@ -82,8 +83,7 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TRADEDB_", "DATABASE_", "POSTGRES_", "PG"))
-        and k not in ("TRADING_DB_NAME", "PREFECT_DB_NAME")
+        if not k.startswith(("TRADEDB_", "DATABASE_", "POSTGRES_", "PG", "TRADING_DB_", "PREFECT_DB_", "TIMESCALEDB_"))
     }
     env.update(extra)
     return env

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_env, shared_tmpdir
+from tests.conftest import REPO, SHARED_DATA, cli_env, shared_tmpdir
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
@@ -30,7 +30,7 @@ def test_quick_start_on_a_fresh_clone(clone: Path) -> None:
     home = clone.parent / "home"
     home.mkdir()
     home.chmod(0o755)
-    env = cli_env(TRADEDB_HOME=str(home), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env = cli_env(TRADEDB_HOME=str(home), PIP_DISABLE_PIP_VERSION_CHECK="1", TRADEDB_SHARED_DATA=str(SHARED_DATA))
     env.pop("VIRTUAL_ENV", None)
     try:
         demo = subprocess.run(

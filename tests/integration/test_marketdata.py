@@ -391,3 +391,22 @@ def test_replace_of_unordered_input_keeps_every_row(md: Feature, db: TestDatabas
         result = md.write_quotes(shuffled, source=f"uo-{md.kind}", on_conflict="replace", batch_rows=50)
         assert result.written == 300
         assert count(db, "quotes", f"source = 'uo-{md.kind}'") == 300
+
+
+def test_quotes_of_several_contributors_are_read_and_filtered(md: Feature, db: TestDatabase) -> None:
+    symbol = f"CTB{md.kind[0].upper()}"
+    rows = [
+        {"ts": T0, "symbol": symbol, "bid": 1.0, "ask": 1.1, "contributor": bank}
+        for bank in ("BANK-A", "BANK-B", "BANK-C")
+    ]
+    result = md.write_quotes(rows, source=f"ctb-{md.kind}", create_securities=True)
+    assert (result.written, result.findings) == (3, {})
+    every = md.quotes(symbol, T0, T0 + timedelta(seconds=1), as_="arrow")
+    assert sorted(every["contributor"].to_pylist()) == ["BANK-A", "BANK-B", "BANK-C"]
+    one = md.quotes(symbol, T0, T0 + timedelta(seconds=1), contributor="BANK-B")
+    assert [(r["contributor"], r["bid"]) for r in one] == [("BANK-B", 1.0)]
+    too_long = [{**rows[0], "contributor": "X" * 65}]
+    with pytest.raises(ValidationError, match="invalid_value"):
+        md.write_quotes(too_long, source=f"ctb-{md.kind}")
+    with pytest.raises(ValidationError, match="contributor= filters quotes only"):
+        md.trades(symbol, T0, T0 + timedelta(seconds=1), contributor="BANK-B")

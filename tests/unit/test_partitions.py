@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tradedb.schema import metadata, partitioned_tables
+from tradedb.schema import metadata
 from tradedb.schema.partitions import (
     MONTH,
     create_default_partition_sql,
     create_partition_sql,
     floor_time,
-    initial_partitions_sql,
     next_start,
     partition_name,
     partitions_around,
@@ -81,10 +80,3 @@ def test_sql_quotes_identifiers() -> None:
     assert text.startswith('CREATE TABLE IF NOT EXISTS "data_ingestion"."quotes_p20261231_2300" PARTITION OF ')
     assert "FROM ('2026-12-31T23:00:00+00:00') TO ('2027-01-01T00:00:00+00:00')" in text
     assert create_default_partition_sql(quotes).endswith('"data_ingestion"."quotes" DEFAULT')
-
-
-def test_initial_partitions_cover_every_partitioned_table() -> None:
-    statements = initial_partitions_sql(NOW, timedelta(hours=1))
-    assert len(statements) == 3 * len(partitioned_tables())
-    for table in partitioned_tables():
-        assert any(f'"{table.name}_default"' in s for s in statements)

@@ -243,14 +243,6 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
 
     runner.timed("migrations", run_migrations)
 
-    def create_partitions() -> None:
-        # Partitions around today are created at run time (migrations are frozen text and never read the clock).
-        created = maintenance.maintain(settings=settings, url=target, ahead=1, retention={}).created
-        if created:
-            report.actions.append(f"create {len(created)} partitions around now")
-
-    if not dry_run:
-        runner.timed("partitions", create_partitions)
 
     with _connect.connect(trading_url, settings) as conn:
 
@@ -271,6 +263,16 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
             conn.commit()
 
         runner.timed("grants and seed", grant_and_seed)
+
+    def create_partitions() -> None:
+        # Partitions around today are created at run time (migrations are frozen text and never read the clock);
+        # maintenance gives the new partitions of tenant tables their row-level security.
+        created = maintenance.maintain(settings=settings, url=target, ahead=1, retention={}).created
+        if created:
+            report.actions.append(f"create {len(created)} partitions around now")
+
+    if not dry_run:
+        runner.timed("partitions", create_partitions)
 
     if not dry_run:
         runner.timed("verify", lambda: report.problems.extend(verify(settings=settings, url=target)))

@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from psycopg import sql
 
-from tradedb.schema import partitioned_tables
-
 MONTH = "month"
 DAY = timedelta(days=1)
 
@@ -123,15 +121,6 @@ def create_default_partition_sql(table: sa.Table) -> str:
         )
         .as_string(None)
     )
-
-
-def initial_partitions_sql(now: datetime, tick_interval: timedelta) -> list[str]:
-    """Return the SQL creating every time-series table's default partition and partitions around ``now``."""
-    statements: list[str] = []
-    for table in partitioned_tables():
-        statements.append(create_default_partition_sql(table))
-        statements.extend(create_partition_sql(spec) for spec in partitions_around(table, now, tick_interval))
-    return statements
 
 
 #: A partitioned table's partitions with their bounds (lo/hi NULL when unbounded; the default flagged).
