@@ -129,7 +129,7 @@ def _notes(ready: ingest_files.FileTable) -> dict[str, Any]:
     return {"time_column": ready.time_source, "ignored_columns": ready.ignored}
 
 
-def _ingest(
+def _load(
     kind: str,
     file: Path,
     *,
@@ -139,16 +139,35 @@ def _ingest(
     tz: str | None,
     time_column: str | None,
     time_format: str | None,
-    options: dict[str, Any],
-) -> tuple[WriteResult, ingest_files.FileTable]:
+    as_json: bool,
+    **writer: Any,
+) -> None:
+    """Load one vendor file of ``kind``: arguments checked first, then the file read, then written and reported.
+
+    Bars and their corporate actions are one unit: every action is checked before any bar is written.
+    """
+    options = _options(**writer)
     check_write_options(source=source, **{k: v for k, v in options.items() if k in _CHECKED})
-    if options.get("timeframe") is not None:
+    if "timeframe" in options:
         check_timeframe(options["timeframe"])
-    ready, _, chosen = _read(kind, file, fmt=fmt, symbol=symbol, time_column=time_column, time_format=time_format)
+    ready, raw, chosen = _read(kind, file, fmt=fmt, symbol=symbol, time_column=time_column, time_format=time_format)
     if chosen == "histdata" and tz is None:
         tz = ingest_files.HISTDATA_TZ
+    actions = []
+    if kind == "bars":
+        actions = ingest_files.corporate_actions(raw, symbol, name=file.name, first_line=ready.first_line)
+        check_corporate_actions(actions)
     extra = _options(source=source, symbol=symbol, tz=tz, first_line=ready.first_line)
-    return _write(kind, ready.table, {**options, **extra}, label=kind), ready
+    result = _write(kind, ready.table, {**options, **extra}, label=kind)
+    notes = _notes(ready)
+    if kind == "bars":
+        stored = 0
+        if actions:
+            with _database() as db:
+                stored = db.market_data.write_corporate_actions(actions, source=source)
+        err.print(f"{stored} corporate action(s) found and stored" if actions else "0 corporate actions found")
+        notes["corporate_actions"] = stored
+    _report([result], as_json, notes)
 
 
 def _tick_command(kind: str, what: str) -> None:
@@ -170,15 +189,7 @@ def _tick_command(kind: str, what: str) -> None:
         time_format: TimeFormatOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        options = _options(
-            on_conflict=on_conflict,
-            policy=policy,
-            create_securities=create_securities,
-            asset_type=asset_type,
-            exchange=exchange,
-            batch_rows=batch_rows,
-        )
-        result, ready = _ingest(
+        _load(
             kind,
             file,
             source=source,
@@ -187,9 +198,14 @@ def _tick_command(kind: str, what: str) -> None:
             tz=tz,
             time_column=time_column,
             time_format=time_format,
-            options=options,
+            as_json=as_json,
+            on_conflict=on_conflict,
+            policy=policy,
+            create_securities=create_securities,
+            asset_type=asset_type,
+            exchange=exchange,
+            batch_rows=batch_rows,
         )
-        _report([result], as_json, _notes(ready))
 
     command.__doc__ = what
     ingest_app.command(kind)(command)
@@ -219,7 +235,16 @@ def ingest_bars(
 ) -> None:
     """Load OHLCV bars; dates are session dates (stored at 00:00 UTC). Dividend and split columns (zipline's
     dividend/split, Quandl WIKI's ex-dividend/split_ratio) become corporate actions."""
-    options = _options(
+    _load(
+        "bars",
+        file,
+        source=source,
+        fmt=fmt,
+        symbol=symbol,
+        tz=tz,
+        time_column=time_column,
+        time_format=time_format,
+        as_json=as_json,
         on_conflict=on_conflict,
         policy=policy,
         create_securities=create_securities,
@@ -228,20 +253,6 @@ def ingest_bars(
         batch_rows=batch_rows,
         timeframe=timeframe,
     )
-    check_write_options(source=source, **{k: v for k, v in options.items() if k in _CHECKED})
-    check_timeframe(timeframe)
-    ready, raw, _ = _read("bars", file, fmt=fmt, symbol=symbol, time_column=time_column, time_format=time_format)
-    # Bars and their corporate actions are one unit: every action is checked before any bar is written.
-    actions = ingest_files.corporate_actions(raw, symbol, name=file.name, first_line=ready.first_line)
-    check_corporate_actions(actions)
-    extra = _options(source=source, symbol=symbol, tz=tz, first_line=ready.first_line)
-    result = _write("bars", ready.table, {**options, **extra}, label="bars")
-    stored = 0
-    if actions:
-        with _database() as db:
-            stored = db.market_data.write_corporate_actions(actions, source=source)
-    err.print(f"{stored} corporate action(s) found and stored" if actions else "0 corporate actions found")
-    _report([result], as_json, {**_notes(ready), "corporate_actions": stored})
 
 
 @ingest_app.command("lobster")

@@ -243,7 +243,6 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
 
     runner.timed("migrations", run_migrations)
 
-
     with _connect.connect(trading_url, settings) as conn:
 
         def grant_and_seed() -> None:
