@@ -156,3 +156,11 @@ def test_fill_validation(kwargs: dict[str, object], message: str) -> None:
         base.fill_input(
             values.pop("execution_id"), values.pop("order_id"), values.pop("quantity"), values.pop("price"), **values
         )
+
+
+def test_an_execution_id_may_be_a_uuid() -> None:
+    execution = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    fill = base.fill_input(execution, 1, 1, 1)
+    assert fill.execution_id == "12345678-1234-5678-1234-567812345678"
+    with pytest.raises(ValidationError, match="execution_id"):
+        base.fill_input(12345, 1, 1, 1)
