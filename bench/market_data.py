@@ -5,7 +5,8 @@ Writes: server-side ``COPY ... FROM file (FORMAT binary)`` (the limit), raw psyc
 tradedb ``append``, tradedb ``skip`` (into the empty table, and again when every row is stored), tradedb
 ``replace`` of stored rows, pandas ``to_sql``. Goals: append >= 90 % of the server-side limit, skip >= 60 %,
 append >= 8x pandas. latest_quotes: median <= 5 ms (LATERAL probes) against DISTINCT ON. Reads: 1M rows of one
-symbol into Arrow against ``pandas.read_sql``, goal >= 3x.
+symbol into Arrow against ``pandas.read_sql``, goal >= 3x. Bars: appends against server COPY of the same bars,
+goal >= 0.9x, and the same appends with the foreign key bars had before migration 0006.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ DBNAME = "tdbbench_md"
 COLUMNS = "ts, security_id, bid, ask, bid_size, ask_size, source"
 #: The baselines send the columns the generated quotes have (tradedb also sends contributor, NULL here).
 BASELINE_COLUMNS = ("ts", "security_id", "bid", "ask", "bid_size", "ask_size")
+BARS_COLUMNS = ("ts", "security_id", "timeframe", "open", "high", "low", "close", "volume", "trade_count", "vwap")
+BAR_MINUTES = int(os.environ.get("TRADEDB_BENCH_BAR_MINUTES", "600"))
 
 
 def sample(ids: list[int]) -> pa.Table:
@@ -62,6 +65,65 @@ def sample(ids: list[int]) -> pa.Table:
             "ask_size": rng.integers(1, 50, ROWS) * 100.0,
         }
     )
+
+
+def bars_sample(ids: dict[str, int]) -> pa.Table:
+    """One-minute bars of every symbol over BAR_MINUTES minutes, by security id, consistent OHLC."""
+    rng = np.random.default_rng(11)
+    minutes = np.arange(BAR_MINUTES)
+    security = np.repeat(np.array(list(ids.values()), dtype=np.int64), BAR_MINUTES)
+    ts = np.datetime64(START.replace(tzinfo=None), "us") + np.tile(minutes, len(ids)).astype("timedelta64[m]")
+    n = len(security)
+    open_ = np.round(100 + rng.normal(0, 1, n), 2)
+    close = np.round(open_ + rng.normal(0, 0.1, n), 2)
+    return pa.table(
+        {
+            "ts": pa.array(ts.astype("datetime64[us]"), pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")),
+            "security_id": security,
+            "timeframe": pa.array(["1m"] * n),
+            "open": open_,
+            "high": np.maximum(open_, close) + 0.05,
+            "low": np.minimum(open_, close) - 0.05,
+            "close": close,
+            "volume": rng.integers(1, 100, n) * 100.0,
+            "trade_count": pa.nulls(n, pa.int64()),
+            "vwap": pa.nulls(n, pa.float64()),
+        }
+    )
+
+
+def bars_append(conn: psycopg.Connection[Any], md: Any, ids: dict[str, int], folder: Path) -> None:
+    """Bar appends against server COPY of the same rows (bars has no foreign key since migration 0006)."""
+    bars = bars_sample(ids)
+    path = folder / "bars.bin"
+    path.write_bytes(b"".join(bytes(b) for b in encode_copy(bars, BARS_COLUMNS, {"source": "b"})))
+    path.chmod(0o644)
+
+    def empty() -> None:
+        conn.execute("TRUNCATE data_ingestion.bars, data_ingestion.coverage")
+
+    def server_copy() -> None:
+        conn.execute(f"COPY data_ingestion.bars ({', '.join(BARS_COLUMNS)}, source) FROM '{path}' (FORMAT binary)")
+
+    md.write_bars(bars.slice(0, 1), source="warmup")  # the month's partition exists before anything is timed
+    server = median_seconds(empty, server_copy)
+
+    def tradedb_append() -> None:
+        md.write_bars(bars, source="b")
+
+    ours = median_seconds(empty, tradedb_append)
+    # The same appends with the foreign key bars had before migration 0006 (a check per row).
+    fk = (
+        "ALTER TABLE data_ingestion.bars ADD CONSTRAINT bench_fk FOREIGN KEY (security_id) REFERENCES shared.securities"
+    )
+    conn.execute(fk)
+    with_fk = median_seconds(empty, tradedb_append)
+    conn.execute("ALTER TABLE data_ingestion.bars DROP CONSTRAINT bench_fk")
+    n = bars.num_rows
+    print(f"\n{n:,} one-minute bars, {len(ids)} symbols; median of {ROUNDS} rounds")
+    print(f"  server COPY FROM file (binary) {server:6.2f} s  {n / server:11,.0f} rows/s  100%")
+    print(f"  tradedb append (write_bars)    {ours:6.2f} s  {n / ours:11,.0f} rows/s  {server / ours:4.0%}")
+    print(f"  same, with a foreign key       {with_fk:6.2f} s  {n / with_fk:11,.0f} rows/s  {server / with_fk:4.0%}")
 
 
 def median_seconds(setup: Callable[[], None], run: Callable[[], None]) -> float:
@@ -209,6 +271,7 @@ def main() -> None:
         ):
             seconds = statistics.median(reads[kind])
             print(f"  {label:22} {seconds:6.2f} s  {ROWS / seconds:11,.0f} rows/s  {baseline / seconds:5.1f}x read_sql")
+        bars_append(conn, md, ids, folder)
         conn.close()
         db.close()
         engine.dispose()

@@ -410,3 +410,18 @@ def test_quotes_of_several_contributors_are_read_and_filtered(md: Feature, db: T
         md.write_quotes(too_long, source=f"ctb-{md.kind}")
     with pytest.raises(ValidationError, match="contributor= filters quotes only"):
         md.trades(symbol, T0, T0 + timedelta(seconds=1), contributor="BANK-B")
+
+
+def test_bars_of_an_unknown_security_id_are_refused_without_a_foreign_key(md: Feature, db: TestDatabase) -> None:
+    """bars has no foreign key (migration 0006, for COPY speed): the writer itself refuses ids it does not know."""
+    bar = {"ts": T0, "security_id": 987_654_321, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}
+    with pytest.raises(ValidationError, match="unknown_security"):
+        md.write_bars([bar], source=f"nofk-{md.kind}", timeframe="1m")
+    kept_out = md.write_bars([bar], source=f"nofk-{md.kind}", timeframe="1m", policy="quarantine")
+    assert (kept_out.written, kept_out.rejected) == (0, 1)
+    assert count(db, "bars", "source = %s", (f"nofk-{md.kind}",)) == 0
+    with db.connect() as conn:
+        fks = conn.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'data_ingestion.bars'::regclass AND contype = 'f'"
+        ).fetchone()
+    assert fks == (0,)

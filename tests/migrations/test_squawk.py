@@ -14,6 +14,12 @@ from tests.conftest import REPO
 from tradedb.ops import migrate
 
 SQUAWK = Path(sys.executable).parent / "squawk"
+#: Rules a single revision breaks on purpose, with the reason (the repository-wide ones are in .squawk.toml).
+DELIBERATE: dict[str, tuple[str, ...]] = {
+    # 0006 drops bars' foreign key to the security master on purpose: the writers check ids themselves (as on
+    # the tick tables) and the per-row check held appends to a seventh of COPY speed.
+    "0006": ("ban-drop-constraint",),
+}
 
 
 @pytest.mark.parametrize("revision", [r.revision for r in migrate.history()])
@@ -28,6 +34,7 @@ def test_revision_sql_passes_squawk(revision: str, tmp_path: Path) -> None:
             str(SQUAWK if SQUAWK.exists() else "squawk"),
             "-c",
             str(REPO / ".squawk.toml"),
+            *(f"--exclude={rule}" for rule in DELIBERATE.get(revision, ())),
             "--reporter",
             "gcc",
             str(path),

@@ -123,7 +123,8 @@ class Bar(Base):
         SCHEMA,
         "ts",
         "month",
-        "OHLCV bars; ts is the start of the bucket. Prices are double precision.",
+        "OHLCV bars; ts is the start of the bucket. Prices are double precision; security_id has no foreign key, "
+        "for COPY speed: ingestion resolves it through the security master.",
         sa.PrimaryKeyConstraint("security_id", "timeframe", "source", "ts"),
         one_of("timeframe", TIMEFRAMES),
         sa.CheckConstraint("open > 0 AND high > 0 AND low > 0 AND close > 0", name="prices_positive"),
@@ -132,7 +133,7 @@ class Bar(Base):
         sa.CheckConstraint("trade_count IS NULL OR trade_count >= 0", name="trade_count_non_negative"),
     )
 
-    security_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("shared.securities.security_id"))
+    security_id: Mapped[int] = mapped_column(sa.BigInteger)
     timeframe: Mapped[str] = mapped_column(sa.String(4))
     source: Mapped[str] = mapped_column(sa.String(32))
     ts: Mapped[datetime] = mapped_column(Timestamp, comment="Start of the bar's bucket")
