@@ -13,6 +13,7 @@ from tradedb.database import Database, connect
 from tradedb.database_async import AsyncDatabase, connect_async
 from tradedb.errors import (
     BackupError,
+    BookIntegrityError,
     ConcurrencyError,
     ConfigError,
     ConnectionError,
@@ -55,6 +56,7 @@ _MARKET_DATA_TYPES = ("OnConflict", "Policy", "WriteOptions", "WriteResult")
 __all__ = [
     "AsyncDatabase",
     "BackupError",
+    "BookIntegrityError",
     "BatchResult",
     "ConcurrencyError",
     "ConfigError",

@@ -17,14 +17,16 @@ from tradedb.db.embedded import server_url
 from tradedb.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from tradedb.books.api import Books
+    from tradedb.books.replay import Replay
     from tradedb.execution.api import Execution
     from tradedb.marketdata.api import MarketData
 
 
 class Database(Connections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``with``; the
-    features are attributes: ``execution`` (orders, fills, positions) and ``market_data`` (quotes, trades, bars,
-    order book events)."""
+    features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
+    order book events), ``books`` (order books rebuilt from events) and ``replay`` (event replays for backtests)."""
 
     @cached_property
     def execution(self) -> Execution:
@@ -39,6 +41,20 @@ class Database(Connections):
         from tradedb.marketdata.api import MarketData
 
         return MarketData(self)
+
+    @cached_property
+    def books(self) -> Books:
+        """Order books rebuilt from stored events (see :mod:`tradedb.books`)."""
+        from tradedb.books.api import Books
+
+        return Books(self, self.market_data)
+
+    @cached_property
+    def replay(self) -> Replay:
+        """Chronological, randomized and bootstrapped replays of stored events (see :mod:`tradedb.books`)."""
+        from tradedb.books.replay import Replay
+
+        return Replay(self, self.market_data)
 
 
 def connect(

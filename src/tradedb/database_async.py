@@ -16,14 +16,16 @@ from tradedb.db.embedded import server_url
 from tradedb.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from tradedb.books.api_async import AsyncBooks
+    from tradedb.books.replay_async import AsyncReplay
     from tradedb.execution.api_async import AsyncExecution
     from tradedb.marketdata.api_async import AsyncMarketData
 
 
 class AsyncDatabase(AsyncConnections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``async with``; the
-    features are attributes: ``execution`` (orders, fills, positions) and ``market_data`` (quotes, trades, bars,
-    order book events)."""
+    features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
+    order book events), ``books`` (order books rebuilt from events) and ``replay`` (event replays for backtests)."""
 
     @cached_property
     def execution(self) -> AsyncExecution:
@@ -38,6 +40,20 @@ class AsyncDatabase(AsyncConnections):
         from tradedb.marketdata.api_async import AsyncMarketData
 
         return AsyncMarketData(self)
+
+    @cached_property
+    def books(self) -> AsyncBooks:
+        """Order books rebuilt from stored events (see :mod:`tradedb.books`)."""
+        from tradedb.books.api_async import AsyncBooks
+
+        return AsyncBooks(self, self.market_data)
+
+    @cached_property
+    def replay(self) -> AsyncReplay:
+        """Chronological, randomized and bootstrapped replays of stored events (see :mod:`tradedb.books`)."""
+        from tradedb.books.replay_async import AsyncReplay
+
+        return AsyncReplay(self, self.market_data)
 
 
 def connect_async(

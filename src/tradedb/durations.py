@@ -36,3 +36,21 @@ def parse_retention_entries(text: str) -> dict[str, timedelta]:
             raise ValidationError(f"retention of {name.strip()} must be positive")
         out[name.strip()] = value
     return out
+
+
+_SPAN = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|d|w|ms|us)\s*$")
+_SPAN_UNITS = {"sec": "s", "min": "m"}
+
+
+def parse_span(text: object, *, what: str) -> timedelta:
+    """Parse a positive span such as ``"5min"``, ``"5m"``, ``"30s"``, ``"1h"`` or ``"250ms"``; raise
+    ValidationError naming ``what`` otherwise."""
+    match = _SPAN.match(text) if isinstance(text, str) else None
+    if match is None or int(match.group(1)) <= 0:
+        raise ValidationError(f"{what} {text!r} is not a positive span such as 30s, 5min, 1h or 250ms")
+    count, unit = match.group(1), _SPAN_UNITS.get(match.group(2), match.group(2))
+    if unit == "ms":
+        return timedelta(milliseconds=int(count))
+    if unit == "us":
+        return timedelta(microseconds=int(count))
+    return duration(count, unit)

@@ -88,6 +88,11 @@ class ValidationError(TradeDBError):
     exit_code = 8
 
 
+class BookIntegrityError(ValidationError):
+    """An order book event makes no sense for the book (policy "reject"): a cancel of an order not in the book, a
+    size going negative, an order crossing the book, an order id added twice."""
+
+
 class DuplicateError(TradeDBError):
     """A row with the same unique key already exists."""
 

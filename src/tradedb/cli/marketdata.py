@@ -291,6 +291,34 @@ def ingest_lobster(
     _report(results, as_json)
 
 
+@ingest_app.command("mbo")
+def ingest_mbo(
+    file: Annotated[Path, typer.Argument(help="A Databento market-by-order CSV (schema mbo, encoding csv).")],
+    source: SourceOpt = "databento",
+    on_conflict: ConflictOpt = "append",
+    policy: PolicyOpt = "reject",
+    create_securities: CreateOpt = False,
+    exchange: ExchangeOpt = None,
+    batch_rows: BatchOpt = 100_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load Databento market-by-order events into order_book_events (rebuild books with tradedb book)."""
+    if not file.is_file():
+        raise typer.BadParameter(f"no such file: {file}")
+    if not ingest_files.is_mbo(file):
+        raise typer.BadParameter(f"{file.name} is not a Databento MBO CSV (no action, side, order_id, ts_recv)")
+    events, _symbols = ingest_files.read_mbo(file)
+    options = _options(
+        source=source,
+        on_conflict=on_conflict,
+        policy=policy,
+        create_securities=create_securities,
+        exchange=exchange,
+        batch_rows=batch_rows,
+    )
+    _report([_write("order_book_events", events, options, label="order book events")], as_json)
+
+
 @ingest_app.command("securities")
 def ingest_securities(
     file: FileArg,

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tradedb.errors import ValidationError
+from tradedb.schema.data_ingestion import BOOK_EVENT_TYPES
 
 OnConflict = Literal["append", "skip", "replace"]
 Policy = Literal["reject", "quarantine", "log"]
@@ -121,7 +122,7 @@ BOOK_EVENTS = Dataset(
             "event_type",
             "text",
             required=True,
-            choices=("new", "modify", "cancel", "execute", "hidden_execute", "halt", "clear", "trade"),
+            choices=BOOK_EVENT_TYPES,
         ),
         Field("order_ref", "text"),
         Field("side", "text", choices=("buy", "sell")),

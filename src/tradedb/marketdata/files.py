@@ -344,7 +344,9 @@ def corporate_actions(
 
 # --- LOBSTER --------------------------------------------------------------------------------------------------
 
-LOBSTER_TYPES = {1: "new", 2: "cancel", 3: "cancel", 4: "execute", 5: "hidden_execute", 7: "halt"}
+#: LOBSTER message types: 2 takes part of an order away, 3 all of it (its size is what was left), 6 is an auction
+#: cross (a print, no book change).
+LOBSTER_TYPES = {1: "new", 2: "cancel", 3: "cancel", 4: "execute", 5: "hidden_execute", 6: "trade", 7: "halt"}
 _LOBSTER_NAME = re.compile(r"^(?P<symbol>[^_]+)_(?P<day>\d{4}-\d{2}-\d{2})_\d+_\d+_message_\d+\.csv$")
 
 
@@ -444,6 +446,77 @@ def _lobster_csv(path: Path, names: list[str] | None) -> pa.Table:
     has_header = any(c.isalpha() for c in first)
     table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(autogenerate_column_names=not has_header))
     return table.rename_columns(names) if names is not None else table
+
+
+# --- Databento market by order -----------------------------------------------------------------------------
+
+#: Databento MBO actions. Trades and fills leave the book alone (the resting order's change follows as a cancel or
+#: modify); N carries only flags.
+MBO_ACTIONS = {"A": "new", "M": "modify", "C": "cancel", "R": "clear", "T": "trade", "F": "fill"}
+MBO_SIDES = {"B": "buy", "A": "sell"}
+
+
+def is_mbo(path: Path) -> bool:
+    """Whether ``path`` is a Databento market-by-order CSV (its header names action, side and order_id)."""
+    with path.open("rb") as handle:
+        header = handle.readline().decode(errors="replace").strip().lower().split(",")
+    return {"action", "side", "order_id", "ts_recv"} <= set(header)
+
+
+def read_mbo(path: Path) -> tuple[pa.Table, list[str]]:
+    """Read a Databento MBO CSV (``databento ... --schema mbo --encoding csv``) into order book events.
+
+    The time is ``ts_recv``, when the event was known (a snapshot's orders carry their old ``ts_event`` but are
+    known only at the snapshot), truncated to microseconds; ``sequence`` is the line number, because Databento's
+    own sequence repeats inside one packet and the file's order is the venue's. Rows of action N carry no event
+    and are left out. Return the events (with a ``symbol`` column) and the symbols.
+    """
+    raw = _check_utf8(
+        pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                strings_can_be_null=False,
+                column_types={
+                    "order_id": pa.string(),
+                    "price": pa.float64(),
+                    "size": pa.float64(),
+                    "ts_recv": pa.timestamp("ns", "UTC"),
+                    "action": pa.string(),
+                    "side": pa.string(),
+                },
+            ),
+        ),
+        path.name,
+    )
+    actions = raw["action"].to_numpy(zero_copy_only=False).astype(str)
+    unknown = sorted(set(np.unique(actions).tolist()) - set(MBO_ACTIONS) - {"N"})
+    if unknown:
+        line = 2 + int(np.flatnonzero(np.isin(actions, unknown))[0])
+        raise ValidationError(
+            f"{path.name} line {line}: unknown MBO action {unknown[0]!r} (expected A, M, C, R, T, F, N)"
+        )
+    kept = actions != "N"
+    table = raw.filter(pa.array(kept))
+    line = (np.flatnonzero(kept) + 2).astype(np.int64)
+    ts = table["ts_recv"].cast(pa.timestamp("us", "UTC"), safe=False)  # nanoseconds truncated
+    kinds = table["action"].to_numpy(zero_copy_only=False).astype(str)
+    sides = table["side"].to_numpy(zero_copy_only=False).astype(str)
+    symbols = table["symbol"].cast(pa.string()) if "symbol" in table.column_names else None
+    if symbols is None:
+        raise ValidationError(f"{path.name}: no symbol column (export with map_symbols=True, or pass --symbol)")
+    events = pa.table(
+        {
+            "ts": ts,
+            "symbol": symbols,
+            "event_type": pa.array([MBO_ACTIONS[k] for k in kinds.tolist()], pa.string()),
+            "order_ref": pc.if_else(pc.equal(table["order_id"], "0"), pa.scalar(None, pa.string()), table["order_id"]),
+            "side": pa.array([MBO_SIDES.get(s) for s in sides.tolist()], pa.string()),
+            "price": table["price"],
+            "size": table["size"],
+            "sequence": pa.array(line),
+        }
+    )
+    return events, sorted(set(symbols.to_pylist()))
 
 
 # --- securities -----------------------------------------------------------------------------------------------

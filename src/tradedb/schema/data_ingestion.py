@@ -27,7 +27,11 @@ from tradedb.schema._base import (
 SCHEMA = "data_ingestion"
 
 TIMEFRAMES = ("1s", "5s", "10s", "15s", "30s", "1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w", "1mo")
-BOOK_EVENT_TYPES = ("new", "modify", "cancel", "execute", "hidden_execute", "halt", "clear", "trade")
+#: new, modify (price and/or size), cancel (size off an order; the whole order when nothing is left), execute (a
+#: resting order traded: its size goes down), clear (the book is emptied); hidden_execute, halt, trade (an
+#: aggressor's print) and fill (a resting order traded, its size change sent as a separate cancel or modify, as
+#: Databento MBO does) leave the book as it is.
+BOOK_EVENT_TYPES = ("new", "modify", "cancel", "execute", "hidden_execute", "halt", "clear", "trade", "fill")
 SIDES = ("buy", "sell")
 CORPORATE_ACTION_KINDS = (
     "dividend",
@@ -53,6 +57,9 @@ QUALITY_CHECK_TYPES = (
     "naive_timestamp",
     "unknown_security",
     "invalid_value",
+    "unknown_order",
+    "duplicate_order",
+    "crossed_book",
 )
 QUALITY_STATUSES = ("pass", "warning", "fail")
 SYMBOL_STATUSES = ("success", "failed", "no_data")
@@ -169,6 +176,27 @@ class OrderBookEvent(Base):
     size: Mapped[float | None] = mapped_column(Float)
     sequence: Mapped[int | None] = mapped_column(sa.BigInteger, comment="Venue sequence number, for ordering")
     source: Mapped[str] = mapped_column(sa.String(32))
+
+
+class OrderBookSnapshot(Base):
+    __tablename__ = "order_book_snapshots"
+    __table_args__ = plain(
+        SCHEMA,
+        "The resting orders of a book after every event up to ts, so a book at a later instant replays only the "
+        "events after it. Written by tradedb book snapshot / books.write_snapshots.",
+        sa.CheckConstraint("order_count >= 0", name="order_count_non_negative"),
+    )
+
+    security_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(Timestamp, primary_key=True, comment="Every event at or before ts is in")
+    order_count: Mapped[int] = mapped_column(sa.Integer)
+    event_count: Mapped[int] = mapped_column(sa.BigInteger, comment="Events applied since the previous snapshot")
+    orders: Mapped[bytes] = mapped_column(
+        sa.LargeBinary,
+        comment="Arrow IPC stream: order_ref, side, price, size, since (time priority), in priority order",
+    )
+    created_at: Mapped[datetime] = created_at()
 
 
 class CorporateAction(Base):

@@ -1,0 +1,118 @@
+"""The SQL of books and replays, and the parsing of their COPY output into Arrow."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+EVENT_TYPES: dict[str, pa.DataType] = {
+    "ts": pa.timestamp("us", tz="UTC"),
+    "security_id": pa.int64(),
+    "source": pa.string(),
+    "event_type": pa.string(),
+    "order_ref": pa.string(),
+    "side": pa.string(),
+    "price": pa.float64(),
+    "size": pa.float64(),
+    "sequence": pa.int64(),
+}
+BOOK_COLUMNS = ("ts", "event_type", "order_ref", "side", "price", "size", "sequence")
+REPLAY_COLUMNS = ("ts", "security_id", "source", "event_type", "order_ref", "side", "price", "size", "sequence")
+
+SOURCES = """
+SELECT source, first_ts, last_ts, row_count FROM data_ingestion.coverage
+WHERE security_id = %s AND table_name = 'order_book_events' ORDER BY source
+"""
+SNAPSHOT_AT = """
+SELECT ts, orders FROM data_ingestion.order_book_snapshots
+WHERE security_id = %s AND source = %s AND ts <= %s ORDER BY ts DESC LIMIT 1
+"""
+SAVE_SNAPSHOT = """
+INSERT INTO data_ingestion.order_book_snapshots (security_id, source, ts, order_count, event_count, orders)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (security_id, source, ts) DO UPDATE
+SET order_count = EXCLUDED.order_count, event_count = EXCLUDED.event_count, orders = EXCLUDED.orders,
+    created_at = now()
+"""
+SNAPSHOTS = """
+SELECT s.symbol, b.source, b.ts, b.order_count, b.event_count, b.created_at
+FROM data_ingestion.order_book_snapshots b JOIN shared.securities s USING (security_id)
+WHERE b.security_id = %s ORDER BY b.source, b.ts
+"""
+FINDING = """
+INSERT INTO data_ingestion.data_quality_logs (security_id, table_name, source, check_type, status, row_ts, details)
+VALUES (%s, 'order_book_events', %s, %s, %s, %s, %s)
+"""
+
+
+def book_events(security_id: int, source: str, after: datetime | None, first: datetime, upto: datetime) -> sql.Composed:
+    """COPY of one book's events in (after, upto] (or [first, upto] without a snapshot), in event order."""
+    lower = (
+        sql.SQL("ts > {}").format(sql.Literal(after)) if after is not None else sql.SQL("ts >= {}").format(sql.Literal(first))
+    )
+    return _copy(
+        BOOK_COLUMNS,
+        sql.SQL("security_id = {} AND source = {} AND {} AND ts <= {}").format(
+            sql.Literal(security_id), sql.Literal(source), lower, sql.Literal(upto)
+        ),
+        sql.SQL("ts, sequence"),
+    )
+
+
+def replay_events(security_ids: Sequence[int], start: datetime, end: datetime, source: str | None) -> sql.Composed:
+    """COPY of the events of several securities in [start, end), in time order (ties: security, source, sequence)."""
+    where = sql.SQL("security_id = ANY({}::bigint[]) AND ts >= {} AND ts < {}").format(
+        sql.Literal(list(security_ids)), sql.Literal(start), sql.Literal(end)
+    )
+    if source is not None:
+        where = sql.SQL("{} AND source = {}").format(where, sql.Literal(source))
+    return _copy(REPLAY_COLUMNS, where, sql.SQL("ts, security_id, source, sequence"))
+
+
+def _copy(columns: Sequence[str], where: sql.Composable, order: sql.Composable) -> sql.Composed:
+    return sql.SQL("COPY (SELECT {} FROM data_ingestion.order_book_events WHERE {} ORDER BY {}) TO STDOUT (FORMAT csv)").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns), where, order
+    )
+
+
+def parse(data: bytes, columns: Sequence[str]) -> pa.Table:
+    """Parse headerless COPY CSV into Arrow with the event types (NULL is an unquoted empty field)."""
+    if not data:
+        return pa.table({c: pa.array([], EVENT_TYPES[c]) for c in columns})
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=list(columns), block_size=8 << 20),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: EVENT_TYPES[c] for c in columns},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+class Pieces:
+    """Cut a CSV byte stream into pieces of whole lines of about ``size`` bytes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> bytes | None:
+        self.buffer += data
+        if len(self.buffer) < self.size:
+            return None
+        cut = self.buffer.rfind(b"\n") + 1
+        piece = bytes(self.buffer[:cut])
+        del self.buffer[:cut]
+        return piece
+
+    def rest(self) -> bytes:
+        piece = bytes(self.buffer)
+        self.buffer.clear()
+        return piece
