@@ -56,8 +56,8 @@ _MARKET_DATA_TYPES = ("OnConflict", "Policy", "WriteOptions", "WriteResult")
 __all__ = [
     "AsyncDatabase",
     "BackupError",
-    "BookIntegrityError",
     "BatchResult",
+    "BookIntegrityError",
     "ConcurrencyError",
     "ConfigError",
     "ConnectionError",

@@ -88,7 +88,9 @@ class Finding:
     action: str
 
     def message(self) -> str:
-        where = f"event at {self.ts.isoformat()}" + (f" (sequence {self.sequence})" if self.sequence is not None else "")
+        where = f"event at {self.ts.isoformat()}" + (
+            f" (sequence {self.sequence})" if self.sequence is not None else ""
+        )
         order = f" order {self.order_ref}" if self.order_ref else ""
         return f"{where}: {self.event_type}{order} {WHY[self.check]}"
 
@@ -275,12 +277,19 @@ class Engine:
                 for level in lv.tolist():
                     at = mine[s.level[mine] == level]
                     queue_of[level] = tuple(
-                        RestingOrder(self.ref_list[o], float(s.size[o]), _EPOCH + timedelta(microseconds=int(s.since[o])))
+                        RestingOrder(
+                            self.ref_list[o], float(s.size[o]), _EPOCH + timedelta(microseconds=int(s.since[o]))
+                        )
                         for o in at.tolist()
                     )
             sides.append(
                 [
-                    Level(float(self.prices[j]), float(s.level_size[side, j]), int(s.level_count[side, j]), queue_of.get(j))
+                    Level(
+                        float(self.prices[j]),
+                        float(s.level_size[side, j]),
+                        int(s.level_count[side, j]),
+                        queue_of.get(j),
+                    )
                     for j in lv.tolist()
                 ]
             )
@@ -327,7 +336,8 @@ def stream_batch(events: pa.Table, top: tuple[np.ndarray, np.ndarray, np.ndarray
     return pa.RecordBatch.from_pydict(columns)
 
 
-def check_time(value: Any, name: str) -> datetime:
+def check_time(value: object, name: str) -> datetime:
+    """A time with a zone, from a datetime or ISO 8601 text."""
     if not isinstance(value, datetime):
         if isinstance(value, str):
             try:
@@ -349,4 +359,4 @@ def check_range(start: Any, end: Any) -> tuple[datetime, datetime]:
 
 
 def micros(ts: datetime) -> int:
-    return (ts - datetime(1970, 1, 1, tzinfo=ts.tzinfo)) // timedelta(microseconds=1)
+    return int((ts - datetime(1970, 1, 1, tzinfo=ts.tzinfo)) // timedelta(microseconds=1))

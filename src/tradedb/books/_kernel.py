@@ -8,9 +8,10 @@ the same; a unit test runs both), about a hundred times slower.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
+import numpy.typing as npt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,7 +27,7 @@ def compiled(fn: F) -> F:
     """Compile ``fn`` with numba (cached on disk) when numba is there; else return it as it is."""
     if not HAVE_NUMBA:
         return fn
-    return _njit(cache=True, nogil=True)(fn)  # type: ignore[no-any-return]
+    return cast(F, _njit(cache=True, nogil=True)(fn))
 
 
 # Event codes (see schema.data_ingestion.BOOK_EVENT_TYPES for the names).
@@ -38,6 +39,7 @@ REJECT, QUARANTINE, LOG = 0, 1, 2
 BID, ASK = 0, 1
 #: Sizes within this much of zero are zero (sizes are floats: 0.3 - 0.1 - 0.2 is not 0).
 EPS = 1e-9
+Array = npt.NDArray[Any]
 
 
 class State:
@@ -56,7 +58,7 @@ class State:
         # best[BID] = -1 and best[ASK] = levels when a side is empty; next_rank in best[2].
         self.best = np.array([-1, levels, 0], np.int64)
 
-    def arrays(self) -> tuple[Any, ...]:
+    def arrays(self) -> tuple[Array, Array, Array, Array, Array, Array, Array, Array, Array]:
         return (
             self.alive,
             self.side,
@@ -71,7 +73,22 @@ class State:
 
 
 @compiled
-def _add(o, side, lvl, size, ts, alive, o_side, o_level, o_size, rank, since, level_size, level_count, best):  # type: ignore[no-untyped-def]
+def _add(
+    o: int,
+    side: int,
+    lvl: int,
+    size: float,
+    ts: int,
+    alive: Array,
+    o_side: Array,
+    o_level: Array,
+    o_size: Array,
+    rank: Array,
+    since: Array,
+    level_size: Array,
+    level_count: Array,
+    best: Array,
+) -> None:
     alive[o] = True
     o_side[o] = side
     o_level[o] = lvl
@@ -88,7 +105,16 @@ def _add(o, side, lvl, size, ts, alive, o_side, o_level, o_size, rank, since, le
 
 
 @compiled
-def _remove(o, alive, o_side, o_level, o_size, level_size, level_count, best):  # type: ignore[no-untyped-def]
+def _remove(
+    o: int,
+    alive: Array,
+    o_side: Array,
+    o_level: Array,
+    o_size: Array,
+    level_size: Array,
+    level_count: Array,
+    best: Array,
+) -> None:
     side = o_side[o]
     lvl = o_level[o]
     alive[o] = False
@@ -112,41 +138,46 @@ def _remove(o, alive, o_side, o_level, o_size, level_size, level_count, best):  
 
 
 @compiled
-def _crosses(side, lvl, best, levels):  # type: ignore[no-untyped-def]
+def _crosses(
+    side: int,
+    lvl: int,
+    best: Array,
+    levels: int,
+) -> bool:
     if side == 0:
-        return best[1] < levels and lvl >= best[1]
-    return best[0] >= 0 and lvl <= best[0]
+        return bool(best[1] < levels and lvl >= best[1])
+    return bool(best[0] >= 0 and lvl <= best[0])
 
 
 @compiled
-def run(  # type: ignore[no-untyped-def]
-    kind,
-    side,
-    level,
-    size,
-    order,
-    ts,
-    policy,
-    alive,
-    o_side,
-    o_level,
-    o_size,
-    rank,
-    since,
-    level_size,
-    level_count,
-    best,
-    findings,
-    depth,
-    out_level,
-    out_size,
-    out_count,
-):
+def run(
+    kind: Array,
+    side: Array,
+    level: Array,
+    size: Array,
+    order: Array,
+    ts: Array,
+    policy: int,
+    alive: Array,
+    o_side: Array,
+    o_level: Array,
+    o_size: Array,
+    rank: Array,
+    since: Array,
+    level_size: Array,
+    level_count: Array,
+    best: Array,
+    findings: Array,
+    depth: int,
+    out_level: Array,
+    out_size: Array,
+    out_count: Array,
+) -> int:
     """Apply events in order; write a finding code per event; with ``depth`` > 0, write the top ``depth`` levels
     of both sides after every event into ``out_*`` (level -1 where a side has fewer levels). Return the number of
     events applied: under REJECT, the index of the first event with a finding (its code is written)."""
     levels = level_count.shape[1]
-    n = kind.shape[0]
+    n: int = kind.shape[0]
     for i in range(n):
         k = kind[i]
         o = order[i]
@@ -164,7 +195,9 @@ def run(  # type: ignore[no-untyped-def]
                 elif policy == LOG:  # as the venue means it: a modify of an order not seen is an add
                     if _crosses(s, lvl, best, levels):
                         finding = CROSSED_BOOK
-                    _add(o, s, lvl, q, ts[i], alive, o_side, o_level, o_size, rank, since, level_size, level_count, best)
+                    _add(
+                        o, s, lvl, q, ts[i], alive, o_side, o_level, o_size, rank, since, level_size, level_count, best
+                    )
             else:
                 if k == MODIFY:
                     s = o_side[o]
@@ -177,13 +210,43 @@ def run(  # type: ignore[no-untyped-def]
                     finding = CROSSED_BOOK
                 if finding == 0 or policy == LOG:
                     if k == NEW or not alive[o]:
-                        _add(o, s, lvl, q, ts[i], alive, o_side, o_level, o_size, rank, since, level_size, level_count, best)
+                        _add(
+                            o,
+                            s,
+                            lvl,
+                            q,
+                            ts[i],
+                            alive,
+                            o_side,
+                            o_level,
+                            o_size,
+                            rank,
+                            since,
+                            level_size,
+                            level_count,
+                            best,
+                        )
                     elif q <= EPS:
                         _remove(o, alive, o_side, o_level, o_size, level_size, level_count, best)
                     elif lvl != o_level[o] or q > o_size[o] + EPS:
                         # A new price or a larger size loses the order's place in the queue.
                         _remove(o, alive, o_side, o_level, o_size, level_size, level_count, best)
-                        _add(o, s, lvl, q, ts[i], alive, o_side, o_level, o_size, rank, since, level_size, level_count, best)
+                        _add(
+                            o,
+                            s,
+                            lvl,
+                            q,
+                            ts[i],
+                            alive,
+                            o_side,
+                            o_level,
+                            o_size,
+                            rank,
+                            since,
+                            level_size,
+                            level_count,
+                            best,
+                        )
                     else:
                         level_size[s, lvl] += q - o_size[o]
                         o_size[o] = q

@@ -32,7 +32,7 @@ def check_samples(samples: object) -> int:
 
 def window_keys(ts_us: np.ndarray, window_us: int) -> np.ndarray:
     """The window (index since the epoch) of each time, in microseconds."""
-    return np.floor_divide(ts_us, window_us)
+    return np.asarray(np.floor_divide(ts_us, window_us))
 
 
 def shuffle_windows(keys: np.ndarray, seed: int) -> np.ndarray:
@@ -71,7 +71,7 @@ class Blocks:
 
     def of(self, ts_us: np.ndarray, start_us: int) -> np.ndarray:
         """The block of each time (microseconds)."""
-        return np.floor_divide(ts_us - start_us, int(self.length / timedelta(microseconds=1)))
+        return np.asarray(np.floor_divide(ts_us - start_us, int(self.length / timedelta(microseconds=1))))
 
 
 def draw_blocks(count: int, seed: int, sample: int) -> np.ndarray:

@@ -53,7 +53,9 @@ VALUES (%s, 'order_book_events', %s, %s, %s, %s, %s)
 def book_events(security_id: int, source: str, after: datetime | None, first: datetime, upto: datetime) -> sql.Composed:
     """COPY of one book's events in (after, upto] (or [first, upto] without a snapshot), in event order."""
     lower = (
-        sql.SQL("ts > {}").format(sql.Literal(after)) if after is not None else sql.SQL("ts >= {}").format(sql.Literal(first))
+        sql.SQL("ts > {}").format(sql.Literal(after))
+        if after is not None
+        else sql.SQL("ts >= {}").format(sql.Literal(first))
     )
     return _copy(
         BOOK_COLUMNS,
@@ -75,9 +77,9 @@ def replay_events(security_ids: Sequence[int], start: datetime, end: datetime, s
 
 
 def _copy(columns: Sequence[str], where: sql.Composable, order: sql.Composable) -> sql.Composed:
-    return sql.SQL("COPY (SELECT {} FROM data_ingestion.order_book_events WHERE {} ORDER BY {}) TO STDOUT (FORMAT csv)").format(
-        sql.SQL(", ").join(sql.Identifier(c) for c in columns), where, order
-    )
+    return sql.SQL(
+        "COPY (SELECT {} FROM data_ingestion.order_book_events WHERE {} ORDER BY {}) TO STDOUT (FORMAT csv)"
+    ).format(sql.SQL(", ").join(sql.Identifier(c) for c in columns), where, order)
 
 
 def parse(data: bytes, columns: Sequence[str]) -> pa.Table:

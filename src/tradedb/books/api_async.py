@@ -191,8 +191,15 @@ class AsyncBooks:
                 f.check,
                 status,
                 f.ts,
-                json.dumps({"sequence": f.sequence, "event_type": f.event_type, "order_ref": f.order_ref,
-                            "action": f.action, "message": f.message()}),
+                json.dumps(
+                    {
+                        "sequence": f.sequence,
+                        "event_type": f.event_type,
+                        "order_ref": f.order_ref,
+                        "action": f.action,
+                        "message": f.message(),
+                    }
+                ),
             )
             for f in findings
         ]

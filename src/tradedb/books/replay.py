@@ -147,11 +147,11 @@ class Replay:
         by_id = {v: k for k, v in ids.items()}
         dictionary = pa.array([by_id[int(i)] for i in order], pa.string())
         rows = 0
-        for table in copy_arrow(self._db, q.replay_events(order.tolist(), lo, hi, source), q.REPLAY_COLUMNS):
-            rows += table.num_rows
-            index = np.searchsorted(order, table["security_id"].to_numpy()).astype(np.int32)
+        for raw in copy_arrow(self._db, q.replay_events(order.tolist(), lo, hi, source), q.REPLAY_COLUMNS):
+            rows += raw.num_rows
+            index = np.searchsorted(order, raw["security_id"].to_numpy()).astype(np.int32)
             symbol = pa.DictionaryArray.from_arrays(pa.array(index), dictionary)
-            table = table.drop_columns(["security_id"]).add_column(1, "symbol", symbol)
+            table = raw.drop_columns(["security_id"]).add_column(1, "symbol", symbol)
             for batch in table.to_batches():
                 yield batch
         if not rows:

@@ -78,7 +78,11 @@ class AsyncReplay:
         seed = rp.check_seed(seed)
         held: pa.Table | None = None
         async for batch in self._stream(symbols, start, end, source, exchange):
-            table = pa.Table.from_batches([batch]) if held is None else pa.concat_tables([held, pa.Table.from_batches([batch])])
+            table = (
+                pa.Table.from_batches([batch])
+                if held is None
+                else pa.concat_tables([held, pa.Table.from_batches([batch])])
+            )
             keys = rp.window_keys(_micros(table), width)
             # The last window may go on in the next batch: hold it back.
             cut = int(np.searchsorted(keys, keys[-1], side="left"))
@@ -142,16 +146,18 @@ class AsyncReplay:
         by_id = {v: k for k, v in ids.items()}
         dictionary = pa.array([by_id[int(i)] for i in order], pa.string())
         rows = 0
-        async for table in copy_arrow(self._db, q.replay_events(order.tolist(), lo, hi, source), q.REPLAY_COLUMNS):
-            rows += table.num_rows
-            index = np.searchsorted(order, table["security_id"].to_numpy()).astype(np.int32)
+        async for raw in copy_arrow(self._db, q.replay_events(order.tolist(), lo, hi, source), q.REPLAY_COLUMNS):
+            rows += raw.num_rows
+            index = np.searchsorted(order, raw["security_id"].to_numpy()).astype(np.int32)
             symbol = pa.DictionaryArray.from_arrays(pa.array(index), dictionary)
-            table = table.drop_columns(["security_id"]).add_column(1, "symbol", symbol)
+            table = raw.drop_columns(["security_id"]).add_column(1, "symbol", symbol)
             for batch in table.to_batches():
                 yield batch
         if not rows:
             where = f" from source {source!r}" if source is not None else ""
-            raise NotFoundError(f"no order book events for {', '.join(names)}{where} in [{lo.isoformat()}, {hi.isoformat()})")
+            raise NotFoundError(
+                f"no order book events for {', '.join(names)}{where} in [{lo.isoformat()}, {hi.isoformat()})"
+            )
 
 
 def _check_symbols(symbols: Sequence[str]) -> list[str]:

@@ -491,13 +491,13 @@ def read_mbo(path: Path) -> tuple[pa.Table, list[str]]:
     actions = raw["action"].to_numpy(zero_copy_only=False).astype(str)
     unknown = sorted(set(np.unique(actions).tolist()) - set(MBO_ACTIONS) - {"N"})
     if unknown:
-        line = 2 + int(np.flatnonzero(np.isin(actions, unknown))[0])
+        where = 2 + int(np.flatnonzero(np.isin(actions, unknown))[0])
         raise ValidationError(
-            f"{path.name} line {line}: unknown MBO action {unknown[0]!r} (expected A, M, C, R, T, F, N)"
+            f"{path.name} line {where}: unknown MBO action {unknown[0]!r} (expected A, M, C, R, T, F, N)"
         )
     kept = actions != "N"
     table = raw.filter(pa.array(kept))
-    line = (np.flatnonzero(kept) + 2).astype(np.int64)
+    lines = (np.flatnonzero(kept) + 2).astype(np.int64)
     ts = table["ts_recv"].cast(pa.timestamp("us", "UTC"), safe=False)  # nanoseconds truncated
     kinds = table["action"].to_numpy(zero_copy_only=False).astype(str)
     sides = table["side"].to_numpy(zero_copy_only=False).astype(str)
@@ -513,7 +513,7 @@ def read_mbo(path: Path) -> tuple[pa.Table, list[str]]:
             "side": pa.array([MBO_SIDES.get(s) for s in sides.tolist()], pa.string()),
             "price": table["price"],
             "size": table["size"],
-            "sequence": pa.array(line),
+            "sequence": pa.array(lines),
         }
     )
     return events, sorted(set(symbols.to_pylist()))

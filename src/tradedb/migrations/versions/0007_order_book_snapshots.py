@@ -43,9 +43,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("ts", sa.DateTime(timezone=True), nullable=False, comment="Every event at or before ts is in"),
         sa.Column("order_count", sa.Integer(), nullable=False),
-        sa.Column(
-            "event_count", sa.BigInteger(), nullable=False, comment="Events applied since the previous snapshot"
-        ),
+        sa.Column("event_count", sa.BigInteger(), nullable=False, comment="Events applied since the previous snapshot"),
         sa.Column(
             "orders",
             sa.LargeBinary(),
@@ -65,7 +63,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     listed = ", ".join(f"'{v}'" for v in BOOK_CHECK_TYPES)
-    op.execute(f"DELETE FROM data_ingestion.data_quality_logs WHERE check_type IN ({listed})")
+    op.execute(f"DELETE FROM data_ingestion.data_quality_logs WHERE check_type IN ({listed})")  # noqa: S608 - constants
     _replace("data_quality_logs", "ck_data_quality_logs_check_type", "check_type", CHECK_TYPES)
     op.execute("DELETE FROM data_ingestion.order_book_events WHERE event_type = 'fill'")
     _replace("order_book_events", "ck_order_book_events_event_type", "event_type", EVENT_TYPES)
@@ -78,6 +76,4 @@ def _replace(table: str, name: str, column: str, values: tuple[str, ...]) -> Non
     listed = ", ".join(f"'{v}'" for v in values)
     # Dropping is deliberate: the replacement below states the new guarantee.
     op.execute(f"-- squawk-ignore ban-drop-constraint\nALTER TABLE data_ingestion.{table} DROP CONSTRAINT {name}")
-    op.execute(
-        f"ALTER TABLE data_ingestion.{table} ADD CONSTRAINT {name} CHECK ({column} IN ({listed})) NOT VALID"
-    )
+    op.execute(f"ALTER TABLE data_ingestion.{table} ADD CONSTRAINT {name} CHECK ({column} IN ({listed})) NOT VALID")
