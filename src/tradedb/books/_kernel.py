@@ -193,8 +193,6 @@ def run(
                 if s < 0:
                     finding = MISSING_VALUE
                 elif policy == LOG:  # as the venue means it: a modify of an order not seen is an add
-                    if _crosses(s, lvl, best, levels):
-                        finding = CROSSED_BOOK
                     _add(
                         o, s, lvl, q, ts[i], alive, o_side, o_level, o_size, rank, since, level_size, level_count, best
                     )
