@@ -164,7 +164,15 @@ def test_a_modify_keeps_its_place_only_when_it_shrinks() -> None:
             for i, r in enumerate(["a", "b", "c"])
         ]
         rows.append(
-            {"ts": T0, "event_type": "modify", "order_ref": "a", "side": "buy", "price": price, "size": size, "sequence": 9}
+            {
+                "ts": T0,
+                "event_type": "modify",
+                "order_ref": "a",
+                "side": "buy",
+                "price": price,
+                "size": size,
+                "sequence": 9,
+            }
         )
         built = engine.Engine(kernel.REJECT)
         built.feed(table(rows))
