@@ -328,6 +328,17 @@ def test_chronological_replay_has_every_event_once_in_order(api: Api) -> None:
     assert set(zip(frame["symbol"].astype(str), frame["sequence"], strict=True)) == {
         (s, i) for s in SYMBOLS for i in range(3_000)
     }
+    # Reads of events keep the venue's order at one instant too, whatever order they were written in.
+    md = api.feature("market_data")
+    t = SYNTH_START + timedelta(hours=2)
+    symbol = f"TIE{api.kind[0].upper()}"
+    md.write_order_book_events(
+        [{"ts": t, "symbol": symbol, "event_type": "new", "order_ref": f"o{i}", "side": "buy", "price": 1.0,
+          "size": 1.0, "sequence": i} for i in (3, 2, 1)],
+        source="tie", create_securities=True,
+    )  # fmt: skip
+    read = md.read("order_book_events", symbol, t, t + timedelta(seconds=1), as_="arrow")
+    assert read["sequence"].to_pylist() == [1, 2, 3]
 
 
 def test_randomized_replay_is_seeded_and_keeps_events_in_their_window(api: Api) -> None:

@@ -59,7 +59,8 @@ TIME_SERIES = {
 
 #: Tables tradedb adds beyond SCHEMA.md, each for a feature SCHEMA.md does not cover.
 TRADEDB_TABLES = {
-    "data_ingestion": {"coverage"},  # market data coverage maintained on write (issue 4)
+    # market data coverage maintained on write (issue 4); order book snapshots (issue 13)
+    "data_ingestion": {"coverage", "order_book_snapshots"},
 }
 
 

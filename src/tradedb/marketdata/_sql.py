@@ -277,10 +277,13 @@ def range_query(
         filters.append(sql.SQL("timeframe = {}").format(sql.Literal(timeframe)))
     if contributor is not None:
         filters.append(sql.SQL("contributor = {}").format(sql.Literal(contributor)))
-    return sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY ts").format(
+    # Events at one instant are ordered by the venue's sequence: their order changes the book.
+    order = "ts, sequence" if table == "order_book_events" else "ts"
+    return sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {}").format(
         sql.SQL(", ").join(sql.Identifier(c) for c in READ_COLUMNS[table]),
         sql.Identifier(SCHEMA, table),
         sql.SQL(" AND ").join(filters),
+        sql.SQL(order),
     )
 
 
