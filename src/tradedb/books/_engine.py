@@ -124,11 +124,12 @@ class Engine:
 
     def __init__(self, policy: int, initial: pa.Table | None = None) -> None:
         self.policy = policy
-        self.refs: dict[str, int] = {}
-        self.ref_list: list[str] = []
+        self.refs = pa.array([], pa.string())  # order index -> the venue's order id
         self.prices = np.empty(0, np.float64)
         self.state = k.State(0, 0)
-        self.findings: list[Finding] = []
+        # Findings stay columnar (the events' rows and codes) until asked for: a day can have tens of thousands.
+        self._found: list[tuple[pa.Table, np.ndarray]] = []
+        self._findings: list[Finding] = []
         self.applied = 0
         if initial is not None and initial.num_rows:
             self._load(initial)
@@ -136,15 +137,16 @@ class Engine:
     # --- coding -------------------------------------------------------------------------------------------
 
     def _order_index(self, refs: pa.ChunkedArray | pa.Array) -> np.ndarray:
-        encoded = pc.dictionary_encode(refs.combine_chunks() if isinstance(refs, pa.ChunkedArray) else refs)
-        dictionary = encoded.dictionary.to_pylist()
-        mapping = np.empty(len(dictionary), np.int64)
-        for j, ref in enumerate(dictionary):
-            index = self.refs.get(ref)
-            if index is None:
-                index = self.refs[ref] = len(self.ref_list)
-                self.ref_list.append(ref)
-            mapping[j] = index
+        """Dense indices of order ids (-1 for none), numbering ids not seen before after the known ones."""
+        flat = refs.combine_chunks() if isinstance(refs, pa.ChunkedArray) else refs
+        encoded = pc.dictionary_encode(flat)
+        dictionary = encoded.dictionary
+        known = pc.index_in(dictionary, value_set=self.refs).to_numpy(zero_copy_only=False)
+        fresh = np.isnan(known) if known.dtype.kind == "f" else np.zeros(len(known), np.bool_)
+        mapping = np.where(fresh, 0, np.nan_to_num(known)).astype(np.int64)
+        if fresh.any():
+            mapping[fresh] = len(self.refs) + np.arange(int(fresh.sum()))
+            self.refs = pa.concat_arrays([self.refs, dictionary.filter(pa.array(fresh))])
         indices = encoded.indices.to_numpy(zero_copy_only=False)
         valid = ~pc.is_null(encoded).to_numpy(zero_copy_only=False)
         out = np.full(len(encoded), -1, np.int64)
@@ -179,7 +181,7 @@ class Engine:
 
     def _grow_orders(self) -> None:
         s = self.state
-        extra = len(self.ref_list) - len(s.alive)
+        extra = len(self.refs) - len(s.alive)
         if extra <= 0:
             return
         extra = max(extra, len(s.alive) // 2)
@@ -251,21 +253,32 @@ class Engine:
 
     def _collect(self, events: pa.Table, codes: np.ndarray) -> None:
         where = np.flatnonzero(codes)
-        if not where.size:
-            return
-        rows = events.take(pa.array(where)).select(["ts", "sequence", "event_type", "order_ref"]).to_pylist()
+        if where.size:
+            rows = events.take(pa.array(where)).select(["ts", "sequence", "event_type", "order_ref"])
+            self._found.append((rows, codes[where]))
+
+    @property
+    def finding_count(self) -> int:
+        return len(self._findings) + sum(len(codes) for _rows, codes in self._found)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding so far, in event order."""
         applied = "applied as it could be" if self.policy == k.LOG else "left out"
-        for row, code in zip(rows, codes[where].tolist(), strict=True):
-            self.findings.append(
-                Finding(row["ts"], row["sequence"], row["event_type"], row["order_ref"], CHECKS[code], applied)
-            )
+        for rows, codes in self._found:
+            for row, code in zip(rows.to_pylist(), codes.tolist(), strict=True):
+                self._findings.append(
+                    Finding(row["ts"], row["sequence"], row["event_type"], row["order_ref"], CHECKS[code], applied)
+                )
+        self._found.clear()
+        return self._findings
 
     # --- reading the state --------------------------------------------------------------------------------
 
     def levels(self, depth: int | None, queues: bool) -> tuple[list[Level], list[Level]]:
         s = self.state
         sides: list[list[Level]] = []
-        live = np.flatnonzero(s.alive[: len(self.ref_list)])
+        live = np.flatnonzero(s.alive[: len(self.refs)])
         for side in (k.BID, k.ASK):
             lv = np.flatnonzero(s.level_count[side] > 0)
             lv = lv[::-1] if side == k.BID else lv
@@ -274,12 +287,11 @@ class Engine:
             if queues and lv.size:
                 mine = live[(s.side[live] == side) & np.isin(s.level[live], lv)]
                 mine = mine[np.lexsort((s.rank[mine], s.level[mine]))]
+                names = dict(zip(mine.tolist(), self.refs.take(pa.array(mine, pa.int64())).to_pylist(), strict=True))
                 for level in lv.tolist():
                     at = mine[s.level[mine] == level]
                     queue_of[level] = tuple(
-                        RestingOrder(
-                            self.ref_list[o], float(s.size[o]), _EPOCH + timedelta(microseconds=int(s.since[o]))
-                        )
+                        RestingOrder(names[o], float(s.size[o]), _EPOCH + timedelta(microseconds=int(s.since[o])))
                         for o in at.tolist()
                     )
             sides.append(
@@ -298,11 +310,11 @@ class Engine:
     def snapshot(self) -> tuple[bytes, int]:
         """The resting orders in priority order as an Arrow IPC stream, and how many there are."""
         s = self.state
-        live = np.flatnonzero(s.alive[: len(self.ref_list)])
+        live = np.flatnonzero(s.alive[: len(self.refs)])
         live = live[np.argsort(s.rank[live], kind="stable")]
         table = pa.table(
             {
-                "order_ref": pa.array([self.ref_list[o] for o in live.tolist()], pa.string()),
+                "order_ref": self.refs.take(pa.array(live, pa.int64())),
                 "side": pa.array(np.where(s.side[live] == k.ASK, "sell", "buy"), pa.string()),
                 "price": pa.array(self.prices[s.level[live]] if live.size else np.empty(0), pa.float64()),
                 "size": pa.array(s.size[live], pa.float64()),

@@ -88,14 +88,14 @@ class AsyncBooks:
         lo, hi = engine.check_range(start, end)
         security_id, chosen, first, _last = await self._book_source(symbol, source, exchange)
         built, _snapshot = await self._build(security_id, chosen, first, lo - _US, code)
-        reported = len(built.findings)
+        reported = built.finding_count
         query = q.book_events(security_id, chosen, lo - _US, first, hi - _US)
         async for events in copy_arrow(self._db, query, q.BOOK_COLUMNS):
             top = built.feed(events, depth)
             assert top is not None
             if findings is not None:
                 findings.extend(built.findings[reported:])
-                reported = len(built.findings)
+                reported = built.finding_count
             yield engine.stream_batch(events, top, depth)
 
     async def write_snapshots(
