@@ -88,10 +88,12 @@ def best(values: list[float]) -> float:
 
 def replay_vs_copy(db: tradedb.Database, url: str) -> None:
     ids = db.market_data.security_ids(["BOOK"])
+    # The very query the replay sends, as a raw COPY (literals: COPY takes no parameters).
     query = (
-        "SELECT ts, security_id, source, event_type, order_ref, side, price, size, sequence "
+        "SELECT ts, security_id, source, event_type, order_ref, side, price, size, sequence "  # noqa: S608
         f"FROM data_ingestion.order_book_events WHERE security_id = ANY('{{{ids['BOOK']}}}'::bigint[]) "
-        f"AND ts >= '{DAY.isoformat()}' AND ts < '{(DAY + SPAN).isoformat()}' ORDER BY ts, security_id, source, sequence"
+        f"AND ts >= '{DAY.isoformat()}' AND ts < '{(DAY + SPAN).isoformat()}' "
+        "ORDER BY ts, security_id, source, sequence"
     )
     timings: dict[str, list[float]] = {"COPY csv": [], "COPY binary": [], "replay": []}
     with psycopg.connect(url) as conn:
@@ -108,9 +110,8 @@ def replay_vs_copy(db: tradedb.Database, url: str) -> None:
     baseline = min(best(timings["COPY csv"]), best(timings["COPY binary"]))
     print(f"\nchronological replay of {rows:,} events, medians of {ROUNDS}:")
     for name, values in timings.items():
-        print(
-            f"  {name:<14} {best(values):6.3f} s  {rows / best(values):>11,.0f} events/s  {baseline / best(values):5.2f}x"
-        )
+        seconds = best(values)
+        print(f"  {name:<14} {seconds:6.3f} s  {rows / seconds:>11,.0f} events/s  {baseline / seconds:5.2f}x")
     print(f"  replay into Arrow: {baseline / best(timings['replay']):.2f}x the faster raw COPY (goal >= 0.8x)")
 
 
@@ -165,7 +166,8 @@ def book_at_latency(db: tradedb.Database) -> None:
     took = time.perf_counter() - started
     with_snapshots = measure()
     print(
-        f"\nbook_at at random instants of a {EVENTS:,}-event day ({written} snapshots, one a minute, written in {took:.1f} s):"
+        f"\nbook_at at random instants of a {EVENTS:,}-event day "
+        f"({written} snapshots, one a minute, written in {took:.1f} s):"
     )
     print(f"  without snapshots: median {best(without) * 1000:8.1f} ms")
     print(

@@ -3,6 +3,7 @@ generated event sequences (valid ones and ones that make no sense), and the repl
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.reference_book import ReferenceBook, apply_rows
+from tradedb.books import _binary as binary
 from tradedb.books import _engine as engine
 from tradedb.books import _kernel as kernel
 from tradedb.books import _replay as rp
@@ -102,7 +104,7 @@ def test_the_book_after_every_event_equals_the_reference(policy: str, rows: list
     assert engine_tops(top, len(rows), 4) == reference_tops(rows, policy, 4)
     reference = ReferenceBook(policy)
     apply_rows(reference, rows)
-    assert [(f.sequence + 1, f.check) for f in built.findings] == reference.findings
+    assert [((f.sequence or 0) + 1, f.check) for f in built.findings] == reference.findings
     bids, asks = built.levels(None, queues=True)
     for side, levels in (("buy", bids), ("sell", asks)):
         assert [(lv.price, lv.size, lv.orders) for lv in levels] == reference.levels(side)
@@ -263,3 +265,37 @@ def test_blocks_have_the_length_asked_but_the_last(span: int, length: int, seed:
     drawn = rp.draw_blocks(blocks.count, seed, 0)
     assert len(drawn) == blocks.count and drawn.min() >= 0 and drawn.max() < blocks.count
     np.testing.assert_array_equal(drawn, rp.draw_blocks(blocks.count, seed, 0))
+
+
+def _copy_bytes(rows: list[tuple[int | None, str | None, float | None]]) -> bytes:
+    """A binary COPY (timestamp, text, float8 columns) written by hand from PostgreSQL's documented format."""
+    out = bytearray(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+    for ts, text, value in rows:
+        out += struct.pack(">h", 3)
+        out += struct.pack(">i", -1) if ts is None else struct.pack(">iq", 8, ts)
+        out += struct.pack(">i", -1) if text is None else struct.pack(">i", len(text.encode())) + text.encode()
+        out += struct.pack(">i", -1) if value is None else struct.pack(">id", 8, value)
+    return bytes(out + struct.pack(">h", -1))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_binary_copy_decodes_exactly(compiled: bool) -> None:
+    rows = [(-1, "", -0.5), (None, None, None), (0, "été ✓", 1e300), (2**40, "x" * 1000, float("inf"))]
+    schema = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("t", pa.string()), ("v", pa.float64())])
+    originals = (binary._scan, binary._fill, binary._int)
+    if not compiled:
+        if not kernel.HAVE_NUMBA:
+            pytest.skip("numba is not installed: the compiled case already runs as Python")
+        binary._scan, binary._fill, binary._int = (getattr(f, "py_func") for f in originals)  # noqa: B009
+    try:
+        table = binary.decode(_copy_bytes(rows), schema)
+    finally:
+        binary._scan, binary._fill, binary._int = originals
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    assert table.to_pylist() == [
+        {"ts": epoch - timedelta(microseconds=1), "t": "", "v": -0.5},
+        {"ts": None, "t": None, "v": None},
+        {"ts": epoch, "t": "été ✓", "v": 1e300},
+        {"ts": epoch + timedelta(microseconds=2**40), "t": "x" * 1000, "v": float("inf")},
+    ]
+    assert binary.decode(_copy_bytes([]), schema).num_rows == 0

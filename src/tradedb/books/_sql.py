@@ -1,13 +1,11 @@
-"""The SQL of books and replays, and the parsing of their COPY output into Arrow."""
+"""The SQL of books and replays (their events come out of binary COPYs, decoded by ``_binary``)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import datetime
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from psycopg import sql
 
 EVENT_TYPES: dict[str, pa.DataType] = {
@@ -78,43 +76,9 @@ def replay_events(security_ids: Sequence[int], start: datetime, end: datetime, s
 
 def _copy(columns: Sequence[str], where: sql.Composable, order: sql.Composable) -> sql.Composed:
     return sql.SQL(
-        "COPY (SELECT {} FROM data_ingestion.order_book_events WHERE {} ORDER BY {}) TO STDOUT (FORMAT csv)"
+        "COPY (SELECT {} FROM data_ingestion.order_book_events WHERE {} ORDER BY {}) TO STDOUT (FORMAT binary)"
     ).format(sql.SQL(", ").join(sql.Identifier(c) for c in columns), where, order)
 
 
-def parse(data: bytes, columns: Sequence[str]) -> pa.Table:
-    """Parse headerless COPY CSV into Arrow with the event types (NULL is an unquoted empty field)."""
-    if not data:
-        return pa.table({c: pa.array([], EVENT_TYPES[c]) for c in columns})
-    return pacsv.read_csv(
-        io.BytesIO(data),
-        read_options=pacsv.ReadOptions(column_names=list(columns), block_size=8 << 20),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: EVENT_TYPES[c] for c in columns},
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-
-
-class Pieces:
-    """Cut a CSV byte stream into pieces of whole lines of about ``size`` bytes."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.buffer = bytearray()
-
-    def feed(self, data: bytes) -> bytes | None:
-        self.buffer += data
-        if len(self.buffer) < self.size:
-            return None
-        cut = self.buffer.rfind(b"\n") + 1
-        piece = bytes(self.buffer[:cut])
-        del self.buffer[:cut]
-        return piece
-
-    def rest(self) -> bytes:
-        piece = bytes(self.buffer)
-        self.buffer.clear()
-        return piece
+def schema(columns: Sequence[str]) -> pa.Schema:
+    return pa.schema([(c, EVENT_TYPES[c]) for c in columns])

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from tradedb.books import _binary as binary
 from tradedb.books import _engine as engine
 from tradedb.books import _sql as q
 from tradedb.books._engine import Book, BookPolicy
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from tradedb.db.connections_async import AsyncConnections
     from tradedb.marketdata.api_async import AsyncMarketData
 
-#: COPY output is parsed in pieces of this many bytes (one piece parsed while the next arrives).
+#: COPY output is decoded in pieces of this many bytes (one piece decoded while the next arrives).
 PIECE_BYTES = 8 << 20
 _US = timedelta(microseconds=1)
 
@@ -170,7 +171,7 @@ class AsyncBooks:
 
     async def _all(self, query: Any) -> pa.Table:
         tables = [t async for t in copy_arrow(self._db, query, q.BOOK_COLUMNS)]
-        return pa.concat_tables(tables) if tables else q.parse(b"", q.BOOK_COLUMNS)
+        return pa.concat_tables(tables) if tables else q.schema(q.BOOK_COLUMNS).empty_table()
 
     async def _save(
         self, security_id: int, source: str, ts: datetime, built: engine.Engine, events: int | None = None
@@ -208,20 +209,22 @@ class AsyncBooks:
 
 
 async def copy_arrow(db: AsyncConnections, query: Any, columns: tuple[str, ...]) -> AsyncIterator[pa.Table]:
-    """The rows of a COPY as Arrow tables, one piece parsed on a worker thread while the next arrives."""
-    pieces = q.Pieces(PIECE_BYTES)
-    with ThreadPoolExecutor(1, thread_name_prefix="tradedb-parse") as worker:
+    """The rows of a binary COPY as Arrow tables: one piece decoded on a worker thread while the next arrives."""
+    layout = q.schema(columns)
+    with ThreadPoolExecutor(1, thread_name_prefix="tradedb-decode") as worker:
         pending: Future[pa.Table] | None = None
         async with db.connection(readonly=True) as conn, conn.cursor().copy(query) as copy:
-            async for data in copy:
-                piece = pieces.feed(bytes(data))
-                if piece is None:
-                    continue
+            done = False
+            while not done:
+                piece, done = await binary.read_piece_async(conn.pgconn, PIECE_BYTES)
                 if pending is not None:
-                    yield await asyncio.wrap_future(pending)
-                pending = worker.submit(q.parse, piece, columns)
-        rest = pieces.rest()
+                    table = await asyncio.wrap_future(pending)
+                    if table.num_rows:
+                        yield table
+                pending = worker.submit(binary.decode, piece, layout)
+            while await copy.read():  # the end of the COPY, read by psycopg so it knows the COPY is over
+                pass
         if pending is not None:
-            yield await asyncio.wrap_future(pending)
-        if rest:
-            yield q.parse(rest, columns)
+            table = await asyncio.wrap_future(pending)
+            if table.num_rows:
+                yield table
