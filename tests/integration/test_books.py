@@ -8,9 +8,11 @@ AMZN day must agree with LOBSTER's own order book file at level 1 wherever the m
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -449,3 +451,30 @@ def test_binary_decoding_equals_the_csv_read(api: Api) -> None:
     assert replayed.select(columns).to_pylist() == read.select(columns).to_pylist()
     assert replayed["order_ref"].to_pylist() == ["", None, "ordre-été-✓"]  # a NULL sequence sorts last
     assert replayed["ts"][0].as_py() == t
+
+
+def test_maintenance_writes_the_due_snapshots(loaded: TestDatabase) -> None:
+    """`tradedb maintain --book-snapshots` stores books on the grid up to each book's last event, once."""
+    first = run_cli("maintain", "--book-snapshots", "10min", "--json", env=loaded.env())
+    assert first.returncode == 0, first.stderr
+    written = json.loads(first.stdout)["book_snapshots"]
+    # RPLB's events run from just after 10:00 to just before 11:00: the grid points 10:10 ... 10:50.
+    assert written["RPLB/synth"] == 5
+    again = run_cli("maintain", "--book-snapshots", "10min", "--json", env=loaded.env())
+    assert json.loads(again.stdout)["book_snapshots"].get("RPLB/synth") is None  # nothing due any more
+    with tradedb.connect(loaded.url, settings=loaded.settings) as conn:
+        book = conn.books.book_at("RPLB", SYNTH_START + timedelta(minutes=20, seconds=1))
+        assert book.snapshot == SYNTH_START + timedelta(minutes=20)
+
+
+def test_the_readme_example_runs(loaded: TestDatabase, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    """The Python example of the README's "Order books and replays" section, run as written (after `tradedb ingest
+    mbo` of the ESM4 file, which the module's fixture did)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Order books and replays") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    monkeypatch.setenv("DATABASE_URL", loaded.url)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "Level(price=5214.0, size=30.0, orders=23" in printed

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+import pyarrow as pa
 
 from tradedb.errors import ValidationError
 
@@ -47,6 +48,43 @@ def shuffle_windows(keys: np.ndarray, seed: int) -> np.ndarray:
         rng = np.random.default_rng([seed, int(keys[lo]) + _KEY_OFFSET])
         order[lo:hi] = lo + rng.permutation(hi - lo)
     return order
+
+
+class WindowShuffle:
+    """Shuffle a chronological stream of tables window by window: a window is played only once it is complete
+    (an event of a later window arrived, or the stream ended), so windows cut by batch edges lose nothing."""
+
+    def __init__(self, window_us: int, seed: int) -> None:
+        self.window_us = window_us
+        self.seed = seed
+        self.held: pa.Table | None = None
+
+    def feed(self, table: pa.Table) -> pa.Table | None:
+        """Take the next table of the stream; return the complete windows shuffled (None when none is)."""
+        if self.held is not None:
+            table = pa.concat_tables([self.held, table])
+        keys = window_keys(_micros(table), self.window_us)
+        if not len(keys):
+            self.held = table
+            return None
+        cut = int(np.searchsorted(keys, keys[-1], side="left"))  # the last window may go on: hold it back
+        self.held = table.slice(cut)
+        return self._shuffled(table.slice(0, cut), keys[:cut]) if cut else None
+
+    def finish(self) -> pa.Table | None:
+        """The last window, shuffled (None when nothing is held)."""
+        held, self.held = self.held, None
+        if held is None or not held.num_rows:
+            return None
+        return self._shuffled(held, window_keys(_micros(held), self.window_us))
+
+    def _shuffled(self, table: pa.Table, keys: np.ndarray) -> pa.Table:
+        order = shuffle_windows(keys, self.seed)
+        return table.take(pa.array(order)).append_column("replay_ts", table["ts"]).combine_chunks()
+
+
+def _micros(table: pa.Table) -> np.ndarray:
+    return np.asarray(table["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,18 @@ SELECT s.symbol, b.source, b.ts, b.order_count, b.event_count, b.created_at
 FROM data_ingestion.order_book_snapshots b JOIN shared.securities s USING (security_id)
 WHERE b.security_id = %s ORDER BY b.source, b.ts
 """
+DUE = """
+SELECT c.security_id, s.symbol, c.source, c.first_ts, c.last_ts,
+       (SELECT max(b.ts) FROM data_ingestion.order_book_snapshots b
+        WHERE b.security_id = c.security_id AND b.source = c.source) AS latest
+FROM data_ingestion.coverage c JOIN shared.securities s USING (security_id)
+WHERE c.table_name = 'order_book_events' ORDER BY s.symbol, c.source
+"""
+FORGET_FINDINGS = """
+DELETE FROM data_ingestion.data_quality_logs
+WHERE security_id = %s AND source = %s AND table_name = 'order_book_events' AND check_type = ANY(%s)
+  AND row_ts > %s AND row_ts <= %s
+"""
 FINDING = """
 INSERT INTO data_ingestion.data_quality_logs (security_id, table_name, source, check_type, status, row_ts, details)
 VALUES (%s, 'order_book_events', %s, %s, %s, %s, %s)

@@ -111,26 +111,40 @@ class Books:
         policy: BookPolicy = "log",
     ) -> int:
         """Store the book at ``start`` and then every ``every`` (e.g. "15min", "1h") up to ``end``; record the
-        findings met on the way in ``data_quality_logs``. Return the number of snapshots written."""
+        findings of the events in (start, end] in ``data_quality_logs`` (replacing those an earlier run recorded
+        for that range). Return the number of snapshots written."""
         step = parse_span(every, what="every")
         code = engine.check_policy(policy)
         lo, hi = engine.check_range(start, end)
         security_id, chosen, first, _last = self._book_source(symbol, source, exchange)
-        built, _snapshot = self._build(security_id, chosen, first, lo, code)
-        saved = [self._save(security_id, chosen, lo, built)]
-        boundary = lo + step
-        events = self._all(q.book_events(security_id, chosen, lo, first, hi))
-        times = events["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False)
-        done = 0
-        while boundary <= hi:
-            upto = int(np.searchsorted(times, engine.micros(boundary), side="right"))
-            before = built.applied
-            built.feed(events.slice(done, upto - done))
-            done = upto
-            saved.append(self._save(security_id, chosen, boundary, built, built.applied - before))
-            boundary += step
-        self._record(security_id, chosen, built.findings, policy)
-        return len(saved)
+        return self._write_snapshots(
+            security_id, chosen, first=first, lo=lo, hi=hi, step=step, policy=policy, code=code
+        )
+
+    def write_due_snapshots(self, *, every: str = "15min", policy: BookPolicy = "log") -> dict[str, int]:
+        """For every security and source with events, store the books on the ``every`` grid (aligned to the
+        epoch) from its latest snapshot (or its first event) up to its last event: what maintenance runs.
+        Return the snapshots written per "symbol/source"."""
+        step = parse_span(every, what="every")
+        code = engine.check_policy(policy)
+        written: dict[str, int] = {}
+        for row in self._db.fetch_all(q.DUE):
+            lo = _grid(row["latest"] or row["first_ts"], step, up=row["latest"] is None)
+            hi = _grid(row["last_ts"], step, up=False)
+            if hi <= lo:
+                continue
+            count = self._write_snapshots(
+                row["security_id"],
+                row["source"],
+                first=row["first_ts"],
+                lo=lo,
+                hi=hi,
+                step=step,
+                policy=policy,
+                code=code,
+            )
+            written[f"{row['symbol']}/{row['source']}"] = count
+        return written
 
     def snapshots(self, symbol: str, *, exchange: str | None = None) -> list[dict[str, Any]]:
         """The stored snapshots of ``symbol``: source, ts, order and event counts."""
@@ -138,6 +152,35 @@ class Books:
         return self._db.fetch_all(q.SNAPSHOTS, (ids[symbol],))
 
     # --- helpers ------------------------------------------------------------------------------------------
+
+    def _write_snapshots(
+        self,
+        security_id: int,
+        source: str,
+        *,
+        first: datetime,
+        lo: datetime,
+        hi: datetime,
+        step: timedelta,
+        policy: str,
+        code: int,
+    ) -> int:
+        built, _snapshot = self._build(security_id, source, first, lo, code)
+        before_range = built.finding_count
+        saved = [self._save(security_id, source, lo, built)]
+        boundary = lo + step
+        events = self._all(q.book_events(security_id, source, lo, first, hi))
+        times = events["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False)
+        done = 0
+        while boundary <= hi:
+            upto = int(np.searchsorted(times, engine.micros(boundary), side="right"))
+            before = built.applied
+            built.feed(events.slice(done, upto - done))
+            done = upto
+            saved.append(self._save(security_id, source, boundary, built, built.applied - before))
+            boundary += step
+        self._record(security_id, source, built.findings[before_range:], policy=policy, lo=lo, hi=hi)
+        return len(saved)
 
     def _book_source(
         self, symbol: str, source: str | None, exchange: str | None
@@ -181,9 +224,16 @@ class Books:
         self._db.execute(q.SAVE_SNAPSHOT, (security_id, source, ts, count, applied, data))
         return ts
 
-    def _record(self, security_id: int, source: str, findings: list[engine.Finding], policy: str) -> None:
-        if not findings:
-            return
+    def _record(
+        self,
+        security_id: int,
+        source: str,
+        findings: list[engine.Finding],
+        *,
+        policy: str,
+        lo: datetime,
+        hi: datetime,
+    ) -> None:
         status = "fail" if policy == "reject" else "warning"
         rows = [
             (
@@ -205,7 +255,9 @@ class Books:
             for f in findings
         ]
         with self._db.transaction() as conn, conn.cursor() as cursor:
-            cursor.executemany(q.FINDING, rows)
+            cursor.execute(q.FORGET_FINDINGS, (security_id, source, list(engine.CHECKS.values()), lo, hi))
+            if rows:
+                cursor.executemany(q.FINDING, rows)
 
 
 def copy_arrow(db: Connections, query: Any, columns: tuple[str, ...]) -> Iterator[pa.Table]:
@@ -228,3 +280,10 @@ def copy_arrow(db: Connections, query: Any, columns: tuple[str, ...]) -> Iterato
             table = pending.result()
             if table.num_rows:
                 yield table
+
+
+def _grid(ts: datetime, step: timedelta, *, up: bool) -> datetime:
+    """``ts`` on the grid of ``step`` from the epoch: the grid point at or before it (after it when ``up``)."""
+    epoch = datetime(1970, 1, 1, tzinfo=ts.tzinfo)
+    steps, rest = divmod(ts - epoch, step)
+    return epoch + (steps + (1 if up and rest else 0)) * step

@@ -75,23 +75,14 @@ class Replay:
         exchange: str | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """The events of ``symbols`` in [start, end), shuffled within clock-aligned windows of ``window``."""
-        width = parse_span(window, what="window") // _US
-        seed = rp.check_seed(seed)
-        held: pa.Table | None = None
+        shuffle = rp.WindowShuffle(parse_span(window, what="window") // _US, rp.check_seed(seed))
         for batch in self._stream(symbols, start, end, source, exchange):
-            table = (
-                pa.Table.from_batches([batch])
-                if held is None
-                else pa.concat_tables([held, pa.Table.from_batches([batch])])
-            )
-            keys = rp.window_keys(_micros(table), width)
-            # The last window may go on in the next batch: hold it back.
-            cut = int(np.searchsorted(keys, keys[-1], side="left"))
-            if cut:
-                yield _shuffled(table.slice(0, cut), keys[:cut], seed)
-            held = table.slice(cut)
-        if held is not None and held.num_rows:
-            yield _shuffled(held, rp.window_keys(_micros(held), width), seed)
+            played = shuffle.feed(pa.Table.from_batches([batch]))
+            if played is not None:
+                yield played.to_batches()[0]
+        rest = shuffle.finish()
+        if rest is not None:
+            yield rest.to_batches()[0]
 
     def bootstrap(
         self,
@@ -169,9 +160,3 @@ def _check_symbols(symbols: Sequence[str]) -> list[str]:
 
 def _micros(table: pa.Table) -> np.ndarray:
     return table["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
-
-
-def _shuffled(table: pa.Table, keys: np.ndarray, seed: int) -> pa.RecordBatch:
-    order = rp.shuffle_windows(keys, seed)
-    out = table.take(pa.array(order)).append_column("replay_ts", table["ts"])
-    return out.combine_chunks().to_batches()[0]

@@ -419,6 +419,10 @@ def maintain(
         str | None, typer.Option(help="drop or detach old partitions (default TRADEDB_RETENTION_MODE).")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print what would be done, change nothing.")] = False,
+    book_snapshots: Annotated[
+        str | None,
+        typer.Option(help="Also store order books every this long (e.g. 15min) up to each book's last event."),
+    ] = None,
     timescale_sql: Annotated[
         bool, typer.Option("--timescale-sql", help="Print the SQL that turns the market data tables into hypertables.")
     ] = False,
@@ -431,9 +435,15 @@ def maintain(
             out.print(statement + ";", highlight=False, soft_wrap=True)
         return
     report = maintenance.maintain(settings=settings, ahead=ahead, retention=retention, mode=mode, dry_run=dry_run)
+    snapshots: dict[str, int] = {}
+    if book_snapshots and not dry_run:
+        with _database() as db:
+            snapshots = db.books.write_due_snapshots(every=book_snapshots)
     if as_json:
-        _print_json(report.as_dict())
+        _print_json({**report.as_dict(), **({"book_snapshots": snapshots} if book_snapshots else {})})
         return
+    for book, count in snapshots.items():
+        out.print(f"order book snapshots written: {count} of {book}")
     verb = "would" if dry_run else ""
     out.print(f"partitions {verb} created: {len(report.created)}".replace("  ", " "))
     for name, moved in report.moved.items():

@@ -16,6 +16,7 @@ from prefect.logging import get_run_logger
 from prefect.schedules import Cron, Schedule
 from psycopg import sql
 
+from tradedb.database import connect
 from tradedb.db import direct as _connect
 from tradedb.db.embedded import server_url
 from tradedb.errors import BackupError
@@ -74,11 +75,16 @@ def restore_check_flow(folder: str = "backups") -> dict[str, Any]:
 
 
 @flow(name="tradedb-maintenance", timeout_seconds=3600)
-def maintenance_flow(ahead: int = 2) -> dict[str, Any]:
+def maintenance_flow(ahead: int = 2, book_snapshots: str | None = "15min") -> dict[str, Any]:
     """Partition maintenance (``tradedb.ops.maintenance.maintain``: repair default partitions, create partitions ahead,
-    apply TRADEDB_RETENTION), then ANALYZE the hot tables."""
+    apply TRADEDB_RETENTION), order book snapshots every ``book_snapshots`` up to each book's last event (None:
+    none), then ANALYZE the hot tables."""
     settings = load_settings()
     report = maintenance.maintain(settings=settings, ahead=ahead)
+    snapshots: dict[str, int] = {}
+    if book_snapshots:
+        with connect(settings=settings) as db:
+            snapshots = db.books.write_due_snapshots(every=book_snapshots)
     url = with_dbname(settings.direct_url() or server_url(settings), settings.trading_db_name)
     with _connect.connect(url, settings, autocommit=True) as conn:
         for hot in HOT_TABLES:
@@ -91,7 +97,7 @@ def maintenance_flow(ahead: int = 2) -> dict[str, Any]:
         len(report.dropped),
         len(report.detached),
     )
-    return {**report.as_dict(), "analyzed": list(HOT_TABLES)}
+    return {**report.as_dict(), "book_snapshots": snapshots, "analyzed": list(HOT_TABLES)}
 
 
 def _utc(cron: str) -> Schedule:
