@@ -10,8 +10,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+
 from tradedb.db.embedded import EmbeddedServer
-from tradedb.settings import Settings, normalize_url
+from tradedb.ops import setup as provision
+from tradedb.settings import Settings, normalize_url, with_dbname
 
 
 @contextlib.contextmanager
@@ -30,3 +33,21 @@ def bench_server() -> Iterator[str]:
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def bench_database(admin_url: str, name: str) -> Iterator[tuple[str, Settings]]:
+    """A trading database ``name`` set up from nothing by ``tradedb setup``, dropped afterwards: its URL and
+    settings."""
+    settings = Settings(_env_file=None, trading_db_name=name, role_prefix="tdbbench_")
+
+    def drop() -> None:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    drop()
+    provision.setup(settings=settings, url=admin_url)
+    try:
+        yield with_dbname(admin_url, name), settings
+    finally:
+        drop()

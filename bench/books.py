@@ -23,11 +23,9 @@ import psycopg
 import pyarrow as pa
 
 import tradedb
-from _server import bench_server
+from _server import bench_database, bench_server
 from tradedb.books import _engine as engine
 from tradedb.marketdata import files
-from tradedb.ops import setup as provision
-from tradedb.settings import Settings, with_dbname
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -179,21 +177,17 @@ def book_at_latency(db: tradedb.Database) -> None:
 
 def main() -> None:
     rebuild_vs_python()
-    with bench_server() as admin_url:
-        settings = Settings(_env_file=None, trading_db_name=DBNAME, role_prefix="tdbbench_")
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
-        provision.setup(settings=settings, url=admin_url)
-        url = with_dbname(admin_url, DBNAME)
-        with tradedb.connect(url, settings=settings) as db:
-            started = time.perf_counter()
-            data = day_of_events(EVENTS)
-            db.market_data.write_order_book_events(data, source="bench", symbol="BOOK", create_securities=True)
-            print(f"{EVENTS:,} events generated and written in {time.perf_counter() - started:.1f} s")
-            replay_vs_copy(db, url)
-            book_at_latency(db)
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
+    with (
+        bench_server() as admin_url,
+        bench_database(admin_url, DBNAME) as (url, settings),
+        tradedb.connect(url, settings=settings) as db,
+    ):
+        started = time.perf_counter()
+        data = day_of_events(EVENTS)
+        db.market_data.write_order_book_events(data, source="bench", symbol="BOOK", create_securities=True)
+        print(f"{EVENTS:,} events generated and written in {time.perf_counter() - started:.1f} s")
+        replay_vs_copy(db, url)
+        book_at_latency(db)
 
 
 if __name__ == "__main__":

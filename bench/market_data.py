@@ -27,11 +27,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 import tradedb
-from _server import bench_server
+from _server import bench_database, bench_server
 from tradedb.marketdata._encoding import encode_copy
 from tradedb.marketdata._sql import LATEST_QUOTES_DISTINCT_ON
-from tradedb.ops import setup as provision
-from tradedb.settings import Settings, with_dbname
 
 ROWS = int(os.environ.get("TRADEDB_BENCH_QUOTES", "1000000"))
 SYMBOLS = 500
@@ -137,12 +135,7 @@ def median_seconds(setup: Callable[[], None], run: Callable[[], None]) -> float:
 
 
 def main() -> None:
-    with bench_server() as admin_url:
-        settings = Settings(_env_file=None, trading_db_name=DBNAME, role_prefix="tdbbench_")
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
-        provision.setup(settings=settings, url=admin_url)
-        url = with_dbname(admin_url, DBNAME)
+    with bench_server() as admin_url, bench_database(admin_url, DBNAME) as (url, settings):
         db = tradedb.connect(url, settings=settings)
         md = db.market_data
         data = sample([])
@@ -275,8 +268,6 @@ def main() -> None:
         conn.close()
         db.close()
         engine.dispose()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
 
 
 if __name__ == "__main__":

@@ -288,6 +288,8 @@ def test_bad_book_and_replay_arguments_are_named(api: Api) -> None:
         (lambda: books.book_at("ESM4", ES_END, source="lobster"), NotFoundError, "no order book events for ESM4 from"),
         (lambda: books.book_at("ESM4", "yesterday"), ValidationError, "'yesterday' is not a time"),
         (lambda: books.book_at("ESM4", ES_END, policy="drop"), ValidationError, "policy 'drop'"),
+        (lambda: books.book_stream("ESM4", ES_END, ES_END + timedelta(hours=1)), NotFoundError, "no order book events"),
+        (lambda: books.book_stream("ESM4", ES_END, ES_START), ValidationError, "is not after start"),
         (
             lambda: replay.chronological(["ESM4"], ES_END, ES_END + timedelta(hours=1)),
             NotFoundError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,17 @@ def test_restore_check_fails_without_a_backup(harness: None, environment: TestDa
 
 
 def test_maintenance_flow_creates_partitions_ahead_and_protects_them(harness: None, environment: TestDatabase) -> None:
+    t = datetime(2024, 5, 9, 10, 1, tzinfo=UTC)
+    events = [
+        {"ts": t + timedelta(minutes=m), "symbol": "FLOW", "event_type": "new", "order_ref": f"o{m}", "side": "buy",
+         "price": 10.0, "size": 1.0, "sequence": m}
+        for m in (0, 39)
+    ]  # fmt: skip
+    with tradedb.connect(environment.url, settings=environment.settings) as db:
+        db.market_data.write_order_book_events(events, source="test", create_securities=True)
     result = flows.maintenance_flow(ahead=3)
     assert any(name.startswith("data_ingestion.quotes_p") for name in result["created"])
+    assert result["book_snapshots"] == {"FLOW/test": 2}  # 10:15 and 10:30: the grid between the two events
     with environment.connect() as conn:
         newest = conn.execute(
             "SELECT c.relname, c.relrowsecurity FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
@@ -61,7 +71,7 @@ def test_maintenance_flow_creates_partitions_ahead_and_protects_them(harness: No
         ).fetchone()
     assert newest is not None and newest[1] is True  # tenant policies reach the new partition
     again = flows.maintenance_flow(ahead=3)
-    assert again["created"] == [] and again["rls_statements"] == 0
+    assert again["created"] == [] and again["rls_statements"] == 0 and again["book_snapshots"] == {}
 
 
 def test_deploy_registers_the_schedules(harness: None, environment: TestDatabase) -> None:

@@ -236,9 +236,19 @@ class Engine:
         out_size = np.zeros((n if depth else 0, 2, depth), np.float64)
         out_count = np.zeros((n if depth else 0, 2, depth), np.int32)
         done = k.run(
-            kind, side, level, size, order, ts, self.policy, *self.state.arrays(), findings, depth,
-            out_level, out_size, out_count,
-        )  # fmt: skip
+            kind,
+            side,
+            level,
+            size,
+            order,
+            ts,
+            self.policy,
+            self.state.arrays(),
+            findings,
+            out_level,
+            out_size,
+            out_count,
+        )
         self.applied += int(done)
         self._collect(events, findings[: done + 1] if done < n else findings)
         if done < n:

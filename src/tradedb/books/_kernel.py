@@ -58,7 +58,7 @@ class State:
         # best[BID] = -1 and best[ASK] = levels when a side is empty; next_rank in best[2].
         self.best = np.array([-1, levels, 0], np.int64)
 
-    def arrays(self) -> tuple[Array, Array, Array, Array, Array, Array, Array, Array, Array]:
+    def arrays(self) -> StateArrays:
         return (
             self.alive,
             self.side,
@@ -72,23 +72,13 @@ class State:
         )
 
 
+#: The state as the compiled functions take it (one tuple: numba passes it as a struct of arrays).
+StateArrays = tuple[Array, Array, Array, Array, Array, Array, Array, Array, Array]
+
+
 @compiled
-def _add(
-    o: int,
-    side: int,
-    lvl: int,
-    size: float,
-    ts: int,
-    alive: Array,
-    o_side: Array,
-    o_level: Array,
-    o_size: Array,
-    rank: Array,
-    since: Array,
-    level_size: Array,
-    level_count: Array,
-    best: Array,
-) -> None:
+def _add(st: StateArrays, o: int, side: int, lvl: int, size: float, ts: int) -> None:
+    alive, o_side, o_level, o_size, rank, since, level_size, level_count, best = st
     alive[o] = True
     o_side[o] = side
     o_level[o] = lvl
@@ -105,48 +95,53 @@ def _add(
 
 
 @compiled
-def _remove(
-    o: int,
-    alive: Array,
-    o_side: Array,
-    o_level: Array,
-    o_size: Array,
-    level_size: Array,
-    level_count: Array,
-    best: Array,
-) -> None:
+def _remove(st: StateArrays, o: int) -> None:
+    alive, o_side, o_level, o_size, _rank, _since, level_size, level_count, best = st
     side = o_side[o]
     lvl = o_level[o]
     alive[o] = False
     level_count[side, lvl] -= 1
     if level_count[side, lvl] == 0:
         level_size[side, lvl] = 0.0
-        levels = level_count.shape[1]
-        if side == 0 and lvl == best[0]:
-            j = lvl - 1
-            while j >= 0 and level_count[0, j] == 0:
-                j -= 1
-            best[0] = j
-        elif side == 1 and lvl == best[1]:
-            j = lvl + 1
-            while j < levels and level_count[1, j] == 0:
-                j += 1
-            best[1] = j
+        if lvl == best[side]:
+            best[side] = _next_level(level_count, side, lvl)
     else:
         level_size[side, lvl] -= o_size[o]
     o_size[o] = 0.0
 
 
 @compiled
-def _crosses(
-    side: int,
-    lvl: int,
-    best: Array,
-    levels: int,
-) -> bool:
+def _next_level(level_count: Array, side: int, j: int) -> int:
+    """The first level holding orders after ``j``, going away from the best (-1 or the level count: none)."""
+    step = -1 if side == 0 else 1
+    j += step
+    while 0 <= j < level_count.shape[1] and level_count[side, j] == 0:
+        j += step
+    return j
+
+
+@compiled
+def _crosses(side: int, lvl: int, best: Array, levels: int) -> bool:
     if side == 0:
         return bool(best[1] < levels and lvl >= best[1])
     return bool(best[0] >= 0 and lvl <= best[0])
+
+
+@compiled
+def _top(st: StateArrays, side: int, i: int, out_level: Array, out_size: Array, out_count: Array) -> None:
+    """Write the top levels of one side after event ``i`` (level -1 past the last level holding orders)."""
+    level_size, level_count, best = st[6], st[7], st[8]
+    j = best[side]
+    if not 0 <= j < level_count.shape[1] or level_count[side, j] == 0:
+        j = _next_level(level_count, side, j)
+    for d in range(out_level.shape[2]):
+        if not 0 <= j < level_count.shape[1]:
+            out_level[i, side, d] = -1
+            continue
+        out_level[i, side, d] = j
+        out_size[i, side, d] = level_size[side, j]
+        out_count[i, side, d] = level_count[side, j]
+        j = _next_level(level_count, side, j)
 
 
 @compiled
@@ -158,26 +153,21 @@ def run(
     order: Array,
     ts: Array,
     policy: int,
-    alive: Array,
-    o_side: Array,
-    o_level: Array,
-    o_size: Array,
-    rank: Array,
-    since: Array,
-    level_size: Array,
-    level_count: Array,
-    best: Array,
+    st: StateArrays,
     findings: Array,
-    depth: int,
     out_level: Array,
     out_size: Array,
     out_count: Array,
 ) -> int:
-    """Apply events in order; write a finding code per event; with ``depth`` > 0, write the top ``depth`` levels
-    of both sides after every event into ``out_*`` (level -1 where a side has fewer levels). Return the number of
-    events applied: under REJECT, the index of the first event with a finding (its code is written)."""
+    """Apply events in order; write a finding code per event; when ``out_level`` has room for levels (its last
+    dimension), write the top levels of both sides after every event into ``out_*`` (level -1 where a side has
+    fewer). Return the number of events applied: under REJECT, the index of the first event with a finding (its
+    code is written)."""
+    alive, o_side, o_level, o_size = st[0], st[1], st[2], st[3]
+    level_size, level_count, best = st[6], st[7], st[8]
     levels = level_count.shape[1]
     n: int = kind.shape[0]
+    emit = out_level.shape[0] > 0 and out_level.shape[2] > 0
     for i in range(n):
         k = kind[i]
         o = order[i]
@@ -193,58 +183,26 @@ def run(
                 if s < 0:
                     finding = MISSING_VALUE
                 elif policy == LOG:  # as the venue means it: a modify of an order not seen is an add
-                    _add(
-                        o, s, lvl, q, ts[i], alive, o_side, o_level, o_size, rank, since, level_size, level_count, best
-                    )
+                    _add(st, o, s, lvl, q, ts[i])
             else:
                 if k == MODIFY:
                     s = o_side[o]
                 if k == NEW and alive[o]:
                     finding = DUPLICATE_ORDER
                     if policy == LOG:
-                        _remove(o, alive, o_side, o_level, o_size, level_size, level_count, best)
+                        _remove(st, o)
                 crossing = (k == NEW or lvl != o_level[o]) and _crosses(s, lvl, best, levels)
                 if crossing and finding == 0:
                     finding = CROSSED_BOOK
                 if finding == 0 or policy == LOG:
                     if k == NEW or not alive[o]:
-                        _add(
-                            o,
-                            s,
-                            lvl,
-                            q,
-                            ts[i],
-                            alive,
-                            o_side,
-                            o_level,
-                            o_size,
-                            rank,
-                            since,
-                            level_size,
-                            level_count,
-                            best,
-                        )
+                        _add(st, o, s, lvl, q, ts[i])
                     elif q <= EPS:
-                        _remove(o, alive, o_side, o_level, o_size, level_size, level_count, best)
+                        _remove(st, o)
                     elif lvl != o_level[o] or q > o_size[o] + EPS:
                         # A new price or a larger size loses the order's place in the queue.
-                        _remove(o, alive, o_side, o_level, o_size, level_size, level_count, best)
-                        _add(
-                            o,
-                            s,
-                            lvl,
-                            q,
-                            ts[i],
-                            alive,
-                            o_side,
-                            o_level,
-                            o_size,
-                            rank,
-                            since,
-                            level_size,
-                            level_count,
-                            best,
-                        )
+                        _remove(st, o)
+                        _add(st, o, s, lvl, q, ts[i])
                     else:
                         level_size[s, lvl] += q - o_size[o]
                         o_size[o] = q
@@ -253,11 +211,11 @@ def run(
             if o < 0 or not alive[o]:
                 finding = UNKNOWN_ORDER
             elif np.isnan(q) or abs(q - o_size[o]) <= EPS * max(1.0, q):
-                _remove(o, alive, o_side, o_level, o_size, level_size, level_count, best)
+                _remove(st, o)
             elif q > o_size[o]:
                 finding = NEGATIVE_SIZE
                 if policy == LOG:
-                    _remove(o, alive, o_side, o_level, o_size, level_size, level_count, best)
+                    _remove(st, o)
             else:
                 o_size[o] -= q
                 level_size[o_side[o], o_level[o]] -= q
@@ -271,31 +229,7 @@ def run(
         findings[i] = finding
         if finding != 0 and policy == REJECT:
             return i
-        if depth > 0:
-            j = best[0]
-            d = 0
-            while d < depth:
-                while j >= 0 and level_count[0, j] == 0:
-                    j -= 1
-                if j < 0:
-                    out_level[i, 0, d] = -1
-                else:
-                    out_level[i, 0, d] = j
-                    out_size[i, 0, d] = level_size[0, j]
-                    out_count[i, 0, d] = level_count[0, j]
-                    j -= 1
-                d += 1
-            j = best[1]
-            d = 0
-            while d < depth:
-                while j < levels and level_count[1, j] == 0:
-                    j += 1
-                if j >= levels:
-                    out_level[i, 1, d] = -1
-                else:
-                    out_level[i, 1, d] = j
-                    out_size[i, 1, d] = level_size[1, j]
-                    out_count[i, 1, d] = level_count[1, j]
-                    j += 1
-                d += 1
+        if emit:
+            _top(st, 0, i, out_level, out_size, out_count)
+            _top(st, 1, i, out_level, out_size, out_count)
     return n

@@ -83,7 +83,7 @@ class Books:
     ) -> Iterator[pa.RecordBatch]:
         """Yield, for every event in [start, end), the top ``depth`` levels of both sides after it, as Arrow record
         batches (columns ts, sequence, event_type, bid_price_1, bid_size_1, bid_orders_1, ... ask_orders_N).
-        Findings are appended to ``findings`` when a list is given."""
+        Findings are appended to ``findings`` when a list is given. A range without events is a NotFoundError."""
         engine.check_depth(depth)
         code = engine.check_policy(policy)
         lo, hi = engine.check_range(start, end)
@@ -91,13 +91,17 @@ class Books:
         built, _snapshot = self._build(security_id, chosen, first, lo - _US, code)
         reported = built.finding_count
         query = q.book_events(security_id, chosen, lo - _US, first, hi - _US)
+        rows = 0
         for events in copy_arrow(self._db, query, q.BOOK_COLUMNS):
             top = built.feed(events, depth)
             assert top is not None
-            if findings is not None:
+            if findings is not None and built.finding_count > reported:
                 findings.extend(built.findings[reported:])
                 reported = built.finding_count
+            rows += events.num_rows
             yield engine.stream_batch(events, top, depth)
+        if not rows:
+            raise NotFoundError(f"no order book events for {symbol} in [{lo.isoformat()}, {hi.isoformat()})")
 
     def write_snapshots(
         self,
