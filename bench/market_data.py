@@ -5,7 +5,8 @@ Writes: server-side ``COPY ... FROM file (FORMAT binary)`` (the limit), raw psyc
 tradedb ``append``, tradedb ``skip`` (into the empty table, and again when every row is stored), tradedb
 ``replace`` of stored rows, pandas ``to_sql``. Goals: append >= 90 % of the server-side limit, skip >= 60 %,
 append >= 8x pandas. latest_quotes: median <= 5 ms (LATERAL probes) against DISTINCT ON. Reads: 1M rows of one
-symbol into Arrow against ``pandas.read_sql``, goal >= 3x. Bars: appends against server COPY of the same bars,
+symbol into Arrow against ``pandas.read_sql``, goal >= 3x,
+and against ADBC's PostgreSQL driver, goal >= 1x. Bars: appends against server COPY of the same bars,
 goal >= 0.9x, and the same appends with the foreign key bars had before migration 0006.
 """
 
@@ -25,6 +26,7 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
+from adbc_driver_postgresql import dbapi as adbc
 
 import tradedb
 from _server import bench_database, bench_server
@@ -244,26 +246,42 @@ def main() -> None:
             "SELECT ts, bid, ask, bid_size, ask_size, source FROM data_ingestion.quotes "
             "WHERE security_id = %(id)s AND source = 'read' ORDER BY ts"
         )
-        reads: dict[str, list[float]] = {"arrow": [], "pandas": [], "read_sql": []}
-        for _ in range(ROUNDS):
-            for kind in ("arrow", "pandas"):
+        # ADBC reads the same columns tradedb returns, in the same order (contributor included).
+        adbc_query = (
+            "SELECT ts, bid, ask, bid_size, ask_size, contributor, source FROM data_ingestion.quotes "  # noqa: S608
+            f"WHERE security_id = {ids['B000']} AND source = 'read' ORDER BY ts"
+        )
+        reads: dict[str, list[float]] = {"arrow": [], "pandas": [], "adbc": [], "read_sql": []}
+        with adbc.connect(url) as adbc_conn:
+            for _ in range(ROUNDS):
+                for kind in ("arrow", "pandas"):
+                    started = time.perf_counter()
+                    got: Any = md.quotes("B000", start, end, source="read", as_=kind)
+                    reads[kind].append(time.perf_counter() - started)
+                    assert len(got) == ROWS
                 started = time.perf_counter()
-                got: Any = md.quotes("B000", start, end, source="read", as_=kind)
-                reads[kind].append(time.perf_counter() - started)
-                assert len(got) == ROWS
-            started = time.perf_counter()
-            frame_back = pd.read_sql(query, engine, params={"id": ids["B000"]})
-            reads["read_sql"].append(time.perf_counter() - started)
-            assert len(frame_back) == ROWS
+                with adbc_conn.cursor() as cursor:
+                    cursor.execute(adbc_query)
+                    assert cursor.fetch_arrow_table().num_rows == ROWS
+                reads["adbc"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                frame_back = pd.read_sql(query, engine, params={"id": ids["B000"]})
+                reads["read_sql"].append(time.perf_counter() - started)
+                assert len(frame_back) == ROWS
         baseline = statistics.median(reads["read_sql"])
+        adbc_seconds = statistics.median(reads["adbc"])
         print(f"\nreading {ROWS:,} rows of one symbol (median of {ROUNDS}):")
         for kind, label in (
             ("arrow", "tradedb as_='arrow'"),
             ("pandas", "tradedb as_='pandas'"),
+            ("adbc", "ADBC fetch_arrow_table"),
             ("read_sql", "pandas.read_sql"),
         ):
             seconds = statistics.median(reads[kind])
-            print(f"  {label:22} {seconds:6.2f} s  {ROWS / seconds:11,.0f} rows/s  {baseline / seconds:5.1f}x read_sql")
+            print(
+                f"  {label:22} {seconds:6.2f} s  {ROWS / seconds:11,.0f} rows/s  {baseline / seconds:5.1f}x read_sql"
+                f"  {adbc_seconds / seconds:5.2f}x ADBC"
+            )
         bars_append(conn, md, ids, folder)
         conn.close()
         db.close()

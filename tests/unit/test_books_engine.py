@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.reference_book import ReferenceBook, apply_rows
-from tradedb.books import _binary as binary
 from tradedb.books import _engine as engine
 from tradedb.books import _kernel as kernel
 from tradedb.books import _replay as rp
+from tradedb.columnar import binary_copy as binary
+from tradedb.columnar.compile import HAVE_NUMBA
 from tradedb.durations import parse_span
 from tradedb.errors import BookIntegrityError, ValidationError
 
@@ -145,7 +146,7 @@ def test_the_kernel_without_numba_gives_the_same_book() -> None:
     ]
     compiled = engine.Engine(kernel.LOG)
     top = compiled.feed(table(rows), depth=3)
-    if not kernel.HAVE_NUMBA:
+    if not HAVE_NUMBA:
         pytest.skip("numba is not installed: the kernel already runs as Python")
     original = kernel.run
     kernel.run = original.py_func  # type: ignore[attr-defined]
@@ -285,7 +286,7 @@ def test_binary_copy_decodes_exactly(compiled: bool) -> None:
     schema = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("t", pa.string()), ("v", pa.float64())])
     originals = (binary._scan, binary._fill, binary._int)
     if not compiled:
-        if not kernel.HAVE_NUMBA:
+        if not HAVE_NUMBA:
             pytest.skip("numba is not installed: the compiled case already runs as Python")
         binary._scan, binary._fill, binary._int = (getattr(f, "py_func") for f in originals)  # noqa: B009
     try:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import SHARED_DATA
 from tradedb import ValidationError
+from tradedb.columnar import binary_copy
 from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _quality as quality
 from tradedb.marketdata import _reading as read
@@ -115,20 +116,40 @@ def test_copy_encoding_is_postgres_binary(rows: list[tuple[int, float | None, st
     assert sorted(decoded, key=repr) == sorted(rows, key=repr)
 
 
-def test_csv_splitter_cuts_whole_lines_and_repeats_the_header() -> None:
-    splitter = read.CsvSplitter(1024)
-    lines = [b"a,b\n"] + [f"{i},{'x' * (i % 50)}\n".encode() for i in range(500)]
-    stream = b"".join(lines)
-    pieces: list[bytes] = []
-    for start in range(0, len(stream), 333):
-        pieces.extend(splitter.feed(stream[start : start + 333]))
-    rest = splitter.finish()
-    assert rest is not None
-    pieces.append(rest)
-    assert all(p.startswith(b"a,b\n") and p.endswith(b"\n") for p in pieces)
-    assert b"".join(p[4:] for p in pieces) == stream[4:]
-    with pytest.raises(ValidationError):
-        read.CsvSplitter(10)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(10**15), 10**15),
+            st.one_of(st.none(), st.floats(allow_nan=False)),
+            st.one_of(st.none(), st.text(max_size=20)),
+        ),
+        max_size=60,
+    )
+)
+def test_the_read_decoder_takes_back_what_the_write_encoder_wrote(
+    rows: list[tuple[int, float | None, str | None]],
+) -> None:
+    """Writes encode binary COPY (marketdata._encoding), reads decode it (tradedb.columnar): two independent
+    implementations of PostgreSQL's format that must agree (the encoder puts the constant column last)."""
+    data = pa.table(
+        {
+            "ts": pa.array([r[0] for r in rows], pa.int64()).cast(pa.timestamp("us", "UTC")),
+            "x": pa.array([r[1] for r in rows], pa.float64()),
+            "t": pa.array([r[2] for r in rows], pa.string()),
+        }
+    )
+    stream = b"".join(bytes(b) for b in encode_copy(data, ["ts", "x", "t"], {"source": "src"}))
+    layout = pa.schema([*data.schema, ("source", pa.string())])
+    decoded = binary_copy.decode(stream, layout)
+    expected = data.append_column("source", pa.array(["src"] * len(rows), pa.string()))
+    assert sorted(decoded.to_pylist(), key=repr) == sorted(expected.to_pylist(), key=repr)
+
+
+def test_chunk_sizes_are_checked() -> None:
+    assert read.check_chunk_bytes(4096) == 4096
+    for bad in (10, True, "1MB"):
+        with pytest.raises(ValidationError, match="chunk_bytes"):
+            read.check_chunk_bytes(bad)
 
 
 def test_weekday_sessions_and_expected_steps() -> None:

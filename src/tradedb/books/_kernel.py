@@ -7,28 +7,12 @@ the same; a unit test runs both), about a hundred times slower.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-try:
-    from numba import njit as _njit
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - numba is a dependency of the books extra and of dev
-    HAVE_NUMBA = False
-
-
-def compiled(fn: F) -> F:
-    """Compile ``fn`` with numba (cached on disk) when numba is there; else return it as it is."""
-    if not HAVE_NUMBA:
-        return fn
-    return cast(F, _njit(cache=True, nogil=True)(fn))
-
+from tradedb.columnar.compile import compiled
 
 # Event codes (see schema.data_ingestion.BOOK_EVENT_TYPES for the names).
 NOOP, NEW, CANCEL, EXECUTE, MODIFY, CLEAR = 0, 1, 2, 3, 4, 5

@@ -1,4 +1,4 @@
-"""The SQL of books and replays (their events come out of binary COPYs, decoded by ``_binary``)."""
+"""The SQL of books and replays (their events are read through binary COPYs: ``tradedb.columnar``)."""
 
 from __future__ import annotations
 
@@ -61,13 +61,13 @@ VALUES (%s, 'order_book_events', %s, %s, %s, %s, %s)
 
 
 def book_events(security_id: int, source: str, after: datetime | None, first: datetime, upto: datetime) -> sql.Composed:
-    """COPY of one book's events in (after, upto] (or [first, upto] without a snapshot), in event order."""
+    """One book's events in (after, upto] (or [first, upto] without a snapshot), in event order."""
     lower = (
         sql.SQL("ts > {}").format(sql.Literal(after))
         if after is not None
         else sql.SQL("ts >= {}").format(sql.Literal(first))
     )
-    return _copy(
+    return _select(
         BOOK_COLUMNS,
         sql.SQL("security_id = {} AND source = {} AND {} AND ts <= {}").format(
             sql.Literal(security_id), sql.Literal(source), lower, sql.Literal(upto)
@@ -77,19 +77,19 @@ def book_events(security_id: int, source: str, after: datetime | None, first: da
 
 
 def replay_events(security_ids: Sequence[int], start: datetime, end: datetime, source: str | None) -> sql.Composed:
-    """COPY of the events of several securities in [start, end), in time order (ties: security, source, sequence)."""
+    """The events of several securities in [start, end), in time order (ties: security, source, sequence)."""
     where = sql.SQL("security_id = ANY({}::bigint[]) AND ts >= {} AND ts < {}").format(
         sql.Literal(list(security_ids)), sql.Literal(start), sql.Literal(end)
     )
     if source is not None:
         where = sql.SQL("{} AND source = {}").format(where, sql.Literal(source))
-    return _copy(REPLAY_COLUMNS, where, sql.SQL("ts, security_id, source, sequence"))
+    return _select(REPLAY_COLUMNS, where, sql.SQL("ts, security_id, source, sequence"))
 
 
-def _copy(columns: Sequence[str], where: sql.Composable, order: sql.Composable) -> sql.Composed:
-    return sql.SQL(
-        "COPY (SELECT {} FROM data_ingestion.order_book_events WHERE {} ORDER BY {}) TO STDOUT (FORMAT binary)"
-    ).format(sql.SQL(", ").join(sql.Identifier(c) for c in columns), where, order)
+def _select(columns: Sequence[str], where: sql.Composable, order: sql.Composable) -> sql.Composed:
+    return sql.SQL("SELECT {} FROM data_ingestion.order_book_events WHERE {} ORDER BY {}").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns), where, order
+    )
 
 
 def schema(columns: Sequence[str]) -> pa.Schema:

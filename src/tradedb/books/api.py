@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from tradedb.books import _binary as binary
 from tradedb.books import _engine as engine
 from tradedb.books import _sql as q
 from tradedb.books._engine import Book, BookPolicy
+from tradedb.columnar.reader import copy_arrow
 from tradedb.durations import parse_span
 from tradedb.errors import NotFoundError, ValidationError
 
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
     from tradedb.db.connections import Connections
     from tradedb.marketdata.api import MarketData
 
-#: COPY output is decoded in pieces of this many bytes (one piece decoded while the next arrives).
-PIECE_BYTES = 8 << 20
 _US = timedelta(microseconds=1)
 
 
@@ -92,7 +89,7 @@ class Books:
         reported = built.finding_count
         query = q.book_events(security_id, chosen, lo - _US, first, hi - _US)
         rows = 0
-        for events in copy_arrow(self._db, query, q.BOOK_COLUMNS):
+        for events in copy_arrow(self._db, query, q.schema(q.BOOK_COLUMNS)):
             top = built.feed(events, depth)
             assert top is not None
             if findings is not None and built.finding_count > reported:
@@ -217,7 +214,7 @@ class Books:
         return built, after
 
     def _all(self, query: Any) -> pa.Table:
-        tables = [t for t in copy_arrow(self._db, query, q.BOOK_COLUMNS)]
+        tables = [t for t in copy_arrow(self._db, query, q.schema(q.BOOK_COLUMNS))]
         return pa.concat_tables(tables) if tables else q.schema(q.BOOK_COLUMNS).empty_table()
 
     def _save(
@@ -262,28 +259,6 @@ class Books:
             cursor.execute(q.FORGET_FINDINGS, (security_id, source, list(engine.CHECKS.values()), lo, hi))
             if rows:
                 cursor.executemany(q.FINDING, rows)
-
-
-def copy_arrow(db: Connections, query: Any, columns: tuple[str, ...]) -> Iterator[pa.Table]:
-    """The rows of a binary COPY as Arrow tables: one piece decoded on a worker thread while the next arrives."""
-    layout = q.schema(columns)
-    with ThreadPoolExecutor(1, thread_name_prefix="tradedb-decode") as worker:
-        pending: Future[pa.Table] | None = None
-        with db.connection(readonly=True) as conn, conn.cursor().copy(query) as copy:
-            done = False
-            while not done:
-                piece, done = binary.read_piece(conn.pgconn, PIECE_BYTES)
-                if pending is not None:
-                    table = pending.result()
-                    if table.num_rows:
-                        yield table
-                pending = worker.submit(binary.decode, piece, layout)
-            while copy.read():  # the end of the COPY, read by psycopg so it knows the COPY is over
-                pass
-        if pending is not None:
-            table = pending.result()
-            if table.num_rows:
-                yield table
 
 
 def _grid(ts: datetime, step: timedelta, *, up: bool) -> datetime:

@@ -31,7 +31,7 @@ import pyarrow as pa
 from tradedb.books import _engine as engine
 from tradedb.books import _replay as rp
 from tradedb.books import _sql as q
-from tradedb.books.api_async import copy_arrow
+from tradedb.columnar.reader_async import copy_arrow
 from tradedb.durations import parse_span
 from tradedb.errors import NotFoundError, ValidationError
 
@@ -137,7 +137,9 @@ class AsyncReplay:
         by_id = {v: k for k, v in ids.items()}
         dictionary = pa.array([by_id[int(i)] for i in order], pa.string())
         rows = 0
-        async for raw in copy_arrow(self._db, q.replay_events(order.tolist(), lo, hi, source), q.REPLAY_COLUMNS):
+        async for raw in copy_arrow(
+            self._db, q.replay_events(order.tolist(), lo, hi, source), q.schema(q.REPLAY_COLUMNS)
+        ):
             rows += raw.num_rows
             index = np.searchsorted(order, raw["security_id"].to_numpy()).astype(np.int32)
             symbol = pa.DictionaryArray.from_arrays(pa.array(index), dictionary)

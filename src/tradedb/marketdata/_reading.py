@@ -1,17 +1,16 @@
-"""Market data reads without I/O: argument checks, CSV-to-Arrow parsing, output formats, bar adjustment, sessions."""
+"""Market data reads without I/O: argument checks, Arrow schemas of the reads, output formats, bar adjustment,
+sessions."""
 
 from __future__ import annotations
 
-import io
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from psycopg import sql
 
 from tradedb.durations import parse_duration
@@ -123,54 +122,15 @@ def check_range(start: Any, end: Any) -> tuple[datetime, datetime]:
 # --- output ---------------------------------------------------------------------------------------------------
 
 
-def parse_csv(chunks: Sequence[bytes] | bytes, table: str) -> pa.Table:
-    """Parse the CSV of ``COPY ... TO STDOUT (FORMAT csv, HEADER)`` into Arrow with the table's types."""
-    data = chunks if isinstance(chunks, bytes) else b"".join(chunks)
-    names = q.READ_COLUMNS[table]
-    if not data.strip():
-        return pa.table({n: pa.array([], _TYPES[n]) for n in names})
-    return pacsv.read_csv(
-        io.BytesIO(data),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: _TYPES[n] for n in names},
-            # COPY writes NULL as an unquoted empty field and NaN as NaN: only the former is a missing value.
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+def schema(table: str) -> pa.Schema:
+    """The Arrow schema of a table's read columns (what its binary COPY decodes into)."""
+    return pa.schema([(n, _TYPES[n]) for n in q.READ_COLUMNS[table]])
 
 
-class CsvSplitter:
-    """Cut a CSV byte stream into pieces of whole lines, each repeating the header line."""
-
-    def __init__(self, chunk_bytes: int) -> None:
-        if chunk_bytes < 1024:
-            raise ValidationError("chunk_bytes must be at least 1024")
-        self.chunk_bytes = chunk_bytes
-        self.header: bytes | None = None
-        self.buffer = bytearray()
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        self.buffer += data
-        if self.header is None:
-            end = self.buffer.find(b"\n")
-            if end < 0:
-                return
-            self.header = bytes(self.buffer[: end + 1])
-            del self.buffer[: end + 1]
-        while len(self.buffer) >= self.chunk_bytes:
-            cut = self.buffer.rfind(b"\n", 0, self.chunk_bytes) + 1 or self.buffer.find(b"\n") + 1
-            if cut <= 0:
-                return
-            piece = self.header + bytes(self.buffer[:cut])
-            del self.buffer[:cut]
-            yield piece
-
-    def finish(self) -> bytes | None:
-        if self.header is None or not self.buffer:
-            return None
-        return self.header + bytes(self.buffer)
+def check_chunk_bytes(chunk_bytes: object) -> int:
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1024:
+        raise ValidationError(f"chunk_bytes {chunk_bytes!r}: expected a whole number of bytes, at least 1024")
+    return chunk_bytes
 
 
 def convert(table: pa.Table, as_: str) -> Any:

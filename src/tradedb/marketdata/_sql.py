@@ -287,10 +287,6 @@ def range_query(
     )
 
 
-def copy_out(query: sql.Composed) -> sql.Composed:
-    return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(query)
-
-
 # Bars computed in the database. Prices of a quote bar are mid prices; its volume is 0 (quotes carry no volume).
 AGGREGATE_TRADES = """
 SELECT security_id, date_bin(%(step)s::interval, ts, %(origin)s::timestamptz) AS bucket,

@@ -28,6 +28,7 @@ import pyarrow as pa
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
+from tradedb.columnar.reader import copy_arrow
 from tradedb.db.inflight import InFlight
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.marketdata import _datasets as base
@@ -510,10 +511,11 @@ class MarketData:
         )
         if as_ == "rows":
             return self._db.fetch_all(query)
-        chunks: list[bytes] = []
-        for chunk in self._copy_out(query):
-            chunks.append(chunk)
-        return read.convert(read.parse_csv(chunks, table), as_)
+        layout = read.schema(table)
+        tables: list[pa.Table] = []
+        for piece in copy_arrow(self._db, query, layout):
+            tables.append(piece)
+        return read.convert(pa.concat_tables(tables) if tables else layout.empty_table(), as_)
 
     def stream(
         self,
@@ -529,8 +531,8 @@ class MarketData:
         timeframe: str | None = None,
         contributor: str | None = None,
     ) -> Iterator[Any]:
-        """Like :meth:`read` for large ranges: yield the rows in pieces of about ``chunk_bytes`` of CSV each
-        (Arrow tables, DataFrames or lists of dicts), holding one piece in memory at a time."""
+        """Like :meth:`read` for large ranges: yield the rows in pieces of about ``chunk_bytes`` of COPY data
+        each (Arrow tables, DataFrames or lists of dicts), holding about two pieces in memory at a time."""
         query = self._range(
             table=table,
             symbol=symbol,
@@ -542,13 +544,9 @@ class MarketData:
             timeframe=timeframe,
             contributor=contributor,
         )
-        splitter = read.CsvSplitter(chunk_bytes)
-        for data in self._copy_out(query):
-            for piece in splitter.feed(data):
-                yield read.convert(read.parse_csv(piece, table), as_)
-        rest = splitter.finish()
-        if rest is not None:
-            yield read.convert(read.parse_csv(rest, table), as_)
+        read.check_chunk_bytes(chunk_bytes)
+        for piece in copy_arrow(self._db, query, read.schema(table), piece_bytes=chunk_bytes):
+            yield read.convert(piece, as_)
 
     def _range(
         self,
@@ -572,11 +570,6 @@ class MarketData:
         if timeframe is not None:
             read.check_timeframe(timeframe)
         return q.range_query(table, ids[symbol], lo, hi, source=source, timeframe=timeframe, contributor=contributor)
-
-    def _copy_out(self, query: sql.Composed) -> Iterator[bytes]:
-        with self._db.connection(readonly=True) as conn, conn.cursor().copy(q.copy_out(query)) as copy:
-            for data in copy:
-                yield bytes(data)
 
     # --- derived data -------------------------------------------------------------------------------------
 

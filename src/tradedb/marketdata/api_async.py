@@ -28,6 +28,7 @@ import pyarrow as pa
 from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
+from tradedb.columnar.reader_async import copy_arrow
 from tradedb.db.inflight import AsyncInFlight
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.marketdata import _datasets as base
@@ -514,10 +515,11 @@ class AsyncMarketData:
         )
         if as_ == "rows":
             return await self._db.fetch_all(query)
-        chunks: list[bytes] = []
-        async for chunk in self._copy_out(query):
-            chunks.append(chunk)
-        return read.convert(read.parse_csv(chunks, table), as_)
+        layout = read.schema(table)
+        tables: list[pa.Table] = []
+        async for piece in copy_arrow(self._db, query, layout):
+            tables.append(piece)
+        return read.convert(pa.concat_tables(tables) if tables else layout.empty_table(), as_)
 
     async def stream(
         self,
@@ -533,8 +535,8 @@ class AsyncMarketData:
         timeframe: str | None = None,
         contributor: str | None = None,
     ) -> AsyncIterator[Any]:
-        """Like :meth:`read` for large ranges: yield the rows in pieces of about ``chunk_bytes`` of CSV each
-        (Arrow tables, DataFrames or lists of dicts), holding one piece in memory at a time."""
+        """Like :meth:`read` for large ranges: yield the rows in pieces of about ``chunk_bytes`` of COPY data
+        each (Arrow tables, DataFrames or lists of dicts), holding about two pieces in memory at a time."""
         query = await self._range(
             table=table,
             symbol=symbol,
@@ -546,13 +548,9 @@ class AsyncMarketData:
             timeframe=timeframe,
             contributor=contributor,
         )
-        splitter = read.CsvSplitter(chunk_bytes)
-        async for data in self._copy_out(query):
-            for piece in splitter.feed(data):
-                yield read.convert(read.parse_csv(piece, table), as_)
-        rest = splitter.finish()
-        if rest is not None:
-            yield read.convert(read.parse_csv(rest, table), as_)
+        read.check_chunk_bytes(chunk_bytes)
+        async for piece in copy_arrow(self._db, query, read.schema(table), piece_bytes=chunk_bytes):
+            yield read.convert(piece, as_)
 
     async def _range(
         self,
@@ -576,11 +574,6 @@ class AsyncMarketData:
         if timeframe is not None:
             read.check_timeframe(timeframe)
         return q.range_query(table, ids[symbol], lo, hi, source=source, timeframe=timeframe, contributor=contributor)
-
-    async def _copy_out(self, query: sql.Composed) -> AsyncIterator[bytes]:
-        async with self._db.connection(readonly=True) as conn, conn.cursor().copy(q.copy_out(query)) as copy:
-            async for data in copy:
-                yield bytes(data)
 
     # --- derived data -------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from tradedb.books._kernel import compiled
+from tradedb.columnar.compile import compiled
 from tradedb.errors import ValidationError
 
 INT8, TIMESTAMP, FLOAT8, TEXT = 0, 1, 2, 3
@@ -169,7 +169,7 @@ def read_piece(pgconn: Any, size: int) -> tuple[bytearray, bool]:
         nbytes, data = pgconn.get_copy_data(0)
         if nbytes <= 0:
             message = pgconn.error_message.decode(errors="replace").strip() or "the COPY ended early"
-            raise ValidationError(f"reading order book events failed: {message}")
+            raise ValidationError(f"reading rows failed: {message}")
         piece += data
         # The trailer is a message of its own, or follows the header in the one message of an empty COPY.
         if (nbytes == 2 and data == TRAILER) or (nbytes == len(piece) and _header_length(piece) + 2 == nbytes):
