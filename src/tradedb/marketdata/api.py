@@ -493,7 +493,7 @@ class MarketData:
         **options: Unpack[ReadOptions],
     ) -> Any:
         """Rows of one security in [start, end), in time order, as ``as_``: "rows" (dicts), "arrow" (a pyarrow
-        Table), "pandas" or "polars" (DataFrames). Arrow and DataFrames are read with COPY and parsed in C.
+        Table), "pandas" or "polars" (DataFrames). Arrow and DataFrames are read with a binary COPY decoded into Arrow.
         ``source``, ``exchange`` (of the symbol), ``timeframe`` (bars) and ``contributor`` (quotes) filter."""
         return self._read_range(table, symbol, start, end, as_=as_, options=options)
 
