@@ -425,3 +425,32 @@ def test_bars_of_an_unknown_security_id_are_refused_without_a_foreign_key(md: Fe
             "SELECT count(*) FROM pg_constraint WHERE conrelid = 'data_ingestion.bars'::regclass AND contype = 'f'"
         ).fetchone()
     assert fks == (0,)
+
+
+def test_adjusted_bars_take_one_record_per_action_and_do_not_depend_on_the_window(md: Feature) -> None:
+    """A split recorded by two vendors is one split; a dividend's factor uses the closes around its ex-date even
+    when the window asked for ends before it (issue 16)."""
+    symbol = f"AW{md.kind[0].upper()}"
+    days = [date(2026, 3, 2) + timedelta(days=i) for i in range(12)]
+    days = [d for d in days if d.weekday() < 5]
+    closes = [100.0 + i for i in range(len(days))]
+    rows = [
+        {"ts": d, "symbol": symbol, "open": c, "high": c, "low": c, "close": c, "volume": 1000.0}
+        for d, c in zip(days, closes, strict=True)
+    ]
+    md.write_bars(rows, source="va", timeframe="1d", create_securities=True)
+    split = {"symbol": symbol, "ex_date": days[8], "kind": "split", "value": 2}
+    md.write_corporate_actions([split], source="va")
+    md.write_corporate_actions([split], source="vb")
+    md.write_corporate_actions([{"symbol": symbol, "ex_date": days[5], "kind": "dividend", "value": 1}], source="va")
+    md.write_corporate_actions([{"symbol": symbol, "ex_date": days[5], "kind": "dividend", "value": 3}], source="vb")
+    whole = {r["ts"].date(): r for r in md.adjusted_bars(symbol, days[0], days[-1] + timedelta(days=1), source="va")}
+    # Once: 2, not 4; the dividend of the bars' own source (1, not 3), over the close before its ex-date.
+    assert whole[days[0]]["close"] == pytest.approx(closes[0] / 2 * (1 - 1 / closes[4]))
+    assert whole[days[-1]]["close"] == closes[-1]
+    for method in ("previous_close", "ex_close"):
+        full = md.adjusted_bars(symbol, days[0], days[-1] + timedelta(days=1), source="va", dividend_method=method)
+        early = md.adjusted_bars(symbol, days[0], days[3], source="va", dividend_method=method)
+        assert [r["close"] for r in early] == pytest.approx([r["close"] for r in full[:3]], rel=1e-15)
+    # Without a source of its own, the first vendor by name is taken: "va" again.
+    assert md.adjusted_bars(symbol, days[0], days[1])[0]["close"] == pytest.approx(whole[days[0]]["close"])

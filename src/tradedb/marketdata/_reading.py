@@ -236,14 +236,19 @@ def adjust(table: pa.Table, actions: list[dict[str, Any]], dividend_method: str 
             price_factor[before] /= value
             volume_factor[before] *= value
         elif dividend_method == "previous_close":
-            last = int(np.flatnonzero(before)[-1])
-            if close[last] > value:
-                price_factor[before] *= 1.0 - value / close[last]
+            # The close of the last bar before the ex-date: given with the action (read outside the window when it
+            # lies there), else the last of the window's.
+            prev = action.get("close_before")
+            prev = float(prev) if prev is not None else float(close[int(np.flatnonzero(before)[-1])])
+            if prev > value:
+                price_factor[before] *= 1.0 - value / prev
         else:
-            on_or_after = np.flatnonzero(~before)
-            if on_or_after.size:  # the first session on or after the ex-date
-                ex_close = close[int(on_or_after[0])]
-                price_factor[before] *= ex_close / (ex_close + value)
+            ex_close = action.get("close_from")
+            if ex_close is None:
+                on_or_after = np.flatnonzero(~before)
+                ex_close = close[int(on_or_after[0])] if on_or_after.size else None
+            if ex_close is not None:  # the first session on or after the ex-date
+                price_factor[before] *= float(ex_close) / (float(ex_close) + value)
     columns = {name: table[name] for name in table.column_names}
     for name in ("open", "high", "low", "close", "vwap"):
         columns[name] = pa.array(table[name].to_numpy(zero_copy_only=False) * price_factor, pa.float64())

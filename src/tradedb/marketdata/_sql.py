@@ -404,10 +404,28 @@ def days_query(dataset: Dataset, *, timeframe: bool) -> sql.Composed:
     )
 
 
+# One action per ex-date and kind (two vendors' records of one split are one split): the bars' own source's record
+# when it has one, else the first source by name. With each, the closes a dividend factor needs (the last bar
+# before the ex-date, the first on or after it), read whatever window of bars was asked for.
 CORPORATE_ACTIONS = """
-SELECT ex_date, kind, value FROM data_ingestion.corporate_actions
-WHERE security_id = %s AND kind IN ('dividend', 'special_dividend', 'split', 'reverse_split')
-ORDER BY ex_date
+SELECT a.ex_date, a.kind, a.value, a.source,
+  (SELECT b.close FROM data_ingestion.bars b
+   WHERE b.security_id = a.security_id AND b.timeframe = %(timeframe)s
+     AND (%(bar_source)s::text IS NULL OR b.source = %(bar_source)s)
+     AND b.ts < (a.ex_date::timestamp AT TIME ZONE 'UTC')
+   ORDER BY b.ts DESC, b.source LIMIT 1) AS close_before,
+  (SELECT b.close FROM data_ingestion.bars b
+   WHERE b.security_id = a.security_id AND b.timeframe = %(timeframe)s
+     AND (%(bar_source)s::text IS NULL OR b.source = %(bar_source)s)
+     AND b.ts >= (a.ex_date::timestamp AT TIME ZONE 'UTC')
+   ORDER BY b.ts, b.source LIMIT 1) AS close_from
+FROM (
+  SELECT DISTINCT ON (ex_date, kind) security_id, ex_date, kind, value, source
+  FROM data_ingestion.corporate_actions
+  WHERE security_id = %(security_id)s AND kind IN ('dividend', 'special_dividend', 'split', 'reverse_split')
+  ORDER BY ex_date, kind, (source = %(bar_source)s) DESC NULLS LAST, source
+) a
+ORDER BY a.ex_date, a.kind
 """
 INSERT_ACTION = """
 INSERT INTO data_ingestion.corporate_actions (security_id, ex_date, kind, value, currency, source)

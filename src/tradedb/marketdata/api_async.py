@@ -630,14 +630,19 @@ class AsyncMarketData:
         A split of ``value`` (2 = 2:1) divides earlier prices by it and multiplies earlier volumes. A cash dividend
         ``d`` multiplies earlier prices by, with ``dividend_method``: "previous_close" (the default; Yahoo style)
         ``1 - d / close_prev`` (the close of the last session before the ex-date), or "ex_close" (Quandl/Nasdaq
-        Data Link and CRSP style) ``close_ex / (close_ex + d)`` (the close of the ex-date's session).
+        Data Link and CRSP style) ``close_ex / (close_ex + d)`` (the close of the ex-date's session). Those closes
+        are read wherever they are, so adjusted prices do not depend on the window asked for. An action recorded by
+        several sources (one split from two vendors) is applied once: the record of the bars' ``source`` when it
+        has one, else that of the first source by name.
         """
         base.check_choice(dividend_method, read.DIVIDEND_METHODS, "dividend_method")
         ids = await self.security_ids([symbol])
         table = await self._read_range(
             "bars", symbol, start, end, as_="arrow", options={"source": source, "timeframe": timeframe}
         )
-        actions = await self._db.fetch_all(q.CORPORATE_ACTIONS, (ids[symbol],))
+        actions = await self._db.fetch_all(
+            q.CORPORATE_ACTIONS, {"security_id": ids[symbol], "timeframe": timeframe, "bar_source": source}
+        )
         return read.convert(read.adjust(table, actions, dividend_method), as_)
 
     async def write_corporate_actions(self, rows: Iterable[dict[str, Any]], *, source: str) -> int:
