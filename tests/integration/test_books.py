@@ -426,6 +426,10 @@ def test_sync_and_async_books_agree(loaded: TestDatabase) -> None:
         two: Feature = async_api.feature("books")
         a, b = one.book_at("ESM4", at, depth=20, orders=True), two.book_at("ESM4", at, depth=20, orders=True)
         assert (a.bids, a.asks) == (b.bids, b.asks) and len(a.bids) == 20
+        table = a.table()
+        assert table.num_rows == 40 and table.slice(0, 1).to_pylist()[0] == {
+            "side": "bid", "level": 1, "price": a.bids[0].price, "size": a.bids[0].size, "orders": a.bids[0].orders
+        }  # fmt: skip
     finally:
         sync_api.close()
         async_api.close()
