@@ -454,3 +454,70 @@ def test_adjusted_bars_take_one_record_per_action_and_do_not_depend_on_the_windo
         assert [r["close"] for r in early] == pytest.approx([r["close"] for r in full[:3]], rel=1e-15)
     # Without a source of its own, the first vendor by name is taken: "va" again.
     assert md.adjusted_bars(symbol, days[0], days[1])[0]["close"] == pytest.approx(whole[days[0]]["close"])
+
+
+def _reference_latest(db: TestDatabase, symbol: str, source: str | None = None) -> tuple[Any, ...] | None:
+    """The newest quote the usual way: a scan of the quotes table."""
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT q.ts, q.bid, q.ask, q.source FROM data_ingestion.quotes q JOIN shared.securities s "
+            "USING (security_id) WHERE s.symbol = %s AND (%s::text IS NULL OR q.source = %s) "
+            "ORDER BY q.ts DESC LIMIT 1",
+            (symbol, source, source),
+        ).fetchone()
+
+
+def test_latest_quotes_from_the_kept_last_quotes_are_never_stale(md: Feature, db: TestDatabase) -> None:
+    """latest_quotes reads the last quotes the writers keep (issue 18): after appends, skips, replaces inside the
+    stored span, two sources, and writes around tradedb seen by
+    rebuild_coverage, it equals a scan of the quotes table."""
+    symbol = f"KQ{md.kind[0].upper()}"
+    source = f"kq-{md.kind}"
+
+    def check(which: str | None = None) -> None:
+        got = md.latest_quotes([symbol], source=which)[symbol]
+        expected = _reference_latest(db, symbol, which)
+        assert expected is not None and got is not None
+        assert (got["ts"], got["bid"], got["ask"], got["source"]) == expected
+
+    def kept() -> int:
+        with db.connect() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM data_ingestion.last_quotes l JOIN shared.securities s USING (security_id) "
+                "WHERE s.symbol = %s",
+                (symbol,),
+            ).fetchone()
+        assert row is not None
+        return int(str(row[0]))
+
+    md.write_quotes(quotes(symbol, 50), source=source, create_securities=True)
+    assert kept() == 1
+    check()
+    md.write_quotes(quotes(symbol, 20, start=T0 + timedelta(minutes=5)), source=source)  # newer
+    check()
+    md.write_quotes(quotes(symbol, 10), source=source, on_conflict="skip")  # older, already stored
+    check()
+    # Replace the first minute with fewer, different quotes: the newest stays the later batch's.
+    shifted = quotes(symbol, 5).set_column(2, "bid", pa.array([7.0] * 5))
+    md.write_quotes(shifted, source=source, on_conflict="replace")
+    check()
+    # Replace the start of the newest minute: the rows after the replaced window stay the newest.
+    late = quotes(symbol, 3, start=T0 + timedelta(minutes=5)).set_column(2, "bid", pa.array([8.0] * 3))
+    md.write_quotes(late, source=source, on_conflict="replace")
+    check()
+    md.write_quotes(quotes(symbol, 2, start=T0 + timedelta(hours=1)), source=f"{source}-b")  # a second source
+    check()
+    check(source)
+    check(f"{source}-b")
+    assert kept() == 2
+    # A newer row written around tradedb: once rebuild_coverage has seen it, the kept quote no longer agrees with
+    # coverage and the probes answer.
+    with db.connect() as conn:
+        conn.execute(
+            "INSERT INTO data_ingestion.quotes (ts, security_id, bid, ask, source) "
+            "SELECT %s, security_id, 9.0, 9.1, %s FROM shared.securities WHERE symbol = %s",
+            (T0 + timedelta(hours=2), source, symbol),
+        )
+    md.rebuild_coverage("quotes")
+    check()
+    check(source)

@@ -59,8 +59,8 @@ TIME_SERIES = {
 
 #: Tables tradedb adds beyond SCHEMA.md, each for a feature SCHEMA.md does not cover.
 TRADEDB_TABLES = {
-    # market data coverage maintained on write (issue 4); order book snapshots (issue 13)
-    "data_ingestion": {"coverage", "order_book_snapshots"},
+    # market data coverage maintained on write (issue 4); order book snapshots (issue 13); last quotes (issue 18)
+    "data_ingestion": {"coverage", "order_book_snapshots", "last_quotes"},
 }
 
 

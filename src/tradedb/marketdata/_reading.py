@@ -162,6 +162,20 @@ def missing_ids(ids: Iterable[int], rows: Sequence[Sequence[Any]]) -> list[int]:
 LATEST_FIELDS = ("security_id", "ts", "bid", "ask", "bid_size", "ask_size", "source")
 
 
+def kept_quotes(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """From LAST_QUOTES rows, the newest kept quote of each security whose every source agrees with coverage
+    (kept ts = coverage's last ts), as LATEST_QUOTES rows; the other securities are left to the probes."""
+    by_security: dict[int, list[Sequence[Any]]] = {}
+    for row in rows:
+        by_security.setdefault(row[0], []).append(row)
+    out = []
+    for security_id, entries in by_security.items():
+        if all(e[2] is not None and e[2] == e[1] for e in entries):
+            newest = max(entries, key=lambda e: e[1])
+            out.append((security_id, *newest[2:]))
+    return out
+
+
 def latest_by_symbol(ids: Mapping[str, int], rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any] | None]:
     """Rows of LATEST_QUOTES (tuples) as {symbol: quote or None}, in the order of ``ids``."""
     by_id = {row[0]: row for row in rows}

@@ -200,6 +200,37 @@ SELECT coalesce(sum(n), 0)::bigint FROM agg
 
 # --- reads ----------------------------------------------------------------------------------------------------
 
+#: The newest quote of each security and source a batch of quotes touched, probed at the batch's last time for it
+#: (the row is in the table now: written by the batch, or already there when skipped) and kept where newer. Takes
+#: COVERAGE_UPSERT's parameters; runs in the batch's transaction, in one lock order.
+LAST_QUOTES_UPSERT = """
+INSERT INTO data_ingestion.last_quotes AS l (security_id, source, ts, bid, ask, bid_size, ask_size, contributor)
+SELECT q.security_id, q.source, q.ts, q.bid, q.ask, q.bid_size, q.ask_size, q.contributor
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS w(security_id bigint, last_us bigint)
+CROSS JOIN LATERAL (
+    SELECT * FROM data_ingestion.quotes q
+    WHERE q.security_id = w.security_id AND q.source = %(source)s
+      AND q.ts = timestamptz 'epoch' + w.last_us * interval '1 microsecond'
+    LIMIT 1
+) q
+ORDER BY q.security_id
+ON CONFLICT (security_id, source) DO UPDATE
+SET ts = EXCLUDED.ts, bid = EXCLUDED.bid, ask = EXCLUDED.ask, bid_size = EXCLUDED.bid_size,
+    ask_size = EXCLUDED.ask_size, contributor = EXCLUDED.contributor, updated_at = now()
+WHERE l.ts <= EXCLUDED.ts
+"""
+
+#: Per security and source of the request: coverage's last time and the kept last quote. latest_quotes uses a
+#: security's kept quotes only where every source of it agrees with coverage (so writes that bypassed tradedb,
+#: once rebuild_coverage has seen them, are never hidden by a stale kept quote).
+LAST_QUOTES = """
+SELECT c.security_id, c.last_ts, l.ts, l.bid, l.ask, l.bid_size, l.ask_size, c.source
+FROM data_ingestion.coverage c
+LEFT JOIN data_ingestion.last_quotes l ON l.security_id = c.security_id AND l.source = c.source
+WHERE c.security_id = ANY(%(ids)s::bigint[]) AND c.table_name = 'quotes' AND c.timeframe = ''
+  AND (%(source)s::text IS NULL OR c.source = %(source)s)
+"""
+
 #: The time span of the requested securities' last quotes, per the coverage table (kept by every tradedb write in
 #: the write's transaction). Passed to LATEST_QUOTES as literals, it lets the planner keep only the partitions in
 #: that span: a plan over every partition would cost more to plan and lock than the probes themselves.
@@ -349,16 +380,26 @@ WHERE (%(symbol)s::text IS NULL OR s.symbol = %(symbol)s)
 ORDER BY s.symbol, c.table_name, c.source, c.timeframe
 """
 
-#: Rebuild coverage from the stored rows of one table (after writes that bypassed tradedb).
+#: Rebuild coverage from the stored rows of one table (after writes that bypassed tradedb). The sub-statements of
+#: one statement do not see each other's changes, so the delete takes only entries without rows and the insert
+#: updates the others (a delete-all plus insert-all collides on the key).
 REBUILD_COVERAGE = """
 WITH cur AS (
     SELECT security_id, source, {tf} AS timeframe, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n
     FROM {table} GROUP BY 1, 2, 3
 ), del AS (
-    DELETE FROM data_ingestion.coverage c WHERE c.table_name = {table_name}
+    DELETE FROM data_ingestion.coverage c WHERE c.table_name = {table_name} AND NOT EXISTS (
+        SELECT 1 FROM cur
+        WHERE cur.security_id = c.security_id AND cur.source = c.source AND cur.timeframe = c.timeframe
+    )
 ), ins AS (
-    INSERT INTO data_ingestion.coverage (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
+    INSERT INTO data_ingestion.coverage AS c
+        (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
     SELECT security_id, {table_name}, source, timeframe, first_ts, last_ts, n FROM cur
+    ORDER BY security_id, timeframe
+    ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
+    SET first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, row_count = EXCLUDED.row_count,
+        updated_at = now()
 )
 SELECT count(*) FROM cur
 """

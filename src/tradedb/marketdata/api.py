@@ -284,6 +284,8 @@ class MarketData:
                         params = {"windows": json.dumps(windows), "source": recipe.source}
                         replaced = _value(conn, q.delete_window(dataset), params)
                     written = _value(conn, q.insert_from_stage(dataset, skip_existing=mode == "skip"))
+            if plan.rows.num_rows and dataset is base.QUOTES:
+                conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
             if plan.logged:
                 conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
             if before_commit is not None:
@@ -359,18 +361,25 @@ class MarketData:
     def latest_quotes(
         self, symbols: Sequence[str], *, source: str | None = None, exchange: str | None = None
     ) -> dict[str, dict[str, Any] | None]:
-        """Return the newest quote per symbol (None for a symbol without quotes): one index probe per symbol."""
+        """Return the newest quote per symbol (None for a symbol without quotes).
+
+        From the last quotes tradedb's writers keep (one small-table read), where they agree with coverage; else
+        one index probe per symbol at the last time coverage holds for it; else a walk down its partitions."""
         ids = self.security_ids(symbols, exchange=exchange)
         # Ids as one array literal: dumping 500 Python ints one by one costs more than the text.
         params: dict[str, Any] = {"ids": read.id_array(ids.values()), "source": source}
-        rows: list[tuple[Any, ...]] = []
         with self._db.connection(readonly=True) as conn:
-            cursor = conn.execute(q.LATEST_SPAN, params)
-            span = cursor.fetchone()
-            if span is not None and span[0] is not None:
-                # Never prepared: the span's literal values are what lets the planner prune partitions.
-                cursor = conn.execute(q.LATEST_QUOTES, {**params, "lo": span[0], "hi": span[1]}, prepare=False)
-                rows = cursor.fetchall()
+            cursor = conn.execute(q.LAST_QUOTES, params)
+            rows = read.kept_quotes(cursor.fetchall())
+            missing = read.missing_ids(ids.values(), rows)
+            if missing:
+                probed = {**params, "ids": read.id_array(missing)}
+                cursor = conn.execute(q.LATEST_SPAN, probed)
+                span = cursor.fetchone()
+                if span is not None and span[0] is not None:
+                    # Never prepared: the span's literal values are what lets the planner prune partitions.
+                    cursor = conn.execute(q.LATEST_QUOTES, {**probed, "lo": span[0], "hi": span[1]}, prepare=False)
+                    rows += cursor.fetchall()
             missing = read.missing_ids(ids.values(), rows)
             if missing:
                 cursor = conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})

@@ -286,6 +286,8 @@ class AsyncMarketData:
                         params = {"windows": json.dumps(windows), "source": recipe.source}
                         replaced = await _value(conn, q.delete_window(dataset), params)
                     written = await _value(conn, q.insert_from_stage(dataset, skip_existing=mode == "skip"))
+            if plan.rows.num_rows and dataset is base.QUOTES:
+                await conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
             if plan.logged:
                 await conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
             if before_commit is not None:
@@ -361,18 +363,27 @@ class AsyncMarketData:
     async def latest_quotes(
         self, symbols: Sequence[str], *, source: str | None = None, exchange: str | None = None
     ) -> dict[str, dict[str, Any] | None]:
-        """Return the newest quote per symbol (None for a symbol without quotes): one index probe per symbol."""
+        """Return the newest quote per symbol (None for a symbol without quotes).
+
+        From the last quotes tradedb's writers keep (one small-table read), where they agree with coverage; else
+        one index probe per symbol at the last time coverage holds for it; else a walk down its partitions."""
         ids = await self.security_ids(symbols, exchange=exchange)
         # Ids as one array literal: dumping 500 Python ints one by one costs more than the text.
         params: dict[str, Any] = {"ids": read.id_array(ids.values()), "source": source}
-        rows: list[tuple[Any, ...]] = []
         async with self._db.connection(readonly=True) as conn:
-            cursor = await conn.execute(q.LATEST_SPAN, params)
-            span = await cursor.fetchone()
-            if span is not None and span[0] is not None:
-                # Never prepared: the span's literal values are what lets the planner prune partitions.
-                cursor = await conn.execute(q.LATEST_QUOTES, {**params, "lo": span[0], "hi": span[1]}, prepare=False)
-                rows = await cursor.fetchall()
+            cursor = await conn.execute(q.LAST_QUOTES, params)
+            rows = read.kept_quotes(await cursor.fetchall())
+            missing = read.missing_ids(ids.values(), rows)
+            if missing:
+                probed = {**params, "ids": read.id_array(missing)}
+                cursor = await conn.execute(q.LATEST_SPAN, probed)
+                span = await cursor.fetchone()
+                if span is not None and span[0] is not None:
+                    # Never prepared: the span's literal values are what lets the planner prune partitions.
+                    cursor = await conn.execute(
+                        q.LATEST_QUOTES, {**probed, "lo": span[0], "hi": span[1]}, prepare=False
+                    )
+                    rows += await cursor.fetchall()
             missing = read.missing_ids(ids.values(), rows)
             if missing:
                 cursor = await conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})

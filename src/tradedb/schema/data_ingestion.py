@@ -178,6 +178,25 @@ class OrderBookEvent(Base):
     source: Mapped[str] = mapped_column(sa.String(32))
 
 
+class LastQuote(Base):
+    __tablename__ = "last_quotes"
+    __table_args__ = plain(
+        SCHEMA,
+        "The newest quote per security and source, kept by tradedb's quote writers in the write's transaction "
+        "(latest_quotes reads it where it agrees with coverage).",
+    )
+
+    security_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(Timestamp)
+    bid: Mapped[float | None] = mapped_column(Float)
+    ask: Mapped[float | None] = mapped_column(Float)
+    bid_size: Mapped[float | None] = mapped_column(Float)
+    ask_size: Mapped[float | None] = mapped_column(Float)
+    contributor: Mapped[str | None] = mapped_column(sa.String(64))
+    updated_at: Mapped[datetime] = updated_at()
+
+
 class OrderBookSnapshot(Base):
     __tablename__ = "order_book_snapshots"
     __table_args__ = plain(
