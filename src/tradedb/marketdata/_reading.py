@@ -165,15 +165,17 @@ LATEST_FIELDS = ("security_id", "ts", "bid", "ask", "bid_size", "ask_size", "sou
 def kept_quotes(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """From LAST_QUOTES rows, the newest kept quote of each security whose every source agrees with coverage
     (kept ts = coverage's last ts), as LATEST_QUOTES rows; the other securities are left to the probes."""
-    by_security: dict[int, list[Sequence[Any]]] = {}
+    newest: dict[int, Sequence[Any]] = {}
+    disagree: set[int] = set()
     for row in rows:
-        by_security.setdefault(row[0], []).append(row)
-    out = []
-    for security_id, entries in by_security.items():
-        if all(e[2] is not None and e[2] == e[1] for e in entries):
-            newest = max(entries, key=lambda e: e[1])
-            out.append((security_id, *newest[2:]))
-    return out
+        security_id = row[0]
+        if not row[7]:  # no kept quote, or not the one coverage says is last
+            disagree.add(security_id)
+            continue
+        kept = newest.get(security_id)
+        if kept is None or row[1] > kept[1]:
+            newest[security_id] = row
+    return [tuple(row[:7]) for security_id, row in newest.items() if security_id not in disagree]
 
 
 def latest_by_symbol(ids: Mapping[str, int], rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any] | None]:

@@ -224,7 +224,7 @@ WHERE l.ts <= EXCLUDED.ts
 #: security's kept quotes only where every source of it agrees with coverage (so writes that bypassed tradedb,
 #: once rebuild_coverage has seen them, are never hidden by a stale kept quote).
 LAST_QUOTES = """
-SELECT c.security_id, c.last_ts, l.ts, l.bid, l.ask, l.bid_size, l.ask_size, c.source
+SELECT c.security_id, l.ts, l.bid, l.ask, l.bid_size, l.ask_size, c.source, l.ts = c.last_ts AS agrees
 FROM data_ingestion.coverage c
 LEFT JOIN data_ingestion.last_quotes l ON l.security_id = c.security_id AND l.source = c.source
 WHERE c.security_id = ANY(%(ids)s::bigint[]) AND c.table_name = 'quotes' AND c.timeframe = ''
