@@ -126,6 +126,17 @@ def bars_append(conn: psycopg.Connection[Any], md: Any, ids: dict[str, int], fol
     print(f"  same, with a foreign key       {with_fk:6.2f} s  {n / with_fk:11,.0f} rows/s  {server / with_fk:4.0%}")
 
 
+def timed_latest(md: Any, symbols: list[str]) -> list[float]:
+    """100 timed latest_quotes calls after a warm-up one, sorted."""
+    md.latest_quotes(symbols)
+    times = []
+    for _ in range(100):
+        started = time.perf_counter()
+        md.latest_quotes(symbols)
+        times.append(time.perf_counter() - started)
+    return sorted(times)
+
+
 def median_seconds(setup: Callable[[], None], run: Callable[[], None]) -> float:
     times = []
     for _ in range(ROUNDS):
@@ -220,12 +231,7 @@ def main() -> None:
         conn.execute("VACUUM ANALYZE data_ingestion.coverage")
         symbols = [f"B{i:03d}" for i in range(SYMBOLS)]
         id_list = list(ids.values())
-        md.latest_quotes(symbols)
-        lateral = []
-        for _ in range(100):
-            started = time.perf_counter()
-            md.latest_quotes(symbols)
-            lateral.append(time.perf_counter() - started)
+        lateral = timed_latest(md, symbols)
         distinct = []
         for _ in range(5):
             started = time.perf_counter()
@@ -233,14 +239,7 @@ def main() -> None:
             distinct.append(time.perf_counter() - started)
         # The same calls without the kept last quotes: one index probe per symbol (latest_quotes before them).
         conn.execute("TRUNCATE data_ingestion.last_quotes")
-        md.latest_quotes(symbols)
-        probes = []
-        for _ in range(100):
-            started = time.perf_counter()
-            md.latest_quotes(symbols)
-            probes.append(time.perf_counter() - started)
-        lateral.sort()
-        probes.sort()
+        probes = timed_latest(md, symbols)
         kept_ms, probes_ms = statistics.median(lateral) * 1000, statistics.median(probes) * 1000
         print(
             f"\nlatest_quotes({SYMBOLS} symbols): median {kept_ms:.2f} ms, p99 {lateral[98] * 1000:.2f} ms from the "

@@ -70,16 +70,18 @@ def test_checks_find_each_defect() -> None:
     assert findings.reasons(4) == ["missing_value", "ohlc_violation"]
 
 
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(-(10**15), 10**15),
-            st.one_of(st.none(), st.floats(allow_nan=False)),
-            st.one_of(st.none(), st.text(max_size=20)),
-        ),
-        max_size=60,
-    )
+#: Rows of (time in µs, a float, a text) with NULLs, for the binary COPY encoder and decoder.
+COPY_ROWS = st.lists(
+    st.tuples(
+        st.integers(-(10**15), 10**15),
+        st.one_of(st.none(), st.floats(allow_nan=False)),
+        st.one_of(st.none(), st.text(max_size=20)),
+    ),
+    max_size=60,
 )
+
+
+@given(COPY_ROWS)
 def test_copy_encoding_is_postgres_binary(rows: list[tuple[int, float | None, str | None]]) -> None:
     """Decode the stream by the PostgreSQL binary COPY format and get the rows back (in some order)."""
     data = pa.table(
@@ -116,16 +118,7 @@ def test_copy_encoding_is_postgres_binary(rows: list[tuple[int, float | None, st
     assert sorted(decoded, key=repr) == sorted(rows, key=repr)
 
 
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(-(10**15), 10**15),
-            st.one_of(st.none(), st.floats(allow_nan=False)),
-            st.one_of(st.none(), st.text(max_size=20)),
-        ),
-        max_size=60,
-    )
-)
+@given(COPY_ROWS)
 def test_the_read_decoder_takes_back_what_the_write_encoder_wrote(
     rows: list[tuple[int, float | None, str | None]],
 ) -> None:
