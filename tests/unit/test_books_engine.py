@@ -22,6 +22,7 @@ from tradedb.columnar import binary_copy as binary
 from tradedb.columnar.compile import HAVE_NUMBA
 from tradedb.durations import parse_span
 from tradedb.errors import BookIntegrityError, ValidationError
+from tradedb.marketdata import check_range, check_time
 
 T0 = datetime(2024, 5, 8, tzinfo=UTC)
 KINDS = ["new", "new", "new", "cancel", "execute", "modify", "trade", "fill", "clear"]
@@ -211,8 +212,8 @@ def test_reject_stops_at_the_first_event_that_makes_no_sense() -> None:
         (lambda: rp.check_seed(-1), "seed -1"),
         (lambda: rp.check_samples(0), "samples 0"),
         (lambda: rp.Blocks(T0, T0 + timedelta(minutes=10), timedelta(minutes=30)), "block 30min is longer than"),
-        (lambda: engine.check_time("2024-05-08T00:00:00", "at"), "has no time zone"),
-        (lambda: engine.check_range(T0, T0), "is not after start"),
+        (lambda: check_time("2024-05-08T00:00:00", "at"), "has no time zone"),
+        (lambda: check_range(T0, T0), "is not after start"),
     ],
 )
 def test_bad_arguments_are_named(call: Any, message: str) -> None:

@@ -346,7 +346,7 @@ def stream_batch(events: pa.Table, top: tuple[np.ndarray, np.ndarray, np.ndarray
     """Events' time, sequence and type, then per side and level price, size and order count (level 1 the best)."""
     prices, sizes, counts = top
     columns: dict[str, Any] = {
-        "ts": events["ts"].combine_chunks() if isinstance(events["ts"], pa.ChunkedArray) else events["ts"],
+        "ts": events["ts"].combine_chunks(),
         "sequence": events["sequence"].combine_chunks(),
         "event_type": events["event_type"].combine_chunks(),
     }
@@ -356,28 +356,6 @@ def stream_batch(events: pa.Table, top: tuple[np.ndarray, np.ndarray, np.ndarray
             columns[f"{name}_size_{d + 1}"] = pa.array(sizes[:, side, d], pa.float64(), from_pandas=True)
             columns[f"{name}_orders_{d + 1}"] = pa.array(counts[:, side, d].astype(np.int32), pa.int32())
     return pa.RecordBatch.from_pydict(columns)
-
-
-def check_time(value: object, name: str) -> datetime:
-    """A time with a zone, from a datetime or ISO 8601 text."""
-    if not isinstance(value, datetime):
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValidationError(f"{name} {value!r} is not a time (ISO 8601 with a zone)") from None
-        else:
-            raise ValidationError(f"{name} must be a datetime or ISO 8601 text, not {type(value).__name__}")
-    if value.tzinfo is None:
-        raise ValidationError(f"{name} {value.isoformat()} has no time zone")
-    return value
-
-
-def check_range(start: Any, end: Any) -> tuple[datetime, datetime]:
-    lo, hi = check_time(start, "start"), check_time(end, "end")
-    if hi <= lo:
-        raise ValidationError(f"end {hi.isoformat()} is not after start {lo.isoformat()}")
-    return lo, hi
 
 
 def micros(ts: datetime) -> int:

@@ -63,7 +63,7 @@ class WindowShuffle:
         """Take the next table of the stream; return the complete windows shuffled (None when none is)."""
         if self.held is not None:
             table = pa.concat_tables([self.held, table])
-        keys = window_keys(_micros(table), self.window_us)
+        keys = window_keys(micros(table), self.window_us)
         if not len(keys):
             self.held = table
             return None
@@ -76,14 +76,15 @@ class WindowShuffle:
         held, self.held = self.held, None
         if held is None or not held.num_rows:
             return None
-        return self._shuffled(held, window_keys(_micros(held), self.window_us))
+        return self._shuffled(held, window_keys(micros(held), self.window_us))
 
     def _shuffled(self, table: pa.Table, keys: np.ndarray) -> pa.Table:
         order = shuffle_windows(keys, self.seed)
         return table.take(pa.array(order)).append_column("replay_ts", table["ts"]).combine_chunks()
 
 
-def _micros(table: pa.Table) -> np.ndarray:
+def micros(table: pa.Table) -> np.ndarray:
+    """The ``ts`` column of ``table`` in microseconds since the epoch."""
     return np.asarray(table["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False))
 
 

@@ -25,9 +25,10 @@ import pyarrow as pa
 from tradedb.books import _engine as engine
 from tradedb.books import _sql as q
 from tradedb.books._engine import Book, BookPolicy
-from tradedb.columnar.reader import copy_arrow
+from tradedb.columnar.reader import copy_arrow, copy_table
 from tradedb.durations import parse_span
 from tradedb.errors import NotFoundError, ValidationError
+from tradedb.marketdata import check_range, check_time
 
 if TYPE_CHECKING:
     from tradedb.db.connections import Connections
@@ -60,7 +61,7 @@ class Books:
         if depth is not None:
             engine.check_depth(depth)
         code = engine.check_policy(policy)
-        when = engine.check_time(at, "at")
+        when = check_time(at, "at")
         security_id, chosen, first, _last = self._book_source(symbol, source, exchange)
         built, snapshot_ts = self._build(security_id, chosen, first, when, code)
         bids, asks = built.levels(depth, orders)
@@ -83,7 +84,7 @@ class Books:
         Findings are appended to ``findings`` when a list is given. A range without events is a NotFoundError."""
         engine.check_depth(depth)
         code = engine.check_policy(policy)
-        lo, hi = engine.check_range(start, end)
+        lo, hi = check_range(start, end)
         security_id, chosen, first, _last = self._book_source(symbol, source, exchange)
         built, _snapshot = self._build(security_id, chosen, first, lo - _US, code)
         reported = built.finding_count
@@ -116,7 +117,7 @@ class Books:
         for that range). Return the number of snapshots written."""
         step = parse_span(every, what="every")
         code = engine.check_policy(policy)
-        lo, hi = engine.check_range(start, end)
+        lo, hi = check_range(start, end)
         security_id, chosen, first, _last = self._book_source(symbol, source, exchange)
         return self._write_snapshots(
             security_id, chosen, first=first, lo=lo, hi=hi, step=step, policy=policy, code=code
@@ -214,8 +215,7 @@ class Books:
         return built, after
 
     def _all(self, query: Any) -> pa.Table:
-        tables = [t for t in copy_arrow(self._db, query, q.schema(q.BOOK_COLUMNS))]
-        return pa.concat_tables(tables) if tables else q.schema(q.BOOK_COLUMNS).empty_table()
+        return copy_table(self._db, query, q.schema(q.BOOK_COLUMNS))
 
     def _save(
         self, security_id: int, source: str, ts: datetime, built: engine.Engine, events: int | None = None

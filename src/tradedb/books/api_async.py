@@ -24,9 +24,10 @@ import pyarrow as pa
 from tradedb.books import _engine as engine
 from tradedb.books import _sql as q
 from tradedb.books._engine import Book, BookPolicy
-from tradedb.columnar.reader_async import copy_arrow
+from tradedb.columnar.reader_async import copy_arrow, copy_table
 from tradedb.durations import parse_span
 from tradedb.errors import NotFoundError, ValidationError
+from tradedb.marketdata import check_range, check_time
 
 if TYPE_CHECKING:
     from tradedb.db.connections_async import AsyncConnections
@@ -59,7 +60,7 @@ class AsyncBooks:
         if depth is not None:
             engine.check_depth(depth)
         code = engine.check_policy(policy)
-        when = engine.check_time(at, "at")
+        when = check_time(at, "at")
         security_id, chosen, first, _last = await self._book_source(symbol, source, exchange)
         built, snapshot_ts = await self._build(security_id, chosen, first, when, code)
         bids, asks = built.levels(depth, orders)
@@ -82,7 +83,7 @@ class AsyncBooks:
         Findings are appended to ``findings`` when a list is given. A range without events is a NotFoundError."""
         engine.check_depth(depth)
         code = engine.check_policy(policy)
-        lo, hi = engine.check_range(start, end)
+        lo, hi = check_range(start, end)
         security_id, chosen, first, _last = await self._book_source(symbol, source, exchange)
         built, _snapshot = await self._build(security_id, chosen, first, lo - _US, code)
         reported = built.finding_count
@@ -115,7 +116,7 @@ class AsyncBooks:
         for that range). Return the number of snapshots written."""
         step = parse_span(every, what="every")
         code = engine.check_policy(policy)
-        lo, hi = engine.check_range(start, end)
+        lo, hi = check_range(start, end)
         security_id, chosen, first, _last = await self._book_source(symbol, source, exchange)
         return await self._write_snapshots(
             security_id, chosen, first=first, lo=lo, hi=hi, step=step, policy=policy, code=code
@@ -213,8 +214,7 @@ class AsyncBooks:
         return built, after
 
     async def _all(self, query: Any) -> pa.Table:
-        tables = [t async for t in copy_arrow(self._db, query, q.schema(q.BOOK_COLUMNS))]
-        return pa.concat_tables(tables) if tables else q.schema(q.BOOK_COLUMNS).empty_table()
+        return await copy_table(self._db, query, q.schema(q.BOOK_COLUMNS))
 
     async def _save(
         self, security_id: int, source: str, ts: datetime, built: engine.Engine, events: int | None = None

@@ -34,6 +34,7 @@ from tradedb.books import _sql as q
 from tradedb.columnar.reader_async import copy_arrow
 from tradedb.durations import parse_span
 from tradedb.errors import NotFoundError, ValidationError
+from tradedb.marketdata import check_range
 
 if TYPE_CHECKING:
     from tradedb.db.connections_async import AsyncConnections
@@ -101,26 +102,27 @@ class AsyncReplay:
             raise ValidationError(f"method {method!r}: expected iid or block")
         seed = rp.check_seed(seed)
         count = rp.check_samples(samples)
-        lo, hi = engine.check_range(start, end)
+        lo, hi = check_range(start, end)
         blocks = rp.Blocks(lo, hi, parse_span(block, what="block")) if method == "block" else None
         batches = [b async for b in self._stream(symbols, lo, hi, source, exchange)]
         series = pa.Table.from_batches(batches).combine_chunks()
-        ts = _micros(series)
+        ts = rp.micros(series)
+        if blocks is not None:  # the same for every sample: each event's block, and where each block starts
+            start_us, length = engine.micros(lo), blocks.length // _US
+            of = blocks.of(ts, start_us)
+            starts = np.searchsorted(of, np.arange(blocks.count + 1))
+            offset = ts - (start_us + of * length)  # each event's time inside its block
         for sample in range(count):
             if blocks is None:
                 drawn = series.take(pa.array(rp.draw_events(series.num_rows, seed, sample)))
                 clock = ts  # slot i plays at the i-th time of the series
                 slot = np.arange(series.num_rows, dtype=np.int64)
             else:
-                of = blocks.of(ts, engine.micros(lo))
                 chosen = rp.draw_blocks(blocks.count, seed, sample)
-                starts = np.searchsorted(of, np.arange(blocks.count + 1))
                 parts = [np.arange(starts[b], starts[b + 1]) for b in chosen.tolist()]
                 take = np.concatenate(parts) if parts else np.empty(0, np.int64)
                 slot = np.repeat(np.arange(len(chosen)), [len(p) for p in parts]).astype(np.int64)
-                length = blocks.length // _US
-                offset = ts[take] - (engine.micros(lo) + of[take] * length)
-                clock = engine.micros(lo) + slot * length + offset
+                clock = start_us + slot * length + offset[take]
                 drawn = series.take(pa.array(take))
             out = drawn.append_column("replay_ts", pa.array(clock, pa.int64()).cast(pa.timestamp("us", tz="UTC")))
             out = out.append_column("sample", pa.array(np.full(out.num_rows, sample, np.int32)))
@@ -130,7 +132,7 @@ class AsyncReplay:
     async def _stream(
         self, symbols: Sequence[str], start: Any, end: Any, source: str | None, exchange: str | None
     ) -> AsyncIterator[pa.RecordBatch]:
-        lo, hi = engine.check_range(start, end)
+        lo, hi = check_range(start, end)
         names = _check_symbols(symbols)
         ids = await self._md.security_ids(names, exchange=exchange)
         order = np.array(sorted(ids.values()), np.int64)
@@ -157,7 +159,3 @@ def _check_symbols(symbols: Sequence[str]) -> list[str]:
     if isinstance(symbols, str) or not symbols or not all(isinstance(s, str) and s for s in symbols):
         raise ValidationError("symbols: expected a non-empty list of symbols")
     return list(dict.fromkeys(symbols))
-
-
-def _micros(table: pa.Table) -> np.ndarray:
-    return table["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]

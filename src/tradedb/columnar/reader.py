@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 PIECE_BYTES = 8 << 20
 
 
+def copy_table(db: Connections, query: sql.Composable, schema: pa.Schema) -> pa.Table:
+    """All the rows of ``query`` as one table (chunked by piece; empty with ``schema`` when there are none)."""
+    tables: list[pa.Table] = []
+    for piece in copy_arrow(db, query, schema):
+        tables.append(piece)
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
 def copy_arrow(
     db: Connections, query: sql.Composable, schema: pa.Schema, *, piece_bytes: int = PIECE_BYTES
 ) -> Iterator[pa.Table]:

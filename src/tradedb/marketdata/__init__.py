@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from tradedb.marketdata._datasets import OnConflict, Policy, check_write_options
     from tradedb.marketdata._planning import WriteOptions, WriteResult
     from tradedb.marketdata._reading import check_actions as check_corporate_actions
-    from tradedb.marketdata._reading import check_timeframe
+    from tradedb.marketdata._reading import check_range, check_timeframe
+    from tradedb.marketdata._reading import to_utc as check_time
 
 #: Public name -> (private module, its name there).
 _LAZY = {
@@ -28,6 +29,8 @@ _LAZY = {
     "WriteResult": ("_planning", "WriteResult"),
     "check_corporate_actions": ("_reading", "check_actions"),
     "check_timeframe": ("_reading", "check_timeframe"),
+    "check_range": ("_reading", "check_range"),
+    "check_time": ("_reading", "to_utc"),
 }
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "WriteOptions",
     "WriteResult",
     "check_corporate_actions",
+    "check_range",
+    "check_time",
     "check_timeframe",
     "check_write_options",
 ]

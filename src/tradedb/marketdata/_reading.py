@@ -97,25 +97,28 @@ def check_symbols(symbols: Any) -> list[str]:
 
 
 def to_utc(value: Any, name: str) -> datetime:
-    """A datetime (aware) or date (midnight UTC) as an aware UTC datetime; naive datetimes are refused."""
+    """A datetime (aware), a date (midnight UTC) or ISO 8601 text as an aware UTC datetime; naive times are
+    refused (tradedb does not guess a zone)."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise ValidationError(f"{name} has no time zone: pass an aware datetime (tradedb does not guess)")
+            raise ValidationError(f"{name} {value.isoformat()} has no time zone: pass an aware datetime")
         return value.astimezone(UTC)
     if isinstance(value, date):
         return datetime.combine(value, time(), UTC)
     if isinstance(value, str):
         try:
-            return to_utc(datetime.fromisoformat(value), name)
-        except ValueError as exc:
-            raise ValidationError(f"{name}: not an ISO 8601 time: {value!r}") from exc
-    raise ValidationError(f"{name} must be a datetime or date, not {type(value).__name__}")
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(f"{name} {value!r} is not a time (ISO 8601 with a zone)") from None
+        return to_utc(parsed, name)
+    raise ValidationError(f"{name} must be a datetime, a date or ISO 8601 text, not {type(value).__name__}")
 
 
 def check_range(start: Any, end: Any) -> tuple[datetime, datetime]:
+    """[start, end) as aware UTC datetimes; end must come after start."""
     lo, hi = to_utc(start, "start"), to_utc(end, "end")
-    if lo >= hi:
-        raise ValidationError(f"start ({lo.isoformat()}) must be before end ({hi.isoformat()})")
+    if hi <= lo:
+        raise ValidationError(f"end {hi.isoformat()} is not after start {lo.isoformat()} (start must be before end)")
     return lo, hi
 
 

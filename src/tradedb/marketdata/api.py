@@ -28,7 +28,7 @@ import pyarrow as pa
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
-from tradedb.columnar.reader import copy_arrow
+from tradedb.columnar.reader import copy_arrow, copy_table
 from tradedb.db.inflight import InFlight
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.marketdata import _datasets as base
@@ -520,11 +520,7 @@ class MarketData:
         )
         if as_ == "rows":
             return self._db.fetch_all(query)
-        layout = read.schema(table)
-        tables: list[pa.Table] = []
-        for piece in copy_arrow(self._db, query, layout):
-            tables.append(piece)
-        return read.convert(pa.concat_tables(tables) if tables else layout.empty_table(), as_)
+        return read.convert(copy_table(self._db, query, read.schema(table)), as_)
 
     def stream(
         self,

@@ -28,7 +28,7 @@ import pyarrow as pa
 from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
-from tradedb.columnar.reader_async import copy_arrow
+from tradedb.columnar.reader_async import copy_arrow, copy_table
 from tradedb.db.inflight import AsyncInFlight
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.marketdata import _datasets as base
@@ -526,11 +526,7 @@ class AsyncMarketData:
         )
         if as_ == "rows":
             return await self._db.fetch_all(query)
-        layout = read.schema(table)
-        tables: list[pa.Table] = []
-        async for piece in copy_arrow(self._db, query, layout):
-            tables.append(piece)
-        return read.convert(pa.concat_tables(tables) if tables else layout.empty_table(), as_)
+        return read.convert(await copy_table(self._db, query, read.schema(table)), as_)
 
     async def stream(
         self,
