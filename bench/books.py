@@ -120,7 +120,7 @@ def rebuild_vs_python() -> None:
     if not mbo.is_file() or not lobster.is_file():
         print(f"\nbook rebuild: real data not found at {DATA}; skipped")
         return
-    tables.append(files.read_mbo(mbo)[0].drop_columns(["symbol"]))
+    tables.append(files.read_mbo(mbo).drop_columns(["symbol"]))
     events = files.read_lobster(lobster).events
     tables.append(events.set_column(0, "ts", events["ts"].cast(pa.timestamp("us", tz="UTC"))))
     rows = [t.to_pylist() for t in tables]

@@ -20,11 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from psycopg import sql as psycopg_sql
 
 import tradedb
 from tests.conftest import SHARED_DATA, TestDatabase, run_cli
 from tests.integration.facade import Api, Feature
 from tests.reference_book import ReferenceBook
+from tradedb.columnar import reader
 from tradedb.errors import BookIntegrityError, NotFoundError, ValidationError
 from tradedb.marketdata import files as ingest_files
 
@@ -484,3 +486,17 @@ def test_the_readme_example_runs(loaded: TestDatabase, monkeypatch: pytest.Monke
     exec(compile(code, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "Level(price=5214.0, size=30.0, orders=23" in printed
+
+
+def test_a_query_failing_in_the_middle_of_its_copy_raises_its_own_error(loaded: TestDatabase) -> None:
+    """Rows are read from libpq directly: an error the server sends after some rows (here a division by zero at
+    row 60,000) surfaces as that error, typed, and the pooled connection stays usable."""
+    query = psycopg_sql.SQL(
+        "SELECT (CASE WHEN g = 60000 THEN g / (g - g) ELSE g END)::bigint AS x FROM generate_series(1, 100000) g"
+    )
+    with tradedb.connect(loaded.url, settings=loaded.settings, max_size=1) as conn:
+        with pytest.raises(tradedb.TradeDBError, match="division by zero"):
+            reader.copy_table(conn, query, pa.schema([("x", pa.int64())]))
+        assert reader.copy_table(conn, psycopg_sql.SQL("SELECT 7::bigint AS x"), pa.schema([("x", pa.int64())]))[
+            "x"
+        ].to_pylist() == [7]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SHARED_DATA
@@ -118,6 +118,7 @@ def test_copy_encoding_is_postgres_binary(rows: list[tuple[int, float | None, st
     assert sorted(decoded, key=repr) == sorted(rows, key=repr)
 
 
+@settings(deadline=None)  # the first example compiles the decoder (numba) when its cache is cold
 @given(COPY_ROWS)
 def test_the_read_decoder_takes_back_what_the_write_encoder_wrote(
     rows: list[tuple[int, float | None, str | None]],
@@ -244,3 +245,17 @@ def test_histdata_reader(tmp_path: Path) -> None:
         datetime(2020, 1, 1, 17, 0, 10, 447_000),
     ]
     assert np.allclose(parsed["bid"].to_numpy(), [1.1212, 1.1212])
+
+
+def test_an_mbo_file_without_the_columns_it_needs_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "mbo.csv"
+    path.write_text("ts_recv,action,side,price,size,order_id\n2024-05-08T00:00:00.000000000Z,A,B,1.5,1,7\n")
+    with pytest.raises(ValidationError, match=r"mbo.csv: not a Databento MBO CSV with symbols: no symbol column"):
+        ingest_files.read_mbo(path)
+    path.write_text(path.read_text().replace("order_id\n", "order_id,symbol\n").replace(",7\n", ",7,ESM4\n"))
+    path.write_text(path.read_text() + "2024-05-08T00:00:01.000000000Z,T,N,1.5,1,0,ESM4\n")
+    events = ingest_files.read_mbo(path)
+    assert events.select(["event_type", "order_ref", "side", "sequence"]).to_pylist() == [
+        {"event_type": "new", "order_ref": "7", "side": "buy", "sequence": 2},
+        {"event_type": "trade", "order_ref": None, "side": None, "sequence": 3},
+    ]

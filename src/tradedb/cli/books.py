@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from tradedb.books import Book
+from tradedb.books import Book, Finding, Level
 from tradedb.cli._common import _database, _print_json, app, err, out
 
 SourceOpt = Annotated[str | None, typer.Option(help="Source of the events (needed when there are several).")]
@@ -72,7 +72,7 @@ def book(
     _say_findings(result.findings)
 
 
-def _say_findings(findings: list[typer.Any]) -> None:  # type: ignore[name-defined]
+def _say_findings(findings: list[Finding]) -> None:
     if not findings:
         return
     err.print(
@@ -81,7 +81,7 @@ def _say_findings(findings: list[typer.Any]) -> None:  # type: ignore[name-defin
 
 
 def _book_json(result: Book) -> dict[str, object]:
-    def levels(side: list[typer.Any]) -> list[dict[str, object]]:  # type: ignore[name-defined]
+    def levels(side: list[Level]) -> list[dict[str, object]]:
         return [
             {
                 "price": lv.price,

@@ -307,7 +307,7 @@ def ingest_mbo(
         raise typer.BadParameter(f"no such file: {file}")
     if not ingest_files.is_mbo(file):
         raise typer.BadParameter(f"{file.name} is not a Databento MBO CSV (no action, side, order_id, ts_recv)")
-    events, _symbols = ingest_files.read_mbo(file)
+    events = ingest_files.read_mbo(file)
     options = _options(
         source=source,
         on_conflict=on_conflict,

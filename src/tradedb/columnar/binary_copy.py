@@ -9,11 +9,13 @@ arrays and text straight into Arrow's offsets-and-data layout. Columns are 8-byt
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 import pyarrow as pa
+from psycopg import pq
 
 from tradedb.columnar.compile import compiled
 from tradedb.errors import ValidationError
@@ -168,13 +170,26 @@ def read_piece(pgconn: Any, size: int) -> tuple[bytearray, bool]:
     while len(piece) < size:
         nbytes, data = pgconn.get_copy_data(0)
         if nbytes <= 0:
-            message = pgconn.error_message.decode(errors="replace").strip() or "the COPY ended early"
-            raise ValidationError(f"reading rows failed: {message}")
+            _raise_copy_end(pgconn)
         piece += data
         # The trailer is a message of its own, or follows the header in the one message of an empty COPY.
         if (nbytes == 2 and data == TRAILER) or (nbytes == len(piece) and _header_length(piece) + 2 == nbytes):
             return piece, True
     return piece, False
+
+
+def _raise_copy_end(pgconn: Any) -> NoReturn:
+    """The COPY ended before its trailer: the server sent an error (a failed query, a cancel) or the connection
+    broke. Raise what psycopg would (the caller's connection block translates it), as psycopg's own copy reader
+    does: the results that end the COPY carry the error."""
+    results = []
+    while (result := pgconn.get_result()) is not None:
+        results.append(result)
+    failed = [r for r in results if r.status != pq.ExecStatus.COMMAND_OK]
+    if failed:
+        raise psycopg.errors.error_from_result(failed[0], encoding="utf-8")
+    message = pgconn.error_message.decode(errors="replace").strip() or "the COPY ended before its trailer"
+    raise psycopg.OperationalError(message)
 
 
 async def read_piece_async(pgconn: Any, size: int) -> tuple[bytearray, bool]:

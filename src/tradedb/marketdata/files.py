@@ -463,13 +463,13 @@ def is_mbo(path: Path) -> bool:
     return {"action", "side", "order_id", "ts_recv"} <= set(header)
 
 
-def read_mbo(path: Path) -> tuple[pa.Table, list[str]]:
+def read_mbo(path: Path) -> pa.Table:
     """Read a Databento MBO CSV (``databento ... --schema mbo --encoding csv``) into order book events.
 
     The time is ``ts_recv``, when the event was known (a snapshot's orders carry their old ``ts_event`` but are
     known only at the snapshot), truncated to microseconds; ``sequence`` is the line number, because Databento's
     own sequence repeats inside one packet and the file's order is the venue's. Rows of action N carry no event
-    and are left out. Return the events (with a ``symbol`` column) and the symbols.
+    and are left out. The events carry a ``symbol`` column.
     """
     raw = _check_utf8(
         pacsv.read_csv(
@@ -488,6 +488,14 @@ def read_mbo(path: Path) -> tuple[pa.Table, list[str]]:
         ),
         path.name,
     )
+    missing = [
+        c for c in ("ts_recv", "action", "side", "price", "size", "order_id", "symbol") if c not in raw.column_names
+    ]
+    if missing:
+        raise ValidationError(
+            f"{path.name}: not a Databento MBO CSV with symbols: no {', '.join(missing)} column "
+            "(export with the mbo schema and map_symbols=True)"
+        )
     actions = raw["action"].to_numpy(zero_copy_only=False).astype(str)
     unknown = sorted(set(np.unique(actions).tolist()) - set(MBO_ACTIONS) - {"N"})
     if unknown:
@@ -499,24 +507,21 @@ def read_mbo(path: Path) -> tuple[pa.Table, list[str]]:
     table = raw.filter(pa.array(kept))
     lines = (np.flatnonzero(kept) + 2).astype(np.int64)
     ts = table["ts_recv"].cast(pa.timestamp("us", "UTC"), safe=False)  # nanoseconds truncated
-    kinds = table["action"].to_numpy(zero_copy_only=False).astype(str)
-    sides = table["side"].to_numpy(zero_copy_only=False).astype(str)
-    symbols = table["symbol"].cast(pa.string()) if "symbol" in table.column_names else None
-    if symbols is None:
-        raise ValidationError(f"{path.name}: no symbol column (export with map_symbols=True, or pass --symbol)")
-    events = pa.table(
+    # Vendor codes to our names, column-wise (a side N is no side).
+    event_type = pa.array(list(MBO_ACTIONS.values())).take(pc.index_in(table["action"], pa.array(list(MBO_ACTIONS))))
+    side = pa.array(list(MBO_SIDES.values())).take(pc.index_in(table["side"], pa.array(list(MBO_SIDES))))
+    return pa.table(
         {
             "ts": ts,
-            "symbol": symbols,
-            "event_type": pa.array([MBO_ACTIONS[k] for k in kinds.tolist()], pa.string()),
+            "symbol": table["symbol"].cast(pa.string()),
+            "event_type": event_type,
             "order_ref": pc.if_else(pc.equal(table["order_id"], "0"), pa.scalar(None, pa.string()), table["order_id"]),
-            "side": pa.array([MBO_SIDES.get(s) for s in sides.tolist()], pa.string()),
+            "side": side,
             "price": table["price"],
             "size": table["size"],
             "sequence": pa.array(lines),
         }
     )
-    return events, sorted(set(symbols.to_pylist()))
 
 
 # --- securities -----------------------------------------------------------------------------------------------
