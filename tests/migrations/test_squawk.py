@@ -19,6 +19,9 @@ DELIBERATE: dict[str, tuple[str, ...]] = {
     # 0006 drops bars' foreign key to the security master on purpose: the writers check ids themselves (as on
     # the tick tables) and the per-row check held appends to a seventh of COPY speed.
     "0006": ("ban-drop-constraint",),
+    # 0010 changes the backtest tables' result columns to double precision in place and indexes them without
+    # CONCURRENTLY: no code wrote those tables before it, so the rewrite and the lock cover empty tables.
+    "0010": ("changing-column-type", "require-concurrent-index-creation"),
 }
 
 

@@ -26,11 +26,14 @@ from tradedb.schema._base import (
 
 SCHEMA = "strategy_engine"
 
-PARAMETER_TYPES = ("int", "float", "decimal", "bool", "string", "enum", "json")
+PARAMETER_TYPES = ("int", "float", "decimal", "bool", "string", "enum", "json", "date")
 INSTANCE_STATUSES = ("created", "running", "paused", "stopped", "failed")
 SIGNALS = ("buy", "sell", "hold")
 RUN_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 OPTIMIZATION_METHODS = ("grid", "random", "bayesian", "genetic", "walk_forward")
+SIDES = ("buy", "sell")
+DIRECTIONS = ("maximize", "minimize")
+ITERATION_STATUSES = ("completed", "failed", "pruned")
 
 _STRATEGY_FK = "strategy_engine.strategies.strategy_id"
 _INSTANCE_FK = "strategy_engine.strategy_instances.instance_id"
@@ -50,6 +53,9 @@ class Strategy(Base):
     version: Mapped[str] = mapped_column(sa.Text, server_default="1")
     strategy_type: Mapped[str | None] = mapped_column(sa.Text, comment="Family, e.g. momentum, mean_reversion")
     description: Mapped[str | None] = mapped_column(sa.Text)
+    code_reference: Mapped[str | None] = mapped_column(
+        sa.Text, comment="Where the strategy's code lives, e.g. a module path or a repository URL and commit"
+    )
     is_active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
     base_configuration: Mapped[Any] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
     created_at: Mapped[datetime] = created_at()
@@ -76,6 +82,9 @@ class StrategyParameter(Base):
     max_value: Mapped[Decimal | None] = mapped_column(Money)
     allowed_values: Mapped[Any | None] = mapped_column(JSONB, comment="JSON array of allowed values (enum type)")
     description: Mapped[str | None] = mapped_column(sa.Text)
+    step: Mapped[Decimal | None] = mapped_column(Money, comment="Grid step of a numeric parameter (optimization)")
+    is_optimizable: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    display_order: Mapped[int] = mapped_column(sa.Integer, server_default="0")
 
 
 class StrategyInstance(Base):
@@ -154,10 +163,23 @@ class BacktestRun(Base):
         sa.CheckConstraint("period_end > period_start", name="period_ordered"),
         sa.CheckConstraint("win_rate IS NULL OR win_rate BETWEEN 0 AND 1", name="win_rate_unit_interval"),
         sa.Index(None, "instance_id"),
+        sa.Index(None, "run_key", unique=True),
+        sa.Index(None, "strategy_id"),
     )
 
     run_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    instance_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey(_INSTANCE_FK))
+    instance_id: Mapped[int | None] = mapped_column(sa.BigInteger, sa.ForeignKey(_INSTANCE_FK))
+    strategy_id: Mapped[int | None] = mapped_column(sa.BigInteger, sa.ForeignKey(_STRATEGY_FK))
+    parameters: Mapped[Any] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
+    random_seed: Mapped[int | None] = mapped_column(sa.BigInteger)
+    code_version: Mapped[str | None] = mapped_column(sa.Text)
+    run_key: Mapped[str | None] = mapped_column(
+        sa.Text,
+        comment="Hash of what defines the run (strategy, parameters, period, capital, models, seed, code version)",
+    )
+    content_hash: Mapped[str | None] = mapped_column(
+        sa.Text, comment="Hash of the recorded results: recording the same run again must give the same one"
+    )
     period_start: Mapped[datetime] = mapped_column(Timestamp)
     period_end: Mapped[datetime] = mapped_column(Timestamp)
     initial_capital: Mapped[Decimal] = mapped_column(Money)
@@ -186,8 +208,8 @@ class BacktestEquityPoint(Base):
         primary_key=True,
     )
     ts: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
-    equity: Mapped[Decimal] = mapped_column(Money)
-    cash: Mapped[Decimal | None] = mapped_column(Money)
+    equity: Mapped[float] = mapped_column(Float)
+    cash: Mapped[float | None] = mapped_column(Float)
     drawdown: Mapped[float | None] = mapped_column(Float)
 
 
@@ -196,7 +218,7 @@ class BacktestTrade(Base):
     __table_args__ = plain(
         SCHEMA,
         "Simulated trades of a backtest run.",
-        one_of("side", ("buy", "sell")),
+        one_of("side", SIDES),
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
         sa.CheckConstraint("price > 0", name="price_positive"),
         sa.CheckConstraint("commission >= 0", name="commission_non_negative"),
@@ -209,12 +231,53 @@ class BacktestTrade(Base):
     )
     security_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey(_SECURITY_FK))
     side: Mapped[str] = mapped_column(sa.Text)
-    quantity: Mapped[Decimal] = mapped_column(Money)
-    price: Mapped[Decimal] = mapped_column(Money)
-    commission: Mapped[Decimal] = mapped_column(Money, server_default="0")
-    slippage: Mapped[Decimal | None] = mapped_column(Money)
-    pnl: Mapped[Decimal | None] = mapped_column(Money)
+    quantity: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    commission: Mapped[float] = mapped_column(Float, server_default="0")
+    slippage: Mapped[float | None] = mapped_column(Float)
+    pnl: Mapped[float | None] = mapped_column(Float)
     executed_at: Mapped[datetime] = mapped_column(Timestamp)
+    order_id: Mapped[int | None] = mapped_column(sa.BigInteger, comment="The simulated order (backtest_orders)")
+
+
+class BacktestPosition(Base):
+    __tablename__ = "backtest_positions"
+    __table_args__ = plain(SCHEMA, "Position history of a backtest run: a security's position from ts on.")
+
+    run_id: Mapped[int] = mapped_column(
+        sa.BigInteger,
+        sa.ForeignKey("strategy_engine.backtest_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    security_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    quantity: Mapped[float] = mapped_column(Float, comment="Signed: negative is short")
+    avg_price: Mapped[float | None] = mapped_column(Float)
+    market_value: Mapped[float | None] = mapped_column(Float)
+
+
+class BacktestOrder(Base):
+    __tablename__ = "backtest_orders"
+    __table_args__ = plain(
+        SCHEMA,
+        "Simulated orders of a backtest run (kept apart from execution.orders: no risk checks, no positions).",
+        one_of("side", SIDES),
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    run_id: Mapped[int] = mapped_column(
+        sa.BigInteger,
+        sa.ForeignKey("strategy_engine.backtest_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    order_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, comment="The simulator's own order id")
+    ts: Mapped[datetime] = mapped_column(Timestamp)
+    security_id: Mapped[int] = mapped_column(sa.BigInteger)
+    side: Mapped[str] = mapped_column(sa.Text)
+    order_type: Mapped[str] = mapped_column(sa.Text, server_default="market")
+    quantity: Mapped[float] = mapped_column(Float)
+    limit_price: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(sa.Text, server_default="filled")
 
 
 class OptimizationRun(Base):
@@ -224,12 +287,16 @@ class OptimizationRun(Base):
         "Parameter optimizations of a strategy.",
         one_of("method", OPTIMIZATION_METHODS),
         one_of("status", RUN_STATUSES),
+        one_of("direction", DIRECTIONS),
+        sa.Index(None, "strategy_id", "name", unique=True),
     )
 
     optimization_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     strategy_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey(_STRATEGY_FK))
     method: Mapped[str] = mapped_column(sa.Text)
-    objective: Mapped[str] = mapped_column(sa.Text, comment="Metric maximised, e.g. sharpe_ratio")
+    objective: Mapped[str] = mapped_column(sa.Text, comment="Metric optimized, e.g. sharpe_ratio")
+    direction: Mapped[str] = mapped_column(sa.Text, server_default="maximize")
+    name: Mapped[str | None] = mapped_column(sa.Text, comment="Unique per strategy, e.g. the Optuna study name")
     parameter_space: Mapped[Any] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(sa.Text, server_default="pending")
     best_parameters: Mapped[Any | None] = mapped_column(JSONB)
@@ -241,7 +308,11 @@ class OptimizationRun(Base):
 
 class OptimizationIteration(Base):
     __tablename__ = "optimization_iterations"
-    __table_args__ = plain(SCHEMA, "One evaluated parameter set of an optimization.")
+    __table_args__ = plain(
+        SCHEMA,
+        "One evaluated parameter set of an optimization.",
+        one_of("status", ITERATION_STATUSES),
+    )
 
     optimization_id: Mapped[int] = mapped_column(
         sa.BigInteger,
@@ -252,6 +323,8 @@ class OptimizationIteration(Base):
     parameters: Mapped[Any] = mapped_column(JSONB)
     score: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[Any | None] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(sa.Text, server_default="completed")
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
     backtest_run_id: Mapped[int | None] = mapped_column(
         sa.BigInteger, sa.ForeignKey("strategy_engine.backtest_runs.run_id")
     )
