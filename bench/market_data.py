@@ -30,7 +30,7 @@ from adbc_driver_postgresql import dbapi as adbc
 
 import tradedb
 from _server import bench_database, bench_server
-from tradedb.marketdata._encoding import encode_copy
+from tradedb.columnar.binary_encode import encode_copy
 from tradedb.marketdata._sql import LATEST_QUOTES_DISTINCT_ON
 
 ROWS = int(os.environ.get("TRADEDB_BENCH_QUOTES", "1000000"))

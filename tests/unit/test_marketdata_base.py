@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from tests.conftest import SHARED_DATA
 from tradedb import ValidationError
 from tradedb.columnar import binary_copy
+from tradedb.columnar.binary_encode import encode_copy
 from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _quality as quality
 from tradedb.marketdata import _reading as read
 from tradedb.marketdata import files as ingest_files
-from tradedb.marketdata._encoding import encode_copy
 
 DATA = SHARED_DATA
 

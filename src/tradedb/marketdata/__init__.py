@@ -1,7 +1,7 @@
 """Market data at COPY speed (``db.market_data``): writes, quality checks, coverage, reads, files and symbols.
 
 ``api_async`` is the one source of the I/O (``api`` its generated sync twin). Logic without I/O lives beside it:
-input and datasets in ``_datasets``, checks in ``_quality``, the binary COPY encoding in ``_encoding``, write
+input and datasets in ``_datasets``, checks in ``_quality``, the binary COPY encoding in ``tradedb.columnar``, write
 planning in ``_planning``, read helpers in ``_reading``, the SQL in ``_sql``; vendor files in ``files``, the
 security master's bulk upsert in ``securities`` and coverage bookkeeping for maintenance in ``coverage``.
 

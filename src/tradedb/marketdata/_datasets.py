@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tradedb.columnar.binary_encode import mask, single
 from tradedb.errors import ValidationError
 from tradedb.schema.data_ingestion import BOOK_EVENT_TYPES
 
@@ -381,13 +382,6 @@ def normalize(
 _ARROW_TYPES = {"float": pa.float64(), "int": pa.int64(), "text": pa.string()}
 
 
-def single(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """One Arrow array (no copy when the column has a single chunk)."""
-    if isinstance(column, pa.ChunkedArray):
-        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    return column
-
-
 def _cast(column: pa.ChunkedArray, kind: pa.DataType, name: str) -> pa.Array:
     col = single(column)
     if col.type == kind:
@@ -443,8 +437,3 @@ def map_symbols(
 
 def unknown_ids(ids: pa.Array, known: set[int]) -> np.ndarray:
     return mask(pc.and_(ids.is_valid(), pc.invert(pc.is_in(ids, pa.array(sorted(known), pa.int64())))))
-
-
-def mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A boolean Arrow array as a NumPy mask (null counts as False)."""
-    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tradedb.columnar.binary_encode import encode_copy
 from tradedb.errors import ValidationError
 from tradedb.marketdata._datasets import (
     BARS,
@@ -24,7 +25,6 @@ from tradedb.marketdata._datasets import (
     normalize,
     unknown_ids,
 )
-from tradedb.marketdata._encoding import encode_copy
 from tradedb.marketdata._quality import FAIL, WARNING, Findings, check, describe, reject_message
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tradedb.marketdata._datasets import BARS, QUOTES, Dataset, mask
+from tradedb.columnar.binary_encode import mask
+from tradedb.marketdata._datasets import BARS, QUOTES, Dataset
 
 #: Findings that describe a row the table cannot hold: never written, whatever the policy.
 FAIL = "fail"

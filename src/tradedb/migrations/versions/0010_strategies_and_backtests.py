@@ -163,7 +163,11 @@ def upgrade() -> None:
         schema=S,
     )
     op.create_index(
-        op.f("ix_optimization_runs_strategy_id_name"), "optimization_runs", ["strategy_id", "name"], unique=True, schema=S
+        op.f("ix_optimization_runs_strategy_id_name"),
+        "optimization_runs",
+        ["strategy_id", "name"],
+        unique=True,
+        schema=S,
     )
     op.execute(
         f"ALTER TABLE {S}.optimization_runs ADD CONSTRAINT ck_optimization_runs_direction "
@@ -205,11 +209,11 @@ def downgrade() -> None:
     op.drop_constraint("fk_backtest_runs_strategy_id_strategies", "backtest_runs", schema=S, type_="foreignkey")
     op.drop_index(op.f("ix_backtest_runs_strategy_id"), table_name="backtest_runs", schema=S)
     op.drop_index(op.f("ix_backtest_runs_run_key"), table_name="backtest_runs", schema=S)
-    op.execute(f"DELETE FROM {S}.backtest_runs WHERE instance_id IS NULL")
+    op.execute("DELETE FROM strategy_engine.backtest_runs WHERE instance_id IS NULL")
     op.alter_column("backtest_runs", "instance_id", existing_type=sa.BigInteger(), nullable=False, schema=S)
     for column in ("content_hash", "run_key", "code_version", "random_seed", "parameters", "strategy_id"):
         op.drop_column("backtest_runs", column, schema=S)
-    op.execute(f"DELETE FROM {S}.strategy_parameters WHERE param_type = 'date'")
+    op.execute("DELETE FROM strategy_engine.strategy_parameters WHERE param_type = 'date'")
     _replace_choice("strategy_parameters", "ck_strategy_parameters_param_type", "param_type", OLD_PARAMETER_TYPES)
     for column in ("display_order", "is_optimizable", "step"):
         op.drop_column("strategy_parameters", column, schema=S)

@@ -1,4 +1,7 @@
-"""PostgreSQL's binary COPY format, encoded from Arrow columns with NumPy (no per-row Python)."""
+"""PostgreSQL's binary COPY format, encoded from Arrow columns with NumPy (no per-row Python).
+
+Columns may be int64, float64, timestamp (UTC microseconds) or string; other types are cast by the caller.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tradedb.errors import ValidationError
-from tradedb.marketdata._datasets import mask, single
 
 _EPOCH_2000_US = 946_684_800_000_000  # PostgreSQL's binary timestamps count microseconds from 2000-01-01
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" * 2
@@ -136,3 +138,15 @@ def _encode_group(encoders: list[_Column], fixed: list[tuple[str, bytes]], nfiel
         if value:
             rows[f"cv{j}"] = value
     return rows.data.cast("B")
+
+
+def single(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One Arrow array (no copy when the column has a single chunk)."""
+    if isinstance(column, pa.ChunkedArray):
+        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return column
+
+
+def mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array as a NumPy mask (null counts as False)."""
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
