@@ -1,7 +1,7 @@
 """Market data at COPY speed: ``db.market_data`` of the sync Database.
 
 Logic without I/O lives beside it: input and datasets in ``_datasets``, checks in ``_quality``, the COPY encoding
-in ``_encoding``, write planning in ``_planning``, read helpers in ``_reading``, the SQL in ``_sql``.
+in ``tradedb.columnar``, write planning in ``_planning``, read helpers in ``_reading``, the SQL in ``_sql``.
 
 Writes: every batch is one transaction (data, coverage and quality findings land together or not at all).
 ``append`` COPYs straight into the table; ``skip`` and ``replace`` COPY into a temporary staging table and move
