@@ -61,6 +61,7 @@ TIME_SERIES = {
 TRADEDB_TABLES = {
     # market data coverage maintained on write (issue 4); order book snapshots (issue 13); last quotes (issue 18)
     "data_ingestion": {"coverage", "order_book_snapshots", "last_quotes"},
+    "strategy_engine": {"backtest_positions", "backtest_orders"},
 }
 
 
