@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -186,3 +187,19 @@ def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
     else:
         kind = TradeDBError
     return kind(message, sqlstate=sqlstate, constraint=constraint)
+
+
+class ParameterError(ValidationError):
+    """Strategy parameters failed validation; ``checks`` maps each parameter to its outcome (a ``ParamCheck``)."""
+
+    def __init__(self, message: str, checks: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.checks = checks
+
+
+class StrategyConflict(ValidationError):
+    """A strategy name and version was registered again with a different definition (register a new version)."""
+
+
+class BacktestConflict(ValidationError):
+    """A backtest run was recorded again with the same inputs but different results."""

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Literal, TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +19,6 @@ from tradedb.marketdata import _sql as q
 from tradedb.marketdata._datasets import BY_TABLE, check_choice, check_source, check_symbol
 from tradedb.schema.data_ingestion import TIMEFRAMES
 
-FORMATS = ("rows", "arrow", "pandas", "polars")
 #: date_bin steps of the fixed-width timeframes.
 STEPS: dict[str, timedelta] = {
     "1s": timedelta(seconds=1),
@@ -67,14 +66,6 @@ _TYPES: dict[str, pa.DataType] = {
 
 def check_table(table: Any) -> str:
     return check_choice(table, tuple(BY_TABLE), "table")
-
-
-def check_format(as_: Any) -> str:
-    return check_choice(as_, FORMATS, "as_")
-
-
-#: What a read returns: rows (dicts), an Arrow table, or a pandas or polars DataFrame.
-ReadFormat = Literal["rows", "arrow", "pandas", "polars"]
 
 
 class ReadOptions(TypedDict, total=False):
@@ -134,22 +125,6 @@ def check_chunk_bytes(chunk_bytes: object) -> int:
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1024:
         raise ValidationError(f"chunk_bytes {chunk_bytes!r}: expected a whole number of bytes, at least 1024")
     return chunk_bytes
-
-
-def convert(table: pa.Table, as_: str) -> Any:
-    """Return an Arrow table as ``as_``: "arrow", "pandas", "polars" or "rows" (dicts)."""
-    if as_ == "arrow":
-        return table
-    if as_ == "rows":
-        return table.to_pylist()
-    try:
-        if as_ == "pandas":
-            return table.to_pandas()
-        import polars
-
-        return polars.from_arrow(table)
-    except ImportError as exc:
-        raise ConfigError(f"as_={as_!r} needs {as_}: pip install 'tradedb[dataframes]'") from exc
 
 
 def id_array(ids: Iterable[int]) -> str:

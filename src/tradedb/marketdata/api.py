@@ -28,6 +28,7 @@ import pyarrow as pa
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
+from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader import copy_arrow, copy_table
 from tradedb.db.inflight import InFlight
 from tradedb.errors import NotFoundError, ValidationError
@@ -35,7 +36,7 @@ from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _planning as write
 from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
-from tradedb.marketdata._reading import ReadFormat, ReadOptions
+from tradedb.marketdata._reading import ReadOptions
 from tradedb.schema import metadata
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
@@ -520,7 +521,7 @@ class MarketData:
         )
         if as_ == "rows":
             return self._db.fetch_all(query)
-        return read.convert(copy_table(self._db, query, read.schema(table)), as_)
+        return convert(copy_table(self._db, query, read.schema(table)), as_)
 
     def stream(
         self,
@@ -551,7 +552,7 @@ class MarketData:
         )
         read.check_chunk_bytes(chunk_bytes)
         for piece in copy_arrow(self._db, query, read.schema(table), piece_bytes=chunk_bytes):
-            yield read.convert(piece, as_)
+            yield convert(piece, as_)
 
     def _range(
         self,
@@ -569,7 +570,7 @@ class MarketData:
         read.check_table(table)
         if contributor is not None and table != "quotes":
             raise ValidationError("contributor= filters quotes only")
-        read.check_format(as_)
+        check_format(as_)
         lo, hi = read.check_range(start, end)
         ids = self.security_ids([symbol], exchange=exchange)
         if timeframe is not None:
@@ -644,7 +645,7 @@ class MarketData:
         actions = self._db.fetch_all(
             q.CORPORATE_ACTIONS, {"security_id": ids[symbol], "timeframe": timeframe, "bar_source": source}
         )
-        return read.convert(read.adjust(table, actions, dividend_method), as_)
+        return convert(read.adjust(table, actions, dividend_method), as_)
 
     def write_corporate_actions(self, rows: Iterable[dict[str, Any]], *, source: str) -> int:
         """Store dividends and splits: dicts with symbol or security_id, ex_date, kind, value, currency."""

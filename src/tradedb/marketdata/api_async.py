@@ -28,6 +28,7 @@ import pyarrow as pa
 from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
+from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader_async import copy_arrow, copy_table
 from tradedb.db.inflight import AsyncInFlight
 from tradedb.errors import NotFoundError, ValidationError
@@ -35,7 +36,7 @@ from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _planning as write
 from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
-from tradedb.marketdata._reading import ReadFormat, ReadOptions
+from tradedb.marketdata._reading import ReadOptions
 from tradedb.schema import metadata
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
@@ -526,7 +527,7 @@ class AsyncMarketData:
         )
         if as_ == "rows":
             return await self._db.fetch_all(query)
-        return read.convert(await copy_table(self._db, query, read.schema(table)), as_)
+        return convert(await copy_table(self._db, query, read.schema(table)), as_)
 
     async def stream(
         self,
@@ -557,7 +558,7 @@ class AsyncMarketData:
         )
         read.check_chunk_bytes(chunk_bytes)
         async for piece in copy_arrow(self._db, query, read.schema(table), piece_bytes=chunk_bytes):
-            yield read.convert(piece, as_)
+            yield convert(piece, as_)
 
     async def _range(
         self,
@@ -575,7 +576,7 @@ class AsyncMarketData:
         read.check_table(table)
         if contributor is not None and table != "quotes":
             raise ValidationError("contributor= filters quotes only")
-        read.check_format(as_)
+        check_format(as_)
         lo, hi = read.check_range(start, end)
         ids = await self.security_ids([symbol], exchange=exchange)
         if timeframe is not None:
@@ -650,7 +651,7 @@ class AsyncMarketData:
         actions = await self._db.fetch_all(
             q.CORPORATE_ACTIONS, {"security_id": ids[symbol], "timeframe": timeframe, "bar_source": source}
         )
-        return read.convert(read.adjust(table, actions, dividend_method), as_)
+        return convert(read.adjust(table, actions, dividend_method), as_)
 
     async def write_corporate_actions(self, rows: Iterable[dict[str, Any]], *, source: str) -> int:
         """Store dividends and splits: dicts with symbol or security_id, ex_date, kind, value, currency."""
