@@ -21,12 +21,15 @@ if TYPE_CHECKING:
     from tradedb.books.replay import Replay
     from tradedb.execution.api import Execution
     from tradedb.marketdata.api import MarketData
+    from tradedb.strategies.api import Strategies
+    from tradedb.strategies.backtests import Backtests
 
 
 class Database(Connections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``with``; the
     features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
-    order book events), ``books`` (order books rebuilt from events) and ``replay`` (event replays for backtests)."""
+    order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
+    ``strategies`` (strategies, parameters, instances) and ``backtests`` (runs, metrics, optimizations)."""
 
     @cached_property
     def execution(self) -> Execution:
@@ -55,6 +58,20 @@ class Database(Connections):
         from tradedb.books.replay import Replay
 
         return Replay(self, self.market_data)
+
+    @cached_property
+    def strategies(self) -> Strategies:
+        """Strategies, their typed parameters and instances (see :mod:`tradedb.strategies`)."""
+        from tradedb.strategies.api import Strategies
+
+        return Strategies(self)
+
+    @cached_property
+    def backtests(self) -> Backtests:
+        """Backtest runs, their metrics, comparisons and optimizations (see :mod:`tradedb.strategies`)."""
+        from tradedb.strategies.backtests import Backtests
+
+        return Backtests(self, self.strategies, self.market_data)
 
 
 def connect(

@@ -20,12 +20,15 @@ if TYPE_CHECKING:
     from tradedb.books.replay_async import AsyncReplay
     from tradedb.execution.api_async import AsyncExecution
     from tradedb.marketdata.api_async import AsyncMarketData
+    from tradedb.strategies.api_async import AsyncStrategies
+    from tradedb.strategies.backtests_async import AsyncBacktests
 
 
 class AsyncDatabase(AsyncConnections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``async with``; the
     features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
-    order book events), ``books`` (order books rebuilt from events) and ``replay`` (event replays for backtests)."""
+    order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
+    ``strategies`` (strategies, parameters, instances) and ``backtests`` (runs, metrics, optimizations)."""
 
     @cached_property
     def execution(self) -> AsyncExecution:
@@ -54,6 +57,20 @@ class AsyncDatabase(AsyncConnections):
         from tradedb.books.replay_async import AsyncReplay
 
         return AsyncReplay(self, self.market_data)
+
+    @cached_property
+    def strategies(self) -> AsyncStrategies:
+        """Strategies, their typed parameters and instances (see :mod:`tradedb.strategies`)."""
+        from tradedb.strategies.api_async import AsyncStrategies
+
+        return AsyncStrategies(self)
+
+    @cached_property
+    def backtests(self) -> AsyncBacktests:
+        """Backtest runs, their metrics, comparisons and optimizations (see :mod:`tradedb.strategies`)."""
+        from tradedb.strategies.backtests_async import AsyncBacktests
+
+        return AsyncBacktests(self, self.strategies, self.market_data)
 
 
 def connect_async(

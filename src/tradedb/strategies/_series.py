@@ -25,6 +25,7 @@ class Column:
     kind: str  # "ts" | "float" | "int" | "text"
     required: bool = True
     aliases: tuple[str, ...] = ()
+    fill: float | None = None  # the value of a missing one (commission: 0)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ TRADES = Series(
         Column("side", "text"),
         Column("quantity", "float", aliases=("qty", "size")),
         Column("price", "float"),
-        Column("commission", "float", False),
+        Column("commission", "float", False, fill=0.0),
         Column("slippage", "float", False),
         Column("pnl", "float", False),
         Column("executed_at", "ts", aliases=("ts", "timestamp", "time")),
@@ -174,9 +175,10 @@ def normalize(table: pa.Table, series: Series, symbol_ids: Mapping[str, int] | N
         if name is None:
             if col.required:
                 raise ValidationError(f"{series.name}: column {col.name!r} is missing (columns: {sorted(present)})")
-            out[col.name] = pa.nulls(n, _ARROW[col.kind])
+            out[col.name] = pa.nulls(n, _ARROW[col.kind]) if col.fill is None else pa.array(np.full(n, col.fill))
             continue
-        out[col.name] = _typed(single(table[name]), col, series)
+        typed = _typed(single(table[name]), col, series)
+        out[col.name] = typed if col.fill is None else pc.fill_null(typed, col.fill)
     known = {a for c in series.columns for a in (c.name, *c.aliases)} | {"symbol"}
     unknown = present - known
     if unknown:

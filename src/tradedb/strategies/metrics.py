@@ -163,8 +163,8 @@ def drawdown_periods(ts: np.ndarray, equity: np.ndarray, underwater: np.ndarray,
     for k in chosen:
         s, e = int(starts[k]), int(ends[k])
         trough = s + int(np.argmin(underwater[s:e]))
-        recovery = _instant(ts[e]) if e < len(equity) else None
-        result.append(DrawdownPeriod(_instant(ts[s - 1]), _instant(ts[trough]), recovery, float(depths[k])))
+        recovery = instant(ts[e]) if e < len(equity) else None
+        result.append(DrawdownPeriod(instant(ts[s - 1]), instant(ts[trough]), recovery, float(depths[k])))
     return result
 
 
@@ -174,12 +174,10 @@ def check_curve(ts: np.ndarray, equity: np.ndarray) -> None:
         raise ValidationError(f"metrics need an equity curve of at least 2 points, this run has {len(equity)}")
     if not np.isfinite(equity).all():
         bad = int(np.flatnonzero(~np.isfinite(equity))[0])
-        raise ValidationError(f"equity is NaN or infinite at point {bad} ({_instant(ts[bad]).isoformat()})")
+        raise ValidationError(f"equity is NaN or infinite at point {bad} ({instant(ts[bad]).isoformat()})")
     if (equity <= 0).any():
         bad = int(np.flatnonzero(equity <= 0)[0])
-        raise ValidationError(
-            f"equity must be positive; point {bad} ({_instant(ts[bad]).isoformat()}) is {equity[bad]}"
-        )
+        raise ValidationError(f"equity must be positive; point {bad} ({instant(ts[bad]).isoformat()}) is {equity[bad]}")
 
 
 def check_annualization(periods_per_year: float, risk_free: float) -> None:
@@ -212,7 +210,7 @@ def _alpha_beta(
     if overlap < 2:
         raise ValidationError(
             f"the benchmark does not overlap the run: {overlap} common period(s) between "
-            f"{_instant(bench_ts[0]).isoformat()}..{_instant(bench_ts[-1]).isoformat()} and the equity curve"
+            f"{instant(bench_ts[0]).isoformat()}..{instant(bench_ts[-1]).isoformat()} and the equity curve"
         )
     independent = np.where(np.isnan(r), np.nan, b)
     residual = independent - np.nanmean(independent)
@@ -235,6 +233,6 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
-def _instant(value: np.datetime64 | np.int64 | int) -> datetime:
+def instant(value: np.datetime64 | np.int64 | int) -> datetime:
     micros = int(np.asarray(value).astype("datetime64[us]").astype(np.int64))
     return datetime.fromtimestamp(micros / 1e6, tz=UTC).replace(microsecond=micros % 1_000_000)

@@ -1,0 +1,497 @@
+"""Backtest runs at COPY speed, their metrics, comparisons and optimizations: ``db.backtests`` of the async Database.
+
+``record`` writes a run in one transaction: the run row, then its equity curve, trades, position history and
+simulated orders by binary COPY (each series may be an iterator of chunks: it streams), then the metrics and the
+run's identity. A run's identity (``run_key``) is a hash of what defines it: strategy, normalized parameters,
+period, capital, cost models, seed, code version and metric conventions; its ``content_hash`` hashes what it
+produced. Recording the same identity again with the same content returns the stored run (a no-op); with other
+content it raises BacktestConflict. A failure before any row was sent writes nothing; a failure after (a bad
+chunk in a stream) rolls everything back and leaves a ``failed`` run with the error and no rows. Simulated orders
+and fills live in ``backtest_*`` tables only: they never touch execution's orders, positions or risk checks.
+"""
+
+# source-only: the one source of this I/O; tools/async_to_sync.py generates the sync twin.
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import json
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+from psycopg import AsyncConnection, sql
+from psycopg.rows import TupleRow, dict_row
+from psycopg.types.json import Jsonb
+
+from tradedb.columnar.binary_encode import encode_copy
+from tradedb.columnar.formats import ReadFormat, check_format, convert
+from tradedb.columnar.reader_async import copy_arrow, copy_table
+from tradedb.errors import BacktestConflict, NotFoundError, TradeDBError, ValidationError
+from tradedb.strategies import _series as series
+from tradedb.strategies import _sql as q
+from tradedb.strategies import metrics as m
+from tradedb.strategies import params as p
+from tradedb.strategies.api_async import AsyncStrategies, Strategy
+
+if TYPE_CHECKING:
+    from tradedb.db.connections_async import AsyncConnections
+    from tradedb.marketdata.api_async import AsyncMarketData
+
+#: Metrics kept as columns of backtest_runs (every metric is in its ``metrics`` jsonb).
+HEADLINE = ("total_return", "sharpe_ratio", "max_drawdown", "win_rate", "trade_count")
+_SERIES = {"equity": series.EQUITY, "trades": series.TRADES, "positions": series.POSITIONS, "orders": series.ORDERS}
+_ORDER = {"equity": "ts", "trades": "executed_at, trade_id", "positions": "ts, security_id", "orders": "order_id"}
+_RUN_COLUMNS = ("run_id", "created_at", "finished_at", "started_at", "trade_count")
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """The outcome of ``record``: the run's id, whether this call created it, and its metrics."""
+
+    run_id: int
+    created: bool
+    metrics: dict[str, Any]
+
+
+class _Existing(Exception):
+    """Raised inside the recording transaction to roll it back when the run is already stored."""
+
+    def __init__(self, run_id: int, same: bool) -> None:
+        self.run_id = run_id
+        self.same = same
+
+
+class AsyncBacktests:
+    """The backtests API of one Database (``db.backtests``)."""
+
+    def __init__(self, db: AsyncConnections, strategies: AsyncStrategies, market_data: AsyncMarketData) -> None:
+        self._db = db
+        self._strategies = strategies
+        self._md = market_data
+
+    # --- recording ----------------------------------------------------------------------------------------------
+
+    async def record(
+        self,
+        strategy: int | str,
+        *,
+        equity: Any,
+        parameters: Mapping[str, Any] | None = None,
+        trades: Any = None,
+        positions: Any = None,
+        orders: Any = None,
+        version: str | None = None,
+        instance_id: int | None = None,
+        initial_capital: float | Decimal | None = None,
+        commission_model: Mapping[str, Any] | None = None,
+        slippage_model: Mapping[str, Any] | None = None,
+        random_seed: int | None = None,
+        code_version: str | None = None,
+        benchmark: Any = None,
+        periods_per_year: float = m.DAILY,
+        risk_free: float = 0.0,
+    ) -> RecordedRun:
+        """Record a finished backtest of ``strategy`` (id or name) with ``parameters`` and return its id.
+
+        ``equity``: columns ts (tz-aware), equity, optional cash; strictly increasing times. ``trades``:
+        security_id or symbol, side, quantity, price, executed_at, optional commission, slippage, pnl, order_id.
+        ``positions``: security_id or symbol, ts, quantity (signed), optional avg_price, market_value.
+        ``orders``: order_id, ts, security_id or symbol, side, quantity, optional order_type, limit_price, status.
+        Each is an Arrow table, a pandas or polars DataFrame, a dict of columns, a list of dict rows, or an
+        iterator of those chunks. ``benchmark`` (ts and a value column, or a pandas Series) gives alpha and beta.
+        ``initial_capital`` defaults to the first equity point. See :mod:`tradedb.strategies.metrics` for the
+        conventions (``periods_per_year``, ``risk_free``).
+        """
+        found = await self._strategies.get(strategy, version=version)
+        checked = found.validate(parameters)
+        checked.raise_for_errors(found.label)
+        values = p.json_values(found.params, checked.values())
+        m.check_annualization(periods_per_year, risk_free)
+        identity = {
+            "strategy_id": found.strategy_id,
+            "parameters": values,
+            "commission_model": _json_model(commission_model, "commission_model"),
+            "slippage_model": _json_model(slippage_model, "slippage_model"),
+            "random_seed": _check_seed(random_seed),
+            "code_version": _check_text(code_version, "code_version"),
+            "periods_per_year": float(periods_per_year),
+            "risk_free": float(risk_free),
+        }
+        capital = _check_capital(initial_capital)
+        bench = None if benchmark is None else _benchmark(benchmark)
+        run = {
+            **identity,
+            "instance_id": instance_id,
+            "parameters": Jsonb(values),
+            "commission_model": Jsonb(identity["commission_model"]),
+            "slippage_model": Jsonb(identity["slippage_model"]),
+            "period_start": "-infinity",
+            "period_end": "infinity",
+            "initial_capital": capital if capital is not None else Decimal(1),
+            "status": "running",
+        }
+        sent = [False]
+
+        async def write(conn: AsyncConnection[TupleRow]) -> RecordedRun:
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(q.INSERT_RUN, run)
+            row = await cursor.fetchone()
+            assert row is not None
+            run_id = row["run_id"]
+            kept: dict[str, series.Accumulator] = {}
+            for name, data in (("equity", equity), ("trades", trades), ("positions", positions), ("orders", orders)):
+                kept[name] = await self._copy_series(conn, run_id, _SERIES[name], data, sent)
+            curve = kept["equity"]
+            ts, eq = curve.times(), curve.column("equity")
+            metrics = _metrics(kept, ts, eq, bench, periods_per_year=periods_per_year, risk_free=risk_free)
+            start_equity = Decimal(repr(float(eq[0])))
+            key_fields = {
+                **identity,
+                "period_start": str(ts[0]),
+                "period_end": str(ts[-1]),
+                "initial_capital": str(capital if capital is not None else start_equity),
+            }
+            run_key = _hash(p.canonical_json(key_fields))
+            content = _hash(p.canonical_json({n: a.content_hash() for n, a in kept.items()}))
+            await cursor.execute(q.LOCK_KEY, (run_key,))
+            await cursor.execute(q.RUN_BY_KEY, (run_key,))
+            existing = await cursor.fetchone()
+            if existing is not None:
+                raise _Existing(existing["run_id"], existing["content_hash"] == content)
+            headline = {k: metrics.get(k) for k in HEADLINE}
+            await cursor.execute(
+                q.FINISH_RUN,
+                {
+                    **headline,
+                    "total_return": _decimal(headline["total_return"]),
+                    "run_id": run_id,
+                    "run_key": run_key,
+                    "content_hash": content,
+                    "period_start": m.instant(ts[0]),
+                    "period_end": m.instant(ts[-1]),
+                    "initial_capital": capital if capital is not None else start_equity,
+                    "metrics": Jsonb(metrics),
+                },
+            )
+            return RecordedRun(run_id, True, metrics)
+
+        try:
+            return await self._db.run_transaction(write, retries=0)
+        except _Existing as stored:
+            # The same inputs again: a no-op when the results agree, a conflict when they do not.
+            if not stored.same:
+                raise BacktestConflict(
+                    f"backtest run {stored.run_id} has the same strategy, parameters, period, capital, models, seed "
+                    "and code version but different results; record it with another code_version or random_seed"
+                ) from None
+            return RecordedRun(stored.run_id, False, (await self.run(stored.run_id))["metrics"])
+        except (TradeDBError, ValueError, TypeError, pa.ArrowException) as exc:
+            if sent[0]:
+                await self._record_failure(run, exc)
+            raise
+
+    async def _copy_series(
+        self,
+        conn: AsyncConnection[TupleRow],
+        run_id: int,
+        kind: series.Series,
+        data: Any,
+        sent: builtins.list[bool],
+    ) -> series.Accumulator:
+        keep = {"equity": ("equity", "cash"), "trades": ("quantity", "price", "pnl"), "positions": ("quantity",)}
+        acc = series.Accumulator(kind, keep=keep.get(kind.name, ()))
+        if data is None:
+            if kind is series.EQUITY:
+                raise ValidationError("equity is required: a run is its equity curve")
+            return acc
+        statement = q.copy_into(kind.table, [*kind.names, "run_id"])
+        for chunk in series.chunks(data, kind):
+            ids = await self._symbol_ids(series.symbols_of(chunk)) if kind.security else None
+            table = series.normalize(chunk, kind, ids)
+            if table.num_rows == 0:
+                continue
+            acc.add(table)
+            if kind.security:
+                await self._check_securities(conn, acc.securities)
+            run_column = pa.array(np.full(table.num_rows, run_id, dtype=np.int64))
+            payload = encode_copy(table.append_column("run_id", run_column), [*kind.names, "run_id"])
+            sent[0] = True
+            async with conn.cursor().copy(statement) as copy:
+                for part in payload:
+                    await copy.write(part)
+        if kind is series.EQUITY and acc.rows < 2:
+            raise ValidationError(f"equity has {acc.rows} point(s); a run needs at least 2 (metrics of an empty run)")
+        return acc
+
+    async def _symbol_ids(self, symbols: builtins.list[str]) -> dict[str, int]:
+        return await self._md.security_ids(symbols) if symbols else {}
+
+    async def _check_securities(self, conn: AsyncConnection[TupleRow], ids: set[int]) -> None:
+        cursor = await conn.execute(q.KNOWN_SECURITIES, (sorted(ids),))
+        known = {r[0] for r in await cursor.fetchall()}
+        unknown = sorted(ids - known)
+        if unknown:
+            raise ValidationError(f"unknown securities (not in shared.securities): {unknown[:5]}")
+
+    async def _record_failure(self, run: dict[str, Any], exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, TradeDBError) else str(exc)
+        with contextlib.suppress(TradeDBError):  # the original error is the one to report
+            await self._db.fetch_one(q.INSERT_FAILED_RUN, {**run, "error": message[:2000]}, readonly=False)
+
+    # --- reading ------------------------------------------------------------------------------------------------
+
+    async def run(self, run_id: int) -> dict[str, Any]:
+        """One run: its row (parameters, period, models, status, headline metrics) and ``metrics``."""
+        row = await self._db.fetch_one(q.RUN, (_check_id(run_id),), readonly=False)
+        if row is None:
+            raise NotFoundError(f"backtest run {run_id} does not exist")
+        return row
+
+    async def runs(
+        self,
+        strategy: int | str | None = None,
+        *,
+        status: str | None = "completed",
+        order_by: str = "run_id",
+        descending: bool = True,
+        limit: int = 100,
+    ) -> builtins.list[dict[str, Any]]:
+        """Runs (of one strategy, any version when given by name... by id: that version), newest first or ordered
+        by any metric (``order_by="sharpe_ratio"``, ``"cagr"``, ...)."""
+        strategy_id = None if strategy is None else (await self._strategy(strategy)).strategy_id
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+            raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+        if not isinstance(order_by, str) or not order_by:
+            raise ValidationError(f"order_by must be a column or metric name, got {order_by!r}")
+        if order_by in _RUN_COLUMNS:
+            order: sql.Composable = sql.SQL("r.{} {}").format(
+                sql.Identifier(order_by), sql.SQL("DESC" if descending else "ASC")
+            )
+        else:
+            order = q.metric_order(order_by, descending)
+        query = sql.SQL(q.RUNS).format(order=order)
+        return await self._db.fetch_all(
+            query, {"strategy_id": strategy_id, "status": status, "limit": limit}, readonly=False
+        )
+
+    async def best(
+        self, strategy: int | str, metric: str = "sharpe_ratio", *, n: int = 10, lowest: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """The ``n`` completed runs of ``strategy`` with the highest ``metric`` (the lowest with ``lowest``)."""
+        return await self.runs(strategy, order_by=metric, descending=not lowest, limit=n)
+
+    async def sensitivity(
+        self, strategy: int | str, parameter: str, metric: str = "sharpe_ratio"
+    ) -> builtins.list[dict[str, Any]]:
+        """``metric`` by value of ``parameter`` over the strategy's completed runs: runs, mean, min, max."""
+        found = await self._strategy(strategy)
+        if parameter not in {s.name for s in found.params}:
+            raise ValidationError(f"{parameter!r} is not a parameter of {found.label}")
+        rows = await self._db.fetch_all(
+            q.SENSITIVITY, {"strategy_id": found.strategy_id, "parameter": parameter, "metric": metric}, readonly=False
+        )
+        spec = next(s for s in found.params if s.name == parameter)
+        return [{**r, "value": p.from_json(spec, r["value"])} for r in rows]
+
+    async def compare(
+        self, run_ids: Sequence[int], metrics: Sequence[str] | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """One row per run: id, strategy, parameters and the chosen metrics (default: the main ones)."""
+        wanted = list(metrics or COMPARED)
+        rows = []
+        for run_id in run_ids:
+            run = await self.run(run_id)
+            stored = run["metrics"] or {}
+            rows.append(
+                {
+                    "run_id": run["run_id"],
+                    "strategy": f"{run['strategy']} v{run['strategy_version']}",
+                    "status": run["status"],
+                    "parameters": run["parameters"],
+                    **{k: stored.get(k) for k in wanted},
+                }
+            )
+        return rows
+
+    async def equity(self, run_id: int, *, as_: ReadFormat = "arrow") -> Any:
+        """The equity curve (ts, equity, cash) in time order."""
+        return await self._read("equity", run_id, as_)
+
+    async def trades(self, run_id: int, *, as_: ReadFormat = "arrow") -> Any:
+        """The simulated trades in execution order."""
+        return await self._read("trades", run_id, as_)
+
+    async def positions(self, run_id: int, *, as_: ReadFormat = "arrow") -> Any:
+        """The position history."""
+        return await self._read("positions", run_id, as_)
+
+    async def orders(self, run_id: int, *, as_: ReadFormat = "arrow") -> Any:
+        """The simulated orders."""
+        return await self._read("orders", run_id, as_)
+
+    async def stream(
+        self, run_id: int, what: str = "equity", *, as_: ReadFormat = "arrow", piece_bytes: int = 8 << 20
+    ) -> AsyncIterator[Any]:
+        """A series of a run in pieces of about ``piece_bytes`` of COPY data each (bounded memory), each piece an
+        Arrow table (or ``as_`` "pandas", "polars", "rows")."""
+        check_format(as_)
+        kind = self._series(what)
+        await self.run(run_id)
+        query = self._select(kind, run_id)
+        async for piece in copy_arrow(self._db, query, series.schema_of(kind), piece_bytes=piece_bytes):
+            yield convert(piece, as_)
+
+    async def _read(self, what: str, run_id: int, as_: str) -> Any:
+        check_format(as_)
+        kind = self._series(what)
+        await self.run(run_id)
+        return convert(await copy_table(self._db, self._select(kind, run_id), series.schema_of(kind)), as_)
+
+    @staticmethod
+    def _series(what: str) -> series.Series:
+        if what not in _SERIES:
+            raise ValidationError(f"series must be one of {', '.join(_SERIES)}, got {what!r}")
+        return _SERIES[what]
+
+    @staticmethod
+    def _select(kind: series.Series, run_id: int) -> sql.Composed:
+        return q.select_series(kind.table, kind.names, _ORDER[kind.name], run_id)
+
+    async def _strategy(self, strategy: int | str) -> Strategy:
+        return await self._strategies.get(strategy)
+
+
+def _metrics(
+    kept: dict[str, series.Accumulator],
+    ts: np.ndarray,
+    equity: np.ndarray,
+    bench: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    periods_per_year: float,
+    risk_free: float,
+) -> dict[str, Any]:
+    result = m.curve_metrics(ts, equity, periods_per_year=periods_per_year, risk_free=risk_free, benchmark=bench)
+    trades = kept["trades"]
+    years = (len(equity) - 1) / float(periods_per_year)
+    result.update(
+        m.trade_metrics(
+            trades.column("quantity"),
+            trades.column("price"),
+            trades.column("pnl"),
+            mean_equity=float(equity.mean()),
+            years=years,
+        )
+    )
+    positions = kept["positions"]
+    cash = kept["equity"].column("cash")
+    if positions.rows:
+        result["exposure"] = m.exposure_from_positions(
+            ts, positions.times(), positions.column("security_id"), positions.column("quantity")
+        )
+    elif len(cash) and not np.isnan(cash).all():
+        result["exposure"] = float(np.mean(np.abs(equity - np.nan_to_num(cash, nan=0.0)) > 1e-9 * equity))
+    else:
+        result["exposure"] = None
+    return result
+
+
+#: The metrics ``compare`` shows by default.
+COMPARED = (
+    "total_return",
+    "cagr",
+    "annual_volatility",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
+    "max_drawdown",
+    "win_rate",
+    "profit_factor",
+    "trade_count",
+    "exposure",
+    "alpha",
+    "beta",
+)
+
+
+def _hash(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+def _json_model(model: Mapping[str, Any] | None, what: str) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    if not isinstance(model, Mapping):
+        raise ValidationError(f"{what} must be a mapping (e.g. {{'type': 'per_share', 'rate': 0.005}}), got {model!r}")
+    try:
+        return dict(json.loads(p.canonical_json(dict(model))))
+    except (TypeError, ValueError) as exc:  # pragma: no cover - canonical_json stringifies
+        raise ValidationError(f"{what} is not JSON-serializable: {exc}") from exc
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**63:
+        raise ValidationError(f"random_seed must be a 64-bit integer, got {seed!r}")
+    return seed
+
+
+def _check_text(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{what} must be non-empty text, got {value!r}")
+    return value
+
+
+def _check_capital(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValidationError(f"initial_capital must be a positive number, got {value!r}")
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite() or number <= 0:
+        raise ValidationError(f"initial_capital must be a positive number, got {value!r}")
+    return number
+
+
+def _check_id(run_id: Any) -> int:
+    if isinstance(run_id, bool) or not isinstance(run_id, int) or run_id <= 0:
+        raise ValidationError(f"run_id must be a positive integer, got {run_id!r}")
+    return run_id
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None or not math.isfinite(value) else Decimal(repr(float(value)))
+
+
+def _benchmark(data: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A benchmark series as (datetime64[us] ascending, float levels): a pandas Series with a DatetimeIndex, or a
+    table with ts and one of value/close/price/equity."""
+    if type(data).__module__.split(".")[0] == "pandas" and hasattr(data, "index") and not hasattr(data, "columns"):
+        frame = data.rename("value").rename_axis("ts").reset_index()
+        data = frame
+    chunks = list(series.chunks(data, series.EQUITY))
+    table = pa.concat_tables(chunks) if chunks else None
+    if table is None or table.num_rows == 0:
+        raise ValidationError("the benchmark series is empty")
+    names = table.column_names
+    value = next((c for c in ("value", "close", "price", "equity") if c in names), None)
+    time = next((c for c in ("ts", "timestamp", "time", "date") if c in names), None)
+    if value is None or time is None:
+        raise ValidationError(f"the benchmark needs a time column and a value column (value/close/price); got {names}")
+    normalized = series.normalize(pa.table({"ts": table[time], "equity": table[value]}), series.EQUITY)
+    micros = normalized["ts"].cast(pa.int64()).to_numpy()
+    order = np.argsort(micros, kind="stable")
+    micros = micros[order]
+    if (np.diff(micros) == 0).any():
+        raise ValidationError("the benchmark has repeated timestamps")
+    levels = normalized["equity"].to_numpy()[order].astype(np.float64)
+    return micros.astype("datetime64[us]"), levels
