@@ -72,12 +72,14 @@ def curve_metrics(
     n = len(r)
     ppy = float(periods_per_year)
     adj = r - risk_free
-    std = float(np.std(adj, ddof=1)) if n > 1 else float("nan")
+    # Identical returns have no dispersion: their computed deviation is a residue of rounding (~1e-18) that
+    # would turn an undefined ratio into an arbitrary huge one, so it is taken as zero (as empyrical does).
+    std = float(np.std(adj, ddof=1)) if n > 1 and adj.max() != adj.min() else 0.0 if n > 1 else float("nan")
     vol = float(np.std(r, ddof=1)) * ppy**0.5 if n > 1 else float("nan")
     downside = np.clip(adj, -np.inf, 0.0)
     downside_risk = float(np.sqrt(np.mean(np.square(downside)))) * ppy**0.5
     growth = float(equity[-1] / equity[0])
-    cagr = growth ** (ppy / n) - 1.0
+    cagr = _power(growth, ppy / n) - 1.0
     underwater = drawdown(equity)
     periods = drawdown_periods(ts, equity, underwater, top_drawdowns)
     max_dd = float(underwater.min())
@@ -217,8 +219,14 @@ def _alpha_beta(
     variance = float(np.nanmean(np.square(residual)))
     beta = float(np.nanmean(residual * r)) / variance if variance >= 1e-30 else float("nan")
     alpha_series = adj - beta * (b - risk_free)
-    alpha = (1.0 + float(np.nanmean(alpha_series))) ** ppy - 1.0
+    alpha = _power(1.0 + float(np.nanmean(alpha_series)), ppy) - 1.0
     return {"alpha": alpha, "beta": beta, "benchmark_periods": overlap}
+
+
+def _power(base: float, exponent: float) -> float:
+    """``base ** exponent`` as a float that may be inf (a huge annualization), never an OverflowError."""
+    with np.errstate(over="ignore"):
+        return float(np.power(np.float64(base), exponent))
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -165,6 +165,9 @@ def check_value(spec: Param, raw: Any) -> ParamCheck:
     """Check one present value against its spec."""
     ok, value, message = _normalize(spec, raw, use_choices=True)
     if not ok:
+        number = None if isinstance(raw, bool) else _to_decimal(raw)
+        if spec.type == "int" and number is not None:  # a fraction: the nearest whole number on the grid
+            return ParamCheck(spec.name, False, message, None, _onto_grid(spec, int(number.to_integral_value())))
         return ParamCheck(spec.name, False, message, None, _suggest_for_bad_type(spec))
     if spec.choices is not None and value not in spec.choices:
         nearest = _nearest_choice(spec, value)
