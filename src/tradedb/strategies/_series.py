@@ -25,7 +25,7 @@ class Column:
     kind: str  # "ts" | "float" | "int" | "text"
     required: bool = True
     aliases: tuple[str, ...] = ()
-    fill: float | None = None  # the value of a missing one (commission: 0)
+    fill: float | str | None = None  # the value of a missing one (commission: 0, order_type: market)
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,10 @@ ORDERS = Series(
         Column("ts", "ts", aliases=("timestamp", "time", "created_at")),
         Column("security_id", "int"),
         Column("side", "text"),
-        Column("order_type", "text", False),
+        Column("order_type", "text", False, fill="market"),
         Column("quantity", "float", aliases=("qty", "size")),
         Column("limit_price", "float", False),
-        Column("status", "text", False),
+        Column("status", "text", False, fill="filled"),
     ),
     "ts",
     True,
@@ -112,7 +112,7 @@ def chunks(data: Any, series: Series) -> Iterator[pa.Table]:
     dict of columns, a list of dict rows, or an iterator of any of these (streamed: one chunk at a time)."""
     if data is None:
         return
-    table = _as_table(data)
+    table = as_table(data)
     if table is not None:
         yield table
         return
@@ -126,7 +126,7 @@ def chunks(data: Any, series: Series) -> Iterator[pa.Table]:
             f"iterator of those; got {type(data).__name__}"
         )
     for part in data:
-        chunk = _as_table(part)
+        chunk = as_table(part)
         if chunk is None:
             raise ValidationError(
                 f"{series.name}: a streamed chunk must be a table or DataFrame, got {type(part).__name__}"
@@ -134,7 +134,8 @@ def chunks(data: Any, series: Series) -> Iterator[pa.Table]:
         yield chunk
 
 
-def _as_table(data: Any) -> pa.Table | None:
+def as_table(data: Any) -> pa.Table | None:
+    """``data`` as one table when it is one (in memory), else None (a stream)."""
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatch):
@@ -175,7 +176,9 @@ def normalize(table: pa.Table, series: Series, symbol_ids: Mapping[str, int] | N
         if name is None:
             if col.required:
                 raise ValidationError(f"{series.name}: column {col.name!r} is missing (columns: {sorted(present)})")
-            out[col.name] = pa.nulls(n, _ARROW[col.kind]) if col.fill is None else pa.array(np.full(n, col.fill))
+            out[col.name] = (
+                pa.nulls(n, _ARROW[col.kind]) if col.fill is None else pa.array([col.fill] * n, _ARROW[col.kind])
+            )
             continue
         typed = _typed(single(table[name]), col, series)
         out[col.name] = typed if col.fill is None else pc.fill_null(typed, col.fill)
@@ -245,7 +248,8 @@ def _typed(array: pa.Array, col: Column, series: Series) -> pa.Array:
         except pa.ArrowInvalid as exc:
             raise ValidationError(f"{series.name}: column {col.name!r}: {str(exc).splitlines()[0]}") from exc
     if col.required and result.null_count:
-        raise ValidationError(f"{series.name}: column {col.name!r} has missing values")
+        row = int(np.flatnonzero(~result.is_valid().to_numpy(zero_copy_only=False))[0])
+        raise ValidationError(f"{series.name}: column {col.name!r} is missing (null or NaN) at row {row}")
     return result
 
 

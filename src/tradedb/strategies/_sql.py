@@ -108,7 +108,7 @@ SELECT r.parameters -> %(parameter)s AS value, count(*) AS runs,
 FROM strategy_engine.backtest_runs r
 WHERE r.strategy_id = %(strategy_id)s AND r.status = 'completed' AND r.parameters ? %(parameter)s
 GROUP BY 1
-ORDER BY min((r.parameters ->> %(parameter)s)), 1
+ORDER BY 1
 """
 DELETE_RUN = "DELETE FROM strategy_engine.backtest_runs WHERE run_id = %s"
 KNOWN_SECURITIES = "SELECT security_id FROM shared.securities WHERE security_id = ANY(%s)"

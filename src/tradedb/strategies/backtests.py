@@ -22,6 +22,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,8 @@ class Backtests:
             "initial_capital": capital if capital is not None else Decimal(1),
             "status": "running",
         }
+        inputs = {"equity": equity, "trades": trades, "positions": positions, "orders": orders}
+        prepared = {name: self._prepare(_SERIES[name], data) for name, data in inputs.items()}
         sent = [False]
 
         def write(conn: Connection[TupleRow]) -> RecordedRun:
@@ -147,8 +150,8 @@ class Backtests:
             assert row is not None
             run_id = row["run_id"]
             kept: dict[str, series.Accumulator] = {}
-            for name, data in (("equity", equity), ("trades", trades), ("positions", positions), ("orders", orders)):
-                kept[name] = self._copy_series(conn, run_id, _SERIES[name], data, sent)
+            for name, data in inputs.items():
+                kept[name] = self._copy_series(conn, run_id, _SERIES[name], prepared[name], data, sent=sent)
             curve = kept["equity"]
             ts, eq = curve.times(), curve.column("equity")
             metrics = _metrics(kept, ts, eq, bench, periods_per_year=periods_per_year, risk_free=risk_free)
@@ -157,7 +160,8 @@ class Backtests:
                 **identity,
                 "period_start": str(ts[0]),
                 "period_end": str(ts[-1]),
-                "initial_capital": str(capital if capital is not None else start_equity),
+                # As given: a capital taken from the curve is a result, not an input.
+                "initial_capital": None if capital is None else str(capital),
             }
             run_key = _hash(p.canonical_json(key_fields))
             content = _hash(p.canonical_json({n: a.content_hash() for n, a in kept.items()}))
@@ -195,54 +199,74 @@ class Backtests:
             return RecordedRun(stored.run_id, False, (self.run(stored.run_id))["metrics"])
         except (TradeDBError, ValueError, TypeError, pa.ArrowException) as exc:
             if sent[0]:
-                self._record_failure(run, exc)
+                self._record_failure(run, prepared["equity"][0], exc)
             raise
+
+    def _prepare(self, kind: series.Series, data: Any) -> tuple[series.Accumulator, _Tables]:
+        """Check an in-memory series whole before the transaction (so its errors write nothing); a stream is
+        checked chunk by chunk as it is copied."""
+        acc = series.Accumulator(kind, keep=_KEEP.get(kind.name, ()))
+        if data is None:
+            if kind is series.EQUITY:
+                raise ValidationError("equity is required: a run is its equity curve")
+            return acc, []
+        whole = series.as_table(data)
+        if whole is None:
+            return acc, None
+        table = self._checked(kind, whole, acc)
+        _check_complete(acc)
+        if kind.security and acc.securities:
+            with self._db.connection() as conn:
+                _check_securities(conn, acc.securities)
+        return acc, [] if table is None else [table]
+
+    def _checked(self, kind: series.Series, chunk: pa.Table, acc: series.Accumulator) -> pa.Table | None:
+        ids = (
+            self._md.security_ids(series.symbols_of(chunk))
+            if kind.security and "symbol" in chunk.column_names
+            else None
+        )
+        table = series.normalize(chunk, kind, ids)
+        if table.num_rows == 0:
+            return None
+        acc.add(table)
+        return table
 
     def _copy_series(
         self,
         conn: Connection[TupleRow],
         run_id: int,
         kind: series.Series,
+        prepared: tuple[series.Accumulator, _Tables],
         data: Any,
+        *,
         sent: builtins.list[bool],
     ) -> series.Accumulator:
-        keep = {"equity": ("equity", "cash"), "trades": ("quantity", "price", "pnl"), "positions": ("quantity",)}
-        acc = series.Accumulator(kind, keep=keep.get(kind.name, ()))
-        if data is None:
-            if kind is series.EQUITY:
-                raise ValidationError("equity is required: a run is its equity curve")
-            return acc
+        acc, tables = prepared
         statement = q.copy_into(kind.table, [*kind.names, "run_id"])
-        for chunk in series.chunks(data, kind):
-            ids = self._symbol_ids(series.symbols_of(chunk)) if kind.security else None
-            table = series.normalize(chunk, kind, ids)
-            if table.num_rows == 0:
+        for chunk in series.chunks(data, kind) if tables is None else tables:
+            table = self._checked(kind, chunk, acc) if tables is None else chunk
+            if table is None:
                 continue
-            acc.add(table)
-            if kind.security:
-                self._check_securities(conn, acc.securities)
+            if tables is None and kind.security:
+                _check_securities(conn, acc.securities)
             run_column = pa.array(np.full(table.num_rows, run_id, dtype=np.int64))
             payload = encode_copy(table.append_column("run_id", run_column), [*kind.names, "run_id"])
             sent[0] = True
             with conn.cursor().copy(statement) as copy:
                 for part in payload:
                     copy.write(part)
-        if kind is series.EQUITY and acc.rows < 2:
-            raise ValidationError(f"equity has {acc.rows} point(s); a run needs at least 2 (metrics of an empty run)")
+        if tables is None:
+            _check_complete(acc)
         return acc
 
-    def _symbol_ids(self, symbols: builtins.list[str]) -> dict[str, int]:
-        return self._md.security_ids(symbols) if symbols else {}
-
-    def _check_securities(self, conn: Connection[TupleRow], ids: set[int]) -> None:
-        cursor = conn.execute(q.KNOWN_SECURITIES, (sorted(ids),))
-        known = {r[0] for r in cursor.fetchall()}
-        unknown = sorted(ids - known)
-        if unknown:
-            raise ValidationError(f"unknown securities (not in shared.securities): {unknown[:5]}")
-
-    def _record_failure(self, run: dict[str, Any], exc: BaseException) -> None:
+    def _record_failure(self, run: dict[str, Any], equity: series.Accumulator, exc: BaseException) -> None:
+        """A ``failed`` run with the error and none of its rows; its period is what the curve covered so far."""
         message = exc.message if isinstance(exc, TradeDBError) else str(exc)
+        seen = equity.times()
+        start = m.instant(seen[0]) if len(seen) else datetime.now(UTC)
+        end = m.instant(seen[-1]) if len(seen) > 1 else start + timedelta(microseconds=1)
+        run = {**run, "period_start": start, "period_end": end}
         with contextlib.suppress(TradeDBError):  # the original error is the one to report
             self._db.fetch_one(q.INSERT_FAILED_RUN, {**run, "error": message[:2000]}, readonly=False)
 
@@ -397,6 +421,29 @@ def _metrics(
     else:
         result["exposure"] = None
     return result
+
+
+#: A series checked in memory (its tables), or None for a stream (checked as it is copied).
+_Tables = builtins.list[pa.Table] | None
+#: The columns each series keeps in memory for the metrics.
+_KEEP = {
+    "equity": ("equity", "cash"),
+    "trades": ("quantity", "price", "pnl"),
+    "positions": ("quantity", "security_id"),
+}
+
+
+def _check_complete(acc: series.Accumulator) -> None:
+    if acc.series is series.EQUITY and acc.rows < 2:
+        raise ValidationError(f"equity has {acc.rows} point(s); a run needs at least 2 (metrics of an empty run)")
+
+
+def _check_securities(conn: Connection[TupleRow], ids: set[int]) -> None:
+    cursor = conn.execute(q.KNOWN_SECURITIES, (sorted(ids),))
+    known = {r[0] for r in cursor.fetchall()}
+    unknown = sorted(ids - known)
+    if unknown:
+        raise ValidationError(f"unknown securities (not in shared.securities): {unknown[:5]}")
 
 
 #: The metrics ``compare`` shows by default.
