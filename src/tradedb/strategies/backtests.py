@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from tradedb.strategies import _series as series
 from tradedb.strategies import _sql as q
 from tradedb.strategies import metrics as m
 from tradedb.strategies import params as p
+from tradedb.strategies import report as tearsheet
 from tradedb.strategies.api import Strategies, Strategy
 
 if TYPE_CHECKING:
@@ -340,6 +342,27 @@ class Backtests:
                 }
             )
         return rows
+
+    def report(self, run_id: int, path: str | Path, *, compare: Sequence[int] = (), title: str | None = None) -> Path:
+        """Write the tear sheet of ``run_id`` (other runs in ``compare`` overlaid) to ``path`` as one
+        self-contained HTML file; return the path. See :mod:`tradedb.strategies.report`."""
+        target = Path(path)
+        if target.suffix.lower() not in (".html", ".htm"):
+            raise ValidationError(f"the tear sheet is HTML: give a path ending in .html, got {str(path)!r}")
+        if not target.parent.exists():
+            raise ValidationError(f"directory {str(target.parent)!r} does not exist")
+        curves = [self._curve(r) for r in (run_id, *compare)]
+        target.write_text(tearsheet.render(curves[0], curves[1:], title=title), encoding="utf-8")
+        return target
+
+    def _curve(self, run_id: int) -> tearsheet.Curve:
+        run = self.run(run_id)
+        if run["status"] != "completed":
+            raise ValidationError(f"backtest run {run_id} is {run['status']}: only a completed run has a tear sheet")
+        table = self.equity(run_id)
+        ts = table["ts"].cast(pa.int64()).to_numpy().astype("datetime64[us]")
+        label = f"#{run_id} {run['strategy']} v{run['strategy_version']}"
+        return tearsheet.Curve(label, run["metrics"] or {}, ts, table["equity"].to_numpy())
 
     def equity(self, run_id: int, *, as_: ReadFormat = "arrow") -> Any:
         """The equity curve (ts, equity, cash) in time order."""
