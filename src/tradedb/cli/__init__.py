@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import sys
 
-from tradedb.cli import books, execution, marketdata, migrations, ops, security, server  # noqa: F401 - registers commands
+from tradedb.cli import (  # noqa: F401 - registers commands
+    books,
+    execution,
+    marketdata,
+    migrations,
+    ops,
+    security,
+    server,
+    strategies,
+)
 from tradedb.cli._common import _state, app, err
 from tradedb.errors import TradeDBError
 

@@ -202,7 +202,10 @@ def canonical_json(value: Any) -> str:
 def _normalize(spec: Param, raw: Any, *, use_choices: bool) -> tuple[bool, Any, str | None]:
     kind = spec.type
     if kind == "enum":
-        # An enum's values are whatever its choices are (strings, numbers); compare as given.
+        # An enum's values are whatever its choices are (strings, numbers); text naming a choice exactly (as a
+        # command line gives "20" for the choice 20) is that choice.
+        if use_choices and spec.choices and raw not in spec.choices and isinstance(raw, str):
+            return True, next((c for c in spec.choices if str(c) == raw), raw), None
         return True, raw, None
     if kind == "bool":
         if isinstance(raw, bool):
