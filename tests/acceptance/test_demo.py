@@ -48,6 +48,11 @@ def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
     assert "positions of DEMO-1" in out
     assert re.search(r"SPY\s+│\s+-50\s", out), out  # a flip through zero, short after the round trip
     assert "realized PnL, net of commissions: 7.5" in out
+    recorded = re.search(r"backtest recorded as run (\d+); tear sheet: (\S+\.html)", out)
+    assert recorded is not None, out
+    sheet = Path(recorded.group(2))
+    assert sheet.is_relative_to(home) and "<svg" in sheet.read_text(), sheet
+    assert re.search(r"trades\s+│\s+\d+", out), out
     password = (home / "password").read_text().strip()
     assert password not in out + first.stderr
 
@@ -59,3 +64,5 @@ def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
     assert re.search(r"data_ingestion\.bars\s+│\s+42,228", again.stdout)
     assert re.search(r"data_ingestion\.quotes\s+│\s+1,004,400", again.stdout), again.stdout
     assert "quotes written (replace)" in again.stdout
+    # the same backtest recorded again is the same run
+    assert f"backtest recorded as run {recorded.group(1)} (recorded by an earlier demo: the same run)" in again.stdout

@@ -268,5 +268,25 @@ def demo(
         f"coverage: {q['series']} series, {q['stored']:,} quotes from {q['first']:%Y-%m-%d %H:%M} "
         f"to {q['last']:%Y-%m-%d %H:%M} UTC (`tradedb coverage`)"
     )
+    bt = report.backtest
+    metrics = Table("metric", "value", title=f"backtest {bt['run_id']}: AAPL 1m, MA 10/30")
+    for key, label in (
+        ("total_return", "total return"),
+        ("cagr", "CAGR"),
+        ("annual_volatility", "annual volatility"),
+        ("sharpe_ratio", "Sharpe"),
+        ("sortino_ratio", "Sortino"),
+        ("max_drawdown", "max drawdown"),
+        ("trade_count", "trades"),
+        ("win_rate", "win rate"),
+        ("exposure", "exposure"),
+    ):
+        value = bt["metrics"].get(key)
+        metrics.add_row(label, "" if value is None else f"{value:.4g}")
+    out.print(metrics)
+    again = "" if bt["created"] else " (recorded by an earlier demo: the same run)"
+    out.print(
+        f"backtest recorded as run {bt['run_id']}{again}; tear sheet: {bt['path']}", highlight=False, soft_wrap=True
+    )
     if url is None:
         out.print("the embedded server keeps running: `tradedb db url` prints its URL, `tradedb db stop` stops it")

@@ -29,6 +29,7 @@ from tradedb.ops import setup as provision
 from tradedb.schema import SERVICE_SCHEMAS, metadata
 from tradedb.schema.partitions import MONTH, create_partition_sql, floor_time, spec_at
 from tradedb.settings import Settings, load_settings, with_dbname
+from tradedb.strategies.examples import MA_CROSSOVER_PARAMS, ma_crossover
 
 SOURCE = "demo"
 SEED = 20240102
@@ -99,6 +100,7 @@ class DemoReport:
     bars_loaded: int = 0
     positions: list[dict[str, Any]] = field(default_factory=list)
     quotes: dict[str, Any] = field(default_factory=dict)
+    backtest: dict[str, Any] = field(default_factory=dict)
 
 
 class BarRow(NamedTuple):
@@ -341,6 +343,40 @@ def trade_sample(url: str, settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
+DEMO_BACKTEST = ("AAPL", 10, 30)  # symbol, fast and slow averages (minutes)
+
+
+def backtest_sample(url: str, settings: Settings) -> dict[str, Any]:
+    """Backtest a moving-average crossover on the sample's AAPL minute bars, record it (recording it again is a
+    no-op) and write its tear sheet next to the embedded server's data; return the run, its metrics and the path."""
+    with Database(url, settings=settings, min_size=0, max_size=2, name="tradedb-demo") as db:
+        strategy = db.strategies.register(
+            "ma_crossover",
+            MA_CROSSOVER_PARAMS,
+            description="Moving-average crossover, long or flat (tradedb.strategies.examples)",
+            code_reference="tradedb.strategies.examples:ma_crossover",
+        )
+        symbol, fast, slow = DEMO_BACKTEST
+        bars = db.market_data.bars(symbol, DAYS[0], DAYS[-1] + timedelta(days=1), timeframe="1m", as_="arrow")
+        security = db.market_data.security_ids([symbol])[symbol]
+        ts = bars["ts"].cast(pa.int64()).to_numpy().astype("datetime64[us]")
+        run = ma_crossover(ts, bars["close"].to_numpy(), security, fast=fast, slow=slow)
+        recorded = db.backtests.record(
+            strategy.strategy_id,
+            parameters={"fast": fast, "slow": slow},
+            equity=run.equity,
+            trades=run.trades,
+            positions=run.positions,
+            initial_capital=100_000,
+            periods_per_year=252 * MINUTES_PER_SESSION,
+            code_version="tradedb.strategies.examples 1",
+        )
+        folder = EmbeddedServer(settings).home / "reports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = db.backtests.report(recorded.run_id, folder / "demo-backtest.html")
+    return {"run_id": recorded.run_id, "created": recorded.created, "metrics": recorded.metrics, "path": path}
+
+
 def _scalar(conn: psycopg.Connection[TupleRow], query: sql.Composable | str) -> Any:
     row = conn.execute(query).fetchone()  # type: ignore[arg-type]
     assert row is not None
@@ -375,6 +411,10 @@ def run_demo(
     positions = trade_sample(trading_url, settings)
     timings["orders and fills"] = time.perf_counter() - step
 
+    step = time.perf_counter()
+    backtest = backtest_sample(trading_url, settings)
+    timings["backtest"] = time.perf_counter() - step
+
     with _connect.connect(trading_url, settings, autocommit=True) as conn:
         version = str(_scalar(conn, "SHOW server_version"))
         tables = conn.execute(
@@ -401,4 +441,5 @@ def run_demo(
         bars_loaded=bars,
         positions=positions,
         quotes=quotes,
+        backtest=backtest,
     )
