@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite uses when they are missing (Debian; needs root, else it says so).
 # pgbouncer: the connection tests run PgBouncer in transaction mode in front of PostgreSQL.
+# chromium: see below.
 set -u
 missing=()
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+# chromium: the tear-sheet test opens the HTML in a real headless browser and reads its screenshot.
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "note: ${missing[*]} not installed (needs root and apt-get); the tests that need it will be skipped" >&2
