@@ -23,13 +23,15 @@ if TYPE_CHECKING:
     from tradedb.marketdata.api import MarketData
     from tradedb.strategies.api import Strategies
     from tradedb.strategies.backtests import Backtests
+    from tradedb.strategies.optimizations import Optimizations
 
 
 class Database(Connections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``with``; the
     features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
-    ``strategies`` (strategies, parameters, instances) and ``backtests`` (runs, metrics, optimizations)."""
+    ``strategies`` (strategies, parameters, instances), ``backtests`` (runs and their metrics) and
+    ``optimizations`` (parameter searches and their iterations)."""
 
     @cached_property
     def execution(self) -> Execution:
@@ -72,6 +74,13 @@ class Database(Connections):
         from tradedb.strategies.backtests import Backtests
 
         return Backtests(self, self.strategies, self.market_data)
+
+    @cached_property
+    def optimizations(self) -> Optimizations:
+        """Parameter optimizations and their iterations (see :mod:`tradedb.strategies`)."""
+        from tradedb.strategies.optimizations import Optimizations
+
+        return Optimizations(self, self.strategies)
 
 
 def connect(

@@ -22,13 +22,15 @@ if TYPE_CHECKING:
     from tradedb.marketdata.api_async import AsyncMarketData
     from tradedb.strategies.api_async import AsyncStrategies
     from tradedb.strategies.backtests_async import AsyncBacktests
+    from tradedb.strategies.optimizations_async import AsyncOptimizations
 
 
 class AsyncDatabase(AsyncConnections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``async with``; the
     features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
-    ``strategies`` (strategies, parameters, instances) and ``backtests`` (runs, metrics, optimizations)."""
+    ``strategies`` (strategies, parameters, instances), ``backtests`` (runs and their metrics) and
+    ``optimizations`` (parameter searches and their iterations)."""
 
     @cached_property
     def execution(self) -> AsyncExecution:
@@ -71,6 +73,13 @@ class AsyncDatabase(AsyncConnections):
         from tradedb.strategies.backtests_async import AsyncBacktests
 
         return AsyncBacktests(self, self.strategies, self.market_data)
+
+    @cached_property
+    def optimizations(self) -> AsyncOptimizations:
+        """Parameter optimizations and their iterations (see :mod:`tradedb.strategies`)."""
+        from tradedb.strategies.optimizations_async import AsyncOptimizations
+
+        return AsyncOptimizations(self, self.strategies)
 
 
 def connect_async(
