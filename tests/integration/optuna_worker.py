@@ -10,6 +10,7 @@ import signal
 
 import numpy as np
 import optuna
+from optuna.storages.journal import JournalFileBackend
 
 import tradedb
 from tradedb.strategies.examples import ma_crossover
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("--kill-at", type=int, default=-1)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(args.journal))
+    storage = optuna.storages.JournalStorage(JournalFileBackend(args.journal))
     study = optuna.create_study(
         study_name=args.study,
         storage=storage,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.storages.journal import JournalFileBackend
 
 import tradedb
 from tests.conftest import REPO, TestDatabase
@@ -89,7 +90,7 @@ def test_a_killed_optuna_search_resumes_and_loses_no_finished_trial(db: TestData
     ]
     killed = subprocess.run([*command, "--kill-at=4"], capture_output=True, text=True, env=db.env(), check=False)
     assert killed.returncode == -9, killed.stderr  # SIGKILL, right after trial 4 finished in Optuna's storage
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     trials = optuna.load_study(study_name="resume-me", storage=storage).trials
     assert [t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE] == [0, 1, 2, 3, 4]
 
