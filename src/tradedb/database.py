@@ -24,14 +24,15 @@ if TYPE_CHECKING:
     from tradedb.strategies.api import Strategies
     from tradedb.strategies.backtests import Backtests
     from tradedb.strategies.optimizations import Optimizations
+    from tradedb.strategies.signals import Signals
 
 
 class Database(Connections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``with``; the
     features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
-    ``strategies`` (strategies, parameters, instances), ``backtests`` (runs and their metrics) and
-    ``optimizations`` (parameter searches and their iterations)."""
+    ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
+    (runs and their metrics) and ``optimizations`` (parameter searches and their iterations)."""
 
     @cached_property
     def execution(self) -> Execution:
@@ -81,6 +82,14 @@ class Database(Connections):
         from tradedb.strategies.optimizations import Optimizations
 
         return Optimizations(self, self.strategies)
+
+    @cached_property
+    def signals(self) -> Signals:
+        """Strategy signals written at COPY speed and read by instance, security and time (see
+        :mod:`tradedb.strategies`)."""
+        from tradedb.strategies.signals import Signals
+
+        return Signals(self, self.market_data)
 
 
 def connect(

@@ -23,14 +23,15 @@ if TYPE_CHECKING:
     from tradedb.strategies.api_async import AsyncStrategies
     from tradedb.strategies.backtests_async import AsyncBacktests
     from tradedb.strategies.optimizations_async import AsyncOptimizations
+    from tradedb.strategies.signals_async import AsyncSignals
 
 
 class AsyncDatabase(AsyncConnections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``async with``; the
     features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
-    ``strategies`` (strategies, parameters, instances), ``backtests`` (runs and their metrics) and
-    ``optimizations`` (parameter searches and their iterations)."""
+    ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
+    (runs and their metrics) and ``optimizations`` (parameter searches and their iterations)."""
 
     @cached_property
     def execution(self) -> AsyncExecution:
@@ -80,6 +81,14 @@ class AsyncDatabase(AsyncConnections):
         from tradedb.strategies.optimizations_async import AsyncOptimizations
 
         return AsyncOptimizations(self, self.strategies)
+
+    @cached_property
+    def signals(self) -> AsyncSignals:
+        """Strategy signals written at COPY speed and read by instance, security and time (see
+        :mod:`tradedb.strategies`)."""
+        from tradedb.strategies.signals_async import AsyncSignals
+
+        return AsyncSignals(self, self.market_data)
 
 
 def connect_async(

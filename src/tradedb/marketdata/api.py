@@ -299,12 +299,24 @@ class MarketData:
     # --- partitions ---------------------------------------------------------------------------------------
 
     def _ensure_partitions(self, dataset: base.Dataset, starts: list[datetime]) -> None:
+        self._create_partitions(f"{q.SCHEMA}.{dataset.table}", starts)
+
+    def ensure_partitions(self, table: str, rows: pa.Table) -> None:
+        """Create the partitions of ``table`` (schema-qualified, time-partitioned) that the ``ts`` of ``rows`` fall
+        in, when they do not exist yet (unscoped Databases only: a service role's rows go to the default
+        partition until ``tradedb maintain`` moves them)."""
+        if table not in metadata.tables or "partition_interval" not in metadata.tables[table].info:
+            raise ValidationError(f"{table!r} is not a time-partitioned table of tradedb")
+        interval = table_interval(metadata.tables[table], self._db.settings.tick_partition_interval)
+        self._create_partitions(table, write.needed_starts(rows, interval))
+
+    def _create_partitions(self, qualified: str, starts: list[datetime]) -> None:
         """Create the partitions (by their starts) a batch needs that do not exist yet (unscoped Databases only)."""
         if not starts:
             return
-        table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
+        table = metadata.tables[qualified]
         interval = table_interval(table, self._db.settings.tick_partition_interval)
-        known = self._bounds(dataset.table)
+        known = self._bounds(qualified)
         missing = [s for s in starts if not covers(known, s)]
         if not missing:
             return
@@ -312,7 +324,7 @@ class MarketData:
             logger.info(
                 "%d partition(s) of %s missing; rows go to the default partition until `tradedb maintain` runs",
                 len(missing),
-                dataset.table,
+                qualified,
             )
             return
         owner = owner_role_name(self._db.settings.role_prefix)
@@ -330,13 +342,13 @@ class MarketData:
                     )
                 except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation):
                     logger.debug("partition %s created concurrently", spec.name)
-        self._partitions.pop(dataset.table, None)
+        self._partitions.pop(qualified, None)
 
-    def _bounds(self, table_name: str) -> list[tuple[datetime | None, datetime | None]]:
-        if table_name not in self._partitions:
-            rows = self._db.fetch_all(q.PARTITION_BOUNDS, (f"{q.SCHEMA}.{table_name}",), readonly=False)
-            self._partitions[table_name] = write.bounds(rows)
-        return self._partitions[table_name]
+    def _bounds(self, qualified: str) -> list[tuple[datetime | None, datetime | None]]:
+        if qualified not in self._partitions:
+            rows = self._db.fetch_all(q.PARTITION_BOUNDS, (qualified,), readonly=False)
+            self._partitions[qualified] = write.bounds(rows)
+        return self._partitions[qualified]
 
     def _may_create(self) -> bool:
         if self._may_create_partitions is None:

@@ -37,6 +37,7 @@ class Series:
     columns: tuple[Column, ...]
     time: str
     security: bool  # has security_id (a symbol column is mapped to it)
+    checked: bool = True  # False: values are left to the caller's checks (signals: findings under a policy)
 
     @property
     def names(self) -> list[str]:
@@ -83,6 +84,23 @@ POSITIONS = Series(
     ),
     "ts",
     True,
+)
+SIGNALS = Series(
+    "signals",
+    "strategy_signals",
+    (
+        Column("ts", "ts", aliases=("timestamp", "time")),
+        Column("instance_id", "int"),
+        Column("security_id", "int"),
+        Column("signal", "text", aliases=("side", "action")),
+        Column("strength", "float", False),
+        Column("confidence", "float", False),
+        Column("price", "float", False),
+        Column("quantity", "float", False),
+    ),
+    "ts",
+    True,
+    checked=False,
 )
 ORDERS = Series(
     "orders",
@@ -180,14 +198,15 @@ def normalize(table: pa.Table, series: Series, symbol_ids: Mapping[str, int] | N
                 pa.nulls(n, _ARROW[col.kind]) if col.fill is None else pa.array([col.fill] * n, _ARROW[col.kind])
             )
             continue
-        typed = _typed(single(table[name]), col, series)
+        typed = _typed(single(table[name]), col, series, nulls=not series.checked)
         out[col.name] = typed if col.fill is None else pc.fill_null(typed, col.fill)
     known = {a for c in series.columns for a in (c.name, *c.aliases)} | {"symbol"}
     unknown = present - known
     if unknown:
         raise ValidationError(f"{series.name}: unknown column(s) {', '.join(sorted(unknown))}")
     result = pa.table(out, schema=schema_of(series))
-    _check(result, series)
+    if series.checked:
+        _check(result, series)
     return result
 
 
@@ -208,7 +227,7 @@ def _map_symbols(symbols: pa.Array, ids: Mapping[str, int], series: Series) -> p
     return pc.take(pa.array(list(ids.values()), pa.int64()), index)
 
 
-def _typed(array: pa.Array, col: Column, series: Series) -> pa.Array:
+def _typed(array: pa.Array, col: Column, series: Series, *, nulls: bool = False) -> pa.Array:
     kind = _ARROW[col.kind]
     if array.type == kind:
         result = array
@@ -247,7 +266,7 @@ def _typed(array: pa.Array, col: Column, series: Series) -> pa.Array:
             result = array.cast(kind, safe=col.kind == "int")
         except pa.ArrowInvalid as exc:
             raise ValidationError(f"{series.name}: column {col.name!r}: {str(exc).splitlines()[0]}") from exc
-    if col.required and result.null_count:
+    if col.required and result.null_count and not nulls:
         row = int(np.flatnonzero(~result.is_valid().to_numpy(zero_copy_only=False))[0])
         raise ValidationError(f"{series.name}: column {col.name!r} is missing (null or NaN) at row {row}")
     return result
