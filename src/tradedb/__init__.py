@@ -12,6 +12,7 @@ from tradedb._version import __version__
 from tradedb.database import Database, connect
 from tradedb.database_async import AsyncDatabase, connect_async
 from tradedb.errors import (
+    BacktestConflict,
     BackupError,
     BookIntegrityError,
     ConcurrencyError,
@@ -26,6 +27,7 @@ from tradedb.errors import (
     NotFoundError,
     OrderConflict,
     Overfill,
+    ParameterError,
     PermissionDenied,
     PoolTimeout,
     RetriesExhausted,
@@ -33,6 +35,7 @@ from tradedb.errors import (
     RiskLimitExceeded,
     SecretError,
     StaleVersion,
+    StrategyConflict,
     TradeDBError,
     UnknownRevisionError,
     ValidationError,
@@ -55,6 +58,7 @@ _MARKET_DATA_TYPES = ("OnConflict", "Policy", "WriteOptions", "WriteResult")
 
 __all__ = [
     "AsyncDatabase",
+    "BacktestConflict",
     "BackupError",
     "BatchResult",
     "BookIntegrityError",
@@ -75,6 +79,7 @@ __all__ = [
     "OrderConflict",
     "OrderRequest",
     "Overfill",
+    "ParameterError",
     "PermissionDenied",
     "Policy",
     "PoolTimeout",
@@ -86,6 +91,7 @@ __all__ = [
     "SecretError",
     "Settings",
     "StaleVersion",
+    "StrategyConflict",
     "TradeDBError",
     "UnknownRevisionError",
     "ValidationError",

@@ -28,6 +28,7 @@ from tradedb.marketdata.securities import upsert
 from tradedb.strategies import Param
 
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
+SERIES_TABLES = ("backtest_equity_curve", "backtest_trades", "backtest_positions", "backtest_orders")
 SPECS = [
     Param("fast", "int", required=True, min=2, max=50, optimizable=True),
     Param("slow", "int", default=30, min=5, max=200, step=5, optimizable=True),
@@ -189,6 +190,11 @@ def test_a_recorded_run_reads_back_in_every_format_with_metrics_equal_to_empyric
     assert len(pieces) > 1 and sum(p.num_rows for p in pieces) == 500
     # simulated orders and fills stay out of execution
     assert api.fetch_value("SELECT count(*) FROM execution.orders WHERE security_id = %s", (ids["AAA"],)) == 0
+
+    backtests.delete(run.run_id)
+    assert [count(api, t, run.run_id) for t in SERIES_TABLES] == [0, 0, 0, 0]
+    with pytest.raises(NotFoundError):
+        backtests.run(run.run_id)
 
 
 def test_recording_the_same_run_again_is_a_no_op_and_different_results_are_a_conflict(

@@ -22,8 +22,9 @@ DELIBERATE: dict[str, tuple[str, ...]] = {
     "0006": ("ban-drop-constraint",),
     # 0010 changes the backtest tables' result columns to double precision in place and indexes them without
     # CONCURRENTLY: no code wrote those tables before it, so the rewrite and the lock cover empty tables.
-    # A run's instance becomes optional (an optimization's trials belong to the strategy), hence the dropped NOT NULL.
-    "0010": ("changing-column-type", "require-concurrent-index-creation", "ban-drop-not-null"),
+    # A run's instance becomes optional (an optimization's trials belong to the strategy), hence the dropped NOT NULL;
+    # the result series lose their foreign keys (a per-row check cost four times the COPY), as bars did in 0006.
+    "0010": ("changing-column-type", "require-concurrent-index-creation", "ban-drop-not-null", "ban-drop-constraint"),
 }
 
 

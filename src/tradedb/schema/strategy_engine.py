@@ -198,15 +198,18 @@ class BacktestRun(Base):
     created_at: Mapped[datetime] = created_at()
 
 
+#: Why the result series have no foreign keys (the comment of each of their tables ends with it).
+_NO_FK = (
+    " No foreign keys: a per-row check cost four times the COPY itself; tradedb's writer adds the run row in the "
+    "same transaction and checks security ids, and deletes a run's rows with it."
+)
+
+
 class BacktestEquityPoint(Base):
     __tablename__ = "backtest_equity_curve"
-    __table_args__ = plain(SCHEMA, "Equity curve of a backtest run.")
+    __table_args__ = plain(SCHEMA, "Equity curve of a backtest run." + _NO_FK)
 
-    run_id: Mapped[int] = mapped_column(
-        sa.BigInteger,
-        sa.ForeignKey("strategy_engine.backtest_runs.run_id", ondelete="CASCADE"),
-        primary_key=True,
-    )
+    run_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     ts: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
     equity: Mapped[float] = mapped_column(Float)
     cash: Mapped[float | None] = mapped_column(Float)
@@ -217,7 +220,7 @@ class BacktestTrade(Base):
     __tablename__ = "backtest_trades"
     __table_args__ = plain(
         SCHEMA,
-        "Simulated trades of a backtest run.",
+        "Simulated trades of a backtest run." + _NO_FK,
         one_of("side", SIDES),
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
         sa.CheckConstraint("price > 0", name="price_positive"),
@@ -226,10 +229,8 @@ class BacktestTrade(Base):
     )
 
     trade_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    run_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("strategy_engine.backtest_runs.run_id", ondelete="CASCADE")
-    )
-    security_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey(_SECURITY_FK))
+    run_id: Mapped[int] = mapped_column(sa.BigInteger)
+    security_id: Mapped[int] = mapped_column(sa.BigInteger)
     side: Mapped[str] = mapped_column(sa.Text)
     quantity: Mapped[float] = mapped_column(Float)
     price: Mapped[float] = mapped_column(Float)
@@ -242,13 +243,9 @@ class BacktestTrade(Base):
 
 class BacktestPosition(Base):
     __tablename__ = "backtest_positions"
-    __table_args__ = plain(SCHEMA, "Position history of a backtest run: a security's position from ts on.")
+    __table_args__ = plain(SCHEMA, "Position history of a backtest run: a security's position from ts on." + _NO_FK)
 
-    run_id: Mapped[int] = mapped_column(
-        sa.BigInteger,
-        sa.ForeignKey("strategy_engine.backtest_runs.run_id", ondelete="CASCADE"),
-        primary_key=True,
-    )
+    run_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     security_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     ts: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
     quantity: Mapped[float] = mapped_column(Float, comment="Signed: negative is short")
@@ -260,16 +257,12 @@ class BacktestOrder(Base):
     __tablename__ = "backtest_orders"
     __table_args__ = plain(
         SCHEMA,
-        "Simulated orders of a backtest run (kept apart from execution.orders: no risk checks, no positions).",
+        "Simulated orders of a backtest run (kept apart from execution.orders: no risk checks, no positions)." + _NO_FK,
         one_of("side", SIDES),
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
     )
 
-    run_id: Mapped[int] = mapped_column(
-        sa.BigInteger,
-        sa.ForeignKey("strategy_engine.backtest_runs.run_id", ondelete="CASCADE"),
-        primary_key=True,
-    )
+    run_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, comment="The simulator's own order id")
     ts: Mapped[datetime] = mapped_column(Timestamp)
     security_id: Mapped[int] = mapped_column(sa.BigInteger)

@@ -110,7 +110,15 @@ WHERE r.strategy_id = %(strategy_id)s AND r.status = 'completed' AND r.parameter
 GROUP BY 1
 ORDER BY 1
 """
-DELETE_RUN = "DELETE FROM strategy_engine.backtest_runs WHERE run_id = %s"
+#: A run and its rows (the result series have no foreign keys, so no cascade: the order is the writer's).
+DELETE_RUN = (
+    "DELETE FROM strategy_engine.backtest_equity_curve WHERE run_id = %(run_id)s",
+    "DELETE FROM strategy_engine.backtest_trades WHERE run_id = %(run_id)s",
+    "DELETE FROM strategy_engine.backtest_positions WHERE run_id = %(run_id)s",
+    "DELETE FROM strategy_engine.backtest_orders WHERE run_id = %(run_id)s",
+    "UPDATE strategy_engine.optimization_iterations SET backtest_run_id = NULL WHERE backtest_run_id = %(run_id)s",
+    "DELETE FROM strategy_engine.backtest_runs WHERE run_id = %(run_id)s",
+)
 KNOWN_SECURITIES = "SELECT security_id FROM shared.securities WHERE security_id = ANY(%s)"
 
 # --- optimizations --------------------------------------------------------------------------------------------

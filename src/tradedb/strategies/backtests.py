@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow, dict_row
@@ -62,14 +63,6 @@ class RecordedRun:
     run_id: int
     created: bool
     metrics: dict[str, Any]
-
-
-class _Existing(Exception):
-    """Raised inside the recording transaction to roll it back when the run is already stored."""
-
-    def __init__(self, run_id: int, same: bool) -> None:
-        self.run_id = run_id
-        self.same = same
 
 
 class Backtests:
@@ -146,63 +139,72 @@ class Backtests:
         sent = [False]
 
         def write(conn: Connection[TupleRow]) -> RecordedRun:
+            stored = RecordedRun(0, False, {})
             cursor = conn.cursor(row_factory=dict_row)
-            cursor.execute(q.INSERT_RUN, run)
-            row = cursor.fetchone()
-            assert row is not None
-            run_id = row["run_id"]
-            kept: dict[str, series.Accumulator] = {}
-            for name, data in inputs.items():
-                kept[name] = self._copy_series(conn, run_id, _SERIES[name], prepared[name], data, sent=sent)
-            curve = kept["equity"]
-            ts, eq = curve.times(), curve.column("equity")
-            metrics = _metrics(kept, ts, eq, bench, periods_per_year=periods_per_year, risk_free=risk_free)
-            start_equity = Decimal(repr(float(eq[0])))
-            key_fields = {
-                **identity,
-                "period_start": str(ts[0]),
-                "period_end": str(ts[-1]),
-                # As given: a capital taken from the curve is a result, not an input.
-                "initial_capital": None if capital is None else str(capital),
-            }
-            run_key = _hash(p.canonical_json(key_fields))
-            content = _hash(p.canonical_json({n: a.content_hash() for n, a in kept.items()}))
-            cursor.execute(q.LOCK_KEY, (run_key,))
-            cursor.execute(q.RUN_BY_KEY, (run_key,))
-            existing = cursor.fetchone()
-            if existing is not None:
-                raise _Existing(existing["run_id"], existing["content_hash"] == content)
-            headline = {k: metrics.get(k) for k in HEADLINE}
-            cursor.execute(
-                q.FINISH_RUN,
-                {
-                    **headline,
-                    "total_return": _decimal(headline["total_return"]),
-                    "run_id": run_id,
-                    "run_key": run_key,
-                    "content_hash": content,
-                    "period_start": m.instant(ts[0]),
-                    "period_end": m.instant(ts[-1]),
-                    "initial_capital": capital if capital is not None else start_equity,
-                    "metrics": Jsonb(metrics),
-                },
-            )
-            return RecordedRun(run_id, True, metrics)
+            # A savepoint, so that finding the run already stored can undo this attempt and still return.
+            with conn.transaction() as attempt:
+                cursor.execute(q.INSERT_RUN, run)
+                row = cursor.fetchone()
+                assert row is not None
+                run_id = row["run_id"]
+                kept: dict[str, series.Accumulator] = {}
+                for name, data in inputs.items():
+                    kept[name] = self._copy_series(conn, run_id, _SERIES[name], prepared[name], data, sent=sent)
+                curve = kept["equity"]
+                ts, eq = curve.times(), curve.column("equity")
+                metrics = _metrics(kept, ts, eq, bench, periods_per_year=periods_per_year, risk_free=risk_free)
+                start_equity = Decimal(repr(float(eq[0])))
+                key_fields = {
+                    **identity,
+                    "period_start": str(ts[0]),
+                    "period_end": str(ts[-1]),
+                    # As given: a capital taken from the curve is a result, not an input.
+                    "initial_capital": None if capital is None else str(capital),
+                }
+                run_key = _hash(p.canonical_json(key_fields))
+                content = _hash(p.canonical_json({n: a.content_hash() for n, a in kept.items()}))
+                cursor.execute(q.LOCK_KEY, (run_key,))
+                cursor.execute(q.RUN_BY_KEY, (run_key,))
+                existing = cursor.fetchone()
+                if existing is not None:
+                    # The same inputs again: a no-op when the results agree, a conflict when they do not.
+                    if existing["content_hash"] != content:
+                        raise BacktestConflict(
+                            f"backtest run {existing['run_id']} has the same strategy, parameters, period, capital, "
+                            "models, seed and code version but different results; record it with another "
+                            "code_version or random_seed"
+                        )
+                    stored = RecordedRun(existing["run_id"], False, {})
+                    raise psycopg.Rollback(attempt)
+                headline = {k: metrics.get(k) for k in HEADLINE}
+                cursor.execute(
+                    q.FINISH_RUN,
+                    {
+                        **headline,
+                        "total_return": _decimal(headline["total_return"]),
+                        "run_id": run_id,
+                        "run_key": run_key,
+                        "content_hash": content,
+                        "period_start": m.instant(ts[0]),
+                        "period_end": m.instant(ts[-1]),
+                        "initial_capital": capital if capital is not None else start_equity,
+                        "metrics": Jsonb(metrics),
+                    },
+                )
+                return RecordedRun(run_id, True, metrics)
+            return stored
 
         try:
-            return self._db.run_transaction(write, retries=0)
-        except _Existing as stored:
-            # The same inputs again: a no-op when the results agree, a conflict when they do not.
-            if not stored.same:
-                raise BacktestConflict(
-                    f"backtest run {stored.run_id} has the same strategy, parameters, period, capital, models, seed "
-                    "and code version but different results; record it with another code_version or random_seed"
-                ) from None
-            return RecordedRun(stored.run_id, False, (self.run(stored.run_id))["metrics"])
+            outcome = self._db.run_transaction(write, retries=0)
+        except BacktestConflict:
+            raise
         except (TradeDBError, ValueError, TypeError, pa.ArrowException) as exc:
             if sent[0]:
                 self._record_failure(run, prepared["equity"][0], exc)
             raise
+        if not outcome.created:
+            return RecordedRun(outcome.run_id, False, (self.run(outcome.run_id))["metrics"])
+        return outcome
 
     def _prepare(self, kind: series.Series, data: Any) -> tuple[series.Accumulator, _Tables]:
         """Check an in-memory series whole before the transaction (so its errors write nothing); a stream is
@@ -280,6 +282,13 @@ class Backtests:
         if row is None:
             raise NotFoundError(f"backtest run {run_id} does not exist")
         return row
+
+    def delete(self, run_id: int) -> None:
+        """Delete a run and every row of it (an optimization iteration that pointed at it keeps its score)."""
+        self.run(run_id)
+        with self._db.transaction() as conn:
+            for statement in q.DELETE_RUN:
+                conn.execute(statement, {"run_id": run_id})
 
     def runs(
         self,

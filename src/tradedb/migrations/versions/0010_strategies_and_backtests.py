@@ -25,6 +25,41 @@ depends_on: str | Sequence[str] | None = None
 S = "strategy_engine"
 OLD_PARAMETER_TYPES = ("int", "float", "decimal", "bool", "string", "enum", "json")
 PARAMETER_TYPES = (*OLD_PARAMETER_TYPES, "date")
+NO_FK = (
+    " No foreign keys: a per-row check cost four times the COPY itself; tradedb's writer adds the run row in the "
+    "same transaction and checks security ids, and deletes a run's rows with it."
+)
+#: (table, constraint, columns, referred table, referred column, on delete) of the dropped foreign keys.
+DROPPED_FKS = (
+    (
+        "backtest_equity_curve",
+        "fk_backtest_equity_curve_run_id_backtest_runs",
+        "run_id",
+        "strategy_engine.backtest_runs",
+        "run_id",
+        "CASCADE",
+    ),
+    (
+        "backtest_trades",
+        "fk_backtest_trades_run_id_backtest_runs",
+        "run_id",
+        "strategy_engine.backtest_runs",
+        "run_id",
+        "CASCADE",
+    ),
+    (
+        "backtest_trades",
+        "fk_backtest_trades_security_id_securities",
+        "security_id",
+        "shared.securities",
+        "security_id",
+        None,
+    ),
+)
+COMMENTS = {
+    "backtest_equity_curve": "Equity curve of a backtest run.",
+    "backtest_trades": "Simulated trades of a backtest run.",
+}
 RESULT_COLUMNS = {
     "backtest_equity_curve": ("equity", "cash"),
     "backtest_trades": ("quantity", "price", "commission", "slippage", "pnl"),
@@ -97,6 +132,10 @@ def upgrade() -> None:
         for column in columns:
             op.alter_column(table, column, type_=sa.Double(), existing_type=sa.Numeric(), schema=S)
     op.alter_column("backtest_trades", "commission", server_default="0", schema=S)
+    for table, constraint, *_ in DROPPED_FKS:
+        op.drop_constraint(constraint, table, schema=S, type_="foreignkey")
+    for table, comment in COMMENTS.items():
+        op.create_table_comment(table, comment + NO_FK, existing_comment=comment, schema=S)
     op.add_column(
         "backtest_trades",
         sa.Column("order_id", sa.BigInteger(), nullable=True, comment="The simulated order (backtest_orders)"),
@@ -110,15 +149,9 @@ def upgrade() -> None:
         sa.Column("quantity", sa.Double(), nullable=False, comment="Signed: negative is short"),
         sa.Column("avg_price", sa.Double(), nullable=True),
         sa.Column("market_value", sa.Double(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["run_id"],
-            [f"{S}.backtest_runs.run_id"],
-            name=op.f("fk_backtest_positions_run_id_backtest_runs"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("run_id", "security_id", "ts", name=op.f("pk_backtest_positions")),
         schema=S,
-        comment="Position history of a backtest run: a security's position from ts on.",
+        comment="Position history of a backtest run: a security's position from ts on." + NO_FK,
     )
     op.create_table(
         "backtest_orders",
@@ -133,15 +166,10 @@ def upgrade() -> None:
         sa.Column("status", sa.Text(), server_default="filled", nullable=False),
         sa.CheckConstraint("side IN ('buy', 'sell')", name=op.f("ck_backtest_orders_side")),
         sa.CheckConstraint("quantity > 0", name=op.f("ck_backtest_orders_quantity_positive")),
-        sa.ForeignKeyConstraint(
-            ["run_id"],
-            [f"{S}.backtest_runs.run_id"],
-            name=op.f("fk_backtest_orders_run_id_backtest_runs"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("run_id", "order_id", name=op.f("pk_backtest_orders")),
         schema=S,
-        comment="Simulated orders of a backtest run (kept apart from execution.orders: no risk checks, no positions).",
+        comment="Simulated orders of a backtest run (kept apart from execution.orders: no risk checks, no positions)."
+        + NO_FK,
     )
 
     # Optimizations: named (an Optuna study), minimized or maximized; iterations carry status and duration.
@@ -202,6 +230,20 @@ def downgrade() -> None:
     op.drop_table("backtest_orders", schema=S)
     op.drop_table("backtest_positions", schema=S)
     op.drop_column("backtest_trades", "order_id", schema=S)
+    for table, comment in COMMENTS.items():
+        op.create_table_comment(table, comment, existing_comment=comment + NO_FK, schema=S)
+    for table, constraint, column, referred, referred_column, ondelete in DROPPED_FKS:
+        referred_schema, referred_table = referred.split(".")
+        op.create_foreign_key(
+            constraint,
+            table,
+            referred_table,
+            [column],
+            [referred_column],
+            source_schema=S,
+            referent_schema=referred_schema,
+            ondelete=ondelete,
+        )
     op.alter_column("backtest_trades", "commission", server_default=sa.text("'0'::numeric"), schema=S)
     for table, columns in RESULT_COLUMNS.items():
         for column in columns:
