@@ -11,7 +11,7 @@ import empyrical  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -44,7 +44,12 @@ def close_to(got: Any, want: float) -> bool:
 
 
 def assert_matches_empyrical(
-    equity: np.ndarray, *, ppy: float = 252.0, risk_free: float = 0.0, bench: np.ndarray | None = None
+    equity: np.ndarray,
+    *,
+    ppy: float = 252.0,
+    risk_free: float = 0.0,
+    bench: np.ndarray | None = None,
+    skip: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     ts = days(len(equity))
     got = m.curve_metrics(
@@ -54,7 +59,8 @@ def assert_matches_empyrical(
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # empyrical's own inf and NaN results
         want = reference_metrics(r, ppy=ppy, risk_free=risk_free, bench=bench)
     for name, value in want.items():
-        assert close_to(got[name], float(value)), (name, got[name], value)
+        if name not in skip:
+            assert close_to(got[name], float(value)), (name, got[name], value)
     return got
 
 
@@ -78,21 +84,22 @@ def reference_metrics(r: np.ndarray, *, ppy: float, risk_free: float, bench: np.
 
 #: Returns a price can express: a move under 1e-9 is below any quote's resolution, and ratios of such moves are
 #: differences of numbers near 1 that lose every significant digit (no two implementations agree there).
-RETURNS = st.floats(-0.2, 0.2, allow_nan=False).filter(lambda x: x == 0 or abs(x) > 1e-9)
+RETURNS = st.just(0.0) | st.floats(1e-9, 0.2) | st.floats(-0.2, -1e-9)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    returns=arrays(np.float64, st.integers(3, 400), elements=RETURNS),
+    returns=st.lists(RETURNS, min_size=3, max_size=400).map(np.array),
     ppy=st.sampled_from([252.0, 12.0, 365.0, 252.0 * 390]),
     risk_free=st.sampled_from([0.0, 0.0001]),
 )
 def test_generated_returns_match_empyrical(returns: np.ndarray, ppy: float, risk_free: float) -> None:
     equity = 1000.0 * np.cumprod(np.concatenate([[1.0], 1 + returns]))
-    # Ratios of nearly constant returns divide by rounding residue: no two implementations agree there.
+    # Ratios over the deviation of nearly constant returns divide by rounding residue (~1e-18): no two
+    # implementations agree there, so those two are compared only where the returns vary.
     spread = np.ptp(equity[1:] / equity[:-1] - 1)
-    assume(spread == 0 or spread > 1e-6)
-    assert_matches_empyrical(equity, ppy=ppy, risk_free=risk_free)
+    noisy = ("sharpe_ratio", "annual_volatility") if 0 < spread < 1e-6 else ()
+    assert_matches_empyrical(equity, ppy=ppy, risk_free=risk_free, skip=noisy)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -131,8 +138,10 @@ def reference_drawdowns(ts: np.ndarray, equity: np.ndarray) -> list[tuple[Any, A
             under = True
     if under:
         periods.append((peak_i, low_i, None))
-    out = [(ts[p], ts[t], None if r is None else ts[r], equity[t] / equity[p] - 1.0) for p, t, r in periods]
-    return sorted(out, key=lambda x: x[3])
+    out = [
+        (ts[p], ts[t], None if r is None else ts[r], (equity[t] - equity[p]) / equity[p]) for p, t, r in periods
+    ]
+    return sorted(out, key=lambda x: x[3])  # deepest first; equal depths in time order
 
 
 @settings(max_examples=80, deadline=None)

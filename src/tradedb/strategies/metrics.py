@@ -78,9 +78,11 @@ def curve_metrics(
     vol = float(np.std(r, ddof=1)) * ppy**0.5 if n > 1 else float("nan")
     downside = np.clip(adj, -np.inf, 0.0)
     downside_risk = float(np.sqrt(np.mean(np.square(downside)))) * ppy**0.5
-    growth = float(equity[-1] / equity[0])
+    # Growth and drawdown compound the returns (as empyrical does), so that every metric is a function of the
+    # same returns; equity/equity[0] would differ in the last bits, which matters for tiny drawdowns.
+    growth = float(np.prod(r + 1.0))
     cagr = _power(growth, ppy / n) - 1.0
-    underwater = drawdown(equity)
+    underwater = drawdown_of_returns(r)
     periods = drawdown_periods(ts, equity, underwater, top_drawdowns)
     max_dd = float(underwater.min())
     metrics: dict[str, Any] = {
@@ -146,9 +148,21 @@ def exposure_from_positions(
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
-    """Equity over its running peak, minus one."""
-    result: np.ndarray = equity / np.maximum.accumulate(equity) - 1.0
+    """Equity's fall from its running peak, as a (non-positive) fraction of the peak."""
+    peak = np.maximum.accumulate(equity)
+    result: np.ndarray = (equity - peak) / peak
     return result
+
+
+def drawdown_of_returns(returns: np.ndarray) -> np.ndarray:
+    """The drawdown at each point of the curve the returns compound to from 100 (one value per point, the
+    first 0), computed as empyrical computes it."""
+    curve = np.empty(len(returns) + 1)
+    curve[0] = 100.0
+    np.add(returns, 1.0, out=curve[1:])
+    np.cumprod(curve[1:], out=curve[1:])
+    np.multiply(curve[1:], 100.0, out=curve[1:])
+    return drawdown(curve)
 
 
 def drawdown_periods(ts: np.ndarray, equity: np.ndarray, underwater: np.ndarray, top: int) -> list[DrawdownPeriod]:
