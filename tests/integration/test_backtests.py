@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -324,3 +326,36 @@ def test_a_benchmark_gives_alpha_and_beta_and_must_overlap(api: Api) -> None:
     later = pd.Series([1.0, 2.0, 3.0], index=pd.date_range("2031-01-01", periods=3, tz="UTC"))
     with pytest.raises(ValidationError, match="does not overlap the run"):
         backtests.record(name, parameters={"fast": 8}, equity=eq, benchmark=later)
+
+
+def test_the_readme_example_runs(
+    db: TestDatabase, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
+) -> None:
+    """The first Python example of the README's "Strategies and backtests" section, run as written (its tear sheet
+    path moved into the test's directory)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Strategies and backtests") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")].replace("/tmp/ma_cross.html", str(tmp_path / "ma_cross.html"))
+    monkeypatch.setenv("DATABASE_URL", db.url)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "message='33 is not on the step grid (step 5)', value=None, suggested=35)" in printed
+    assert (tmp_path / "ma_cross.html").read_text().count("<svg") == 4
+
+
+def test_two_identical_recordings_at_once_store_one_run(db: TestDatabase) -> None:
+    with tradedb.connect(db.url, settings=db.settings) as handle:
+        handle.strategies.register("race", SPECS)
+        eq = curve(2000, seed=9)
+
+        def record() -> tuple[int, bool]:
+            run = handle.backtests.record("race", parameters={"fast": 4}, equity=eq)
+            return run.run_id, run.created
+
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(lambda _: record(), range(4)))
+        assert len({run_id for run_id, _ in outcomes}) == 1
+        assert sorted(created for _, created in outcomes) == [False, False, False, True]
+        runs = handle.backtests.runs("race", status=None)
+        assert [r["status"] for r in runs] == ["completed"]

@@ -138,9 +138,7 @@ def reference_drawdowns(ts: np.ndarray, equity: np.ndarray) -> list[tuple[Any, A
             under = True
     if under:
         periods.append((peak_i, low_i, None))
-    out = [
-        (ts[p], ts[t], None if r is None else ts[r], (equity[t] - equity[p]) / equity[p]) for p, t, r in periods
-    ]
+    out = [(ts[p], ts[t], None if r is None else ts[r], (equity[t] - equity[p]) / equity[p]) for p, t, r in periods]
     return sorted(out, key=lambda x: x[3])  # deepest first; equal depths in time order
 
 
