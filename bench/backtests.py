@@ -27,6 +27,7 @@ import pyarrow as pa
 
 import tradedb
 from _server import bench_database, bench_server
+from tradedb.columnar.binary_encode import encode_copy
 from tradedb.marketdata.securities import upsert
 from tradedb.strategies import Param
 from tradedb.strategies import metrics as m
@@ -104,6 +105,27 @@ def raw_copy(url: str, run_id: int, curve: pa.Table, trades: pa.Table) -> None:
             conn.execute(f"DELETE FROM strategy_engine.{table} WHERE run_id = %s", (run_id,))  # noqa: S608
 
 
+def server_copy(url: str, run_id: int, curve: pa.Table, trades: pa.Table) -> None:
+    """The floor: the same rows already encoded as binary COPY (outside the timing), only sent."""
+    eq = curve.append_column("run_id", pa.array(np.full(curve.num_rows, run_id), pa.int64()))
+    tr = trades.append_column("run_id", pa.array(np.full(trades.num_rows, run_id), pa.int64()))
+    eq_columns = ["ts", "equity", "cash", "run_id"]
+    tr_columns = ["security_id", "side", "quantity", "price", "commission", "pnl", "executed_at", "run_id"]
+    payloads = [(eq_columns, encode_copy(eq, eq_columns)), (tr_columns, encode_copy(tr, tr_columns))]
+    tables = ("backtest_equity_curve", "backtest_trades")
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        started = time.perf_counter()
+        for table, (columns, payload) in zip(tables, payloads, strict=True):
+            with cur.copy(f"COPY strategy_engine.{table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+                for part in payload:
+                    copy.write(part)
+        SERVER_TIMES.append(time.perf_counter() - started)
+        conn.rollback()
+
+
+SERVER_TIMES: list[float] = []
+
+
 def bench_record(db: tradedb.Database, url: str, security: int) -> int:
     ours, raw = [], []
     run_id = 0
@@ -128,11 +150,16 @@ def bench_record(db: tradedb.Database, url: str, security: int) -> int:
             raw_copy(url, into, curve, trades)
 
         raw.append(timed(copy))
+        server_copy(url, placeholder, curve, trades)
     rows = POINTS + TRADES
     print(f"\nrecording a run of {POINTS:,} equity points and {TRADES:,} trades, medians of {ROUNDS}:")
     print(f"  db.backtests.record      {median(ours):6.3f} s  {rows / median(ours):>11,.0f} rows/s")
     print(f"  raw psycopg binary COPY  {median(raw):6.3f} s  {rows / median(raw):>11,.0f} rows/s")
-    print(f"  record: {median(raw) / median(ours):.2f}x raw psycopg binary COPY (goal >= 0.9x)")
+    print(f"  pre-encoded, only sent   {median(SERVER_TIMES):6.3f} s  {rows / median(SERVER_TIMES):>11,.0f} rows/s")
+    print(
+        f"  record: {median(raw) / median(ours):.2f}x raw psycopg binary COPY (goal >= 0.9x); "
+        f"{median(SERVER_TIMES) / median(ours):.2f}x the server's COPY of pre-encoded rows"
+    )
     return int(run_id)
 
 
