@@ -333,7 +333,13 @@ class Accumulator:
         for col in self.series.columns:
             self._hash(col.name, table[col.name])
         for name in self.keep:
-            self.values.setdefault(name, []).append(table[name].to_numpy(zero_copy_only=False).astype(np.float64))
+            if name == "cash" and table[name].null_count == table.num_rows:
+                continue  # no cash given: exposure is unknown (unless positions tell)
+            values = table[name].to_numpy(zero_copy_only=False)
+            if name == "cash":  # exposure needs only whether anything is invested: a byte a point, not eight
+                equity = table["equity"].to_numpy()
+                values = np.abs(equity - np.nan_to_num(values, nan=equity)) > 1e-9 * equity
+            self.values.setdefault(name, []).append(values)
         if self.series.security:
             self.securities.update(pc.unique(table["security_id"]).to_pylist())
         self.rows += table.num_rows
@@ -377,9 +383,14 @@ class Accumulator:
         return total.hexdigest()
 
     def column(self, name: str) -> np.ndarray:
+        """A kept column whole (concatenated once; the chunks are let go)."""
         parts = self.values.get(name, [])
-        return np.concatenate(parts) if parts else np.empty(0)
+        if len(parts) != 1:
+            self.values[name] = parts = [np.concatenate(parts) if parts else np.empty(0)]
+        return parts[0]
 
     def times(self) -> np.ndarray:
-        micros = np.concatenate(self.ts) if self.ts else np.empty(0, dtype=np.int64)
-        return micros.astype("datetime64[us]")
+        """The times whole, as datetime64[us] (a view of the kept int64 microseconds)."""
+        if len(self.ts) != 1:
+            self.ts = [np.concatenate(self.ts) if self.ts else np.empty(0, dtype=np.int64)]
+        return self.ts[0].view("datetime64[us]")

@@ -448,8 +448,8 @@ def _metrics(
         result["exposure"] = m.exposure_from_positions(
             ts, positions.times(), positions.column("security_id"), positions.column("quantity")
         )
-    elif len(cash) and not np.isnan(cash).all():
-        result["exposure"] = float(np.mean(np.abs(equity - np.nan_to_num(cash, nan=0.0)) > 1e-9 * equity))
+    elif len(cash) == len(equity):  # cash was given: invested where it differs from equity
+        result["exposure"] = float(np.mean(cash))
     else:
         result["exposure"] = None
     return result

@@ -71,13 +71,15 @@ def curve_metrics(
     r = returns_of(equity)
     n = len(r)
     ppy = float(periods_per_year)
-    adj = r - risk_free
+    adj = r - risk_free if risk_free else r
     # Identical returns have no dispersion: their computed deviation is a residue of rounding (~1e-18) that
     # would turn an undefined ratio into an arbitrary huge one, so it is taken as zero (as empyrical does).
     std = float(np.std(adj, ddof=1)) if n > 1 and adj.max() != adj.min() else 0.0 if n > 1 else float("nan")
     vol = float(np.std(r, ddof=1)) * ppy**0.5 if n > 1 else float("nan")
-    downside = np.clip(adj, -np.inf, 0.0)
-    downside_risk = float(np.sqrt(np.mean(np.square(downside)))) * ppy**0.5
+    downside = np.minimum(adj, 0.0)
+    np.square(downside, out=downside)
+    downside_risk = float(np.sqrt(np.mean(downside))) * ppy**0.5
+    del downside
     # Growth and drawdown compound the returns (as empyrical does), so that every metric is a function of the
     # same returns; equity/equity[0] would differ in the last bits, which matters for tiny drawdowns.
     growth = float(np.prod(r + 1.0))
@@ -150,7 +152,8 @@ def exposure_from_positions(
 def drawdown(equity: np.ndarray) -> np.ndarray:
     """Equity's fall from its running peak, as a (non-positive) fraction of the peak."""
     peak = np.maximum.accumulate(equity)
-    result: np.ndarray = (equity - peak) / peak
+    result: np.ndarray = np.subtract(equity, peak)
+    np.divide(result, peak, out=result)
     return result
 
 
@@ -162,7 +165,10 @@ def drawdown_of_returns(returns: np.ndarray) -> np.ndarray:
     np.add(returns, 1.0, out=curve[1:])
     np.cumprod(curve[1:], out=curve[1:])
     np.multiply(curve[1:], 100.0, out=curve[1:])
-    return drawdown(curve)
+    peak = np.maximum.accumulate(curve)
+    np.subtract(curve, peak, out=curve)
+    np.divide(curve, peak, out=curve)
+    return curve
 
 
 def drawdown_periods(ts: np.ndarray, equity: np.ndarray, underwater: np.ndarray, top: int) -> list[DrawdownPeriod]:
