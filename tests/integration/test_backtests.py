@@ -257,6 +257,12 @@ def test_bad_parameters_and_unknown_securities_write_nothing(api: Api, ids: dict
     name = f"badp_{api.kind}"
     strategies.register(name, SPECS)
     before = count(api, "backtest_runs")
+    other = strategies.register(f"other_{api.kind}", SPECS)
+    instance = strategies.create_instance(other.strategy_id, "elsewhere", {"fast": 5})["instance_id"]
+    with pytest.raises(ValidationError, match="is not an instance of"):
+        backtests.record(name, parameters={"fast": 5}, equity=curve(10), instance_id=instance)
+    with pytest.raises(NotFoundError):
+        backtests.record(name, parameters={"fast": 5}, equity=curve(10), instance_id=987654)
     with pytest.raises(ParameterError, match="fast: is required"):
         backtests.record(name, parameters={}, equity=curve(10))
     unknown = trades(2).assign(symbol=["ZZZ_NOPE", "ZZZ_NOPE"])

@@ -111,6 +111,8 @@ class Backtests:
         checked.raise_for_errors(found.label)
         values = p.json_values(found.params, checked.values())
         m.check_annualization(periods_per_year, risk_free)
+        if instance_id is not None and (self._strategies.instance(instance_id))["strategy_id"] != found.strategy_id:
+            raise ValidationError(f"strategy instance {instance_id} is not an instance of {found.label}")
         identity = {
             "strategy_id": found.strategy_id,
             "parameters": values,
