@@ -13,14 +13,22 @@ the database does not have yet, so a search that crashed between a trial's end a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tradedb.errors import ConfigError
 
 if TYPE_CHECKING:
     import optuna
 
-    from tradedb.database import Database
+    from tradedb.strategies.optimizations import Optimizations
+
+
+class _Database(Protocol):
+    """What the recorder needs of a (sync) Database: its optimizations (the layers keep ``Database`` above)."""
+
+    @property
+    def optimizations(self) -> Optimizations: ...
+
 
 _STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
 
@@ -28,7 +36,9 @@ _STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
 class StudyRecorder:
     """Records an Optuna study's finished trials in ``db.optimizations`` (see the module docstring)."""
 
-    def __init__(self, db: Database, strategy: int | str, study: optuna.Study, *, objective: str = "objective") -> None:
+    def __init__(
+        self, db: _Database, strategy: int | str, study: optuna.Study, *, objective: str = "objective"
+    ) -> None:
         try:
             import optuna
         except ImportError as exc:  # pragma: no cover - the extra is installed in development
