@@ -183,3 +183,27 @@ def metric_order(metric: str, descending: bool, prefix: str = "r.") -> sql.Compo
     return sql.SQL("({}metrics ->> {})::float8 {}").format(
         sql.SQL(prefix), sql.Literal(metric), sql.SQL("DESC" if descending else "ASC")
     )
+
+
+# --- signals --------------------------------------------------------------------------------------------------
+
+KNOWN_INSTANCES = "SELECT instance_id FROM strategy_engine.strategy_instances WHERE instance_id = ANY(%s)"
+#: Signals are COPYed into a session table of floats, then moved with one INSERT that casts to the numeric columns.
+SIGNAL_STAGE_TABLE = "tradedb_signal_stage"
+SIGNAL_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS tradedb_signal_stage (
+    ts timestamptz, instance_id bigint, security_id bigint, signal text, strength float8, confidence float8,
+    price float8, quantity float8
+) ON COMMIT DELETE ROWS
+"""
+MOVE_SIGNALS = """
+INSERT INTO strategy_engine.strategy_signals
+    (ts, instance_id, security_id, signal, strength, confidence, price, quantity)
+SELECT ts, instance_id, security_id, signal, strength, confidence, price::numeric, quantity::numeric
+FROM tradedb_signal_stage
+"""
+SIGNAL_FINDINGS = """
+INSERT INTO data_ingestion.data_quality_logs (security_id, table_name, source, check_type, status, row_ts, details)
+SELECT security_id, 'strategy_engine.strategy_signals', 'signals', check_type, 'fail', row_ts, details
+FROM jsonb_to_recordset(%s::jsonb) AS f(security_id bigint, check_type text, row_ts timestamptz, details jsonb)
+"""

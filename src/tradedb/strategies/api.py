@@ -189,7 +189,7 @@ class Strategies:
         return row
 
     def instance(self, instance_id: int) -> dict[str, Any]:
-        row = self._db.fetch_one(q.INSTANCE, (_check_id(instance_id, "instance_id"),), readonly=False)
+        row = self._db.fetch_one(q.INSTANCE, (check_id(instance_id, "instance_id"),), readonly=False)
         if row is None:
             raise NotFoundError(f"strategy instance {instance_id} does not exist")
         return row
@@ -206,7 +206,7 @@ class Strategies:
         """Move an instance to ``status`` (see TRANSITIONS); InvalidTransition for a move that is not allowed."""
         if status not in TRANSITIONS:
             raise ValidationError(f"status must be one of {', '.join(TRANSITIONS)}, got {status!r}")
-        _check_id(instance_id, "instance_id")
+        check_id(instance_id, "instance_id")
         with self._db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
             cursor.execute(q.INSTANCE_FOR_UPDATE, (instance_id,))
             row = cursor.fetchone()
@@ -223,7 +223,8 @@ class Strategies:
         return updated
 
 
-def _check_id(value: Any, what: str) -> int:
+def check_id(value: Any, what: str) -> int:
+    """``value`` when it is a positive integer (an id); else a ValidationError naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValidationError(f"{what} must be a positive integer, got {value!r}")
     return value

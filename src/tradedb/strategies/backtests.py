@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow, dict_row
 from psycopg.types.json import Jsonb
@@ -43,7 +44,7 @@ from tradedb.strategies import _sql as q
 from tradedb.strategies import metrics as m
 from tradedb.strategies import params as p
 from tradedb.strategies import report as tearsheet
-from tradedb.strategies.api import Strategies, Strategy
+from tradedb.strategies.api import Strategies, Strategy, check_id
 
 if TYPE_CHECKING:
     from tradedb.db.connections import Connections
@@ -254,8 +255,8 @@ class Backtests:
             table = self._checked(kind, chunk, acc) if tables is None else chunk
             if table is None:
                 continue
-            if tables is None and kind.security:
-                _check_securities(conn, acc.securities)
+            if tables is None and kind.security:  # this chunk's ids only: earlier chunks were checked
+                _check_securities(conn, set(pc.unique(table["security_id"]).to_pylist()))
             run_column = pa.array(np.full(table.num_rows, run_id, dtype=np.int64))
             payload = encode_copy(table.append_column("run_id", run_column), [*kind.names, "run_id"])
             sent[0] = True
@@ -280,7 +281,7 @@ class Backtests:
 
     def run(self, run_id: int) -> dict[str, Any]:
         """One run: its row (parameters, period, models, status, headline metrics) and ``metrics``."""
-        row = self._db.fetch_one(q.RUN, (_check_id(run_id),), readonly=False)
+        row = self._db.fetch_one(q.RUN, (check_id(run_id, "run_id"),), readonly=False)
         if row is None:
             raise NotFoundError(f"backtest run {run_id} does not exist")
         return row
@@ -538,12 +539,6 @@ def _check_capital(value: Any) -> Decimal | None:
     if not number.is_finite() or number <= 0:
         raise ValidationError(f"initial_capital must be a positive number, got {value!r}")
     return number
-
-
-def _check_id(run_id: Any) -> int:
-    if isinstance(run_id, bool) or not isinstance(run_id, int) or run_id <= 0:
-        raise ValidationError(f"run_id must be a positive integer, got {run_id!r}")
-    return run_id
 
 
 def _decimal(value: Any) -> Decimal | None:

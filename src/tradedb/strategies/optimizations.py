@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.strategies import _sql as q
 from tradedb.strategies import params as p
-from tradedb.strategies.api import Strategies, check_name
+from tradedb.strategies.api import Strategies, check_id, check_name
 
 if TYPE_CHECKING:
     from tradedb.db.connections import Connections
@@ -82,7 +82,7 @@ class Optimizations:
         return created
 
     def get(self, optimization_id: int) -> dict[str, Any]:
-        row = self._db.fetch_one(q.OPTIMIZATION, (_check_id(optimization_id),), readonly=False)
+        row = self._db.fetch_one(q.OPTIMIZATION, (check_id(optimization_id, "optimization_id"),), readonly=False)
         if row is None:
             raise NotFoundError(f"optimization {optimization_id} does not exist")
         return row
@@ -166,9 +166,3 @@ class Optimizations:
                 row = cursor.fetchone()
         assert row is not None
         return row
-
-
-def _check_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError(f"optimization_id must be a positive integer, got {value!r}")
-    return value

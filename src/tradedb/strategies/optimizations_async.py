@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.strategies import _sql as q
 from tradedb.strategies import params as p
-from tradedb.strategies.api_async import AsyncStrategies, check_name
+from tradedb.strategies.api_async import AsyncStrategies, check_id, check_name
 
 if TYPE_CHECKING:
     from tradedb.db.connections_async import AsyncConnections
@@ -81,7 +81,7 @@ class AsyncOptimizations:
         return created
 
     async def get(self, optimization_id: int) -> dict[str, Any]:
-        row = await self._db.fetch_one(q.OPTIMIZATION, (_check_id(optimization_id),), readonly=False)
+        row = await self._db.fetch_one(q.OPTIMIZATION, (check_id(optimization_id, "optimization_id"),), readonly=False)
         if row is None:
             raise NotFoundError(f"optimization {optimization_id} does not exist")
         return row
@@ -165,9 +165,3 @@ class AsyncOptimizations:
                 row = await cursor.fetchone()
         assert row is not None
         return row
-
-
-def _check_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError(f"optimization_id must be a positive integer, got {value!r}")
-    return value

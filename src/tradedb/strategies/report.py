@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tradedb.strategies.metrics import drawdown
+from tradedb.strategies.metrics import drawdown, instant
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 DRAWDOWN_COLOR = "#d62728"
@@ -108,13 +108,8 @@ svg text {{ font-size: 11px; fill: #555; }}
 
 
 def _period(curve: Curve) -> str:
-    first, last = _date(curve.ts[0]), _date(curve.ts[-1])
+    first, last = instant(curve.ts[0]), instant(curve.ts[-1])
     return f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, {len(curve.equity):,} points"
-
-
-def _date(value: np.datetime64) -> datetime:
-    micros = int(np.asarray(value).astype("datetime64[us]").astype(np.int64))
-    return datetime.fromtimestamp(micros / 1e6, tz=UTC)
 
 
 def _rolling_sharpe(equity: np.ndarray, window: int, ppy: float) -> np.ndarray:
@@ -154,7 +149,7 @@ class _Frame:
     """Maps data to pixels for one chart."""
 
     def __init__(self, x: np.ndarray, lows: float, highs: float, log: bool = False) -> None:
-        self.x0, self.x1 = float(x.min()), float(x.max()) if len(x) else 1.0
+        self.x0, self.x1 = float(x.min()), float(x.max())
         if self.x1 <= self.x0:
             self.x1 = self.x0 + 1.0
         self.log = log

@@ -29,6 +29,7 @@ from tradedb.columnar.reader_async import copy_table
 from tradedb.errors import ValidationError
 from tradedb.marketdata import check_range
 from tradedb.strategies import _series as series
+from tradedb.strategies import _sql as q
 
 if TYPE_CHECKING:
     from tradedb.db.connections_async import AsyncConnections
@@ -37,26 +38,6 @@ if TYPE_CHECKING:
 SignalPolicy = Literal["reject", "quarantine"]
 TABLE = "strategy_engine.strategy_signals"
 SIGNALS = ("buy", "sell", "hold")
-STAGE = "tradedb_signal_stage"
-_STAGE_SQL = """
-CREATE TEMP TABLE IF NOT EXISTS tradedb_signal_stage (
-    ts timestamptz, instance_id bigint, security_id bigint, signal text, strength float8, confidence float8,
-    price float8, quantity float8
-) ON COMMIT DELETE ROWS
-"""
-_MOVE_SQL = """
-INSERT INTO strategy_engine.strategy_signals
-    (ts, instance_id, security_id, signal, strength, confidence, price, quantity)
-SELECT ts, instance_id, security_id, signal, strength, confidence, price::numeric, quantity::numeric
-FROM tradedb_signal_stage
-"""
-_FINDINGS_SQL = """
-INSERT INTO data_ingestion.data_quality_logs (security_id, table_name, source, check_type, status, row_ts, details)
-SELECT security_id, 'strategy_engine.strategy_signals', 'signals', check_type, 'fail', row_ts, details
-FROM jsonb_to_recordset(%s::jsonb) AS f(security_id bigint, check_type text, row_ts timestamptz, details jsonb)
-"""
-_KNOWN_INSTANCES = "SELECT instance_id FROM strategy_engine.strategy_instances WHERE instance_id = ANY(%s)"
-_KNOWN_SECURITIES = "SELECT security_id FROM shared.securities WHERE security_id = ANY(%s)"
 _READ_COLUMNS = (
     ("signal_id", "signal_id::text", pa.string()),
     ("ts", "ts", series.TS),
@@ -117,7 +98,7 @@ class AsyncSignals:
             if good.num_rows:
                 await _copy_moved(conn, good)
             if result.findings:
-                await conn.execute(_FINDINGS_SQL, (json.dumps(result.findings, default=str),))
+                await conn.execute(q.SIGNAL_FINDINGS, (json.dumps(result.findings, default=str),))
         return result
 
     async def _problems(self, table: pa.Table) -> list[tuple[str, np.ndarray, str]]:
@@ -144,8 +125,8 @@ class AsyncSignals:
             with np.errstate(invalid="ignore"):
                 found.append(("invalid_value", values <= 0, f"{name} must be positive"))
         for name, query, what in (
-            ("instance_id", _KNOWN_INSTANCES, "unknown strategy instance"),
-            ("security_id", _KNOWN_SECURITIES, "unknown security"),
+            ("instance_id", q.KNOWN_INSTANCES, "unknown strategy instance"),
+            ("security_id", q.KNOWN_SECURITIES, "unknown security"),
         ):
             ids = [i for i in pc.unique(table[name]).to_pylist() if i is not None]
             rows = await self._db.fetch_all(query, (ids,), readonly=False) if ids else []
@@ -197,12 +178,12 @@ def _finding(table: pa.Table, row: int, check_type: str, message: str) -> dict[s
 
 async def _copy_moved(conn: AsyncConnection[TupleRow], table: pa.Table) -> None:
     """COPY into a session staging table (float8 price and quantity), then one INSERT casts them to numeric."""
-    await conn.execute(_STAGE_SQL)
+    await conn.execute(q.SIGNAL_STAGE)
     columns = series.SIGNALS.names
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(STAGE), sql.SQL(", ").join(map(sql.Identifier, columns))
+        sql.Identifier(q.SIGNAL_STAGE_TABLE), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     async with conn.cursor().copy(statement) as copy:
         for part in encode_copy(table, columns):
             await copy.write(part)
-    await conn.execute(_MOVE_SQL)
+    await conn.execute(q.MOVE_SIGNALS)
