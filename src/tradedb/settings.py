@@ -110,6 +110,20 @@ class Settings(BaseSettings):
     redis_host: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_HOST"))
     redis_port: int = Field(default=6379, ge=1, le=65535, validation_alias=AliasChoices("REDIS_PORT"))
 
+    # Events (tradedb.events): where they go, whether writers record them, how long delivered ones are kept.
+    events_backend: Literal["auto", "redis", "postgres"] = Field(
+        default="auto", validation_alias=AliasChoices("TRADEDB_EVENTS_BACKEND")
+    )
+    events_outbox: bool = Field(default=True, validation_alias=AliasChoices("TRADEDB_EVENTS_OUTBOX"))
+    events_retention: timedelta = Field(
+        default=timedelta(days=7), validation_alias=AliasChoices("TRADEDB_EVENTS_RETENTION")
+    )
+    events_maxlen: int = Field(default=1_000_000, ge=1000, validation_alias=AliasChoices("TRADEDB_EVENTS_MAXLEN"))
+    # The Redis cache of latest quotes and positions: an entry older than this is read from PostgreSQL instead.
+    cache_staleness: float = Field(
+        default=5.0, gt=0, le=86400, validation_alias=AliasChoices("TRADEDB_CACHE_STALENESS")
+    )
+
     profile: Profile = Field(default="development", validation_alias=AliasChoices("TRADEDB_PROFILE"))
 
     # Pools (defaults come from the profile unless set).
@@ -300,6 +314,14 @@ class Settings(BaseSettings):
         if self.redis_host:
             return f"redis://{self.redis_host}:{self.redis_port}/0"
         return None
+
+    def events_to_redis(self) -> bool:
+        """True when events go through Redis (TRADEDB_EVENTS_BACKEND, or "auto" with a Redis configured)."""
+        if self.events_backend == "auto":
+            return self.redis_address() is not None
+        if self.events_backend == "redis" and self.redis_address() is None:
+            raise ConfigError("TRADEDB_EVENTS_BACKEND=redis needs REDIS_URL (or REDIS_HOST)")
+        return self.events_backend == "redis"
 
     def checkout_timeout(self) -> float:
         """Return how long a pool checkout waits (DATABASE_POOL_TIMEOUT, else the connect timeout)."""

@@ -25,6 +25,8 @@ DELIBERATE: dict[str, tuple[str, ...]] = {
     # A run's instance becomes optional (an optimization's trials belong to the strategy), hence the dropped NOT NULL;
     # the result series lose their foreign keys (a per-row check cost four times the COPY), as bars did in 0006.
     "0010": ("changing-column-type", "require-concurrent-index-creation", "ban-drop-not-null", "ban-drop-constraint"),
+    # 0012 replaces shared.event_outbox, which nothing wrote before it, with a partitioned table.
+    "0012": ("ban-drop-table",),
 }
 
 

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
+from tradedb.db.outbox_rules import NewEvent, new_event
 from tradedb.errors import (
     InvalidTransition,
     ValidationError,
@@ -367,3 +368,59 @@ class PositionDifference:
     account_id: str
     security_id: int
     differences: list[str]
+
+
+# --- events (the outbox) ----------------------------------------------------------------------------------------
+
+_ORDER_FIELDS = (
+    "order_id",
+    "client_order_id",
+    "account_id",
+    "security_id",
+    "side",
+    "order_type",
+    "quantity",
+    "limit_price",
+    "stop_price",
+    "status",
+    "filled_quantity",
+    "avg_fill_price",
+    "version",
+)
+
+
+def order_event(order: Row, event_type: str, **extra: Any) -> NewEvent:
+    """An event of the ``order`` stream carrying the order as it is after the change."""
+    payload = {k: order.get(k) for k in _ORDER_FIELDS if k in order}
+    return new_event("order", order["order_id"], event_type, {**payload, **extra})
+
+
+def fill_events(fill: Row, order: Row, position: PositionState, from_status: str) -> list[NewEvent]:
+    """The events of a recorded fill: ``fill.recorded`` on its order, ``position.changed`` on the position."""
+    recorded = order_event(
+        order,
+        "fill.recorded",
+        from_status=from_status,
+        fill_id=fill["fill_id"],
+        execution_id=fill["execution_id"],
+        fill_quantity=fill["quantity"],
+        fill_price=fill["price"],
+        commission=fill["commission"],
+        executed_at=fill["executed_at"],
+    )
+    account, security = order["account_id"], order["security_id"]
+    changed = new_event(
+        "position",
+        f"{account}:{security}",
+        "position.changed",
+        {
+            "account_id": account,
+            "security_id": security,
+            "quantity": position.quantity,
+            "avg_price": position.avg_price,
+            "realized_pnl": position.realized_pnl,
+            "total_commission": position.total_commission,
+            "fill_id": fill["fill_id"],
+        },
+    )
+    return [recorded, changed]

@@ -1,5 +1,7 @@
 """Named SQL of the execution API, shared by the async source and its generated sync twin."""
 
+from tradedb.db.outbox_rules import EMIT
+
 ORDER_BY_CLIENT_ID = "SELECT * FROM execution.orders WHERE client_order_id = %s"
 ORDER_FOR_UPDATE = "SELECT * FROM execution.orders WHERE order_id = %s FOR UPDATE"
 ACCOUNT_FOR_SHARE = "SELECT is_active FROM execution.accounts WHERE account_id = %s FOR SHARE"
@@ -29,6 +31,8 @@ INSERT_EVENT = """
 INSERT INTO execution.order_events (order_id, account_id, from_status, to_status, reason, payload)
 VALUES (%s, %s, %s, %s, %s, %s)
 """
+#: The order event and the outbox's events in one statement (no extra round trip on the fill path).
+INSERT_EVENT_EMIT = f"WITH order_event AS ({INSERT_EVENT.strip()}) {EMIT}"
 INSERT_RISK_EVENT = """
 INSERT INTO risk_management.risk_events (account_id, security_id, event_type, severity, message, data)
 VALUES (%s, %s, 'order_blocked', 'high', %s, %s)

@@ -22,6 +22,8 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg.types.json import Jsonb
 
+from tradedb.db.outbox import emit
+from tradedb.db.outbox_rules import NewEvent, emit_params, new_event
 from tradedb.errors import (
     InvalidTransition,
     NotFoundError,
@@ -40,6 +42,7 @@ from tradedb.execution._sql import (
     FILLS_FOR_POSITION_AT,
     FILLS_FOR_REPLAY,
     INSERT_EVENT,
+    INSERT_EVENT_EMIT,
     INSERT_FILL,
     INSERT_ORDER,
     INSERT_RISK_EVENT,
@@ -76,11 +79,21 @@ def _one(cursor: Cursor[DictRow], query: str, params: Any) -> Row | None:
     return cursor.fetchone()
 
 
+def _order_event(cursor: Cursor[DictRow], params: tuple[Any, ...], events: list[NewEvent]) -> None:
+    """Write the order event row, and the outbox's events with it in the same statement."""
+    if events:
+        cursor.execute(INSERT_EVENT_EMIT, (*params, *emit_params(events)))
+    else:
+        cursor.execute(INSERT_EVENT, params)
+
+
 class Execution:
     """The execution API of one Database (``db.execution``)."""
 
     def __init__(self, db: Connections) -> None:
         self._db = db
+        #: Events to the outbox with every change (TRADEDB_EVENTS_OUTBOX).
+        self._outbox = db.settings.events_outbox
 
     # --- orders -------------------------------------------------------------------------------------------
 
@@ -114,7 +127,7 @@ class Execution:
                 assert raced is not None
                 return self._idempotent(request, raced)
             event = (row["order_id"], row["account_id"], None, row["status"], "submitted to tradedb", None)
-            cursor.execute(INSERT_EVENT, event)
+            _order_event(cursor, event, [base.order_event(row, "order.created")] if self._outbox else [])
             return row
 
         # Idempotent on client_order_id, so safe to re-run after a deadlock or a lost connection.
@@ -130,7 +143,11 @@ class Execution:
             "side": request.side,
             "quantity": str(request.quantity),
         }
-        self._db.execute(INSERT_RISK_EVENT, (request.account_id, request.security_id, outcome.message, Jsonb(data)))
+        with self._db.transaction() as conn:
+            conn.execute(INSERT_RISK_EVENT, (request.account_id, request.security_id, outcome.message, Jsonb(data)))
+            if self._outbox:
+                breach = {"account_id": request.account_id, "security_id": request.security_id, **data}
+                emit(conn, [new_event("risk", request.account_id, "risk.order_blocked", breach)])
         raise outcome
 
     @staticmethod
@@ -223,16 +240,14 @@ class Execution:
             base.check_transition(order["status"], to)
             row = _one(cursor, UPDATE_STATUS, (to, to, reason, order_id))
             assert row is not None
-            cursor.execute(
-                INSERT_EVENT,
-                (
-                    order_id,
-                    order["account_id"],
-                    order["status"],
-                    to,
-                    reason,
-                    None if payload is None else Jsonb(dict(payload)),
-                ),
+            data = None if payload is None else dict(payload)
+            events = []
+            if self._outbox:
+                events.append(base.order_event(row, f"order.{to}", from_status=order["status"], reason=reason))
+            _order_event(
+                cursor,
+                (order_id, order["account_id"], order["status"], to, reason, None if data is None else Jsonb(data)),
+                events,
             )
             return row
 
@@ -328,8 +343,8 @@ class Execution:
         avg = base.average(order["filled_quantity"], order["avg_fill_price"], fill.quantity, fill.price)
         updated = _one(cursor, UPDATE_ORDER_FILLED, (filled, avg, status, fill.order_id))
         assert updated is not None
-        cursor.execute(
-            INSERT_EVENT,
+        _order_event(
+            cursor,
             (
                 fill.order_id,
                 order["account_id"],
@@ -338,6 +353,7 @@ class Execution:
                 "fill",
                 Jsonb({"execution_id": fill.execution_id, "quantity": str(fill.quantity), "price": str(fill.price)}),
             ),
+            base.fill_events(stored, updated, after, order["status"]) if self._outbox else [],
         )
         new_position = _one(
             cursor,

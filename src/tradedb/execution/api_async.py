@@ -21,6 +21,8 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg.types.json import Jsonb
 
+from tradedb.db.outbox_async import emit
+from tradedb.db.outbox_rules import NewEvent, emit_params, new_event
 from tradedb.errors import (
     InvalidTransition,
     NotFoundError,
@@ -39,6 +41,7 @@ from tradedb.execution._sql import (
     FILLS_FOR_POSITION_AT,
     FILLS_FOR_REPLAY,
     INSERT_EVENT,
+    INSERT_EVENT_EMIT,
     INSERT_FILL,
     INSERT_ORDER,
     INSERT_RISK_EVENT,
@@ -75,11 +78,21 @@ async def _one(cursor: AsyncCursor[DictRow], query: str, params: Any) -> Row | N
     return await cursor.fetchone()
 
 
+async def _order_event(cursor: AsyncCursor[DictRow], params: tuple[Any, ...], events: list[NewEvent]) -> None:
+    """Write the order event row, and the outbox's events with it in the same statement."""
+    if events:
+        await cursor.execute(INSERT_EVENT_EMIT, (*params, *emit_params(events)))
+    else:
+        await cursor.execute(INSERT_EVENT, params)
+
+
 class AsyncExecution:
     """The execution API of one Database (``db.execution``)."""
 
     def __init__(self, db: AsyncConnections) -> None:
         self._db = db
+        #: Events to the outbox with every change (TRADEDB_EVENTS_OUTBOX).
+        self._outbox = db.settings.events_outbox
 
     # --- orders -------------------------------------------------------------------------------------------
 
@@ -113,7 +126,7 @@ class AsyncExecution:
                 assert raced is not None
                 return self._idempotent(request, raced)
             event = (row["order_id"], row["account_id"], None, row["status"], "submitted to tradedb", None)
-            await cursor.execute(INSERT_EVENT, event)
+            await _order_event(cursor, event, [base.order_event(row, "order.created")] if self._outbox else [])
             return row
 
         # Idempotent on client_order_id, so safe to re-run after a deadlock or a lost connection.
@@ -129,9 +142,13 @@ class AsyncExecution:
             "side": request.side,
             "quantity": str(request.quantity),
         }
-        await self._db.execute(
-            INSERT_RISK_EVENT, (request.account_id, request.security_id, outcome.message, Jsonb(data))
-        )
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                INSERT_RISK_EVENT, (request.account_id, request.security_id, outcome.message, Jsonb(data))
+            )
+            if self._outbox:
+                breach = {"account_id": request.account_id, "security_id": request.security_id, **data}
+                await emit(conn, [new_event("risk", request.account_id, "risk.order_blocked", breach)])
         raise outcome
 
     @staticmethod
@@ -224,16 +241,14 @@ class AsyncExecution:
             base.check_transition(order["status"], to)
             row = await _one(cursor, UPDATE_STATUS, (to, to, reason, order_id))
             assert row is not None
-            await cursor.execute(
-                INSERT_EVENT,
-                (
-                    order_id,
-                    order["account_id"],
-                    order["status"],
-                    to,
-                    reason,
-                    None if payload is None else Jsonb(dict(payload)),
-                ),
+            data = None if payload is None else dict(payload)
+            events = []
+            if self._outbox:
+                events.append(base.order_event(row, f"order.{to}", from_status=order["status"], reason=reason))
+            await _order_event(
+                cursor,
+                (order_id, order["account_id"], order["status"], to, reason, None if data is None else Jsonb(data)),
+                events,
             )
             return row
 
@@ -331,8 +346,8 @@ class AsyncExecution:
         avg = base.average(order["filled_quantity"], order["avg_fill_price"], fill.quantity, fill.price)
         updated = await _one(cursor, UPDATE_ORDER_FILLED, (filled, avg, status, fill.order_id))
         assert updated is not None
-        await cursor.execute(
-            INSERT_EVENT,
+        await _order_event(
+            cursor,
             (
                 fill.order_id,
                 order["account_id"],
@@ -341,6 +356,7 @@ class AsyncExecution:
                 "fill",
                 Jsonb({"execution_id": fill.execution_id, "quantity": str(fill.quantity), "price": str(fill.price)}),
             ),
+            base.fill_events(stored, updated, after, order["status"]) if self._outbox else [],
         )
         new_position = await _one(
             cursor,

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tradedb.columnar.binary_encode import encode_copy
+from tradedb.db.outbox_rules import NewEvent, new_event
 from tradedb.errors import ValidationError
 from tradedb.marketdata._datasets import (
     BARS,
@@ -411,3 +412,25 @@ def needed_starts(rows: pa.Table, interval: timedelta | str) -> list[datetime]:
 def bounds(rows: list[dict[str, Any]]) -> list[tuple[datetime | None, datetime | None]]:
     """The [lo, hi) ranges of a table's partitions (the default partition left out; None: unbounded)."""
     return [(r["lo"], r["hi"]) for r in rows if not r["is_default"]]
+
+
+#: A batch event names its securities up to this many (an event says what changed; it does not carry the data).
+EVENT_SECURITIES = 5000
+
+
+def batch_event(windows: list[dict[str, Any]], dataset: Dataset, source: str, written: int, replaced: int) -> NewEvent:
+    """The ``market_data.batch_committed`` event of a written batch: table, securities, time span, row counts."""
+    ids = sorted({w["security_id"] for w in windows})
+    first = min(w["first_us"] for w in windows)
+    last = max(w["last_us"] for w in windows)
+    payload = {
+        "table": dataset.table,
+        "source": source,
+        "security_ids": ids if len(ids) <= EVENT_SECURITIES else None,
+        "securities": len(ids),
+        "first_ts": datetime.fromtimestamp(first / 1_000_000, UTC),
+        "last_ts": datetime.fromtimestamp(last / 1_000_000, UTC),
+        "rows": written,
+        "replaced": replaced,
+    }
+    return new_event("market_data", dataset.table, "market_data.batch_committed", payload)

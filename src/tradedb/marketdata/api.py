@@ -31,6 +31,7 @@ from psycopg.rows import TupleRow
 from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader import copy_arrow, copy_table
 from tradedb.db.inflight import InFlight
+from tradedb.db.outbox import emit
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _planning as write
@@ -289,6 +290,9 @@ class MarketData:
                 conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
             if plan.logged:
                 conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
+            if self._db.settings.events_outbox and written + replaced:
+                # Last before commit: the stream's counter row stays locked only from here to the commit.
+                emit(conn, [write.batch_event(item.windows, dataset, recipe.source, written, replaced)])
             if before_commit is not None:
                 before_commit()
             return written, replaced

@@ -31,6 +31,7 @@ from psycopg.rows import TupleRow
 from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader_async import copy_arrow, copy_table
 from tradedb.db.inflight import AsyncInFlight
+from tradedb.db.outbox_async import emit
 from tradedb.errors import NotFoundError, ValidationError
 from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _planning as write
@@ -291,6 +292,9 @@ class AsyncMarketData:
                 await conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
             if plan.logged:
                 await conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
+            if self._db.settings.events_outbox and written + replaced:
+                # Last before commit: the stream's counter row stays locked only from here to the commit.
+                await emit(conn, [write.batch_event(item.windows, dataset, recipe.source, written, replaced)])
             if before_commit is not None:
                 await before_commit()
             return written, replaced

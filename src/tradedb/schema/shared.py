@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -148,19 +147,104 @@ class AuditLog(Base):
     row_hash: Mapped[bytes | None] = mapped_column(sa.LargeBinary, comment="sha256 over prev_hash and this row")
 
 
+_outbox_seq, _outbox_default = sequence_default(SCHEMA, "event_outbox", "event_id")
+
+
 class EventOutbox(Base):
     __tablename__ = "event_outbox"
-    __table_args__ = plain(
+    __table_args__ = partitioned(
         SCHEMA,
+        "created_at",
+        "day",
         "Transactional outbox: events written with the change that caused them, published afterwards.",
-        sa.Index("ix_event_outbox_unpublished", "created_at", postgresql_where=sa.text("published_at IS NULL")),
-        sa.CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        sa.Index("ix_event_outbox_undelivered", "event_id", postgresql_where=sa.text("delivered_at IS NULL")),
+        sa.Index(
+            "ix_event_outbox_undelivered_aggregate",
+            "aggregate_type",
+            "aggregate_id",
+            "seq",
+            postgresql_where=sa.text("delivered_at IS NULL"),
+        ),
+        sa.Index(
+            "ix_event_outbox_stream_position",
+            "aggregate_type",
+            "stream_position",
+            postgresql_where=sa.text("stream_position IS NOT NULL"),
+        ),
+        sa.CheckConstraint("seq > 0", name="seq_positive"),
     )
 
-    event_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
-    topic: Mapped[str] = mapped_column(sa.Text)
-    key: Mapped[str | None] = mapped_column(sa.Text, comment="Partitioning/ordering key for consumers")
+    event_id: Mapped[int] = mapped_column(
+        sa.BigInteger,
+        server_default=_outbox_default,
+        primary_key=True,
+        comment="Write order; an aggregate's events have increasing ids",
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        Timestamp, primary_key=True, server_default=sa.text("clock_timestamp()")
+    )
+    aggregate_type: Mapped[str] = mapped_column(sa.Text, comment="The stream: order, position, market_data, ...")
+    aggregate_id: Mapped[str] = mapped_column(sa.Text)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, comment="1, 2, 3... per aggregate: gaps and repeats show")
+    event_type: Mapped[str] = mapped_column(sa.Text)
     payload: Mapped[Any] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = created_at()
-    published_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    delivered_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, comment="When the relay published it (NULL: not yet)"
+    )
+    stream_position: Mapped[int | None] = mapped_column(
+        sa.BigInteger, comment="Position in its PostgreSQL stream (events without Redis); gap-free per stream"
+    )
+    redis_id: Mapped[str | None] = mapped_column(sa.Text, comment="Redis stream entry id, when published to Redis")
+
+
+class EventSequence(Base):
+    __tablename__ = "event_sequences"
+    __table_args__ = plain(SCHEMA, "Last sequence number given to each aggregate's events (its row lock orders them).")
+
+    aggregate_type: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    aggregate_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class EventStream(Base):
+    __tablename__ = "event_streams"
+    __table_args__ = plain(SCHEMA, "Last position given in each PostgreSQL stream (events without Redis).")
+
+    stream: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    last_position: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+
+class EventConsumerGroup(Base):
+    __tablename__ = "event_consumer_groups"
+    __table_args__ = plain(SCHEMA, "Consumer groups of the PostgreSQL streams: where each group is.")
+
+    stream: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    group_name: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    position: Mapped[int] = mapped_column(sa.BigInteger, server_default="0", comment="Last position handled")
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0", comment="Failed attempts at the next event")
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=sa.func.now())
+
+
+class EventInbox(Base):
+    __tablename__ = "event_inbox"
+    __table_args__ = plain(
+        SCHEMA, "Events a consumer group handled: written with the handler's changes, so each is handled once."
+    )
+
+    group_name: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    event_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(Timestamp, server_default=sa.func.now())
+
+
+class EventDeadLetter(Base):
+    __tablename__ = "event_dead_letters"
+    __table_args__ = plain(SCHEMA, "Events a consumer group gave up on after its attempts (PostgreSQL streams).")
+
+    dead_letter_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    group_name: Mapped[str] = mapped_column(sa.Text)
+    stream: Mapped[str] = mapped_column(sa.Text)
+    event_id: Mapped[int] = mapped_column(sa.BigInteger)
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    error: Mapped[str] = mapped_column(sa.Text)
+    event: Mapped[Any] = mapped_column(JSONB)
+    failed_at: Mapped[datetime] = mapped_column(Timestamp, server_default=sa.func.now())

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tradedb.db.outbox_async import emit
+from tradedb.db.outbox_rules import new_event
 from tradedb.errors import InvalidTransition, NotFoundError, StrategyConflict, ValidationError
 from tradedb.strategies import _sql as q
 from tradedb.strategies import params as p
@@ -184,7 +186,8 @@ class AsyncStrategies:
         async with self._db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(q.INSERT_INSTANCE, (found.strategy_id, name, account_id, values))
             row = await cursor.fetchone()
-        assert row is not None
+            assert row is not None
+            await self._emit(cursor, row, "strategy_instance.created", None)
         return row
 
     async def instance(self, instance_id: int) -> dict[str, Any]:
@@ -218,8 +221,21 @@ class AsyncStrategies:
                 )
             await cursor.execute(q.UPDATE_INSTANCE_STATUS, {"status": status, "instance_id": instance_id})
             updated = await cursor.fetchone()
-        assert updated is not None
+            assert updated is not None
+            await self._emit(cursor, updated, "strategy_instance.status_changed", row["status"])
         return updated
+
+    async def _emit(self, cursor: Any, row: dict[str, Any], event_type: str, from_status: str | None) -> None:
+        if self._db.settings.events_outbox:
+            payload = {
+                "instance_id": row["instance_id"],
+                "strategy_id": row["strategy_id"],
+                "name": row["name"],
+                "account_id": row.get("account_id"),
+                "status": row["status"],
+                "from_status": from_status,
+            }
+            await emit(cursor, [new_event("strategy_instance", row["instance_id"], event_type, payload)])
 
 
 def check_id(value: Any, what: str) -> int:

@@ -37,6 +37,8 @@ from psycopg.types.json import Jsonb
 from tradedb.columnar.binary_encode import encode_copy
 from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader_async import copy_arrow, copy_table
+from tradedb.db.outbox_async import emit
+from tradedb.db.outbox_rules import new_event
 from tradedb.errors import BacktestConflict, NotFoundError, TradeDBError, ValidationError
 from tradedb.strategies import _series as series
 from tradedb.strategies import _sql as q
@@ -196,6 +198,19 @@ class AsyncBacktests:
                         "metrics": Jsonb(metrics),
                     },
                 )
+                if self._db.settings.events_outbox:
+                    finished = {
+                        "run_id": run_id,
+                        "strategy_id": found.strategy_id,
+                        "instance_id": instance_id,
+                        "period_start": m.instant(ts[0]),
+                        "period_end": m.instant(ts[-1]),
+                        # NaN (a metric without enough data) is not JSON: it is null in the event.
+                        **{
+                            k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in headline.items()
+                        },
+                    }
+                    await emit(cursor, [new_event("backtest", run_id, "backtest.finished", finished)])
                 return RecordedRun(run_id, True, metrics)
             return stored
 

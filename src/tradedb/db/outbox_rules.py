@@ -1,0 +1,87 @@
+"""What an event written to the transactional outbox is, checked before it is written (no I/O).
+
+An event belongs to a stream (its aggregate type: ``order``, ``position``, ``market_data``...) and an aggregate
+(``order`` 42); ``shared.emit_events`` gives it the aggregate's next sequence number in the writer's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from tradedb.errors import ValidationError
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+#: A payload larger than this is refused: events say what changed, they do not carry the data.
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+#: The streams tradedb's own writers emit to.
+STREAMS = ("order", "position", "risk", "market_data", "strategy_instance", "backtest")
+
+EMIT = "SELECT count(*) FROM shared.emit_events(%s, %s, %s, %s::jsonb[])"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to write: ``payload`` is its JSON text."""
+
+    stream: str
+    aggregate_id: str
+    type: str
+    payload: str
+
+
+def _plain(value: Any) -> Any:
+    """JSON has no Decimal, datetime or UUID: money stays exact as text, times as ISO 8601."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise TypeError(f"non-finite decimal {value}")
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def payload_text(payload: Mapping[str, Any]) -> str:
+    """The JSON text of a payload; a payload that is not a JSON object of finite values raises ValidationError."""
+    if not isinstance(payload, Mapping):
+        raise ValidationError(f"an event payload is a mapping (a JSON object), not {type(payload).__name__}")
+    try:
+        text = json.dumps(payload, default=_plain, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"event payload is not JSON: {exc}") from None
+    if len(text) > MAX_PAYLOAD_BYTES:
+        raise ValidationError(f"event payload is {len(text)} bytes; at most {MAX_PAYLOAD_BYTES}")
+    return text
+
+
+def new_event(stream: str, aggregate_id: Any, type: str, payload: Mapping[str, Any]) -> NewEvent:
+    """Check an event's names and payload and return it ready to write."""
+    if not isinstance(stream, str) or not NAME.match(stream):
+        raise ValidationError(f"stream must be lowercase letters, digits and '_' (at most 63); got {stream!r}")
+    if isinstance(aggregate_id, bool) or not isinstance(aggregate_id, str | int) or str(aggregate_id) == "":
+        raise ValidationError(f"aggregate_id must be a non-empty string or an integer; got {aggregate_id!r}")
+    if not isinstance(type, str) or not EVENT_TYPE.match(type) or len(type) > 100:
+        raise ValidationError(f"event type must look like 'order.created'; got {type!r}")
+    return NewEvent(stream, str(aggregate_id), type, payload_text(payload))
+
+
+def emit_params(events: list[NewEvent]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The four arrays ``shared.emit_events`` takes."""
+    return (
+        [e.stream for e in events],
+        [e.aggregate_id for e in events],
+        [e.type for e in events],
+        [e.payload for e in events],
+    )
