@@ -29,6 +29,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bAsync([A-Z]\w*)", r"\1"),  # AsyncConnectionPool, AsyncIterator, AsyncDatabase, AsyncInFlight, ...
     (r"\b(\w+)_async\b", r"\1"),  # modules (api_async, connections_async) and connect_async
     (r"\basynccontextmanager\b", "contextmanager"),
+    (r"\bredis\.asyncio\b", "redis"),  # redis-py's async client has the sync client's API
     (r"\basyncio\.sleep\b", "time.sleep"),
     (r"\basyncio\.Lock\b", "threading.Lock"),
     (r"^import asyncio$", "import threading\nimport time"),
@@ -39,8 +40,10 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bawait ", ""),
     (r"Awaitable\[T\]", "T"),
     (r"Awaitable\[None\]", "None"),
+    (r"Awaitable\[(\w+) \| None\]", r"\1 | None"),
     (r", Awaitable, ", ", "),
     (r", Awaitable,", ","),
+    (r"\.aclose\(\)", ".close()"),  # redis-py's async client closes with aclose()
     (r"__aenter__", "__enter__"),
     (r"__aexit__", "__exit__"),
     (r"^# source-only:.*\n", ""),

@@ -19,6 +19,8 @@ from tradedb.settings import Settings, load_settings
 if TYPE_CHECKING:
     from tradedb.books.api import Books
     from tradedb.books.replay import Replay
+    from tradedb.events.api import Events
+    from tradedb.events.cache import Cache
     from tradedb.execution.api import Execution
     from tradedb.marketdata.api import MarketData
     from tradedb.strategies.api import Strategies
@@ -32,7 +34,13 @@ class Database(Connections):
     features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
-    (runs and their metrics) and ``optimizations`` (parameter searches and their iterations)."""
+    (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
+    outbox, its relay and consumers, the Redis cache)."""
+
+    def close(self) -> None:
+        if "events" in self.__dict__:
+            self.events.close()
+        super().close()
 
     @cached_property
     def execution(self) -> Execution:
@@ -46,7 +54,17 @@ class Database(Connections):
         """Quotes, trades, bars and order book events (see :mod:`tradedb.marketdata`)."""
         from tradedb.marketdata.api import MarketData
 
-        return MarketData(self)
+        return MarketData(self, quote_cache=self._quote_cache)
+
+    def _quote_cache(self) -> Cache | None:
+        return self.events.cache()
+
+    @cached_property
+    def events(self) -> Events:
+        """Events to other services: emit, relay, consume, status (see :mod:`tradedb.events`)."""
+        from tradedb.events.api import Events
+
+        return Events(self)
 
     @cached_property
     def books(self) -> Books:

@@ -18,6 +18,8 @@ from tradedb.settings import Settings, load_settings
 if TYPE_CHECKING:
     from tradedb.books.api_async import AsyncBooks
     from tradedb.books.replay_async import AsyncReplay
+    from tradedb.events.api_async import AsyncEvents
+    from tradedb.events.cache_async import AsyncCache
     from tradedb.execution.api_async import AsyncExecution
     from tradedb.marketdata.api_async import AsyncMarketData
     from tradedb.strategies.api_async import AsyncStrategies
@@ -31,7 +33,13 @@ class AsyncDatabase(AsyncConnections):
     features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
-    (runs and their metrics) and ``optimizations`` (parameter searches and their iterations)."""
+    (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
+    outbox, its relay and consumers, the Redis cache)."""
+
+    async def close(self) -> None:
+        if "events" in self.__dict__:
+            await self.events.close()
+        await super().close()
 
     @cached_property
     def execution(self) -> AsyncExecution:
@@ -45,7 +53,17 @@ class AsyncDatabase(AsyncConnections):
         """Quotes, trades, bars and order book events (see :mod:`tradedb.marketdata`)."""
         from tradedb.marketdata.api_async import AsyncMarketData
 
-        return AsyncMarketData(self)
+        return AsyncMarketData(self, quote_cache=self._quote_cache)
+
+    async def _quote_cache(self) -> AsyncCache | None:
+        return await self.events.cache()
+
+    @cached_property
+    def events(self) -> AsyncEvents:
+        """Events to other services: emit, relay, consume, status (see :mod:`tradedb.events`)."""
+        from tradedb.events.api_async import AsyncEvents
+
+        return AsyncEvents(self)
 
     @cached_property
     def books(self) -> AsyncBooks:

@@ -203,3 +203,19 @@ class StrategyConflict(ValidationError):
 
 class BacktestConflict(ValidationError):
     """A backtest run was recorded again with the same inputs but different results."""
+
+
+class EventsError(TradeDBError):
+    """Events could not be published or consumed."""
+
+
+class EventsUnavailable(EventsError):
+    """Redis could not be reached, or refused the credentials (the URL in the message has its password masked)."""
+
+
+class UnknownStream(ValidationError):
+    """No such event stream."""
+
+
+class UnknownGroup(ValidationError):
+    """No such consumer group."""

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Unpack, overload
 
 import psycopg
 import pyarrow as pa
@@ -38,6 +38,7 @@ from tradedb.marketdata import _planning as write
 from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
 from tradedb.marketdata._reading import ReadOptions
+from tradedb.masking import mask_secrets
 from tradedb.schema import metadata
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
@@ -51,11 +52,18 @@ WriteResult = write.WriteResult
 Progress = write.Progress
 
 
+class QuoteCache(Protocol):
+    """What ``latest_quotes(cache=True)`` reads: fresh cached quotes as LATEST_QUOTES rows (tradedb.events)."""
+
+    def quotes(self, security_ids: Sequence[int]) -> list[tuple[Any, ...]]: ...
+
+
 class MarketData:
     """The market-data API of one Database (``db.market_data``)."""
 
-    def __init__(self, db: Connections) -> None:
+    def __init__(self, db: Connections, *, quote_cache: Callable[[], QuoteCache | None] | None = None) -> None:
         self._db = db
+        self._quote_cache = quote_cache
         self._symbols: dict[tuple[str | None, str], int] = {}
         self._known_ids: set[int] = set()
         self._partitions: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
@@ -376,18 +384,34 @@ class MarketData:
         return {s: self._symbols[(exchange, s)] for s in names}
 
     def latest_quotes(
-        self, symbols: Sequence[str], *, source: str | None = None, exchange: str | None = None
+        self,
+        symbols: Sequence[str],
+        *,
+        source: str | None = None,
+        exchange: str | None = None,
+        cache: bool = False,
     ) -> dict[str, dict[str, Any] | None]:
         """Return the newest quote per symbol (None for a symbol without quotes).
 
         From the last quotes tradedb's writers keep (one small-table read), where they agree with coverage; else
-        one index probe per symbol at the last time coverage holds for it; else a walk down its partitions."""
+        one index probe per symbol at the last time coverage holds for it; else a walk down its partitions.
+        ``cache=True`` (any source) reads the Redis cache the relay keeps first: an entry is a snapshot of
+        committed data no older than TRADEDB_CACHE_STALENESS; what is missing or older is read here. Without a
+        Redis (or with it down) everything is read here."""
         ids = self.security_ids(symbols, exchange=exchange)
+        cached: list[tuple[Any, ...]] = []
+        if cache and source is None and self._quote_cache is not None:
+            store = self._quote_cache()
+            if store is not None:
+                cached = self._cached_quotes(store, list(ids.values()))
+        if len(cached) == len(ids):
+            return read.latest_by_symbol(ids, cached)
+        wanted = read.missing_ids(ids.values(), cached)
         # Ids as one array literal: dumping 500 Python ints one by one costs more than the text.
-        params: dict[str, Any] = {"ids": read.id_array(ids.values()), "source": source}
+        params: dict[str, Any] = {"ids": read.id_array(wanted), "source": source}
         with self._db.connection(readonly=True) as conn:
             cursor = conn.execute(q.LAST_QUOTES, params)
-            rows = read.kept_quotes(cursor.fetchall())
+            rows = cached + read.kept_quotes(cursor.fetchall())
             missing = read.missing_ids(ids.values(), rows)
             if missing:
                 probed = {**params, "ids": read.id_array(missing)}
@@ -402,6 +426,14 @@ class MarketData:
                 cursor = conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})
                 rows += cursor.fetchall()
         return read.latest_by_symbol(ids, rows)
+
+    @staticmethod
+    def _cached_quotes(store: QuoteCache, ids: list[int]) -> list[tuple[Any, ...]]:
+        try:
+            return store.quotes(ids)
+        except Exception as exc:  # a cache that fails is a cache miss, never a failed read
+            logger.warning("quote cache unavailable, reading PostgreSQL: %s", mask_secrets(str(exc)))
+            return []
 
     @overload
     def quotes(

@@ -1,0 +1,255 @@
+"""``db.events``: emit events, run the relay, consume, and see where everything is.
+
+Where events go follows TRADEDB_EVENTS_BACKEND: Redis Streams when a Redis is configured (``auto``), else the
+PostgreSQL streams, read by the same consumer API with no server beside PostgreSQL.
+"""
+
+# source-only: the one source; tools/async_to_sync.py generates the sync twin.
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import redis.asyncio
+import redis.exceptions
+from psycopg import AsyncConnection
+
+from tradedb.db.outbox_async import emit
+from tradedb.db.outbox_rules import new_event
+from tradedb.errors import EventsUnavailable, UnknownGroup, ValidationError
+from tradedb.events import _sql as q
+from tradedb.events.cache_async import AsyncCache
+from tradedb.events.client_async import open_redis, redis_errors
+from tradedb.events.consumer_async import (
+    AsyncPostgresConsumer,
+    AsyncRedisConsumer,
+    ConsumeOptions,
+    ConsumeStats,
+    Handler,
+)
+from tradedb.events.envelope import (
+    DEAD_PREFIX,
+    Event,
+    check_group,
+    check_positive,
+    check_streams,
+    dead_key,
+    from_row,
+    stream_key,
+)
+from tradedb.events.relay_async import AsyncRelay
+from tradedb.masking import mask_url
+
+if TYPE_CHECKING:
+    from tradedb.db.connections_async import AsyncConnections
+
+logger = logging.getLogger("tradedb.events")
+
+
+class AsyncEvents:
+    """The events of one Database (``db.events``)."""
+
+    def __init__(self, db: AsyncConnections) -> None:
+        self._db = db
+        self._client: redis.asyncio.Redis | None = None
+
+    @property
+    def backend(self) -> str:
+        """``redis`` or ``postgres`` (TRADEDB_EVENTS_BACKEND; ``auto``: redis when REDIS_URL is set)."""
+        return "redis" if self._db.settings.events_to_redis() else "postgres"
+
+    @property
+    def redis_url(self) -> str:
+        return self._db.settings.redis_address() or ""
+
+    async def redis_client(self) -> redis.asyncio.Redis:
+        """The Redis client (opened on first use); EventsUnavailable when none is configured or reachable."""
+        if self._client is None:
+            self._client = await open_redis(self._db.settings)
+        return self._client
+
+    async def cache(self) -> AsyncCache | None:
+        """The Redis cache of latest quotes and positions, or None without Redis (or when it is unreachable)."""
+        if self.backend != "redis":
+            return None
+        try:
+            return AsyncCache(await self.redis_client(), self._db.settings.cache_staleness)
+        except EventsUnavailable as exc:
+            logger.warning("cache unavailable, reading PostgreSQL: %s", exc.message)
+            return None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    # --- writing ------------------------------------------------------------------------------------------
+
+    async def emit(
+        self,
+        stream: str,
+        aggregate_id: str | int,
+        type: str,
+        payload: Mapping[str, Any],
+        *,
+        conn: AsyncConnection[Any] | None = None,
+    ) -> None:
+        """Write an event of your own: in ``conn``'s open transaction (so it commits with your change), else in
+        a transaction of its own. A payload that is not a JSON object raises ValidationError."""
+        event = new_event(stream, aggregate_id, type, payload)
+        if conn is not None:
+            await emit(conn, [event])
+            return
+        async with self._db.transaction() as own:
+            await emit(own, [event])
+
+    # --- relaying and consuming ---------------------------------------------------------------------------
+
+    async def relay(self, *, batch: int = 1000, poll: float = 1.0, cache: bool = True) -> AsyncRelay:
+        """A relay for this database's outbox (call ``run()``): to Redis, or numbering the PostgreSQL streams."""
+        if self.backend == "postgres":
+            return AsyncRelay(self._db, None, batch=batch, poll=poll)
+        client = await self.redis_client()
+        store = AsyncCache(client, self._db.settings.cache_staleness) if cache else None
+        return AsyncRelay(self._db, client, redis_url=self.redis_url, cache=store, batch=batch, poll=poll)
+
+    async def streams(self) -> list[str]:
+        """Every stream: tradedb's own and those an ``emit`` has written to."""
+        rows = await self._db.fetch_all(q.KNOWN_STREAMS, readonly=False)
+        return check_streams(None, (r["aggregate_type"] for r in rows))
+
+    async def consumer(
+        self,
+        group: str,
+        handler: Handler,
+        streams: Sequence[str] | str | None = None,
+        *,
+        consumer: str | None = None,
+        inbox: bool = True,
+        max_attempts: int = 5,
+        retry_after: float = 5.0,
+        batch: int = 100,
+        block: float = 1.0,
+        start: str = "earliest",
+    ) -> AsyncRedisConsumer | AsyncPostgresConsumer:
+        """A consumer in ``group`` of ``streams`` (default all); call ``run()``. See ``consumer`` for options."""
+        check_group(group)
+        if not callable(handler):
+            raise ValidationError("handler must be callable: handler(event, conn)")
+        known = await self.streams()
+        wanted = check_streams(streams, known)
+        options = ConsumeOptions(inbox, max_attempts, retry_after, batch, block, start).checked()
+        if self.backend == "postgres":
+            return AsyncPostgresConsumer(self._db, group, handler, wanted, options)
+        return AsyncRedisConsumer(
+            self._db,
+            await self.redis_client(),
+            url=self.redis_url,
+            group=group,
+            handler=handler,
+            streams=wanted,
+            options=options,
+            consumer=consumer,
+        )
+
+    async def consume(
+        self,
+        group: str,
+        handler: Handler,
+        streams: Sequence[str] | str | None = None,
+        *,
+        max_events: int | None = None,
+        until_idle: bool = False,
+        **options: Any,
+    ) -> ConsumeStats:
+        """Handle events of ``streams`` as ``group`` until stopped (``max_events``, ``until_idle``)."""
+        if max_events is not None:
+            check_positive(max_events, "max_events")
+        worker = await self.consumer(group, handler, streams, **options)
+        return await worker.run(max_events=max_events, until_idle=until_idle)
+
+    # --- looking ------------------------------------------------------------------------------------------
+
+    async def tail(self, stream: str | None = None, *, limit: int = 20, after: int = 0) -> list[Event]:
+        """The newest ``limit`` events (of ``stream``), oldest first, delivered or not, from the outbox."""
+        if stream is not None:
+            check_streams([stream], await self.streams())
+        check_positive(limit, "limit")
+        params = {"stream": stream, "limit": limit, "after": after}
+        rows = await self._db.fetch_all(q.TAIL, params, readonly=False)
+        return [from_row({**r, "stream_position": r["stream_position"] or ""}) for r in reversed(rows)]
+
+    async def dead_letters(self, group: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """What ``group`` gave up on, oldest first."""
+        check_group(group)
+        check_positive(limit, "limit")
+        if self.backend == "postgres":
+            if not await self._db.fetch_all(
+                "SELECT 1 FROM shared.event_consumer_groups WHERE group_name = %s", (group,), readonly=False
+            ):
+                raise UnknownGroup(f"no consumer group {group!r}")
+            return await self._db.fetch_all(q.DEAD_LETTERS, (group, limit), readonly=False)
+        client = await self.redis_client()
+        async with redis_errors(self.redis_url):
+            if group not in await self._redis_groups(client):
+                raise UnknownGroup(f"no consumer group {group!r}")
+            entries = cast(list[Any], await client.xrange(dead_key(group), count=limit))
+        return [{"dead_letter_id": entry_id, **fields} for entry_id, fields in entries]
+
+    async def _redis_groups(self, client: redis.asyncio.Redis) -> set[str]:
+        names: set[str] = set()
+        for stream in await self.streams():
+            try:
+                groups = await client.xinfo_groups(stream_key(stream))
+            except redis.exceptions.ResponseError:  # no such stream yet
+                continue
+            names.update(g["name"] for g in groups)
+        return names
+
+    async def status(self) -> dict[str, Any]:
+        """Undelivered count and oldest age, per-stream lengths, consumer groups and their lag, dead letters."""
+        undelivered = await self._db.fetch_one(q.UNDELIVERED, readonly=False)
+        assert undelivered is not None
+        report: dict[str, Any] = {
+            "backend": self.backend,
+            "redis": mask_url(self.redis_url) if self.redis_url else None,
+            "undelivered": undelivered["undelivered"],
+            "oldest_undelivered_seconds": undelivered["oldest_age"],
+            "streams": [],
+            "groups": [],
+            "dead_letters": {},
+        }
+        if self.backend == "postgres":
+            streams = await self._db.fetch_all(q.PG_STREAMS, readonly=False)
+            report["streams"] = [{"stream": r["stream"], "length": r["last_position"]} for r in streams]
+            groups = await self._db.fetch_all(q.PG_GROUPS, readonly=False)
+            report["groups"] = [
+                {"group": g["group_name"], "stream": g["stream"], "lag": g["lag"], "pending": g["attempts"] > 0}
+                for g in groups
+            ]
+            dead = await self._db.fetch_all(q.PG_DEAD_LETTERS, readonly=False)
+            report["dead_letters"] = {r["group_name"]: r["n"] for r in dead}
+            return report
+        client = await self.redis_client()
+        async with redis_errors(self.redis_url):
+            for stream in await self.streams():
+                key = stream_key(stream)
+                length = await client.xlen(key)
+                if not length and not await client.exists(key):
+                    continue
+                report["streams"].append({"stream": stream, "length": length})
+                for g in await client.xinfo_groups(key):
+                    report["groups"].append(
+                        {
+                            "group": g["name"],
+                            "stream": stream,
+                            "lag": g.get("lag"),
+                            "pending": g["pending"],
+                            "consumers": g["consumers"],
+                        }
+                    )
+            async for key in client.scan_iter(match=f"{DEAD_PREFIX}*"):
+                report["dead_letters"][key.removeprefix(DEAD_PREFIX)] = await client.xlen(key)
+        return report

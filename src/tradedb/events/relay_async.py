@@ -1,0 +1,172 @@
+"""The relay: publishes the outbox to Redis Streams (or numbers it into PostgreSQL streams when there is no
+Redis), at least once and in order per aggregate.
+
+One claim is one transaction: claim a batch (``FOR UPDATE SKIP LOCKED``, so several relays share the work),
+publish it (pipelined ``XADD`` with an approximate ``MAXLEN``), mark it delivered, commit. Killed between the
+``XADD`` and the commit, the relay leaves the batch undelivered and it is published again: a consumer sees at most
+one batch twice, recognizable by ``event_id`` (and by each aggregate's ``seq``). A Redis or PostgreSQL outage
+rolls the claim back; the relay retries with backoff and resumes by itself. After a batch is delivered the relay
+refreshes the Redis cache of latest quotes and positions from committed data (see ``cache``).
+"""
+
+# source-only: the one source; tools/async_to_sync.py generates the sync twin.
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio
+import redis.exceptions
+from psycopg.rows import dict_row
+
+from tradedb.errors import ConnectionError, EventsUnavailable, RetryableError, ValidationError
+from tradedb.events import _sql as q
+from tradedb.events._listen_async import AsyncListener
+from tradedb.events.cache_async import AsyncCache
+from tradedb.events.client_async import redis_errors
+from tradedb.events.envelope import check_positive, redis_fields, stream_key
+from tradedb.masking import mask_secrets
+
+if TYPE_CHECKING:
+    from tradedb.db.connections_async import AsyncConnections
+
+logger = logging.getLogger("tradedb.events")
+#: Backoff after a failed claim: from this, doubling, up to MAX_BACKOFF seconds.
+BACKOFF = 0.05
+MAX_BACKOFF = 2.0
+
+
+@dataclass
+class RelayStats:
+    """What a relay run did: events and batches delivered, cache entries written, failed attempts."""
+
+    delivered: int = 0
+    batches: int = 0
+    cached: int = 0
+    failures: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class AsyncRelay:
+    """Publishes the outbox. ``redis_client`` None: PostgreSQL streams (positions in the outbox itself)."""
+
+    def __init__(
+        self,
+        db: AsyncConnections,
+        redis_client: redis.asyncio.Redis | None,
+        *,
+        redis_url: str = "",
+        cache: AsyncCache | None = None,
+        batch: int = 1000,
+        poll: float = 1.0,
+        maxlen: int | None = None,
+    ) -> None:
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 100_000:
+            raise ValidationError(f"batch must be an integer from 1 to 100000; got {batch!r}")
+        self._db = db
+        self._redis = redis_client
+        self._url = redis_url
+        self._cache = cache
+        self.batch = batch
+        self.poll = check_positive(poll, "poll")
+        self.maxlen = maxlen or db.settings.events_maxlen
+        self._stopping = False
+        self.stats = RelayStats()
+
+    def stop(self) -> None:
+        """Ask a running ``run`` to return after its current batch."""
+        self._stopping = True
+
+    async def publish_once(self) -> int:
+        """Claim, publish and mark one batch; return how many events it delivered (0: nothing to do)."""
+        async with self._db.transaction() as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(q.CLAIM, {"limit": self.batch})
+            rows = await cursor.fetchall()
+            if not rows:
+                return 0
+            if self._redis is None:
+                await self._number(cursor, rows)
+            else:
+                pipe = self._redis.pipeline(transaction=False)
+                for row in rows:
+                    pipe.xadd(
+                        stream_key(row["aggregate_type"]), redis_fields(row), maxlen=self.maxlen, approximate=True
+                    )
+                async with redis_errors(self._url):
+                    entry_ids = await pipe.execute()
+                await cursor.execute(q.MARK_PUBLISHED, ([r["event_id"] for r in rows], entry_ids))
+        self.stats.delivered += len(rows)
+        self.stats.batches += 1
+        if self._cache is not None:
+            await self._refresh_cache(rows)
+        return len(rows)
+
+    @staticmethod
+    async def _number(cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Give the claimed events their positions in their PostgreSQL streams (streams locked in name order)."""
+        by_stream: dict[str, list[int]] = {}
+        for row in rows:
+            by_stream.setdefault(row["aggregate_type"], []).append(row["event_id"])
+        ids: list[int] = []
+        positions: list[int] = []
+        for stream in sorted(by_stream):
+            events = by_stream[stream]
+            await cursor.execute(q.TAKE_POSITIONS, (stream, len(events)))
+            last = (await cursor.fetchone())["last_position"]
+            ids.extend(events)
+            positions.extend(range(last - len(events) + 1, last + 1))
+        await cursor.execute(q.MARK_POSITIONED, (ids, positions))
+
+    async def _refresh_cache(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        assert self._cache is not None
+        quotes: set[int] = set()
+        accounts: set[str] = set()
+        for row in rows:
+            payload = row["payload"]
+            if row["aggregate_type"] == "market_data" and payload.get("table") == "quotes":
+                quotes.update(payload.get("security_ids") or ())
+            elif row["aggregate_type"] == "position":
+                accounts.add(payload["account_id"])
+        try:
+            if quotes:
+                found = await self._db.fetch_all(q.CACHE_QUOTES, (sorted(quotes),), readonly=False)
+                self.stats.cached += await self._cache.put_quotes(found)
+            if accounts:
+                held = await self._db.fetch_all(q.CACHE_POSITIONS, (sorted(accounts),), readonly=False)
+                self.stats.cached += await self._cache.put_positions(held, accounts, held[0]["as_of"])
+        except (redis.exceptions.RedisError, ConnectionError) as exc:
+            # The events are delivered; the stale entries expire and readers fall back to PostgreSQL.
+            logger.warning("cache refresh failed: %s", mask_secrets(str(exc)))
+
+    async def run(self, *, until_idle: bool = False, max_events: int | None = None) -> RelayStats:
+        """Publish until ``stop()`` (or, with ``until_idle``, until the outbox is drained; or after
+        ``max_events``), woken by NOTIFY and polling every ``poll`` seconds for anything missed."""
+        listener = AsyncListener(self._db.options.conninfo, self._db.options.kwargs)
+        delay = BACKOFF
+        try:
+            while not self._stopping:
+                try:
+                    n = await self.publish_once()
+                    delay = BACKOFF
+                except (EventsUnavailable, ConnectionError, RetryableError) as exc:
+                    self.stats.failures += 1
+                    logger.warning("relay: %s; retrying in %.2f s", exc.message, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, MAX_BACKOFF)
+                    continue
+                if max_events is not None and self.stats.delivered >= max_events:
+                    break
+                if n == 0 and until_idle:
+                    break
+                if n < self.batch:
+                    await listener.wait(self.poll)
+        finally:
+            await listener.close()
+        return self.stats
