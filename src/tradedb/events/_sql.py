@@ -21,6 +21,8 @@ WHERE NOT EXISTS (
 ORDER BY c.event_id
 """
 
+ANY_UNDELIVERED = "SELECT EXISTS (SELECT 1 FROM shared.event_outbox WHERE delivered_at IS NULL)"
+
 MARK_PUBLISHED = """
 UPDATE shared.event_outbox o SET delivered_at = now(), redis_id = d.redis_id
 FROM unnest(%s::bigint[], %s::text[]) AS d(event_id, redis_id)
@@ -91,11 +93,13 @@ SELECT dead_letter_id, group_name, stream, event_id, attempts, error, event, fai
 FROM shared.event_dead_letters WHERE group_name = %s ORDER BY dead_letter_id LIMIT %s
 """
 TAIL = """
-SELECT event_id, created_at, aggregate_type, aggregate_id, seq, event_type, payload, stream_position
-FROM shared.event_outbox
-WHERE (%(stream)s::text IS NULL OR aggregate_type = %(stream)s) AND event_id > %(after)s
-ORDER BY event_id DESC
-LIMIT %(limit)s
+SELECT * FROM (
+    SELECT event_id, created_at, aggregate_type, aggregate_id, seq, event_type, payload, stream_position
+    FROM shared.event_outbox
+    WHERE (%(stream)s::text IS NULL OR aggregate_type = %(stream)s) AND event_id > %(after)s
+    ORDER BY CASE WHEN %(after)s > 0 THEN event_id ELSE -event_id END
+    LIMIT %(limit)s
+) t ORDER BY event_id
 """
 
 #: The cache's snapshot: each security's newest quote where tradedb's kept last quotes agree with coverage for

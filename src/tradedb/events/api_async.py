@@ -173,13 +173,14 @@ class AsyncEvents:
     # --- looking ------------------------------------------------------------------------------------------
 
     async def tail(self, stream: str | None = None, *, limit: int = 20, after: int = 0) -> list[Event]:
-        """The newest ``limit`` events (of ``stream``), oldest first, delivered or not, from the outbox."""
+        """The newest ``limit`` events (of ``stream``), oldest first, delivered or not, from the outbox; with
+        ``after`` (an event id), the first ``limit`` events after it."""
         if stream is not None:
             check_streams([stream], await self.streams())
         check_positive(limit, "limit")
         params = {"stream": stream, "limit": limit, "after": after}
         rows = await self._db.fetch_all(q.TAIL, params, readonly=False)
-        return [from_row({**r, "stream_position": r["stream_position"] or ""}) for r in reversed(rows)]
+        return [from_row({**r, "stream_position": r["stream_position"] or ""}) for r in rows]
 
     async def dead_letters(self, group: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """What ``group`` gave up on, oldest first."""

@@ -106,6 +106,7 @@ class _Consumer:
         raise NotImplementedError
 
     def poll_once(self) -> int:
+        """Take what is there; return how many messages it took (handled, seen before, failed or given up)."""
         raise NotImplementedError
 
     def _idle(self) -> None:
@@ -183,7 +184,6 @@ class RedisConsumer(_Consumer):
                 except redis.exceptions.ResponseError as exc:
                     if "BUSYGROUP" not in str(exc):
                         raise
-        self._next_reclaim = time.monotonic() + self.options.retry_after
 
     def poll_once(self) -> int:
         handled = 0
@@ -226,7 +226,7 @@ class RedisConsumer(_Consumer):
             event = from_redis(key, entry_id, fields)
         except ValidationError as exc:
             self._dead(key, entry_id, fields, exc.message, 0)
-            return 0
+            return 1
         try:
             fresh = self._call(event)
         except (EventsUnavailable, ConnectionError, RetryableError):
@@ -237,7 +237,7 @@ class RedisConsumer(_Consumer):
             logger.warning("handler of %s failed on %s (attempt %d): %r", self.group, entry_id, attempts, exc)
             if attempts >= self.options.max_attempts:
                 self._dead(key, entry_id, fields, mask_secrets(repr(exc)), attempts)
-            return 0
+            return 1
         pipe = self._client.pipeline(transaction=False)
         pipe.xack(key, self.group, entry_id)
         if retried:
@@ -245,9 +245,9 @@ class RedisConsumer(_Consumer):
         pipe.execute()
         if fresh:
             self.stats.handled += 1
-            return 1
-        self.stats.duplicates += 1
-        return 0
+        else:
+            self.stats.duplicates += 1
+        return 1
 
     def _dead(self, key: str, entry_id: str, fields: Mapping[str, str], error: str, attempts: int) -> None:
         letter: dict[Any, Any] = {
@@ -338,7 +338,7 @@ class PostgresConsumer(_Consumer):
                     self.stats.dead_letters += 1
                 else:
                     self.stats.handled += 1
-                    handled += 1
+                handled += 1
                 position, attempts = row["stream_position"], 0
             if position != group["position"]:
                 cursor.execute(q.ADVANCE_GROUP, (position, stream, self.group))

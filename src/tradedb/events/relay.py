@@ -164,9 +164,13 @@ class Relay:
                     continue
                 if max_events is not None and self.stats.delivered >= max_events:
                     break
-                if n == 0 and until_idle:
-                    break
-                if n < self.batch:
+                if until_idle:
+                    # Drained? A claim also finds nothing while other relays hold the rest: then wait for them.
+                    if n == 0 and not self._db.fetch_value(q.ANY_UNDELIVERED, readonly=False):
+                        break
+                    if n == 0:
+                        listener.wait(self.poll)
+                elif n < self.batch:
                     listener.wait(self.poll)
         finally:
             listener.close()

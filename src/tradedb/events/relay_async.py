@@ -163,9 +163,13 @@ class AsyncRelay:
                     continue
                 if max_events is not None and self.stats.delivered >= max_events:
                     break
-                if n == 0 and until_idle:
-                    break
-                if n < self.batch:
+                if until_idle:
+                    # Drained? A claim also finds nothing while other relays hold the rest: then wait for them.
+                    if n == 0 and not await self._db.fetch_value(q.ANY_UNDELIVERED, readonly=False):
+                        break
+                    if n == 0:
+                        await listener.wait(self.poll)
+                elif n < self.batch:
                     await listener.wait(self.poll)
         finally:
             await listener.close()
