@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -78,7 +79,8 @@ def emit_many(database: tradedb.Database, n: int, *, aggregates: int = 50, per_t
 
 
 def redis_events(server: RedisServer, stream: str = "order") -> list[dict[str, str]]:
-    return [fields for _, fields in server.client().xrange(stream_key(stream))]
+    entries: list[Any] = server.client().xrange(stream_key(stream))  # type: ignore[assignment]
+    return [fields for _, fields in entries]
 
 
 # --- the outbox ---------------------------------------------------------------------------------------------
@@ -324,7 +326,7 @@ def test_a_malformed_stream_entry_is_dead_lettered(fresh: TestDatabase, redis_se
         seen: list[int] = []
         stats = db.events.consume("g", lambda e, c: seen.append(e.event_id), "order", until_idle=True, block=0.1)
     assert stats.handled == 1 and stats.dead_letters == 1 and len(seen) == 1
-    (letter,) = redis_server.client().xrange(dead_key("g"))
+    (letter,) = cast(list[Any], redis_server.client().xrange(dead_key("g")))
     assert "not a tradedb event" in letter[1]["error"]
 
 
@@ -477,8 +479,13 @@ def test_a_relay_killed_ten_times_loses_nothing(fresh: TestDatabase, redis_serve
         producer = threading.Thread(target=emit_many, args=(db, total), kwargs={"aggregates": 200, "per_tx": 500})
         producer.start()
         relay = relay_process(fresh, redis_server)
+        rng = random.Random(7)
         for _ in range(kills):
-            time.sleep(0.4)
+            # Kill it while it works: once it has published since it started, at a random instant.
+            start = redis_server.client().xlen(stream_key("order"))
+            while redis_server.client().xlen(stream_key("order")) == start:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.05))
             relay.kill()
             relay.wait()
             relay = relay_process(fresh, redis_server)
@@ -568,3 +575,55 @@ def test_the_async_api_relays_and_consumes(fresh: TestDatabase, redis_server: Re
     seen, status = asyncio.run(main())
     assert seen == [e["event_id"] for e in outbox(fresh)]
     assert status["groups"][0]["group"] == "g" and status["groups"][0]["lag"] == 0
+
+
+@pytest.mark.slow
+def test_postgres_restarted_during_the_relay_loses_nothing(redis_server: RedisServer) -> None:
+    """A server of its own, restarted while the relay runs and events keep coming."""
+    from tests.servers import PgInstance
+    from tradedb.ops import setup as provision
+
+    instance = PgInstance(prefix="tradedb-events-").start()
+    try:
+        settings = make_settings(instance.url(), "trading_events", redis_url=redis_server.url)
+        provision.setup(settings=settings, url=instance.url())
+        url = instance.url("trading_events")
+        with tradedb.connect(url, settings=settings) as db:
+            relay = db.events.relay(batch=100, poll=0.1)
+            runner = threading.Thread(target=relay.run)
+            runner.start()
+            emit_many(db, 1000)
+            instance.restart()
+            for _ in range(50):  # the pool recovers; the writer retries what the restart interrupted
+                try:
+                    emit_many(db, 1000)
+                    break
+                except tradedb.ConnectionError:
+                    time.sleep(0.2)
+            deadline = time.monotonic() + 60
+            while db.events.status()["undelivered"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            relay.stop()
+            runner.join()
+            expected = {r["event_id"] for r in db.fetch_all("SELECT event_id FROM shared.event_outbox")}
+        ids = {int(f["event_id"]) for f in redis_events(redis_server)}
+        assert ids == expected and len(ids) >= 2000
+    finally:
+        instance.cleanup()
+
+
+def test_maintenance_drops_delivered_events_past_retention_and_keeps_undelivered(fresh: TestDatabase) -> None:
+    from tradedb.ops import maintenance
+
+    later = datetime.now(UTC) + timedelta(days=10)  # today's outbox partition is past the 7-day retention then
+    with connect(fresh) as db:
+        emit_many(db, 10)
+        db.fetch_value("SELECT shared.claim_inbox('g', 1)", readonly=False)
+        kept = maintenance.maintain(settings=fresh.settings, url=fresh.server_url, ahead=0, now=later)
+        assert [k for k in kept.kept if k.startswith("shared.event_outbox_p")], kept.kept
+        assert not set(kept.kept) & set(kept.dropped)
+        assert len(outbox(fresh)) == 10 and kept.inbox_trimmed == 1
+        db.events.consume("g", lambda e, c: None, "order", until_idle=True, block=0.1)
+        dropped = maintenance.maintain(settings=fresh.settings, url=fresh.server_url, ahead=0, now=later)
+    assert set(kept.kept) <= set(dropped.dropped), dropped.dropped
+    assert outbox(fresh) == [] and dropped.kept == []

@@ -43,6 +43,9 @@ from tradedb.settings import Settings, load_settings, with_dbname
 
 logger = logging.getLogger(__name__)
 
+OUTBOX = "shared.event_outbox"
+TRIM_INBOX = "DELETE FROM shared.event_inbox WHERE processed_at < %s"
+
 
 @dataclass
 class MaintenanceReport:
@@ -54,6 +57,10 @@ class MaintenanceReport:
     dropped: list[str] = field(default_factory=list)
     detached: list[str] = field(default_factory=list)
     hypertables: list[str] = field(default_factory=list)
+    #: Partitions past retention kept because they hold events not delivered yet.
+    kept: list[str] = field(default_factory=list)
+    #: Inbox rows removed (events handled longer ago than the events retention).
+    inbox_trimmed: int = 0
     rls_statements: int = 0
     statements: list[str] = field(default_factory=list)
 
@@ -95,6 +102,8 @@ def maintain(
         retention = parse_retention(retention)
     elif retention is None:
         retention = parse_retention(settings.retention or "")
+    # Delivered events are kept for TRADEDB_EVENTS_RETENTION unless the retention names the outbox itself.
+    retention = {OUTBOX: settings.events_retention, **retention}
     now = (now or datetime.now(UTC)).astimezone(UTC)
     target = with_dbname(url or settings.direct_url() or server_url(settings), settings.trading_db_name)
     report = MaintenanceReport(dry_run=dry_run)
@@ -114,6 +123,8 @@ def maintain(
                     worker.apply_retention(now - retention[qualified], mode)
             if not dry_run:
                 report.rls_statements = rls.protect_partitions(conn, settings.role_prefix)
+                trimmed = conn.execute(TRIM_INBOX, (now - settings.events_retention,))
+                report.inbox_trimmed = trimmed.rowcount
         except psycopg.Error as exc:
             raise translate(exc, "maintaining partitions") from exc
     return report
@@ -220,6 +231,11 @@ class _TableMaintenance:
     def _tick(self) -> timedelta:
         return self.interval if isinstance(self.interval, timedelta) else timedelta(hours=1)
 
+    def _undelivered(self, partition: sql.Identifier) -> bool:
+        query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE delivered_at IS NULL)").format(partition)
+        row = self.conn.execute(query).fetchone()
+        return bool(row and row[0])
+
     def apply_retention(self, cutoff: datetime, mode: str) -> None:
         """Drop or detach every partition that ended at or before ``cutoff``."""
         for name, lo, hi in sorted(self.partitions, key=lambda p: p[1] or datetime.min.replace(tzinfo=UTC)):
@@ -227,6 +243,10 @@ class _TableMaintenance:
                 continue
             partition = sql.Identifier(str(self.table.schema), name)
             qualified = f"{self.table.schema}.{name}"
+            if f"{self.table.schema}.{self.table.name}" == OUTBOX and self._undelivered(partition):
+                logger.warning("%s is past retention but holds undelivered events: kept (is a relay running?)", name)
+                self.report.kept.append(qualified)
+                continue
             covered = self.table.schema == "data_ingestion" and self.table.name in coverage.COVERED_TABLES
             covered_table = self.table.name if covered else None
             with self.conn.transaction():
