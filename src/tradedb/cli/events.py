@@ -24,7 +24,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 @events_app.command("relay")
 def relay(
-    batch: Annotated[int, typer.Option(help="Events claimed per transaction.")] = 1000,
+    batch: Annotated[int, typer.Option(help="Events per claim.")] = 1000,
+    depth: Annotated[int, typer.Option(help="Claims per transaction (Redis takes one while the next is claimed).")] = 2,
     poll: Annotated[float, typer.Option(help="Seconds between polls when no notification comes.")] = 1.0,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when the outbox is drained.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not keep the Redis quote/position cache.")] = False,
@@ -33,7 +34,7 @@ def relay(
 
     SIGTERM or Ctrl-C stops it after the batch in hand; several relays may run at once."""
     with _database() as db:
-        worker = db.events.relay(batch=batch, poll=poll, cache=not no_cache)
+        worker = db.events.relay(batch=batch, depth=depth, poll=poll, cache=not no_cache)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             worker.stop()

@@ -74,3 +74,49 @@ class InFlight(Generic[T]):
         finished, _ = wait(self.running)
         self.running = set()
         return [future.result() for future in finished]
+
+
+class AsyncBackground:
+    """One call at a time beside the caller's own work: ``start`` it, go on, ``wait`` for it (its error raises
+    there). The async twin of :class:`Background`."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[Any] | None = None
+
+    def start(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        assert self._task is None, "wait for the running call first"
+        self._task = asyncio.ensure_future(fn(*args))
+
+    async def wait(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def close(self) -> None:
+        """Wait for a running call and ignore its outcome (the caller is failing already)."""
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class Background:
+    """One call at a time in a thread beside the caller's own work (see :class:`AsyncBackground`)."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="tradedb-background")
+        self._future: Future[Any] | None = None
+
+    def start(self, fn: Callable[..., Any], *args: Any) -> None:
+        assert self._future is None, "wait for the running call first"
+        self._future = self._executor.submit(fn, *args)
+
+    def wait(self) -> None:
+        future, self._future = self._future, None
+        if future is not None:
+            future.result()
+
+    def close(self) -> None:
+        future, self._future = self._future, None
+        if future is not None:
+            wait([future])
+        self._executor.shutdown(wait=True)

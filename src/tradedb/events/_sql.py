@@ -1,33 +1,60 @@
 """Named SQL of the events package."""
 
-#: The relay's claim: the oldest undelivered events no other relay holds, less any event whose aggregate has an
-#: earlier undelivered event outside this claim (another relay holds it): an aggregate's events are published in
-#: order even with several relays. Rows stay locked until the claim's transaction ends.
-CLAIM = """
+#: The oldest undelivered events no other relay holds (locked until the claim's transaction ends), kept only where
+#: they continue their aggregate: an aggregate's events in the claim count from its lowest undelivered ``seq``
+#: (one index probe per aggregate) and stop at the first gap (an event another relay holds). So each aggregate's
+#: events are published in order even with several relays.
+_CLAIMED = """
 WITH claimed AS (
-    SELECT event_id, created_at, aggregate_type, aggregate_id, seq, event_type, payload
+    SELECT event_id, created_at, aggregate_type, aggregate_id, seq
     FROM shared.event_outbox
     WHERE delivered_at IS NULL
     ORDER BY event_id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), runs AS (
+    SELECT c.*, c.seq - row_number() OVER w AS run, min(c.seq) OVER w AS first_claimed
+    FROM claimed c
+    WINDOW w AS (PARTITION BY c.aggregate_type, c.aggregate_id ORDER BY c.seq)
+), heads AS (
+    -- The probe runs once per aggregate (on its first claimed event) and is spread to the others by a window:
+    -- no join for the planner to get wrong on a table whose statistics lag its churn.
+    SELECT r.*, bool_or(
+        CASE WHEN r.seq = r.first_claimed THEN r.seq = (
+            SELECT p.seq FROM shared.event_outbox p
+            WHERE p.delivered_at IS NULL AND p.aggregate_type = r.aggregate_type AND p.aggregate_id = r.aggregate_id
+            ORDER BY p.seq LIMIT 1
+        ) END
+    ) OVER (PARTITION BY r.aggregate_type, r.aggregate_id) AS startable
+    FROM runs r
+), ready AS (
+    SELECT event_id, created_at FROM heads WHERE startable AND run = first_claimed - 1
 )
-SELECT c.* FROM claimed c
-WHERE NOT EXISTS (
-    SELECT 1 FROM shared.event_outbox p
-    WHERE p.delivered_at IS NULL AND p.aggregate_type = c.aggregate_type AND p.aggregate_id = c.aggregate_id
-      AND p.seq < c.seq AND p.event_id NOT IN (SELECT event_id FROM claimed)
-)
-ORDER BY c.event_id
 """
+
+CLAIM = (
+    _CLAIMED
+    + """
+SELECT o.event_id, o.created_at, o.aggregate_type, o.aggregate_id, o.seq, o.event_type, o.payload
+FROM shared.event_outbox o JOIN ready r ON o.event_id = r.event_id AND o.created_at = r.created_at
+ORDER BY o.event_id
+"""
+)
+
+#: The Redis relay's claim marks the batch delivered in the same statement (one row version per event instead of a
+#: lock and then an update); the transaction commits only after Redis acknowledged the batch, so a failure in
+#: between rolls the marks back. Payloads come back as their JSON text, as Redis gets them.
+CLAIM_AND_MARK = (
+    _CLAIMED
+    + """
+UPDATE shared.event_outbox o SET delivered_at = now()
+FROM ready r
+WHERE o.event_id = r.event_id AND o.created_at = r.created_at
+RETURNING o.event_id, o.created_at, o.aggregate_type, o.aggregate_id, o.seq, o.event_type, o.payload::text AS payload
+"""
+)
 
 ANY_UNDELIVERED = "SELECT EXISTS (SELECT 1 FROM shared.event_outbox WHERE delivered_at IS NULL)"
-
-MARK_PUBLISHED = """
-UPDATE shared.event_outbox o SET delivered_at = now(), redis_id = d.redis_id
-FROM unnest(%s::bigint[], %s::text[]) AS d(event_id, redis_id)
-WHERE o.event_id = d.event_id AND o.delivered_at IS NULL
-"""
 
 #: Positions of a PostgreSQL stream: the counter row stays locked until commit, so positions commit in order and
 #: without gaps (a reader never skips one that commits later).

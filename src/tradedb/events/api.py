@@ -108,13 +108,15 @@ class Events:
 
     # --- relaying and consuming ---------------------------------------------------------------------------
 
-    def relay(self, *, batch: int = 1000, poll: float = 1.0, cache: bool = True) -> Relay:
-        """A relay for this database's outbox (call ``run()``): to Redis, or numbering the PostgreSQL streams."""
+    def relay(self, *, batch: int = 1000, depth: int = 2, poll: float = 1.0, cache: bool = True) -> Relay:
+        """A relay for this database's outbox (call ``run()``): to Redis, or numbering the PostgreSQL streams.
+        ``batch`` events per claim, ``depth`` claims per transaction (Redis takes one while the next is claimed),
+        ``poll`` seconds between polls when no NOTIFY comes, ``cache`` keeps the Redis quote/position cache."""
         if self.backend == "postgres":
-            return Relay(self._db, None, batch=batch, poll=poll)
+            return Relay(self._db, None, batch=batch, depth=depth, poll=poll)
         client = self.redis_client()
         store = Cache(client, self._db.settings.cache_staleness) if cache else None
-        return Relay(self._db, client, redis_url=self.redis_url, cache=store, batch=batch, poll=poll)
+        return Relay(self._db, client, redis_url=self.redis_url, cache=store, batch=batch, depth=depth, poll=poll)
 
     def streams(self) -> list[str]:
         """Every stream: tradedb's own and those an ``emit`` has written to."""

@@ -107,13 +107,15 @@ class AsyncEvents:
 
     # --- relaying and consuming ---------------------------------------------------------------------------
 
-    async def relay(self, *, batch: int = 1000, poll: float = 1.0, cache: bool = True) -> AsyncRelay:
-        """A relay for this database's outbox (call ``run()``): to Redis, or numbering the PostgreSQL streams."""
+    async def relay(self, *, batch: int = 1000, depth: int = 2, poll: float = 1.0, cache: bool = True) -> AsyncRelay:
+        """A relay for this database's outbox (call ``run()``): to Redis, or numbering the PostgreSQL streams.
+        ``batch`` events per claim, ``depth`` claims per transaction (Redis takes one while the next is claimed),
+        ``poll`` seconds between polls when no NOTIFY comes, ``cache`` keeps the Redis quote/position cache."""
         if self.backend == "postgres":
-            return AsyncRelay(self._db, None, batch=batch, poll=poll)
+            return AsyncRelay(self._db, None, batch=batch, depth=depth, poll=poll)
         client = await self.redis_client()
         store = AsyncCache(client, self._db.settings.cache_staleness) if cache else None
-        return AsyncRelay(self._db, client, redis_url=self.redis_url, cache=store, batch=batch, poll=poll)
+        return AsyncRelay(self._db, client, redis_url=self.redis_url, cache=store, batch=batch, depth=depth, poll=poll)
 
     async def streams(self) -> list[str]:
         """Every stream: tradedb's own and those an ``emit`` has written to."""

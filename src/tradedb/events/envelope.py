@@ -21,6 +21,8 @@ DEAD_PREFIX = "tradedb:dead:"
 QUOTE_PREFIX = "tradedb:quote:"
 POSITIONS_PREFIX = "tradedb:positions:"
 GROUP = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+#: The fields of a Redis stream entry, in the order the relay writes them.
+FIELDS = ("event_id", "aggregate_id", "seq", "type", "payload", "occurred_at")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def redis_fields(row: Mapping[str, Any]) -> dict[Any, Any]:
         "aggregate_id": row["aggregate_id"],
         "seq": str(row["seq"]),
         "type": row["event_type"],
-        "payload": json.dumps(row["payload"], separators=(",", ":")),
+        "payload": row["payload"] if isinstance(row["payload"], str) else json.dumps(row["payload"]),
         "occurred_at": row["created_at"].isoformat(),
     }
 

@@ -1,12 +1,13 @@
 """The relay: publishes the outbox to Redis Streams (or numbers it into PostgreSQL streams when there is no
 Redis), at least once and in order per aggregate.
 
-One claim is one transaction: claim a batch (``FOR UPDATE SKIP LOCKED``, so several relays share the work),
-publish it (pipelined ``XADD`` with an approximate ``MAXLEN``), mark it delivered, commit. Killed between the
-``XADD`` and the commit, the relay leaves the batch undelivered and it is published again: a consumer sees at most
-one batch twice, recognizable by ``event_id`` (and by each aggregate's ``seq``). A Redis or PostgreSQL outage
-rolls the claim back; the relay retries with backoff and resumes by itself. After a batch is delivered the relay
-refreshes the Redis cache of latest quotes and positions from committed data (see ``cache``).
+One transaction claims a batch (``FOR UPDATE SKIP LOCKED``, so several relays share the work) and marks it
+delivered, publishes it (pipelined ``XADD`` with an approximate ``MAXLEN``) and, while Redis takes it, claims the
+next, up to ``depth`` batches; it commits once Redis acknowledged them all. Killed before the commit, the relay
+leaves its batches undelivered and they are published again: a consumer sees at most ``depth`` batches twice per
+kill, recognizable by ``event_id`` (and each aggregate's ``seq``). A Redis or PostgreSQL outage rolls the claim
+back; the relay retries with backoff and resumes by itself. After delivering, the relay refreshes the Redis cache
+of latest quotes and positions from committed data (see ``cache``).
 """
 
 # WARNING: generated from relay_async.py by tools/async_to_sync.py; edit the async source and run
@@ -14,6 +15,7 @@ refreshes the Redis cache of latest quotes and positions from committed data (se
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -24,9 +26,11 @@ import redis
 import redis.exceptions
 from psycopg.rows import dict_row
 
+from tradedb.db.inflight import Background
 from tradedb.errors import ConnectionError, EventsUnavailable, RetryableError, ValidationError
 from tradedb.events import _sql as q
 from tradedb.events._listen import Listener
+from tradedb.events._resp import XADD_BATCH, XADD_BATCH_SHA, xadd_batch
 from tradedb.events.cache import Cache
 from tradedb.events.client import redis_errors
 from tradedb.events.envelope import check_positive, redis_fields, stream_key
@@ -65,6 +69,7 @@ class Relay:
         redis_url: str = "",
         cache: Cache | None = None,
         batch: int = 1000,
+        depth: int = 2,
         poll: float = 1.0,
         maxlen: int | None = None,
     ) -> None:
@@ -75,6 +80,11 @@ class Relay:
         self._url = redis_url
         self._cache = cache
         self.batch = batch
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 16:
+            raise ValidationError(f"depth must be an integer from 1 to 16; got {depth!r}")
+        #: Batches per transaction: Redis takes one while the next is claimed. A relay killed mid-transaction
+        #: leaves at most ``depth`` batches to publish again.
+        self.depth = depth
         self.poll = check_positive(poll, "poll")
         self.maxlen = maxlen or db.settings.events_maxlen
         self._stopping = False
@@ -88,26 +98,68 @@ class Relay:
         """Claim, publish and mark one batch; return how many events it delivered (0: nothing to do)."""
         with self._db.transaction() as conn:
             cursor = conn.cursor(row_factory=dict_row)
-            cursor.execute(q.CLAIM, {"limit": self.batch})
-            rows = cursor.fetchall()
+            if self._redis is None:
+                cursor.execute(q.CLAIM, {"limit": self.batch})
+                rows = cursor.fetchall()
+                if rows:
+                    self._number(cursor, rows)
+            else:
+                rows = self._claim_and_send(cursor)
             if not rows:
                 return 0
-            if self._redis is None:
-                self._number(cursor, rows)
-            else:
-                pipe = self._redis.pipeline(transaction=False)
-                for row in rows:
-                    pipe.xadd(
-                        stream_key(row["aggregate_type"]), redis_fields(row), maxlen=self.maxlen, approximate=True
-                    )
-                with redis_errors(self._url):
-                    entry_ids = pipe.execute()
-                cursor.execute(q.MARK_PUBLISHED, ([r["event_id"] for r in rows], entry_ids))
         self.stats.delivered += len(rows)
         self.stats.batches += 1
         if self._cache is not None:
             self._refresh_cache(rows)
         return len(rows)
+
+    def _claim_and_send(self, cursor: Any) -> list[dict[str, Any]]:
+        """Up to ``depth`` batches in this transaction, each claimed while Redis takes the one before (the claim
+        sees this transaction's own marks, so it continues the same aggregates; Redis gets them in claim order)."""
+        sending = Background()
+        claimed: list[dict[str, Any]] = []
+        try:
+            for _ in range(self.depth):
+                cursor.execute(q.CLAIM_AND_MARK, {"limit": self.batch})
+                rows = sorted(cursor.fetchall(), key=lambda r: r["event_id"])
+                sending.wait()
+                if not rows:
+                    break
+                sending.start(self._send, rows)
+                claimed += rows
+                if len(rows) < self.batch:
+                    break
+            sending.wait()
+        finally:
+            sending.close()
+        return claimed
+
+    def _send(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Add the batch to its streams with one script call (loaded again if Redis lost it in a restart)."""
+        assert self._redis is not None
+        command = xadd_batch(
+            XADD_BATCH_SHA, self.maxlen, [(stream_key(r["aggregate_type"]), redis_fields(r)) for r in rows]
+        )
+        pool: Any = self._redis.connection_pool  # redis-py types these calls in one flavor and not the other
+        with redis_errors(self._url):
+            for attempt in (1, 2):
+                conn: Any = pool.get_connection()
+                try:
+                    conn.send_packed_command([command])
+                    added = conn.read_response()
+                except redis.exceptions.NoScriptError:
+                    if attempt == 2:
+                        raise
+                    self._redis.script_load(XADD_BATCH)
+                    continue
+                except BaseException:
+                    conn.disconnect()  # a reply may be left unread: never lend this connection again
+                    raise
+                finally:
+                    pool.release(conn)
+                if added != len(rows):
+                    raise EventsUnavailable(f"Redis added {added} of {len(rows)} events")
+                return
 
     @staticmethod
     def _number(cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -130,7 +182,7 @@ class Relay:
         quotes: set[int] = set()
         accounts: set[str] = set()
         for row in rows:
-            payload = row["payload"]
+            payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
             if row["aggregate_type"] == "market_data" and payload.get("table") == "quotes":
                 quotes.update(payload.get("security_ids") or ())
             elif row["aggregate_type"] == "position":

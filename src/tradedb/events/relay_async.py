@@ -1,12 +1,13 @@
 """The relay: publishes the outbox to Redis Streams (or numbers it into PostgreSQL streams when there is no
 Redis), at least once and in order per aggregate.
 
-One claim is one transaction: claim a batch (``FOR UPDATE SKIP LOCKED``, so several relays share the work),
-publish it (pipelined ``XADD`` with an approximate ``MAXLEN``), mark it delivered, commit. Killed between the
-``XADD`` and the commit, the relay leaves the batch undelivered and it is published again: a consumer sees at most
-one batch twice, recognizable by ``event_id`` (and by each aggregate's ``seq``). A Redis or PostgreSQL outage
-rolls the claim back; the relay retries with backoff and resumes by itself. After a batch is delivered the relay
-refreshes the Redis cache of latest quotes and positions from committed data (see ``cache``).
+One transaction claims a batch (``FOR UPDATE SKIP LOCKED``, so several relays share the work) and marks it
+delivered, publishes it (pipelined ``XADD`` with an approximate ``MAXLEN``) and, while Redis takes it, claims the
+next, up to ``depth`` batches; it commits once Redis acknowledged them all. Killed before the commit, the relay
+leaves its batches undelivered and they are published again: a consumer sees at most ``depth`` batches twice per
+kill, recognizable by ``event_id`` (and each aggregate's ``seq``). A Redis or PostgreSQL outage rolls the claim
+back; the relay retries with backoff and resumes by itself. After delivering, the relay refreshes the Redis cache
+of latest quotes and positions from committed data (see ``cache``).
 """
 
 # source-only: the one source; tools/async_to_sync.py generates the sync twin.
@@ -14,6 +15,7 @@ refreshes the Redis cache of latest quotes and positions from committed data (se
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,9 +25,11 @@ import redis.asyncio
 import redis.exceptions
 from psycopg.rows import dict_row
 
+from tradedb.db.inflight import AsyncBackground
 from tradedb.errors import ConnectionError, EventsUnavailable, RetryableError, ValidationError
 from tradedb.events import _sql as q
 from tradedb.events._listen_async import AsyncListener
+from tradedb.events._resp import XADD_BATCH, XADD_BATCH_SHA, xadd_batch
 from tradedb.events.cache_async import AsyncCache
 from tradedb.events.client_async import redis_errors
 from tradedb.events.envelope import check_positive, redis_fields, stream_key
@@ -64,6 +68,7 @@ class AsyncRelay:
         redis_url: str = "",
         cache: AsyncCache | None = None,
         batch: int = 1000,
+        depth: int = 2,
         poll: float = 1.0,
         maxlen: int | None = None,
     ) -> None:
@@ -74,6 +79,11 @@ class AsyncRelay:
         self._url = redis_url
         self._cache = cache
         self.batch = batch
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 16:
+            raise ValidationError(f"depth must be an integer from 1 to 16; got {depth!r}")
+        #: Batches per transaction: Redis takes one while the next is claimed. A relay killed mid-transaction
+        #: leaves at most ``depth`` batches to publish again.
+        self.depth = depth
         self.poll = check_positive(poll, "poll")
         self.maxlen = maxlen or db.settings.events_maxlen
         self._stopping = False
@@ -87,26 +97,68 @@ class AsyncRelay:
         """Claim, publish and mark one batch; return how many events it delivered (0: nothing to do)."""
         async with self._db.transaction() as conn:
             cursor = conn.cursor(row_factory=dict_row)
-            await cursor.execute(q.CLAIM, {"limit": self.batch})
-            rows = await cursor.fetchall()
+            if self._redis is None:
+                await cursor.execute(q.CLAIM, {"limit": self.batch})
+                rows = await cursor.fetchall()
+                if rows:
+                    await self._number(cursor, rows)
+            else:
+                rows = await self._claim_and_send(cursor)
             if not rows:
                 return 0
-            if self._redis is None:
-                await self._number(cursor, rows)
-            else:
-                pipe = self._redis.pipeline(transaction=False)
-                for row in rows:
-                    pipe.xadd(
-                        stream_key(row["aggregate_type"]), redis_fields(row), maxlen=self.maxlen, approximate=True
-                    )
-                async with redis_errors(self._url):
-                    entry_ids = await pipe.execute()
-                await cursor.execute(q.MARK_PUBLISHED, ([r["event_id"] for r in rows], entry_ids))
         self.stats.delivered += len(rows)
         self.stats.batches += 1
         if self._cache is not None:
             await self._refresh_cache(rows)
         return len(rows)
+
+    async def _claim_and_send(self, cursor: Any) -> list[dict[str, Any]]:
+        """Up to ``depth`` batches in this transaction, each claimed while Redis takes the one before (the claim
+        sees this transaction's own marks, so it continues the same aggregates; Redis gets them in claim order)."""
+        sending = AsyncBackground()
+        claimed: list[dict[str, Any]] = []
+        try:
+            for _ in range(self.depth):
+                await cursor.execute(q.CLAIM_AND_MARK, {"limit": self.batch})
+                rows = sorted(await cursor.fetchall(), key=lambda r: r["event_id"])
+                await sending.wait()
+                if not rows:
+                    break
+                sending.start(self._send, rows)
+                claimed += rows
+                if len(rows) < self.batch:
+                    break
+            await sending.wait()
+        finally:
+            await sending.close()
+        return claimed
+
+    async def _send(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Add the batch to its streams with one script call (loaded again if Redis lost it in a restart)."""
+        assert self._redis is not None
+        command = xadd_batch(
+            XADD_BATCH_SHA, self.maxlen, [(stream_key(r["aggregate_type"]), redis_fields(r)) for r in rows]
+        )
+        pool: Any = self._redis.connection_pool  # redis-py types these calls in one flavor and not the other
+        async with redis_errors(self._url):
+            for attempt in (1, 2):
+                conn: Any = await pool.get_connection()
+                try:
+                    await conn.send_packed_command([command])
+                    added = await conn.read_response()
+                except redis.exceptions.NoScriptError:
+                    if attempt == 2:
+                        raise
+                    await self._redis.script_load(XADD_BATCH)
+                    continue
+                except BaseException:
+                    await conn.disconnect()  # a reply may be left unread: never lend this connection again
+                    raise
+                finally:
+                    await pool.release(conn)
+                if added != len(rows):
+                    raise EventsUnavailable(f"Redis added {added} of {len(rows)} events")
+                return
 
     @staticmethod
     async def _number(cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -129,7 +181,7 @@ class AsyncRelay:
         quotes: set[int] = set()
         accounts: set[str] = set()
         for row in rows:
-            payload = row["payload"]
+            payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
             if row["aggregate_type"] == "market_data" and payload.get("table") == "quotes":
                 quotes.update(payload.get("security_ids") or ())
             elif row["aggregate_type"] == "position":

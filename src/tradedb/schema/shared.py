@@ -194,7 +194,6 @@ class EventOutbox(Base):
     stream_position: Mapped[int | None] = mapped_column(
         sa.BigInteger, comment="Position in its PostgreSQL stream (events without Redis); gap-free per stream"
     )
-    redis_id: Mapped[str | None] = mapped_column(sa.Text, comment="Redis stream entry id, when published to Redis")
 
 
 class EventSequence(Base):

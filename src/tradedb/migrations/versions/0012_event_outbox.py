@@ -121,7 +121,6 @@ def upgrade() -> None:
             nullable=True,
             comment="Position in its PostgreSQL stream (events without Redis); gap-free per stream",
         ),
-        sa.Column("redis_id", sa.Text(), nullable=True, comment="Redis stream entry id, when published to Redis"),
         sa.CheckConstraint("seq > 0", name=op.f("ck_event_outbox_seq_positive")),
         sa.PrimaryKeyConstraint("event_id", "created_at", name=op.f("pk_event_outbox")),
         schema=S,
