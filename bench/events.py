@@ -82,7 +82,7 @@ def emit_payloads(db: tradedb.Database, n: int) -> None:
         with db.transaction() as conn:
             for i in range(start, min(n, start + 1000)):
                 payload = {"order_id": i, "status": "partially_filled", "fill_quantity": "1", "price": "100.25"}
-                db.events.emit("order", i % 500, "fill.recorded", payload, conn=conn)
+                db.events.emit("desk", i % 500, "desk.fill", payload, conn=conn)
 
 
 def bench_relay(url: str, settings: Settings, redis: RedisServer) -> None:
@@ -96,7 +96,7 @@ def bench_relay(url: str, settings: Settings, redis: RedisServer) -> None:
                 "SELECT * FROM shared.event_outbox WHERE delivered_at IS NULL ORDER BY event_id", readonly=False
             )
             entries = [(stream_key(r["aggregate_type"]), redis_fields(r)) for r in rows]
-            client.delete(stream_key("order"), "bench:raw")
+            client.delete(stream_key("desk"), "bench:raw")
             started = time.perf_counter()
             for i in range(0, len(entries), 1000):
                 pipe = client.pipeline(transaction=False)

@@ -75,10 +75,10 @@ def emit_many(database: tradedb.Database, n: int, *, aggregates: int = 50, per_t
     for start in range(0, n, per_tx):
         with database.transaction() as conn:
             for i in range(start, min(n, start + per_tx)):
-                database.events.emit("order", i % aggregates + 1, "order.test", {"i": i}, conn=conn)
+                database.events.emit("desk", i % aggregates + 1, "desk.test", {"i": i}, conn=conn)
 
 
-def redis_events(server: RedisServer, stream: str = "order") -> list[dict[str, str]]:
+def redis_events(server: RedisServer, stream: str = "desk") -> list[dict[str, str]]:
     entries: list[Any] = server.client().xrange(stream_key(stream))  # type: ignore[assignment]
     return [fields for _, fields in entries]
 
@@ -154,7 +154,7 @@ def test_sequence_numbers_have_no_gaps_under_concurrency(fresh: TestDatabase) ->
             for i in range(40):
                 try:
                     with db.transaction() as conn:
-                        db.events.emit("order", i % 5 + 1, "order.test", {"writer": k, "i": i}, conn=conn)
+                        db.events.emit("desk", i % 5 + 1, "desk.test", {"writer": k, "i": i}, conn=conn)
                         if i % 7 == 0:
                             raise RuntimeError("roll back")
                 except RuntimeError:
@@ -175,13 +175,14 @@ def test_sequence_numbers_have_no_gaps_under_concurrency(fresh: TestDatabase) ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("order", 1, "order.test", {"x": float("nan")}), "not JSON"),
-        (("order", 1, "order.test", {"x": object()}), "not JSON"),
-        (("order", 1, "order.test", ["not", "an", "object"]), "mapping"),
-        (("order", 1, "order.test", {"x": "y" * 70_000}), "bytes"),
-        (("Order!", 1, "order.test", {}), "stream"),
-        (("order", "", "order.test", {}), "aggregate_id"),
-        (("order", 1, "Bad Type", {}), "event type"),
+        (("desk", 1, "desk.test", {"x": float("nan")}), "not JSON"),
+        (("desk", 1, "desk.test", {"x": object()}), "not JSON"),
+        (("desk", 1, "desk.test", ["not", "an", "object"]), "mapping"),
+        (("desk", 1, "desk.test", {"x": "y" * 70_000}), "bytes"),
+        (("Order!", 1, "desk.test", {}), "stream"),
+        (("order", 1, "order.forged", {}), "tradedb writes itself"),
+        (("desk", "", "desk.test", {}), "aggregate_id"),
+        (("desk", 1, "Bad Type", {}), "event type"),
     ],
 )
 def test_a_malformed_event_is_refused_and_nothing_is_written(
@@ -234,7 +235,7 @@ def test_redis_refusing_the_password_is_a_typed_error_without_the_password(fresh
     try:
         wrong = server.url.replace("s3cret-pw", "wrong-pw")
         with connect(fresh, redis_url=wrong) as db:
-            db.events.emit("order", 1, "order.test", {})
+            db.events.emit("desk", 1, "desk.test", {})
             with pytest.raises(EventsUnavailable, match="refused the credentials") as caught:
                 db.events.relay()
             assert "wrong-pw" not in caught.value.message and "***" in caught.value.message
@@ -278,8 +279,8 @@ def test_an_inbox_handler_writes_each_event_once_though_it_is_delivered_twice(
                 conn.execute("UPDATE shared.event_outbox SET delivered_at = NULL")
                 conn.commit()
             db.events.relay().run(until_idle=True)
-            assert redis_server.client().xlen(stream_key("order")) == 600
-        stats = db.events.consume("risk", writing_handler, ["order"], until_idle=True, block=0.2)
+            assert redis_server.client().xlen(stream_key("desk")) == 600
+        stats = db.events.consume("risk", writing_handler, ["desk"], until_idle=True, block=0.2)
     assert stats.handled == 300
     assert stats.duplicates == (300 if backend == "redis" else 0)
     assert [r[0] for r in sink(fresh)] == [e["event_id"] for e in outbox(fresh)]
@@ -302,7 +303,7 @@ def test_a_handler_that_always_fails_on_one_event_dead_letters_it_and_the_rest_f
                 raise KeyError("no such instrument")
 
         db.events.relay().run(until_idle=True)
-        worker = db.events.consumer("analytics", handler, "order", max_attempts=3, retry_after=0.2, block=0.1)
+        worker = db.events.consumer("analytics", handler, "desk", max_attempts=3, retry_after=0.2, block=0.1)
         deadline = time.monotonic() + 20
         while worker.stats.dead_letters == 0 and time.monotonic() < deadline:
             worker.run(until_idle=True)
@@ -320,11 +321,11 @@ def test_a_handler_that_always_fails_on_one_event_dead_letters_it_and_the_rest_f
 
 def test_a_malformed_stream_entry_is_dead_lettered(fresh: TestDatabase, redis_server: RedisServer) -> None:
     with with_redis(fresh, redis_server) as db:
-        db.events.emit("order", 1, "order.test", {"ok": True})
-        redis_server.client().xadd(stream_key("order"), {"garbage": "1"})
+        db.events.emit("desk", 1, "desk.test", {"ok": True})
+        redis_server.client().xadd(stream_key("desk"), {"garbage": "1"})
         db.events.relay().run(until_idle=True)
         seen: list[int] = []
-        stats = db.events.consume("g", lambda e, c: seen.append(e.event_id), "order", until_idle=True, block=0.1)
+        stats = db.events.consume("g", lambda e, c: seen.append(e.event_id), "desk", until_idle=True, block=0.1)
     assert stats.handled == 1 and stats.dead_letters == 1 and len(seen) == 1
     (letter,) = cast(list[Any], redis_server.client().xrange(dead_key("g")))
     assert "not a tradedb event" in letter[1]["error"]
@@ -336,10 +337,10 @@ def test_a_dead_consumers_messages_are_claimed_by_another(fresh: TestDatabase, r
         db.events.relay().run(until_idle=True)
         # "gone" reads everything and dies before acknowledging any of it.
         client = redis_server.client()
-        client.xgroup_create(stream_key("order"), "g", id="0", mkstream=True)
-        client.xreadgroup("g", "gone", {stream_key("order"): ">"}, count=100)
+        client.xgroup_create(stream_key("desk"), "g", id="0", mkstream=True)
+        client.xreadgroup("g", "gone", {stream_key("desk"): ">"}, count=100)
         seen: list[int] = []
-        worker = db.events.consumer("g", lambda e, c: seen.append(e.event_id), "order", retry_after=0.3, block=0.1)
+        worker = db.events.consumer("g", lambda e, c: seen.append(e.event_id), "desk", retry_after=0.3, block=0.1)
         time.sleep(0.4)
         worker.run(max_events=20)
     assert sorted(seen) == [e["event_id"] for e in outbox(fresh)]
@@ -365,10 +366,10 @@ def test_without_redis_the_postgres_streams_deliver_in_order(fresh: TestDatabase
         assert db.events.backend == "postgres"
         emit_many(db, 500, aggregates=5)
         seen: list[Event] = []
-        stats = db.events.consume("risk", lambda e, c: seen.append(e), ["order"], until_idle=True, block=0.1)
-        again = db.events.consume("risk", lambda e, c: seen.append(e), ["order"], until_idle=True, block=0.1)
+        stats = db.events.consume("risk", lambda e, c: seen.append(e), ["desk"], until_idle=True, block=0.1)
+        again = db.events.consume("risk", lambda e, c: seen.append(e), ["desk"], until_idle=True, block=0.1)
         other: list[Event] = []
-        db.events.consume("analytics", lambda e, c: other.append(e), ["order"], until_idle=True, block=0.1)
+        db.events.consume("analytics", lambda e, c: other.append(e), ["desk"], until_idle=True, block=0.1)
         status = db.events.status()
     assert stats.handled == 500 and again.handled == 0
     assert [e.event_id for e in seen] == [e["event_id"] for e in outbox(fresh)]
@@ -381,12 +382,13 @@ def test_without_redis_the_postgres_streams_deliver_in_order(fresh: TestDatabase
 def test_a_postgres_consumer_wakes_on_notify(fresh: TestDatabase) -> None:
     with connect(fresh) as db:
         seen: list[float] = []
-        worker = db.events.consumer("g", lambda e, c: seen.append(time.monotonic()), "order", block=30)
+        db.events.emit("desk", 1, "desk.test", {})  # a stream of one's own is known once written to
+        worker = db.events.consumer("g", lambda e, c: seen.append(time.monotonic()), "desk", block=30, start="latest")
         runner = threading.Thread(target=worker.run, kwargs={"max_events": 1})
         runner.start()
         time.sleep(0.5)
         sent = time.monotonic()
-        db.events.emit("order", 1, "order.test", {})
+        db.events.emit("desk", 1, "desk.test", {})
         runner.join(timeout=10)
     assert seen and seen[0] - sent < 2.0, "woken by NOTIFY, not by the 30 s poll"
 
@@ -482,8 +484,8 @@ def test_a_relay_killed_ten_times_loses_nothing(fresh: TestDatabase, redis_serve
         rng = random.Random(7)
         for _ in range(kills):
             # Kill it while it works: once it has published since it started, at a random instant.
-            start = redis_server.client().xlen(stream_key("order"))
-            while redis_server.client().xlen(stream_key("order")) == start:
+            start = redis_server.client().xlen(stream_key("desk"))
+            while redis_server.client().xlen(stream_key("desk")) == start:
                 time.sleep(0.005)
             time.sleep(rng.uniform(0, 0.05))
             relay.kill()
@@ -550,7 +552,7 @@ def test_cli_relay_tail_status(fresh: TestDatabase, redis_server: RedisServer) -
     assert [e["event_id"] for e in lines] == [e["event_id"] for e in outbox(fresh)][-5:]
     status = run_cli("events", "status", "--json", env=env)
     report = json.loads(status.stdout)
-    assert report["undelivered"] == 0 and report["streams"] == [{"stream": "order", "length": 30}]
+    assert report["undelivered"] == 0 and report["streams"] == [{"stream": "desk", "length": 30}]
     unknown = run_cli("events", "tail", "--stream", "nosuch", env=env)
     assert unknown.returncode != 0 and "unknown stream" in unknown.stderr and "Traceback" not in unknown.stderr
 
@@ -560,7 +562,7 @@ def test_the_async_api_relays_and_consumes(fresh: TestDatabase, redis_server: Re
         settings = make_settings(fresh.server_url, fresh.name, redis_url=redis_server.url)
         async with tradedb.connect_async(fresh.url, settings=settings) as db:
             for i in range(25):
-                await db.events.emit("order", i % 3 + 1, "order.test", {"i": i})
+                await db.events.emit("desk", i % 3 + 1, "desk.test", {"i": i})
             relay = await db.events.relay()
             await relay.run(until_idle=True)
             seen: list[int] = []
@@ -569,7 +571,7 @@ def test_the_async_api_relays_and_consumes(fresh: TestDatabase, redis_server: Re
                 await conn.execute("SELECT 1")
                 seen.append(event.event_id)
 
-            await db.events.consume("g", handler, "order", until_idle=True, block=0.1)
+            await db.events.consume("g", handler, "desk", until_idle=True, block=0.1)
             return seen, await db.events.status()
 
     seen, status = asyncio.run(main())
@@ -623,7 +625,7 @@ def test_maintenance_drops_delivered_events_past_retention_and_keeps_undelivered
         assert [k for k in kept.kept if k.startswith("shared.event_outbox_p")], kept.kept
         assert not set(kept.kept) & set(kept.dropped)
         assert len(outbox(fresh)) == 10 and kept.inbox_trimmed == 1
-        db.events.consume("g", lambda e, c: None, "order", until_idle=True, block=0.1)
+        db.events.consume("g", lambda e, c: None, "desk", until_idle=True, block=0.1)
         dropped = maintenance.maintain(settings=fresh.settings, url=fresh.server_url, ahead=0, now=later)
     assert set(kept.kept) <= set(dropped.dropped), dropped.dropped
     assert outbox(fresh) == [] and dropped.kept == []

@@ -22,20 +22,24 @@ EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 #: A payload larger than this is refused: events say what changed, they do not carry the data.
 MAX_PAYLOAD_BYTES = 64 * 1024
 
-#: The streams tradedb's own writers emit to.
+#: The streams tradedb's own writers emit to (``db.events.emit`` may not: nobody forges an order's events).
 STREAMS = ("order", "position", "risk", "market_data", "strategy_instance", "backtest")
+#: Of those, the streams whose sequence numbers are the version of the row the event is about (bumped under the
+#: row's lock by every change, each of which emits): no counter row to write on the fill path.
+VERSIONED = ("order", "position")
 
-EMIT = "SELECT count(*) FROM shared.emit_events(%s, %s, %s, %s::jsonb[])"
+EMIT = "SELECT count(*) FROM shared.emit_events(%s::jsonb)"
 
 
 @dataclass(frozen=True)
 class NewEvent:
-    """An event to write: ``payload`` is its JSON text."""
+    """An event to write: ``payload`` is its JSON text; ``seq`` given for VERSIONED streams, else counted."""
 
     stream: str
     aggregate_id: str
     type: str
     payload: str
+    seq: int | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -66,7 +70,9 @@ def payload_text(payload: Mapping[str, Any]) -> str:
     return text
 
 
-def new_event(stream: str, aggregate_id: Any, type: str, payload: Mapping[str, Any]) -> NewEvent:
+def new_event(
+    stream: str, aggregate_id: Any, type: str, payload: Mapping[str, Any], *, seq: int | None = None
+) -> NewEvent:
     """Check an event's names and payload and return it ready to write."""
     if not isinstance(stream, str) or not NAME.match(stream):
         raise ValidationError(f"stream must be lowercase letters, digits and '_' (at most 63); got {stream!r}")
@@ -74,14 +80,17 @@ def new_event(stream: str, aggregate_id: Any, type: str, payload: Mapping[str, A
         raise ValidationError(f"aggregate_id must be a non-empty string or an integer; got {aggregate_id!r}")
     if not isinstance(type, str) or not EVENT_TYPE.match(type) or len(type) > 100:
         raise ValidationError(f"event type must look like 'order.created'; got {type!r}")
-    return NewEvent(stream, str(aggregate_id), type, payload_text(payload))
+    if (seq is None) == (stream in VERSIONED):
+        raise ValidationError(f"events of {stream!r} {'need' if seq is None else 'take no'} a version as seq")
+    return NewEvent(stream, str(aggregate_id), type, payload_text(payload), seq)
 
 
-def emit_params(events: list[NewEvent]) -> tuple[list[str], list[str], list[str], list[str]]:
-    """The four arrays ``shared.emit_events`` takes."""
-    return (
-        [e.stream for e in events],
-        [e.aggregate_id for e in events],
-        [e.type for e in events],
-        [e.payload for e in events],
+def emit_params(events: list[NewEvent]) -> tuple[str]:
+    """The one parameter ``shared.emit_events`` takes: the events as a JSON array of
+    [stream, aggregate_id, type, payload, seq or null] (the payloads are JSON text already)."""
+    items = (
+        f"[{json.dumps(e.stream)},{json.dumps(e.aggregate_id)},{json.dumps(e.type)},{e.payload},"
+        f"{'null' if e.seq is None else e.seq}]"
+        for e in events
     )
+    return ("[" + ",".join(items) + "]",)

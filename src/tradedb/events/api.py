@@ -18,7 +18,7 @@ import redis.exceptions
 from psycopg import Connection
 
 from tradedb.db.outbox import emit
-from tradedb.db.outbox_rules import new_event
+from tradedb.db.outbox_rules import STREAMS, new_event
 from tradedb.errors import EventsUnavailable, UnknownGroup, ValidationError
 from tradedb.events import _sql as q
 from tradedb.events.cache import Cache
@@ -99,6 +99,8 @@ class Events:
     ) -> None:
         """Write an event of your own: in ``conn``'s open transaction (so it commits with your change), else in
         a transaction of its own. A payload that is not a JSON object raises ValidationError."""
+        if stream in STREAMS:
+            raise ValidationError(f"{stream!r} is a stream tradedb writes itself; emit to a stream of your own")
         event = new_event(stream, aggregate_id, type, payload)
         if conn is not None:
             emit(conn, [event])

@@ -390,13 +390,16 @@ _ORDER_FIELDS = (
 
 
 def order_event(order: Row, event_type: str, **extra: Any) -> NewEvent:
-    """An event of the ``order`` stream carrying the order as it is after the change."""
+    """An event of the ``order`` stream carrying the order as it is after the change (its version is the seq)."""
     payload = {k: order.get(k) for k in _ORDER_FIELDS if k in order}
-    return new_event("order", order["order_id"], event_type, {**payload, **extra})
+    return new_event("order", order["order_id"], event_type, {**payload, **extra}, seq=order["version"])
 
 
-def fill_events(fill: Row, order: Row, position: PositionState, from_status: str) -> list[NewEvent]:
-    """The events of a recorded fill: ``fill.recorded`` on its order, ``position.changed`` on the position."""
+def fill_events(
+    fill: Row, order: Row, position: PositionState, position_version: int, from_status: str
+) -> list[NewEvent]:
+    """The events of a recorded fill: ``fill.recorded`` on its order, ``position.changed`` on the position
+    (whose seq is its version before the change: a position is created at version 1 without an event)."""
     recorded = order_event(
         order,
         "fill.recorded",
@@ -422,5 +425,6 @@ def fill_events(fill: Row, order: Row, position: PositionState, from_status: str
             "total_commission": position.total_commission,
             "fill_id": fill["fill_id"],
         },
+        seq=position_version,
     )
     return [recorded, changed]

@@ -319,6 +319,7 @@ class Execution:
         if position is None:
             cursor.execute(CREATE_POSITION, key)
             position = _one(cursor, POSITION_FOR_UPDATE, key)
+            assert position is not None
         after = base.apply_fill(_state(position), order["side"], fill.quantity, fill.price, fill.commission)
         stored = _one(
             cursor,
@@ -353,7 +354,7 @@ class Execution:
                 "fill",
                 Jsonb({"execution_id": fill.execution_id, "quantity": str(fill.quantity), "price": str(fill.price)}),
             ),
-            base.fill_events(stored, updated, after, order["status"]) if self._outbox else [],
+            base.fill_events(stored, updated, after, position["version"], order["status"]) if self._outbox else [],
         )
         new_position = _one(
             cursor,

@@ -322,6 +322,7 @@ class AsyncExecution:
         if position is None:
             await cursor.execute(CREATE_POSITION, key)
             position = await _one(cursor, POSITION_FOR_UPDATE, key)
+            assert position is not None
         after = base.apply_fill(_state(position), order["side"], fill.quantity, fill.price, fill.commission)
         stored = await _one(
             cursor,
@@ -356,7 +357,7 @@ class AsyncExecution:
                 "fill",
                 Jsonb({"execution_id": fill.execution_id, "quantity": str(fill.quantity), "price": str(fill.price)}),
             ),
-            base.fill_events(stored, updated, after, order["status"]) if self._outbox else [],
+            base.fill_events(stored, updated, after, position["version"], order["status"]) if self._outbox else [],
         )
         new_position = await _one(
             cursor,

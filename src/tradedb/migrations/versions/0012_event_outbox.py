@@ -27,24 +27,25 @@ S = "shared"
 TS = sa.DateTime(timezone=True)
 
 EMIT_EVENTS = """
-CREATE FUNCTION shared.emit_events(
-    aggregate_types text[], aggregate_ids text[], event_types text[], payloads jsonb[]
-) RETURNS SETOF bigint
+CREATE FUNCTION shared.emit_events(events jsonb) RETURNS SETOF bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    -- events: [[aggregate_type, aggregate_id, event_type, payload, seq], ...] (one JSON document: cheaper to
+    -- send than arrays whose text would need escaping). seq: the version of the row the event is about, bumped
+    -- under that row's lock (orders, positions), or null: the aggregate's counter gives it.
     WITH batch AS (
-        SELECT b.aggregate_type, b.aggregate_id, b.event_type, b.payload, b.n
-        FROM unnest(aggregate_types, aggregate_ids, event_types, payloads)
-            WITH ORDINALITY AS b(aggregate_type, aggregate_id, event_type, payload, n)
+        SELECT e->>0 AS aggregate_type, e->>1 AS aggregate_id, e->>2 AS event_type, e->3 AS payload,
+               (e->>4)::bigint AS given, n
+        FROM jsonb_array_elements(events) WITH ORDINALITY AS b(e, n)
     ), counted AS (
         -- Locks each aggregate's counter until commit (in a fixed order, so two writers never deadlock here):
         -- an aggregate's sequence numbers commit in order, and its event ids follow them.
         INSERT INTO shared.event_sequences AS s (aggregate_type, aggregate_id, last_seq)
-        SELECT aggregate_type, aggregate_id, count(*) FROM batch GROUP BY 1, 2 ORDER BY 1, 2
+        SELECT aggregate_type, aggregate_id, count(*) FROM batch WHERE given IS NULL GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_seq = s.last_seq + excluded.last_seq
         RETURNING s.aggregate_type, s.aggregate_id, s.last_seq
     ), numbered AS (
-        SELECT b.*, c.last_seq - count(*) OVER w + row_number() OVER (w ORDER BY b.n) AS seq
-        FROM batch b JOIN counted c USING (aggregate_type, aggregate_id)
+        SELECT b.*, coalesce(b.given, c.last_seq - count(*) OVER w + row_number() OVER (w ORDER BY b.n)) AS seq
+        FROM batch b LEFT JOIN counted c USING (aggregate_type, aggregate_id)
         WINDOW w AS (PARTITION BY b.aggregate_type, b.aggregate_id)
     )
     INSERT INTO shared.event_outbox (aggregate_type, aggregate_id, seq, event_type, payload)
@@ -220,7 +221,7 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS event_outbox_notify ON shared.event_outbox")
     op.execute("DROP FUNCTION IF EXISTS shared.event_outbox_notify()")
     op.execute("DROP FUNCTION IF EXISTS shared.claim_inbox(text, bigint)")
-    op.execute("DROP FUNCTION IF EXISTS shared.emit_events(text[], text[], text[], jsonb[])")
+    op.execute("DROP FUNCTION IF EXISTS shared.emit_events(jsonb)")
     for table in ("event_dead_letters", "event_inbox", "event_consumer_groups", "event_streams", "event_sequences"):
         op.drop_table(table, schema=S)
     op.drop_table("event_outbox", schema=S)
