@@ -13,10 +13,10 @@ from typing import Any
 
 from psycopg import Connection, Cursor
 
-from tradedb.db.outbox_rules import EMIT, NewEvent, emit_params
+from tradedb.db.outbox_rules import NewEvent, emit_params, emit_sql
 
 
 def emit(conn: Connection[Any] | Cursor[Any], events: Sequence[NewEvent]) -> None:
     """Write ``events`` (from ``outbox_rules.new_event``) in the open transaction of ``conn``; one statement."""
     if events:
-        conn.execute(EMIT, emit_params(list(events)))
+        conn.execute(emit_sql(list(events)), emit_params(list(events)))

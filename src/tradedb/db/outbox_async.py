@@ -12,10 +12,10 @@ from typing import Any
 
 from psycopg import AsyncConnection, AsyncCursor
 
-from tradedb.db.outbox_rules import EMIT, NewEvent, emit_params
+from tradedb.db.outbox_rules import NewEvent, emit_params, emit_sql
 
 
 async def emit(conn: AsyncConnection[Any] | AsyncCursor[Any], events: Sequence[NewEvent]) -> None:
     """Write ``events`` (from ``outbox_rules.new_event``) in the open transaction of ``conn``; one statement."""
     if events:
-        await conn.execute(EMIT, emit_params(list(events)))
+        await conn.execute(emit_sql(list(events)), emit_params(list(events)))

@@ -28,7 +28,8 @@ STREAMS = ("order", "position", "risk", "market_data", "strategy_instance", "bac
 #: row's lock by every change, each of which emits): no counter row to write on the fill path.
 VERSIONED = ("order", "position")
 
-EMIT = "SELECT count(*) FROM shared.emit_events(%s::jsonb)"
+EMIT = "SELECT shared.emit_events(%s::jsonb)"
+EMIT_VERSIONED = "SELECT shared.emit_versioned(%s::jsonb)"
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,18 @@ def new_event(
     return NewEvent(stream, str(aggregate_id), type, payload_text(payload), seq)
 
 
+def emit_sql(events: list[NewEvent]) -> str:
+    """EMIT_VERSIONED when every event brings its seq, else EMIT (which counts them)."""
+    if all(e.seq is not None for e in events):
+        return EMIT_VERSIONED
+    if any(e.seq is not None for e in events):
+        raise ValidationError("emit versioned and counted events in separate calls")
+    return EMIT
+
+
 def emit_params(events: list[NewEvent]) -> tuple[str]:
-    """The one parameter ``shared.emit_events`` takes: the events as a JSON array of
-    [stream, aggregate_id, type, payload, seq or null] (the payloads are JSON text already)."""
+    """The one parameter of ``emit_sql``: the events as a JSON array of [stream, aggregate_id, type, payload,
+    seq or null] (the payloads are JSON text already)."""
     items = (
         f"[{json.dumps(e.stream)},{json.dumps(e.aggregate_id)},{json.dumps(e.type)},{e.payload},"
         f"{'null' if e.seq is None else e.seq}]"

@@ -1,6 +1,6 @@
 """Named SQL of the execution API, shared by the async source and its generated sync twin."""
 
-from tradedb.db.outbox_rules import EMIT
+from tradedb.db.outbox_rules import EMIT_VERSIONED
 
 ORDER_BY_CLIENT_ID = "SELECT * FROM execution.orders WHERE client_order_id = %s"
 ORDER_FOR_UPDATE = "SELECT * FROM execution.orders WHERE order_id = %s FOR UPDATE"
@@ -32,7 +32,7 @@ INSERT INTO execution.order_events (order_id, account_id, from_status, to_status
 VALUES (%s, %s, %s, %s, %s, %s)
 """
 #: The order event and the outbox's events in one statement (no extra round trip on the fill path).
-INSERT_EVENT_EMIT = f"WITH order_event AS ({INSERT_EVENT.strip()}) {EMIT}"
+INSERT_EVENT_EMIT = f"WITH order_event AS ({INSERT_EVENT.strip()}) {EMIT_VERSIONED}"
 INSERT_RISK_EVENT = """
 INSERT INTO risk_management.risk_events (account_id, security_id, event_type, severity, message, data)
 VALUES (%s, %s, 'order_blocked', 'high', %s, %s)

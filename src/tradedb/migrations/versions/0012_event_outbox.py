@@ -26,31 +26,45 @@ depends_on: str | Sequence[str] | None = None
 S = "shared"
 TS = sa.DateTime(timezone=True)
 
+# Both plpgsql: its plans are cached for the session (a SQL function's are made again on every call).
 EMIT_EVENTS = """
-CREATE FUNCTION shared.emit_events(events jsonb) RETURNS SETOF bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-    -- events: [[aggregate_type, aggregate_id, event_type, payload, seq], ...] (one JSON document: cheaper to
-    -- send than arrays whose text would need escaping). seq: the version of the row the event is about, bumped
-    -- under that row's lock (orders, positions), or null: the aggregate's counter gives it.
+CREATE FUNCTION shared.emit_events(events jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    -- events: [[aggregate_type, aggregate_id, event_type, payload], ...] (one JSON document: cheaper to send
+    -- than arrays whose text would need escaping).
     WITH batch AS (
-        SELECT e->>0 AS aggregate_type, e->>1 AS aggregate_id, e->>2 AS event_type, e->3 AS payload,
-               (e->>4)::bigint AS given, n
+        SELECT e->>0 AS aggregate_type, e->>1 AS aggregate_id, e->>2 AS event_type, e->3 AS payload, n
         FROM jsonb_array_elements(events) WITH ORDINALITY AS b(e, n)
     ), counted AS (
         -- Locks each aggregate's counter until commit (in a fixed order, so two writers never deadlock here):
         -- an aggregate's sequence numbers commit in order, and its event ids follow them.
         INSERT INTO shared.event_sequences AS s (aggregate_type, aggregate_id, last_seq)
-        SELECT aggregate_type, aggregate_id, count(*) FROM batch WHERE given IS NULL GROUP BY 1, 2 ORDER BY 1, 2
+        SELECT b.aggregate_type, b.aggregate_id, count(*) FROM batch b GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_seq = s.last_seq + excluded.last_seq
         RETURNING s.aggregate_type, s.aggregate_id, s.last_seq
     ), numbered AS (
-        SELECT b.*, coalesce(b.given, c.last_seq - count(*) OVER w + row_number() OVER (w ORDER BY b.n)) AS seq
-        FROM batch b LEFT JOIN counted c USING (aggregate_type, aggregate_id)
+        SELECT b.*, c.last_seq - count(*) OVER w + row_number() OVER (w ORDER BY b.n) AS seq
+        FROM batch b JOIN counted c ON c.aggregate_type = b.aggregate_type AND c.aggregate_id = b.aggregate_id
         WINDOW w AS (PARTITION BY b.aggregate_type, b.aggregate_id)
     )
     INSERT INTO shared.event_outbox (aggregate_type, aggregate_id, seq, event_type, payload)
-    SELECT aggregate_type, aggregate_id, seq, event_type, payload FROM numbered ORDER BY n
-    RETURNING event_id
+    SELECT x.aggregate_type, x.aggregate_id, x.seq, x.event_type, x.payload FROM numbered x ORDER BY x.n;
+END
+$fn$
+"""
+
+#: Events whose sequence number is the version of the row they are about (orders, positions): bumped under that
+#: row's lock by every change, so no counter is needed.
+EMIT_VERSIONED = """
+CREATE FUNCTION shared.emit_versioned(events jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    -- events: [[aggregate_type, aggregate_id, event_type, payload, seq], ...]
+    INSERT INTO shared.event_outbox (aggregate_type, aggregate_id, seq, event_type, payload)
+    SELECT e->>0, e->>1, (e->>4)::bigint, e->>2, e->3
+    FROM jsonb_array_elements(events) WITH ORDINALITY AS b(e, n) ORDER BY n;
+END
 $fn$
 """
 
@@ -209,6 +223,7 @@ def upgrade() -> None:
         comment="Events a consumer group gave up on after its attempts (PostgreSQL streams).",
     )
     op.execute(EMIT_EVENTS)
+    op.execute(EMIT_VERSIONED)
     op.execute(INBOX_CLAIM)
     op.execute(NOTIFY)
     op.execute(
@@ -221,6 +236,7 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS event_outbox_notify ON shared.event_outbox")
     op.execute("DROP FUNCTION IF EXISTS shared.event_outbox_notify()")
     op.execute("DROP FUNCTION IF EXISTS shared.claim_inbox(text, bigint)")
+    op.execute("DROP FUNCTION IF EXISTS shared.emit_versioned(jsonb)")
     op.execute("DROP FUNCTION IF EXISTS shared.emit_events(jsonb)")
     for table in ("event_dead_letters", "event_inbox", "event_consumer_groups", "event_streams", "event_sequences"):
         op.drop_table(table, schema=S)
