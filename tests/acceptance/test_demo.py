@@ -53,6 +53,11 @@ def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
     sheet = Path(recorded.group(2))
     assert sheet.is_relative_to(home) and "<svg" in sheet.read_text(), sheet
     assert re.search(r"trades\s+│\s+\d+", out), out
+    # Without Redis the demo's consumer group reads the PostgreSQL streams: every order, fill and position change.
+    flowed = re.search(r"events to consumer group tradedb-demo \(postgres streams\): (.*) \(", out)
+    assert flowed is not None, out
+    assert "10 fill.recorded" in flowed.group(1) and "10 position.changed" in flowed.group(1), flowed.group(1)
+    assert "1 backtest.finished" in flowed.group(1) and "market_data.batch_committed" in flowed.group(1)
     password = (home / "password").read_text().strip()
     assert password not in out + first.stderr
 
@@ -64,5 +69,9 @@ def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
     assert re.search(r"data_ingestion\.bars\s+│\s+42,228", again.stdout)
     assert re.search(r"data_ingestion\.quotes\s+│\s+1,004,400", again.stdout), again.stdout
     assert "quotes written (replace)" in again.stdout
+    # A second demo's group sees only what the second run wrote: the replaced quote batches.
+    assert re.search(
+        r"events to consumer group tradedb-demo \(postgres streams\): \d+ market_data.batch_committed \(", again.stdout
+    ), again.stdout
     # the same backtest recorded again is the same run
     assert f"backtest recorded as run {recorded.group(1)} (recorded by an earlier demo: the same run)" in again.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -288,5 +289,20 @@ def demo(
     out.print(
         f"backtest recorded as run {bt['run_id']}{again}; tear sheet: {bt['path']}", highlight=False, soft_wrap=True
     )
+    ev = report.events
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(ev["by_type"].items())) or "none new"
+    out.print(
+        f"events to consumer group {demo_module.DEMO_GROUP} ({ev['backend']} streams): {kinds}"
+        " (`tradedb events status`, `tradedb events tail`)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for event in ev["recent"]:
+        payload = json.dumps(event["payload"], default=str)
+        out.print(
+            f"  {event['stream']}/{event['aggregate_id']} #{event['seq']} {event['type']}: {payload[:100]}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if url is None:
         out.print("the embedded server keeps running: `tradedb db url` prints its URL, `tradedb db stop` stops it")

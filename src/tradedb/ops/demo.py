@@ -24,6 +24,7 @@ from psycopg.rows import TupleRow
 from tradedb.database import Database
 from tradedb.db import direct as _connect
 from tradedb.db.embedded import EmbeddedServer
+from tradedb.events import Event
 from tradedb.masking import mask_url
 from tradedb.ops import setup as provision
 from tradedb.schema import SERVICE_SCHEMAS, metadata
@@ -101,6 +102,7 @@ class DemoReport:
     positions: list[dict[str, Any]] = field(default_factory=list)
     quotes: dict[str, Any] = field(default_factory=dict)
     backtest: dict[str, Any] = field(default_factory=dict)
+    events: dict[str, Any] = field(default_factory=dict)
 
 
 class BarRow(NamedTuple):
@@ -377,6 +379,27 @@ def backtest_sample(url: str, settings: Settings) -> dict[str, Any]:
     return {"run_id": recorded.run_id, "created": recorded.created, "metrics": recorded.metrics, "path": path}
 
 
+DEMO_GROUP = "tradedb-demo"
+
+
+def events_sample(url: str, settings: Settings) -> dict[str, Any]:
+    """What reached the demo's consumer group since the last demo: the events the steps above wrote in their
+    transactions, relayed to Redis when one is configured, else read from the PostgreSQL streams."""
+    with Database(url, settings=settings, min_size=0, max_size=2, name="tradedb-demo") as db:
+        if db.events.backend == "redis":
+            db.events.relay().run(until_idle=True)
+        by_type: dict[str, int] = {}
+        recent: list[dict[str, Any]] = []
+
+        def handler(event: Event, conn: Any) -> None:
+            by_type[event.type] = by_type.get(event.type, 0) + 1
+            recent.append(event.as_dict())
+            del recent[:-3]
+
+        db.events.consume(DEMO_GROUP, handler, until_idle=True, block=0.2, inbox=False)
+        return {"backend": db.events.backend, "by_type": by_type, "recent": recent}
+
+
 def _scalar(conn: psycopg.Connection[TupleRow], query: sql.Composable | str) -> Any:
     row = conn.execute(query).fetchone()  # type: ignore[arg-type]
     assert row is not None
@@ -415,6 +438,10 @@ def run_demo(
     backtest = backtest_sample(trading_url, settings)
     timings["backtest"] = time.perf_counter() - step
 
+    step = time.perf_counter()
+    events = events_sample(trading_url, settings)
+    timings["events"] = time.perf_counter() - step
+
     with _connect.connect(trading_url, settings, autocommit=True) as conn:
         version = str(_scalar(conn, "SHOW server_version"))
         tables = conn.execute(
@@ -442,4 +469,5 @@ def run_demo(
         positions=positions,
         quotes=quotes,
         backtest=backtest,
+        events=events,
     )
