@@ -104,3 +104,13 @@ def test_chart_runs_migrations_as_a_pre_upgrade_hook_and_backups_weekly() -> Non
     cron = yaml.safe_load(render((CHART / "templates" / "backup-cronjob.yaml").read_text(), values))
     assert cron["spec"]["schedule"] == "0 4 * * 0"
     assert "--verify" in cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+
+
+def test_chart_runs_the_events_relay_as_a_deployment_with_redis_from_a_secret() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    relay = yaml.safe_load(render((CHART / "templates" / "events-relay-deployment.yaml").read_text(), values))
+    assert relay["kind"] == "Deployment" and relay["spec"]["replicas"] == 2
+    container = relay["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["tradedb", "events", "relay"]
+    assert container["args"] == ["--batch", "1000", "--depth", "2"]
+    assert {"secretRef": {"name": "tradedb-redis"}} in container["envFrom"]
