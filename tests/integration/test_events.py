@@ -629,3 +629,18 @@ def test_maintenance_drops_delivered_events_past_retention_and_keeps_undelivered
         dropped = maintenance.maintain(settings=fresh.settings, url=fresh.server_url, ahead=0, now=later)
     assert set(kept.kept) <= set(dropped.dropped), dropped.dropped
     assert outbox(fresh) == [] and dropped.kept == []
+
+
+def test_the_readme_example_runs(fresh: TestDatabase, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    """The Python example of the README's "Events" section, run as written (no Redis: the PostgreSQL streams)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Events") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    monkeypatch.setenv("DATABASE_URL", fresh.url)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["desk fx-1 1 desk.limit_changed {'limit': '2500000'}", "0"]
