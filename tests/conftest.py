@@ -184,13 +184,24 @@ def template_db(server_url: str) -> Iterator[str]:
     drop_database(server_url, f"{name}_prefect")
 
 
-@pytest.fixture(scope="module")
-def db(server_url: str, template_db: str) -> Iterator[TestDatabase]:
-    """A set-up database of the module's own, cloned from the template."""
+def cloned(server_url: str, template_db: str) -> Iterator[TestDatabase]:
+    """A set-up database cloned from the template, dropped afterwards."""
     name = f"{DB_PREFIX}{uuid.uuid4().hex[:12]}"
     create_database(server_url, name, template=template_db)
     yield TestDatabase(name, server_url, make_settings(server_url, name, prefect_db=f"{template_db}_prefect"))
     drop_database(server_url, name)
+
+
+@pytest.fixture(scope="module")
+def db(server_url: str, template_db: str) -> Iterator[TestDatabase]:
+    """A set-up database of the module's own, cloned from the template."""
+    yield from cloned(server_url, template_db)
+
+
+@pytest.fixture
+def fresh_db(server_url: str, template_db: str) -> Iterator[TestDatabase]:
+    """A set-up database of the test's own (for tests that count everything in a table)."""
+    yield from cloned(server_url, template_db)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 import tradedb
-from tests.conftest import DB_PREFIX, TestDatabase, create_database, drop_database, make_settings, run_cli
+from tests.conftest import TestDatabase, make_settings, run_cli
 from tests.redis_server import RedisServer
 from tradedb import EventsUnavailable, Overfill, UnknownGroup, UnknownStream, ValidationError
 from tradedb.events import Event
@@ -26,12 +26,9 @@ from tradedb.events.envelope import dead_key, stream_key
 
 
 @pytest.fixture
-def fresh(server_url: str, template_db: str) -> Iterator[TestDatabase]:
+def fresh(fresh_db: TestDatabase) -> TestDatabase:
     """A database of the test's own: the outbox, streams and groups start empty."""
-    name = f"{DB_PREFIX}{uuid.uuid4().hex[:12]}"
-    create_database(server_url, name, template=template_db)
-    yield TestDatabase(name, server_url, make_settings(server_url, name, prefect_db=f"{template_db}_prefect"))
-    drop_database(server_url, name)
+    return fresh_db
 
 
 @pytest.fixture

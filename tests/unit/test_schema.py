@@ -43,6 +43,7 @@ SCHEMA_MD_TABLES = {
 }
 TIME_SERIES = {
     "shared.audit_log",
+    "shared.event_outbox",
     "data_ingestion.quotes",
     "data_ingestion.market_trades",
     "data_ingestion.bars",
@@ -62,6 +63,8 @@ TRADEDB_TABLES = {
     # market data coverage maintained on write (issue 4); order book snapshots (issue 13); last quotes (issue 18)
     "data_ingestion": {"coverage", "order_book_snapshots", "last_quotes"},
     "strategy_engine": {"backtest_positions", "backtest_orders"},
+    # events (issue 14): per-aggregate sequence counters, PostgreSQL streams and their groups, inbox, dead letters
+    "shared": {"event_sequences", "event_streams", "event_consumer_groups", "event_inbox", "event_dead_letters"},
 }
 
 
