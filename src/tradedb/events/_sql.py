@@ -146,7 +146,8 @@ FROM s WHERE security_id IN (SELECT security_id FROM s GROUP BY 1 HAVING bool_an
 ORDER BY security_id, ts DESC
 """
 CACHE_POSITIONS = """
-SELECT account_id, security_id, quantity, avg_price, realized_pnl, total_commission, updated_at,
+SELECT a.account_id, p.security_id, p.quantity, p.avg_price, p.realized_pnl, p.total_commission, p.updated_at,
        extract(epoch FROM statement_timestamp())::float8 AS as_of
-FROM execution.positions WHERE account_id = ANY(%s::text[])
+FROM unnest(%s::text[]) AS a(account_id)
+LEFT JOIN execution.positions p ON p.account_id = a.account_id
 """

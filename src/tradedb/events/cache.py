@@ -82,6 +82,8 @@ class Cache:
         """Cache CACHE_POSITIONS rows per account (an account without rows is cached as having none)."""
         by_account: dict[str, list[str]] = {a: [] for a in accounts}
         for row in rows:
+            if row["security_id"] is None:  # an account without positions (CACHE_POSITIONS' outer join)
+                continue
             value = {k: _text(row[k]) for k in ("quantity", "avg_price", "realized_pnl", "total_commission")}
             value["updated_at"] = _text(row["updated_at"])
             by_account.setdefault(row["account_id"], []).extend((str(row["security_id"]), json.dumps(value)))

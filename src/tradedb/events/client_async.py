@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio
 import redis.exceptions
 
-from tradedb.errors import EventsUnavailable
+from tradedb.errors import EventsError, EventsUnavailable
 from tradedb.masking import mask_url
 from tradedb.settings import Settings
 
@@ -50,8 +50,11 @@ async def open_redis(settings: Settings, url: str | None = None) -> redis.asynci
 
 @asynccontextmanager
 async def redis_errors(url: str) -> AsyncIterator[None]:
-    """Turn Redis connection failures inside the block into EventsUnavailable (masked)."""
+    """Turn Redis failures inside the block into typed errors: EventsUnavailable when it cannot be reached,
+    EventsError when it refuses a command (out of memory, a key of another type); URLs masked."""
     try:
         yield
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         raise _explain(exc, url) from None
+    except redis.exceptions.ResponseError as exc:
+        raise EventsError(f"Redis at {mask_url(url)} refused a command: {mask_url(str(exc))}") from None

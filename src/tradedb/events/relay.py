@@ -27,7 +27,7 @@ import redis.exceptions
 from psycopg.rows import dict_row
 
 from tradedb.db.inflight import Background
-from tradedb.errors import ConnectionError, EventsUnavailable, RetryableError, ValidationError
+from tradedb.errors import ConnectionError, EventsError, RetryableError, ValidationError
 from tradedb.events import _sql as q
 from tradedb.events._listen import Listener
 from tradedb.events._resp import XADD_BATCH, XADD_BATCH_SHA, xadd_batch
@@ -158,7 +158,7 @@ class Relay:
                 finally:
                     pool.release(conn)
                 if added != len(rows):
-                    raise EventsUnavailable(f"Redis added {added} of {len(rows)} events")
+                    raise EventsError(f"Redis added {added} of {len(rows)} events")
                 return
 
     @staticmethod
@@ -208,7 +208,8 @@ class Relay:
                 try:
                     n = self.publish_once()
                     delay = BACKOFF
-                except (EventsUnavailable, ConnectionError, RetryableError) as exc:
+                except (EventsError, ConnectionError, RetryableError) as exc:
+                    # Redis away or refusing (out of memory), PostgreSQL restarting: the claim rolled back.
                     self.stats.failures += 1
                     logger.warning("relay: %s; retrying in %.2f s", exc.message, delay)
                     time.sleep(delay)

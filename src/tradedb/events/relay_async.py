@@ -26,7 +26,7 @@ import redis.exceptions
 from psycopg.rows import dict_row
 
 from tradedb.db.inflight import AsyncBackground
-from tradedb.errors import ConnectionError, EventsUnavailable, RetryableError, ValidationError
+from tradedb.errors import ConnectionError, EventsError, RetryableError, ValidationError
 from tradedb.events import _sql as q
 from tradedb.events._listen_async import AsyncListener
 from tradedb.events._resp import XADD_BATCH, XADD_BATCH_SHA, xadd_batch
@@ -157,7 +157,7 @@ class AsyncRelay:
                 finally:
                     await pool.release(conn)
                 if added != len(rows):
-                    raise EventsUnavailable(f"Redis added {added} of {len(rows)} events")
+                    raise EventsError(f"Redis added {added} of {len(rows)} events")
                 return
 
     @staticmethod
@@ -207,7 +207,8 @@ class AsyncRelay:
                 try:
                     n = await self.publish_once()
                     delay = BACKOFF
-                except (EventsUnavailable, ConnectionError, RetryableError) as exc:
+                except (EventsError, ConnectionError, RetryableError) as exc:
+                    # Redis away or refusing (out of memory), PostgreSQL restarting: the claim rolled back.
                     self.stats.failures += 1
                     logger.warning("relay: %s; retrying in %.2f s", exc.message, delay)
                     await asyncio.sleep(delay)
