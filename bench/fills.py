@@ -1,5 +1,5 @@
 """Benchmark: record_fill throughput, 1 and 4 concurrent writers, against the same SQL issued directly with psycopg
-in the same run, and pgbench running an equivalent script (the server's limit).
+in the same run (events included), and pgbench running an equivalent script (the server's limit).
 
 Each writer fills its own order on its own position (a fill locks its order and its position row). Goal: tradedb
 at least 85 % of raw psycopg at the same concurrency. Figures are medians of 3 rounds of DURATION seconds.
@@ -22,15 +22,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import dict_row
 
 import tradedb
 from _server import bench_server
 from tradedb.db.embedded import EmbeddedServer
+from tradedb.db.outbox_rules import emit_params
 from tradedb.execution import _rules as base
 from tradedb.execution._sql import (
     CREATE_POSITION,
     FILL_BY_EXECUTION_ID,
-    INSERT_EVENT,
+    INSERT_EVENT_EMIT,
     INSERT_FILL,
     ORDER_FOR_UPDATE,
     POSITION_FOR_UPDATE,
@@ -46,7 +48,9 @@ PREFIX = "tdbbench_"
 
 
 def raw_fill(conn: psycopg.Connection, execution_id: str, order_id: int, quantity: Decimal, price: Decimal) -> None:
-    """The statements record_fill issues, with the same arithmetic, straight on a psycopg connection."""
+    """The statements record_fill issues, with the same arithmetic and the same events, straight on a psycopg
+    connection."""
+    rows = conn.cursor(row_factory=dict_row)
     with conn.transaction():
         order = conn.execute(ORDER_FOR_UPDATE, (order_id,)).fetchone()
         assert order is not None
@@ -60,15 +64,20 @@ def raw_fill(conn: psycopg.Connection, execution_id: str, order_id: int, quantit
         assert pos is not None
         after = base.apply_fill(base.PositionState(pos[2], pos[3], pos[4], pos[5]), side, quantity, price)
         now = datetime.now(UTC)
-        conn.execute(
+        fill = rows.execute(
             INSERT_FILL, (execution_id, order_id, account, security, side, quantity, price, Decimal(0), None, now, None)
-        )
+        ).fetchone()
         new_filled = filled + quantity
-        conn.execute(
+        updated = rows.execute(
             UPDATE_ORDER_FILLED,
             (new_filled, base.average(filled, avg, quantity, price), base.status_after_fill(qty, new_filled), order_id),
+        ).fetchone()
+        assert fill is not None
+        assert updated is not None
+        events = base.fill_events(fill, updated, after, pos[8], "submitted")
+        conn.execute(
+            INSERT_EVENT_EMIT, (order_id, account, "submitted", "partially_filled", "fill", None, *emit_params(events))
         )
-        conn.execute(INSERT_EVENT, (order_id, account, "submitted", "partially_filled", "fill", None))
         conn.execute(
             UPDATE_POSITION,
             (
@@ -102,6 +111,8 @@ INSERT INTO execution.order_events (order_id, account_id, from_status, to_status
   VALUES (:oid, 'BENCH-' || :acct, 'submitted', 'partially_filled', 'fill');
 UPDATE execution.positions SET quantity = quantity + 1, avg_price = 100, updated_at = now(),
     version = version + 1 WHERE account_id = 'BENCH-' || :acct AND security_id = :sec;
+SELECT shared.emit_versioned(('[["order", "' || :oid || '", "fill.recorded", {"quantity": "1"}, 1],'
+    || '["position", "' || :acct || '", "position.changed", {"quantity": "1"}, 1]]')::jsonb);
 END;
 """
 
