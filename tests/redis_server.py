@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import free_port
+from tests.servers import free_port, make_ca_and_server_cert
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -26,25 +26,46 @@ def require_redis() -> None:
 
 
 class RedisServer:
-    def __init__(self, *, password: str | None = None) -> None:
+    def __init__(self, *, password: str | None = None, tls: bool = False) -> None:
         require_redis()
         self.port = free_port()
         self.password = password
         self.dir = Path(tempfile.mkdtemp(prefix="tradedb-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
+        #: With TLS only (no plain port): a test CA and a certificate for DNS:localhost.
+        self.tls = make_ca_and_server_cert(self.dir) if tls else None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls is not None:
+            return f"rediss://{auth}localhost:{self.port}/0?ssl_ca_certs={self.tls[0]}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, decode_responses=True)
 
     def start(self) -> RedisServer:
+        ports = ["--port", str(self.port)]
+        if self.tls is not None:
+            ca, cert, key = self.tls
+            ports = [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                str(cert),
+                "--tls-key-file",
+                str(key),
+                "--tls-ca-cert-file",
+                str(ca),
+                "--tls-auth-clients",
+                "no",
+            ]
         args = [
             REDIS_SERVER,
-            "--port", str(self.port),
+            *ports,
             "--bind", "127.0.0.1",
             "--dir", str(self.dir),
             "--save", "",

@@ -243,6 +243,26 @@ def test_redis_refusing_the_password_is_a_typed_error_without_the_password(fresh
         server.close()
 
 
+def test_rediss_tls_with_a_password_relays_and_consumes(fresh: TestDatabase) -> None:
+    """rediss:// against a Redis that speaks only TLS (certificate checked against the test CA), password masked."""
+    server = RedisServer(password="tls-s3cret", tls=True).start()
+    try:
+        assert server.url.startswith("rediss://")
+        with connect(fresh, redis_url=server.url) as db:
+            emit_many(db, 50)
+            assert db.events.relay().run(until_idle=True).delivered == 50
+            seen: list[int] = []
+            db.events.consume("g", lambda e, c: seen.append(e.event_id), "desk", until_idle=True, block=0.1)
+            status = db.events.status()
+        assert seen == [e["event_id"] for e in outbox(fresh)]
+        assert status["redis"].startswith("rediss://:***@localhost") and "tls-s3cret" not in str(status)
+        plain = server.url.replace("rediss://", "redis://").split("?")[0]
+        with connect(fresh, redis_url=plain) as db, pytest.raises(EventsUnavailable, match="cannot reach Redis"):
+            db.events.relay()
+    finally:
+        server.close()
+
+
 # --- consumers ----------------------------------------------------------------------------------------------
 
 
