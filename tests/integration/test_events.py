@@ -363,6 +363,30 @@ def test_a_dead_consumers_messages_are_claimed_by_another(fresh: TestDatabase, r
     assert sorted(seen) == [e["event_id"] for e in outbox(fresh)]
 
 
+def test_a_message_whose_consumers_keep_dying_is_dead_lettered_unhandled(
+    fresh: TestDatabase, redis_server: RedisServer
+) -> None:
+    """A handler that kills its process raises nothing to count: the group's delivery count catches it."""
+    with with_redis(fresh, redis_server) as db:
+        emit_many(db, 3)
+        db.events.relay().run(until_idle=True)
+        client = redis_server.client()
+        key = stream_key("desk")
+        client.xgroup_create(key, "g", id="0", mkstream=True)
+        entries = cast(list[Any], client.xreadgroup("g", "dies-1", {key: ">"}, count=1))
+        poison = entries[0][1][0][0]
+        for n in range(2, 5):  # three more consumers took it and died
+            client.xclaim(key, "g", f"dies-{n}", 0, [poison])
+        seen: list[int] = []
+        worker = db.events.consumer("g", lambda e, c: seen.append(e.event_id), "desk", max_attempts=3, retry_after=0.2)
+        time.sleep(0.3)
+        worker.run(until_idle=True)
+        letters = db.events.dead_letters("g")
+    first = outbox(fresh)[0]["event_id"]
+    assert first not in seen and len(seen) == 2
+    assert len(letters) == 1 and int(letters[0]["event_id"]) == first and "consumers died" in letters[0]["error"]
+
+
 def test_unknown_streams_and_bad_options_are_refused(fresh: TestDatabase, redis_server: RedisServer) -> None:
     with with_redis(fresh, redis_server) as db:
         with pytest.raises(UnknownStream, match="nosuch"):

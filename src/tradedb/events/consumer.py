@@ -215,11 +215,25 @@ class RedisConsumer(_Consumer):
                 )
                 start, entries = reply[0], reply[1]
                 for entry_id, fields in entries:
-                    if fields:  # None: the entry was trimmed away meanwhile
-                        handled += self._handle(key, entry_id, fields, retried=True)
+                    if not fields:  # the entry was trimmed away meanwhile
+                        continue
+                    delivered = self._deliveries(key, entry_id)
+                    if delivered > self.options.max_attempts:
+                        # Failures dead-letter at max_attempts: more deliveries than that mean its consumers died
+                        # handling it (a handler that kills the process). Stop before it kills this one.
+                        error = f"delivered {delivered} times and never acknowledged: its consumers died handling it"
+                        self._dead(key, entry_id, fields, error, delivered)
+                        handled += 1
+                        continue
+                    handled += self._handle(key, entry_id, fields, retried=True)
                 if start == "0-0" or not entries:
                     break
         return handled
+
+    def _deliveries(self, key: str, entry_id: str) -> int:
+        """How often the group delivered the entry (this claim included)."""
+        pending = cast(list[dict[str, Any]], self._client.xpending_range(key, self.group, entry_id, entry_id, 1))
+        return int(pending[0]["times_delivered"]) if pending else 0
 
     def _handle(self, key: str, entry_id: str, fields: Mapping[str, str], *, retried: bool) -> int:
         try:
