@@ -12,7 +12,6 @@ import typer
 from rich.table import Table
 
 from tradedb.cli._common import _database, _print_json, app, err, out
-from tradedb.errors import ValidationError
 
 events_app = typer.Typer(
     help="Events to other services: the relay, what flows, where consumers are.", no_args_is_help=True
@@ -57,8 +56,6 @@ def tail(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
 ) -> None:
     """The newest events of the outbox, one JSON object per line (delivered or not)."""
-    if limit < 1:
-        raise ValidationError("--limit must be at least 1")
     with _database() as db:
         after = 0
         while True:

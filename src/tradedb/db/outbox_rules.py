@@ -1,7 +1,8 @@
 """What an event written to the transactional outbox is, checked before it is written (no I/O).
 
 An event belongs to a stream (its aggregate type: ``order``, ``position``, ``market_data``...) and an aggregate
-(``order`` 42); ``shared.emit_events`` gives it the aggregate's next sequence number in the writer's transaction.
+(``order`` 42); ``shared.emit_events`` gives it the aggregate's next sequence number in the writer's transaction,
+``shared.emit_versioned`` takes the version of the row it is about (orders, positions).
 """
 
 from __future__ import annotations

@@ -114,6 +114,7 @@ SELECT g.stream, g.group_name, g.position, coalesce(s.last_position, 0) - g.posi
 FROM shared.event_consumer_groups g LEFT JOIN shared.event_streams s USING (stream)
 ORDER BY g.group_name, g.stream
 """
+GROUP_EXISTS = "SELECT EXISTS (SELECT 1 FROM shared.event_consumer_groups WHERE group_name = %s)"
 PG_DEAD_LETTERS = "SELECT group_name, count(*) AS n FROM shared.event_dead_letters GROUP BY 1 ORDER BY 1"
 DEAD_LETTERS = """
 SELECT dead_letter_id, group_name, stream, event_id, attempts, error, event, failed_at

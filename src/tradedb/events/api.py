@@ -185,16 +185,14 @@ class Events:
         check_positive(limit, "limit")
         params = {"stream": stream, "limit": limit, "after": after}
         rows = self._db.fetch_all(q.TAIL, params, readonly=False)
-        return [from_row({**r, "stream_position": r["stream_position"] or ""}) for r in rows]
+        return [from_row(r) for r in rows]
 
     def dead_letters(self, group: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """What ``group`` gave up on, oldest first."""
         check_group(group)
         check_positive(limit, "limit")
         if self.backend == "postgres":
-            if not self._db.fetch_all(
-                "SELECT 1 FROM shared.event_consumer_groups WHERE group_name = %s", (group,), readonly=False
-            ):
+            if not self._db.fetch_value(q.GROUP_EXISTS, (group,), readonly=False):
                 raise UnknownGroup(f"no consumer group {group!r}")
             return self._db.fetch_all(q.DEAD_LETTERS, (group, limit), readonly=False)
         client = self.redis_client()

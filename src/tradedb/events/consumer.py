@@ -33,7 +33,7 @@ from tradedb.errors import ConnectionError, EventsUnavailable, RetryableError, V
 from tradedb.events import _sql as q
 from tradedb.events._listen import Listener
 from tradedb.events.client import redis_errors
-from tradedb.events.envelope import Event, check_positive, dead_key, from_redis, from_row, stream_key
+from tradedb.events.envelope import Event, check_count, check_positive, dead_key, from_redis, from_row, stream_key
 from tradedb.events.relay import BACKOFF, MAX_BACKOFF, Relay
 from tradedb.masking import mask_secrets
 
@@ -70,10 +70,8 @@ class ConsumeOptions:
     start: str = "earliest"
 
     def checked(self) -> ConsumeOptions:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValidationError(f"max_attempts must be a positive integer; got {self.max_attempts!r}")
-        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or not 1 <= self.batch <= 10_000:
-            raise ValidationError(f"batch must be an integer from 1 to 10000; got {self.batch!r}")
+        check_count(self.max_attempts, "max_attempts")
+        check_count(self.batch, "batch", 10_000)
         check_positive(self.retry_after, "retry_after")
         check_positive(self.block, "block")
         if self.start not in ("earliest", "latest"):

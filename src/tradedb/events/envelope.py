@@ -64,13 +64,13 @@ def dead_key(group: str) -> str:
 
 
 def redis_fields(row: Mapping[str, Any]) -> dict[Any, Any]:
-    """The fields (all text) of the Redis stream entry of an outbox row (payload as its JSON text)."""
+    """The fields (all text) of the Redis stream entry of an outbox row (whose payload the claim read as text)."""
     return {
         "event_id": str(row["event_id"]),
         "aggregate_id": row["aggregate_id"],
         "seq": str(row["seq"]),
         "type": row["event_type"],
-        "payload": row["payload"] if isinstance(row["payload"], str) else json.dumps(row["payload"]),
+        "payload": row["payload"],
         "occurred_at": row["created_at"].isoformat(),
     }
 
@@ -93,7 +93,7 @@ def from_redis(key: str, entry_id: str, fields: Mapping[str, str]) -> Event:
 
 
 def from_row(row: Mapping[str, Any]) -> Event:
-    """The event of an outbox row read from a PostgreSQL stream."""
+    """The event of an outbox row (position: its PostgreSQL stream position, empty when it has none)."""
     return Event(
         event_id=row["event_id"],
         stream=row["aggregate_type"],
@@ -102,7 +102,7 @@ def from_row(row: Mapping[str, Any]) -> Event:
         type=row["event_type"],
         payload=row["payload"],
         occurred_at=row["created_at"],
-        position=str(row["stream_position"]),
+        position="" if row["stream_position"] is None else str(row["stream_position"]),
     )
 
 
@@ -128,6 +128,14 @@ def check_streams(streams: Sequence[str] | str | None, known: Iterable[str]) -> 
         if name not in known:
             raise UnknownStream(f"unknown stream {name!r}; the streams are {', '.join(known)}")
     return wanted
+
+
+def check_count(value: Any, what: str, high: int | None = None) -> int:
+    """``value`` when it is an integer from 1 (to ``high``); else a ValidationError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (high is not None and value > high):
+        wanted = "a positive integer" if high is None else f"an integer from 1 to {high}"
+        raise ValidationError(f"{what} must be {wanted}; got {value!r}")
+    return value
 
 
 def check_positive(value: Any, what: str, *, allow_zero: bool = False) -> Any:

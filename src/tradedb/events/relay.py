@@ -27,13 +27,13 @@ import redis.exceptions
 from psycopg.rows import dict_row
 
 from tradedb.db.inflight import Background
-from tradedb.errors import ConnectionError, EventsError, RetryableError, ValidationError
+from tradedb.errors import ConnectionError, EventsError, RetryableError
 from tradedb.events import _sql as q
 from tradedb.events._listen import Listener
 from tradedb.events._resp import XADD_BATCH, XADD_BATCH_SHA, xadd_batch
 from tradedb.events.cache import Cache
 from tradedb.events.client import redis_errors
-from tradedb.events.envelope import check_positive, redis_fields, stream_key
+from tradedb.events.envelope import check_count, check_positive, redis_fields, stream_key
 from tradedb.masking import mask_secrets
 
 if TYPE_CHECKING:
@@ -73,18 +73,14 @@ class Relay:
         poll: float = 1.0,
         maxlen: int | None = None,
     ) -> None:
-        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 100_000:
-            raise ValidationError(f"batch must be an integer from 1 to 100000; got {batch!r}")
         self._db = db
         self._redis = redis_client
         self._url = redis_url
         self._cache = cache
-        self.batch = batch
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 16:
-            raise ValidationError(f"depth must be an integer from 1 to 16; got {depth!r}")
+        self.batch = check_count(batch, "batch", 100_000)
         #: Batches per transaction: Redis takes one while the next is claimed. A relay killed mid-transaction
         #: leaves at most ``depth`` batches to publish again.
-        self.depth = depth
+        self.depth = check_count(depth, "depth", 16)
         self.poll = check_positive(poll, "poll")
         self.maxlen = maxlen or db.settings.events_maxlen
         self._stopping = False
@@ -182,7 +178,7 @@ class Relay:
         quotes: set[int] = set()
         accounts: set[str] = set()
         for row in rows:
-            payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
+            payload = json.loads(row["payload"])  # the Redis claim reads payloads as text
             if row["aggregate_type"] == "market_data" and payload.get("table") == "quotes":
                 quotes.update(payload.get("security_ids") or ())
             elif row["aggregate_type"] == "position":

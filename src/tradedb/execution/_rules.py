@@ -391,7 +391,7 @@ _ORDER_FIELDS = (
 
 def order_event(order: Row, event_type: str, **extra: Any) -> NewEvent:
     """An event of the ``order`` stream carrying the order as it is after the change (its version is the seq)."""
-    payload = {k: order.get(k) for k in _ORDER_FIELDS if k in order}
+    payload = {k: order[k] for k in _ORDER_FIELDS if k in order}
     return new_event("order", order["order_id"], event_type, {**payload, **extra}, seq=order["version"])
 
 

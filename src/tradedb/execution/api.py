@@ -240,14 +240,19 @@ class Execution:
             base.check_transition(order["status"], to)
             row = _one(cursor, UPDATE_STATUS, (to, to, reason, order_id))
             assert row is not None
-            data = None if payload is None else dict(payload)
-            events = []
-            if self._outbox:
-                events.append(base.order_event(row, f"order.{to}", from_status=order["status"], reason=reason))
             _order_event(
                 cursor,
-                (order_id, order["account_id"], order["status"], to, reason, None if data is None else Jsonb(data)),
-                events,
+                (
+                    order_id,
+                    order["account_id"],
+                    order["status"],
+                    to,
+                    reason,
+                    None if payload is None else Jsonb(dict(payload)),
+                ),
+                [base.order_event(row, f"order.{to}", from_status=order["status"], reason=reason)]
+                if self._outbox
+                else [],
             )
             return row
 

@@ -395,9 +395,10 @@ class MarketData:
 
         From the last quotes tradedb's writers keep (one small-table read), where they agree with coverage; else
         one index probe per symbol at the last time coverage holds for it; else a walk down its partitions.
-        ``cache=True`` (any source) reads the Redis cache the relay keeps first: an entry is a snapshot of
-        committed data no older than TRADEDB_CACHE_STALENESS; what is missing or older is read here. Without a
-        Redis (or with it down) everything is read here."""
+        ``cache=True`` (without ``source``: the cache holds the newest quote of any source) reads the Redis
+        cache the relay keeps first: an entry is a snapshot of committed data no older than
+        TRADEDB_CACHE_STALENESS; what is missing or older is read here. Without a Redis (or with it down)
+        everything is read here."""
         ids = self.security_ids(symbols, exchange=exchange)
         cached: list[tuple[Any, ...]] = []
         if cache and source is None and self._quote_cache is not None:
