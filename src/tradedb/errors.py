@@ -219,3 +219,7 @@ class UnknownStream(ValidationError):
 
 class UnknownGroup(ValidationError):
     """No such consumer group."""
+
+
+class MetricsError(TradeDBError):
+    """The metrics endpoint could not start (the port is in use, the address cannot be bound)."""

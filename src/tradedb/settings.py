@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=86400, validation_alias=AliasChoices("TRADEDB_CACHE_STALENESS")
     )
 
+    # Observability (tradedb.observe): how long log tables keep records, where the log handler spills records
+    # while the database is unreachable, and which running statements count as slow.
+    log_retention: timedelta = Field(default=timedelta(days=30), validation_alias=AliasChoices("TRADEDB_LOG_RETENTION"))
+    log_spill_dir: Path | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_LOG_SPILL_DIR"))
+    slow_query_ms: float = Field(default=1000.0, gt=0, validation_alias=AliasChoices("TRADEDB_SLOW_QUERY_MS"))
+
     profile: Profile = Field(default="development", validation_alias=AliasChoices("TRADEDB_PROFILE"))
 
     # Pools (defaults come from the profile unless set).
@@ -211,6 +217,13 @@ class Settings(BaseSettings):
     def _check_interval(cls, value: timedelta) -> timedelta:
         if value < timedelta(minutes=1) or value > timedelta(days=31):
             raise ValueError("must be between 1 minute and 31 days")
+        return value
+
+    @field_validator("log_retention")
+    @classmethod
+    def _check_log_retention(cls, value: timedelta) -> timedelta:
+        if value < timedelta(hours=1):
+            raise ValueError("must be at least 1 hour")
         return value
 
     @field_validator("retention")

@@ -23,6 +23,7 @@ from psycopg.rows import TupleRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from tradedb.db import pooling as base
+from tradedb.db.counters import COUNTERS, DbClock
 from tradedb.errors import ConnectionLost, PoolTimeout, RetriesExhausted, TradeDBError, translate
 from tradedb.settings import Settings
 
@@ -175,6 +176,7 @@ class AsyncConnections:
         try:
             conn = await pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
+            COUNTERS.pool_timeouts += 1
             raise PoolTimeout(
                 f"no connection free in pool {self.options.name!r} (max_size {self.options.max_size}) within "
                 f"{self.options.timeout:g} s: raise DATABASE_POOL_MAX_SIZE or DATABASE_POOL_TIMEOUT, or check "
@@ -196,6 +198,7 @@ class AsyncConnections:
         service-scoped connection is lent inside a transaction (the role is set with ``SET LOCAL``).
         """
         tenant = base.check_scope(account, "account") or self.account
+        clock = DbClock()
         pool, conn = await self._checkout(readonly)
         try:
             if self.role and self.settings.pgbouncer:
@@ -222,6 +225,7 @@ class AsyncConnections:
                 except psycopg.Error:
                     logger.debug("rollback failed on a broken connection; the pool discards it")
             await pool.putconn(conn)
+            clock.stop()
 
     @asynccontextmanager
     async def transaction(
@@ -273,6 +277,7 @@ class AsyncConnections:
                 if attempt > limit:
                     raise RetriesExhausted(base.retry_message(attempt, exc), attempts=attempt, last=exc) from exc
                 delay = base.backoff_delay(attempt)
+                COUNTERS.transaction_retries += 1
                 logger.warning(
                     "transient failure on attempt %d of %d, retrying in %.3f s: %s",
                     attempt,

@@ -21,6 +21,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg.types.json import Jsonb
 
+from tradedb.db.counters import COUNTERS
 from tradedb.db.outbox_async import emit
 from tradedb.db.outbox_rules import NewEvent, emit_params, new_event
 from tradedb.errors import (
@@ -302,7 +303,10 @@ class AsyncExecution:
             return await self._record(conn.cursor(row_factory=dict_row), fill)
 
         # Idempotent on execution_id: a retried attempt finds the fill if the first one committed.
-        return await self._db.run_transaction(record)
+        result = await self._db.run_transaction(record)
+        if not result.duplicate:
+            COUNTERS.wrote("execution.fills", 1)
+        return result
 
     async def _record(self, cursor: AsyncCursor[DictRow], fill: base.FillInput) -> base.FillResult:
         order = await _one(cursor, ORDER_FOR_UPDATE, (fill.order_id,))
@@ -416,6 +420,7 @@ class AsyncExecution:
             return len(recorded_before)
 
         already = await self._db.run_transaction(replay_batch)
+        COUNTERS.wrote("execution.fills", len(unique) - already)
         return base.BatchResult(recorded=len(unique) - already, duplicates=len(batch) - len(unique) + already)
 
     # --- positions ----------------------------------------------------------------------------------------

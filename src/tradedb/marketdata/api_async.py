@@ -30,6 +30,7 @@ from psycopg.rows import TupleRow
 
 from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader_async import copy_arrow, copy_table
+from tradedb.db.counters import COUNTERS
 from tradedb.db.inflight import AsyncInFlight
 from tradedb.db.outbox_async import emit
 from tradedb.errors import NotFoundError, ValidationError
@@ -310,6 +311,7 @@ class AsyncMarketData:
             return written, replaced
 
         written, replaced = await self._db.run_transaction(work)
+        COUNTERS.wrote(f"{q.SCHEMA}.{dataset.table}", written)
         return plan, written, replaced
 
     # --- partitions ---------------------------------------------------------------------------------------

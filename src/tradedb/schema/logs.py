@@ -40,6 +40,10 @@ class SystemLog(Base):
     data: Mapped[Any | None] = mapped_column(JSONB)
     correlation_id: Mapped[str | None] = mapped_column(sa.Text, comment="Id that ties records of one request")
     host: Mapped[str | None] = mapped_column(sa.Text)
+    pid: Mapped[int | None] = mapped_column(sa.Integer, comment="Operating-system process id of the writer")
+    seq: Mapped[int | None] = mapped_column(
+        sa.BigInteger, comment="Order of the record within its process (pid, from 1)"
+    )
 
 
 class PerformanceLog(Base):
@@ -64,3 +68,11 @@ class PerformanceLog(Base):
     memory_mb: Mapped[float | None] = mapped_column(Float)
     cpu_percent: Mapped[float | None] = mapped_column(Float)
     data: Mapped[Any | None] = mapped_column(JSONB)
+    correlation_id: Mapped[str | None] = mapped_column(
+        sa.Text, comment="Id that ties the timing to log records of one request"
+    )
+    host: Mapped[str | None] = mapped_column(sa.Text)
+    pid: Mapped[int | None] = mapped_column(sa.Integer, comment="Operating-system process id of the writer")
+    db_ms: Mapped[float | None] = mapped_column(
+        Float, comment="Time spent holding database connections during the operation, in milliseconds"
+    )

@@ -1,0 +1,409 @@
+"""Observability against a real PostgreSQL: the database log handler (including a server stopped and started
+while records keep coming), timings, slow-query capture, ``tradedb top``, Prometheus metrics over HTTP, probes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+import tradedb
+from tests.conftest import TestDatabase, make_settings
+from tradedb.observe import DatabaseHandler, correlation, timed
+from tradedb.observe.records import MAX_MESSAGE, REPR_MARK, TRUNCATED, TRUNCATED_MARK
+
+
+@pytest.fixture
+def fresh(fresh_db: TestDatabase) -> TestDatabase:
+    return fresh_db
+
+
+def make_handler(db: TestDatabase, tmp_path: Path, **kwargs: Any) -> DatabaseHandler:
+    kwargs.setdefault("service", "svc-test")
+    kwargs.setdefault("flush_interval", 0.1)
+    return DatabaseHandler(db.url, settings=db.settings, spill_dir=tmp_path / "spill", **kwargs)
+
+
+@pytest.fixture
+def test_logger() -> Iterator[logging.Logger]:
+    log = logging.getLogger(f"tradedb.test.{uuid.uuid4().hex[:8]}")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    yield log
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+
+
+def rows(db: TestDatabase, table: str = "logging.system_logs", where: str = "true") -> list[dict[str, Any]]:
+    with db.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+        order = "pid, seq" if table == "logging.system_logs" else "ts"
+        cur.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY {order}")
+        return cur.fetchall()
+
+
+INFO: dict[str, Any] = {"levelno": logging.INFO, "levelname": "INFO", "name": "raw"}
+
+
+class Unprintable:
+    def __repr__(self) -> str:
+        return "<Unprintable thing>"
+
+
+def test_records_are_stored_with_context_extras_and_order(
+    fresh: TestDatabase, tmp_path: Path, test_logger: logging.Logger
+) -> None:
+    handler = make_handler(fresh, tmp_path)
+    test_logger.addHandler(handler)
+    with correlation("req-42") as cid:
+        test_logger.info("order %s accepted", 7, extra={"order_id": 7, "tags": ["a", "b"]})
+        test_logger.warning("odd extra", extra={"thing": Unprintable(), "n": 1})
+    assert cid == "req-42"
+    test_logger.debug("x" * (MAX_MESSAGE + 50))
+    test_logger.info("nul \x00 inside", extra={"text": "nul \x00 too"})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        test_logger.exception("failed")
+    test_logger.log(25, "custom level")
+    assert handler.flush(timeout=30)
+    stored = rows(fresh)
+    assert [r["level"] for r in stored] == ["info", "warning", "debug", "info", "error", "info"]
+    first, odd, long, nul, failed, custom = stored
+    assert first["message"] == "order 7 accepted" and first["correlation_id"] == "req-42"
+    assert first["data"] == {"order_id": 7, "tags": ["a", "b"]}
+    assert first["service"] == "svc-test" and first["logger"] == test_logger.name and first["pid"] == os.getpid()
+    assert odd["data"] == {"thing": "<Unprintable thing>", "n": 1, REPR_MARK: ["thing"]}
+    assert long["correlation_id"] is None
+    assert len(long["message"]) == MAX_MESSAGE and long["message"].endswith(TRUNCATED)
+    assert long["data"] == {TRUNCATED_MARK: MAX_MESSAGE + 50}
+    assert nul["message"] == "nul \ufffd inside" and nul["data"] == {"text": "nul \ufffd too"}
+    assert failed["data"]["exc_type"] == "ValueError" and "boom" in failed["data"]["exc_text"]
+    assert custom["data"] == {"level_name": "Level 25"}
+    seqs = [r["seq"] for r in stored]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 6
+    assert handler.stats()["stored"] == 6 and handler.stats()["spill_pending"] == 0
+
+
+def test_a_full_queue_spills_instead_of_dropping(fresh: TestDatabase, tmp_path: Path, test_logger: logging.Logger) -> None:
+    handler = make_handler(fresh, tmp_path, max_queue=10, batch_size=5)
+    test_logger.addHandler(handler)
+    for i in range(2000):
+        test_logger.info("n=%d", i)
+    assert handler.flush(timeout=60)
+    stored = rows(fresh)
+    assert len(stored) == 2000
+    assert [r["message"] for r in sorted(stored, key=lambda r: r["seq"])] == [f"n={i}" for i in range(2000)]
+    assert handler.stats()["overflowed"] > 0
+
+
+def test_records_logged_while_the_database_is_unreachable_are_replayed_by_the_next_handler(
+    fresh: TestDatabase, tmp_path: Path, test_logger: logging.Logger
+) -> None:
+    """A process that ends while its database is away leaves a spill file; the next handler replays it."""
+    from tests.servers import free_port
+
+    dead = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/nothing"
+    lost = DatabaseHandler(dead, settings=fresh.settings, spill_dir=tmp_path / "spill", flush_interval=0.05)
+    test_logger.addHandler(lost)
+    for i in range(300):
+        test_logger.info("early %d", i)
+    assert lost.flush(timeout=0.5) is False
+    assert "secret" not in str(lost.stats()["last_error"])
+    test_logger.removeHandler(lost)
+    lost.close()
+    assert list((tmp_path / "spill").glob("*.jsonl"))
+    later = make_handler(fresh, tmp_path)
+    deadline = time.monotonic() + 30
+    while len(rows(fresh)) < 300 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    later.close()
+    assert [r["message"] for r in rows(fresh)] == [f"early {i}" for i in range(300)]
+    assert not list((tmp_path / "spill").glob("*.jsonl"))
+
+
+@pytest.mark.slow
+def test_postgres_stopped_and_started_loses_no_record(tmp_path: Path, test_logger: logging.Logger) -> None:
+    """The issue's test: stop PostgreSQL, log 50,000 records, start it, count exactly 50,000, in order."""
+    from tests.servers import PgInstance
+    from tradedb.ops import setup as provision
+
+    instance = PgInstance(prefix="tradedb-logs-").start()
+    try:
+        settings = make_settings(instance.url(), "trading_logs")
+        provision.setup(settings=settings, url=instance.url())
+        url = instance.url("trading_logs")
+        handler = DatabaseHandler(url, settings=settings, service="stopper", spill_dir=tmp_path, flush_interval=0.1)
+        test_logger.addHandler(handler)
+        for i in range(1000):
+            test_logger.info("before %d", i)
+        assert handler.flush(timeout=30)
+        instance.stop()
+        started = time.perf_counter()
+        for i in range(50_000):
+            test_logger.info("during %d", i, extra={"i": i})
+        caller_seconds = time.perf_counter() - started
+        assert handler.flush(timeout=1) is False  # the server is down: spilled, not stored
+        assert handler.stats()["spill_pending"] + handler.stats()["queued"] > 0
+        instance.start()
+        assert handler.flush(timeout=120)
+        for i in range(1000):
+            test_logger.info("after %d", i)
+        test_logger.removeHandler(handler)
+        handler.close()
+        with psycopg.connect(url) as conn:
+            stored = conn.execute(
+                "SELECT message, seq, ts FROM logging.system_logs WHERE service = 'stopper' ORDER BY seq"
+            ).fetchall()
+        during = [m for m, _, _ in stored if str(m).startswith("during ")]
+        assert len(during) == 50_000
+        assert [m for m, _, _ in stored] == (
+            [f"before {i}" for i in range(1000)] + [f"during {i}" for i in range(50_000)] + [f"after {i}" for i in range(1000)]
+        )
+        times = [t for _, _, t in stored]
+        assert times == sorted(times)  # seq order is logging order
+        assert caller_seconds < 60  # the callers never waited for the server (a generous bound, not a benchmark)
+    finally:
+        instance.cleanup()
+
+
+def test_logging_never_raises_into_the_caller(tmp_path: Path) -> None:
+    from tests.servers import free_port
+
+    handler = DatabaseHandler(
+        f"postgresql://x@127.0.0.1:{free_port()}/none",
+        settings=tradedb.Settings(_env_file=None),
+        spill_dir=tmp_path,
+        flush_interval=0.05,
+    )
+    # Too few arguments: stored as given, never raised (handed over directly: pytest's own handler would raise).
+    handler.handle(logging.makeLogRecord({"msg": "bad format %d %d", "args": (1,), **INFO}))
+    handler.handle(logging.makeLogRecord({"msg": {"event": "a structured message", "k": 1}, **INFO}))
+    assert handler.flush(timeout=0.3) is False
+    handler.close()
+    lines = [json.loads(x) for f in tmp_path.glob("*.jsonl") for x in f.read_text().splitlines()]
+    assert [x[5] for x in lines] == ["'bad format %d %d' % (1,) (unformattable: TypeError)", "a structured message"]
+    assert lines[1][6] == {"k": 1}
+
+
+def test_bad_arguments_are_refused(tmp_path: Path) -> None:
+    settings = tradedb.Settings(_env_file=None)
+    for kwargs in ({"batch_size": 0}, {"max_queue": -1}, {"flush_interval": 0}, {"service": ""}, {"max_message": 5}):
+        with pytest.raises(tradedb.ValidationError):
+            DatabaseHandler("postgresql://x@127.0.0.1:1/none", settings=settings, spill_dir=tmp_path, **kwargs)
+    with pytest.raises(tradedb.ValidationError):
+        timed("")
+    with pytest.raises(tradedb.ValidationError):
+        timed("op", sample=2)
+    with pytest.raises(tradedb.ValidationError), correlation(""):
+        pass
+
+
+def test_structlog_records_are_stored_with_their_keys(
+    fresh: TestDatabase, tmp_path: Path, test_logger: logging.Logger
+) -> None:
+    import structlog
+
+    handler = make_handler(fresh, tmp_path)
+    test_logger.addHandler(handler)
+    # Style 1: structlog renders its event dict into the standard record's message and extras.
+    one = structlog.wrap_logger(
+        test_logger,
+        processors=[structlog.stdlib.add_log_level, structlog.stdlib.render_to_log_kwargs],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    one.bind(venue="XNAS").info("quote stored", rows=3)
+    # Style 2: ProcessorFormatter's wrap_for_formatter hands the event dict over as the record's message.
+    two = structlog.wrap_logger(
+        test_logger,
+        processors=[structlog.stdlib.add_log_level, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    with correlation("c-9"):
+        two.warning("risk limit near", limit="gross", used=0.93)
+    assert handler.flush(timeout=30)
+    first, second = rows(fresh)
+    assert first["message"] == "quote stored" and first["data"] == {"venue": "XNAS", "rows": 3}
+    assert second["message"] == "risk limit near" and second["level"] == "warning"
+    assert second["data"] == {"limit": "gross", "used": 0.93} and second["correlation_id"] == "c-9"
+
+
+def test_timed_records_duration_rows_and_database_time(
+    fresh: TestDatabase, tmp_path: Path, test_logger: logging.Logger
+) -> None:
+    handler = make_handler(fresh, tmp_path)
+    perf = logging.getLogger("tradedb.performance")
+    perf.setLevel(logging.INFO)
+    perf.addHandler(handler)
+    try:
+        with tradedb.connect(fresh.url, settings=fresh.settings) as db:
+
+            @timed("sleepy_query")
+            def query() -> int:
+                return int(db.fetch_value("SELECT 1 FROM pg_sleep(0.05)", readonly=False))
+
+            with correlation("batch-1"), timed("load") as t:
+                t.rows = 12
+                t.data["source"] = "test"
+                assert query() == 1
+            with pytest.raises(KeyError), timed("broken"):
+                raise KeyError("x")
+            for _ in range(50):
+                with timed("never", sample=0.0):
+                    pass
+
+            async def work() -> None:
+                @timed("async_op")
+                async def op() -> None:
+                    await asyncio.sleep(0.02)
+
+                await op()
+
+            asyncio.run(work())
+        assert handler.flush(timeout=30)
+    finally:
+        perf.removeHandler(handler)
+        handler.close()
+    stored = {r["operation"]: r for r in rows(fresh, "logging.performance_logs")}
+    assert set(stored) == {"sleepy_query", "load", "broken", "async_op"}
+    assert stored["sleepy_query"]["duration_ms"] >= 50 and stored["sleepy_query"]["db_ms"] >= 50
+    assert stored["load"]["duration_ms"] >= stored["sleepy_query"]["duration_ms"]
+    assert stored["load"]["db_ms"] >= stored["sleepy_query"]["db_ms"]
+    assert stored["load"]["rows"] == 12 and stored["load"]["data"] == {"source": "test"}
+    assert stored["load"]["correlation_id"] == "batch-1" and stored["sleepy_query"]["correlation_id"] == "batch-1"
+    assert stored["broken"]["data"] == {"error": "KeyError"} and stored["broken"]["db_ms"] == 0
+    assert stored["async_op"]["duration_ms"] >= 20 and stored["load"]["memory_mb"] > 0
+    assert stored["load"]["cpu_percent"] is not None and stored["load"]["pid"] == os.getpid()
+
+
+def test_sampling_records_about_the_share_asked(fresh: TestDatabase, tmp_path: Path) -> None:
+    handler = make_handler(fresh, tmp_path)
+    perf = logging.getLogger("tradedb.performance")
+    perf.setLevel(logging.INFO)
+    perf.addHandler(handler)
+    try:
+        for _ in range(2000):
+            with timed("sampled", sample=0.25):
+                pass
+        assert handler.flush(timeout=30)
+    finally:
+        perf.removeHandler(handler)
+        handler.close()
+    n = len(rows(fresh, "logging.performance_logs"))
+    assert 380 < n < 620, n  # binomial(2000, 0.25): mean 500, sd 19
+
+
+def blocked_pair(url: str) -> Iterator[tuple[int, int]]:
+    """Two sessions: the first holds a row lock, the second waits for it. Yields (holder pid, waiter pid)."""
+    holder = psycopg.connect(url)
+    holder.execute("CREATE TABLE IF NOT EXISTS public.lock_probe (id int PRIMARY KEY)")
+    holder.execute("INSERT INTO public.lock_probe VALUES (1) ON CONFLICT DO NOTHING")
+    holder.commit()
+    holder.execute("SELECT * FROM public.lock_probe WHERE id = 1 FOR UPDATE")
+    waiter = psycopg.connect(url, autocommit=True)
+    waiter_pid = waiter.info.backend_pid
+    thread = threading.Thread(
+        target=lambda: waiter.execute("UPDATE public.lock_probe SET id = 1 WHERE id = 1"), daemon=True
+    )
+    thread.start()
+    try:
+        with psycopg.connect(url, autocommit=True) as probe:
+            for _ in range(100):
+                row = probe.execute("SELECT pg_blocking_pids(%s)", (waiter_pid,)).fetchone()
+                if row and row[0]:
+                    break
+                time.sleep(0.05)
+        yield holder.info.backend_pid, waiter_pid
+    finally:
+        holder.rollback()
+        thread.join(timeout=10)
+        holder.close()
+        waiter.close()
+
+
+def test_snapshot_shows_blocking_chains_sizes_and_default_rows(fresh: TestDatabase) -> None:
+    from datetime import timedelta
+
+    from tradedb.observe import snapshot
+
+    with psycopg.connect(fresh.url) as conn:
+        conn.execute(
+            "INSERT INTO logging.system_logs (ts, service, level, message) VALUES ('2001-01-01', 's', 'info', 'old')"
+        )
+        conn.execute(
+            "CREATE TABLE logging.system_logs_old PARTITION OF logging.system_logs"
+            " FOR VALUES FROM ('2001-02-01') TO ('2001-02-02')"
+        )
+    with tradedb.connect(fresh.url, settings=fresh.settings) as db:
+        for (holder, waiter) in blocked_pair(fresh.url):
+            with db.connection() as conn:
+                snap = snapshot(conn, pools=db.stats(), retention={"logging.system_logs": timedelta(days=1)})
+            assert [holder, waiter] in snap.blocking
+            waiting = next(a for a in snap.activity if a["pid"] == waiter)
+            assert waiting["wait_event_type"] == "Lock" and waiting["blocked_by"] == [holder]
+    assert snap.default_partition_rows["logging.system_logs"] == 1
+    assert snap.partitions["data_ingestion.quotes"] >= 2 and snap.pools["primary"]["pool_size"] >= 1
+    assert {"table", "table_bytes", "index_bytes", "bloat_bytes_estimate"} <= set(snap.tables[0])
+    near = [p for p in snap.near_retention if p["table"] == "logging.system_logs"]
+    assert [(p["partition"], p["dropped_in_s"]) for p in near] == [("logging.system_logs_old", 0.0)]
+    json.dumps(snap.as_dict())  # --json prints exactly this
+
+
+def test_slow_statements_are_captured_once_when_they_finish(
+    fresh: TestDatabase, tmp_path: Path
+) -> None:
+    from tradedb.observe import SlowQueryCapture
+    from tradedb.observe.activity import snapshot
+
+    handler = make_handler(fresh, tmp_path)
+    perf = logging.getLogger("tradedb.performance")
+    perf.setLevel(logging.INFO)
+    perf.addHandler(handler)
+    capture = SlowQueryCapture(threshold_ms=200)
+    def sleep() -> None:
+        with psycopg.connect(fresh.url, autocommit=True) as conn:
+            conn.execute("SELECT pg_sleep(0.8) /* slow-one */")
+
+    sleeper = threading.Thread(target=sleep, daemon=True)
+    try:
+        with psycopg.connect(fresh.url, autocommit=True) as conn:
+            sleeper.start()
+            finished: list[dict[str, Any]] = []
+            for _ in range(40):
+                finished += capture.observe(snapshot(conn).activity)
+                time.sleep(0.1)
+        assert handler.flush(timeout=30)
+    finally:
+        sleeper.join()
+        perf.removeHandler(handler)
+        handler.close()
+    mine = [f for f in finished if "slow-one" in f["query"]]
+    assert len(mine) == 1 and mine[0]["running_s"] >= 0.2
+    stored = rows(fresh, "logging.performance_logs", "operation = 'slow_query'")
+    assert len(stored) == 1 and "slow-one" in stored[0]["data"]["query"] and stored[0]["duration_ms"] >= 200
+
+
+def scrape(port: int, path: str = "/metrics") -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
+def families(text: str) -> dict[str, Any]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {f.name: f for f in text_string_to_metric_families(text)}
