@@ -13,6 +13,7 @@ from tradedb.cli import (  # noqa: F401 - registers commands
     execution,
     marketdata,
     migrations,
+    observe,
     ops,
     security,
     server,

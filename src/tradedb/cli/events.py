@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -28,12 +29,16 @@ def relay(
     poll: Annotated[float, typer.Option(help="Seconds between polls when no notification comes.")] = 1.0,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when the outbox is drained.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not keep the Redis quote/position cache.")] = False,
+    heartbeat: Annotated[
+        Path | None, typer.Option(help="Touch this file on every turn (tradedb health --live --heartbeat).")
+    ] = None,
 ) -> None:
     """Publish the outbox (to Redis Streams, or into the PostgreSQL streams without Redis) until stopped.
 
     SIGTERM or Ctrl-C stops it after the batch in hand; several relays may run at once."""
     with _database() as db:
         worker = db.events.relay(batch=batch, depth=depth, poll=poll, cache=not no_cache)
+        worker.heartbeat = heartbeat
 
         def stop(signum: int, frame: FrameType | None) -> None:
             worker.stop()

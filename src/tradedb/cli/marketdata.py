@@ -428,7 +428,8 @@ def maintain(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Partition maintenance: repair default partitions, create partitions ahead, apply retention."""
+    """Partition maintenance: repair default partitions, create partitions ahead, apply retention, vacuum tables
+    with many dead tuples."""
     settings = _settings()
     if timescale_sql:
         for statement in maintenance.timescale_plan(settings):
@@ -453,6 +454,8 @@ def maintain(
             out.print(f"partitions {label}: {', '.join(names)}")
     if report.hypertables:
         out.print(f"left to TimescaleDB policies: {', '.join(report.hypertables)}")
+    if report.vacuumed:
+        out.print(f"vacuumed (many dead tuples): {', '.join(report.vacuumed)}")
     if dry_run:
         for statement in report.statements:
             out.print(statement + ";", highlight=False, soft_wrap=True)

@@ -35,10 +35,15 @@ def setup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL instead of running it.")] = False,
     prefect: Annotated[bool, typer.Option("--prefect", help="Also print PREFECT_API_DATABASE_CONNECTION_URL.")] = False,
     show_password: Annotated[bool, typer.Option(help="With --prefect: print the URL's password.")] = False,
+    pg_stat_statements: Annotated[
+        bool, typer.Option("--pg-stat-statements", help="Also create pg_stat_statements (for tradedb top).")
+    ] = False,
 ) -> None:
     """Create databases, schemas and roles, migrate to head, grant, seed, then verify. Safe to re-run."""
     settings = _settings()
     report = provision.setup(settings=settings, dry_run=dry_run)
+    if pg_stat_statements and not dry_run:
+        out.print(provision.enable_pg_stat_statements(settings=settings), highlight=False, soft_wrap=True)
     if prefect and not dry_run:
         url = provision.prefect_database_url(
             settings, server_url(settings), password=report.prefect_password, show_password=show_password
@@ -80,8 +85,36 @@ def health(
     wait: Annotated[
         float, typer.Option(help="Wait up to this many seconds for the server to accept connections.")
     ] = 0.0,
+    ready: Annotated[
+        bool, typer.Option("--ready", help="Readiness probe: a pooled connection works and migrations are at head.")
+    ] = False,
+    live: Annotated[bool, typer.Option("--live", help="Liveness probe: never the database (see --heartbeat).")] = False,
+    heartbeat: Annotated[
+        Path | None, typer.Option(help="With --live: a file the worker touches (tradedb events relay --heartbeat).")
+    ] = None,
+    max_age: Annotated[float, typer.Option(help="With --heartbeat: the oldest touch still alive, seconds.")] = 60.0,
 ) -> None:
-    """Report server version, latency, extensions and database sizes; non-zero exit when unreachable."""
+    """Report server version, latency, extensions and database sizes; non-zero exit when unreachable.
+
+    With --ready or --live, run that probe only (exit 1 when it fails), as Kubernetes probes do."""
+    if ready or live:
+        probe = (
+            health_module.readiness(settings=_settings())
+            if ready
+            else health_module.liveness(heartbeat=heartbeat, max_age=max_age)
+        )
+        if as_json:
+            _print_json(probe.as_dict())
+        else:
+            out.print(
+                ("ready" if ready else "alive") if probe.ok else "not " + ("ready" if ready else "alive"),
+                probe.summary(),
+                highlight=False,
+                soft_wrap=True,
+            )
+        if not probe.ok:
+            raise typer.Exit(1)
+        return
     report = health_module.health(settings=_settings(), wait=wait)
     if as_json:
         _print_json(report.as_dict())

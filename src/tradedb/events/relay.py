@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -85,6 +86,8 @@ class Relay:
         self.maxlen = maxlen or db.settings.events_maxlen
         self._stopping = False
         self.stats = RelayStats()
+        #: A file touched on every turn of ``run`` (``tradedb health --live --heartbeat``: a stuck relay is dead).
+        self.heartbeat: Path | None = None
 
     def stop(self) -> None:
         """Ask a running ``run`` to return after its current batch."""
@@ -201,6 +204,8 @@ class Relay:
         delay = BACKOFF
         try:
             while not self._stopping:
+                if self.heartbeat is not None:
+                    self.heartbeat.touch()
                 try:
                     n = self.publish_once()
                     delay = BACKOFF

@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio
@@ -84,6 +85,8 @@ class AsyncRelay:
         self.maxlen = maxlen or db.settings.events_maxlen
         self._stopping = False
         self.stats = RelayStats()
+        #: A file touched on every turn of ``run`` (``tradedb health --live --heartbeat``: a stuck relay is dead).
+        self.heartbeat: Path | None = None
 
     def stop(self) -> None:
         """Ask a running ``run`` to return after its current batch."""
@@ -200,6 +203,8 @@ class AsyncRelay:
         delay = BACKOFF
         try:
             while not self._stopping:
+                if self.heartbeat is not None:
+                    self.heartbeat.touch()
                 try:
                     n = await self.publish_once()
                     delay = BACKOFF

@@ -22,6 +22,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg.types.json import Jsonb
 
+from tradedb.db.counters import COUNTERS
 from tradedb.db.outbox import emit
 from tradedb.db.outbox_rules import NewEvent, emit_params, new_event
 from tradedb.errors import (
@@ -299,7 +300,10 @@ class Execution:
             return self._record(conn.cursor(row_factory=dict_row), fill)
 
         # Idempotent on execution_id: a retried attempt finds the fill if the first one committed.
-        return self._db.run_transaction(record)
+        result = self._db.run_transaction(record)
+        if not result.duplicate:
+            COUNTERS.wrote("execution.fills", 1)
+        return result
 
     def _record(self, cursor: Cursor[DictRow], fill: base.FillInput) -> base.FillResult:
         order = _one(cursor, ORDER_FOR_UPDATE, (fill.order_id,))
@@ -413,6 +417,7 @@ class Execution:
             return len(recorded_before)
 
         already = self._db.run_transaction(replay_batch)
+        COUNTERS.wrote("execution.fills", len(unique) - already)
         return base.BatchResult(recorded=len(unique) - already, duplicates=len(batch) - len(unique) + already)
 
     # --- positions ----------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from psycopg.rows import TupleRow
 
 from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader import copy_arrow, copy_table
+from tradedb.db.counters import COUNTERS
 from tradedb.db.inflight import InFlight
 from tradedb.db.outbox import emit
 from tradedb.errors import NotFoundError, ValidationError
@@ -306,6 +307,7 @@ class MarketData:
             return written, replaced
 
         written, replaced = self._db.run_transaction(work)
+        COUNTERS.wrote(f"{q.SCHEMA}.{dataset.table}", written)
         return plan, written, replaced
 
     # --- partitions ---------------------------------------------------------------------------------------

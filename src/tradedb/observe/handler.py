@@ -16,9 +16,9 @@ import sys
 import threading
 import time
 import weakref
-from datetime import UTC, datetime
 from collections import deque
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 

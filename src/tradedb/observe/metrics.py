@@ -30,7 +30,7 @@ from tradedb.observe.handler import HANDLERS
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
-    from tradedb.database import Database
+    from tradedb.db.connections import Connections
 
 #: Every metric name the collector exports (the dashboard test checks panels against it).
 NAMES = (
@@ -59,12 +59,13 @@ NAMES = (
 
 
 class TradedbCollector(Collector):
-    """Collect tradedb's metrics for ``db`` (a :class:`~tradedb.Database`): ``REGISTRY.register(collector)``.
+    """Collect tradedb's metrics for ``db`` (a :class:`~tradedb.Database`, whose pools are reported):
+    ``REGISTRY.register(TradedbCollector(db))``.
 
     ``databases`` are the databases whose size is reported (default: the trading and Prefect databases).
     """
 
-    def __init__(self, db: Database, *, timeout: float = 5.0, databases: list[str] | None = None) -> None:
+    def __init__(self, db: Connections, *, timeout: float = 5.0, databases: list[str] | None = None) -> None:
         if not isinstance(timeout, int | float) or not 0 < timeout <= 300:
             raise ValidationError(f"timeout must be between 0 and 300 seconds, got {timeout!r}")
         self.db = db

@@ -34,7 +34,7 @@ def _seconds(s: float | None) -> str:
 def _table(title: str, columns: list[str], rows: list[list[Any]], empty: str) -> RenderableType:
     if not rows:
         return Text(f"{title}: {empty}", style="dim")
-    table = Table(title=title, title_justify="left", expand=True, show_edge=False, pad_edge=False)
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="ellipsis", no_wrap=column != "query")
     for row in rows:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tradedb.database import Database
 from tradedb.db import direct as _connect
 from tradedb.db.embedded import server_url
 from tradedb.db.pooling import REPLICATION_LAG_SQL
-from tradedb.errors import ConnectionError, ValidationError
+from tradedb.errors import ConnectionError, TradeDBError, ValidationError
 from tradedb.masking import mask_url
+from tradedb.ops import migrate
 from tradedb.settings import Settings, load_settings, with_dbname
 
 #: Extensions tradedb can use when present; never assumed.
@@ -164,3 +166,67 @@ def health(
         extensions_installed=installed,
         database_sizes=sizes,
     )
+
+
+@dataclass
+class Probe:
+    """What a probe found: ``ok`` and one line per check (``tradedb health --ready/--live``, ``/readyz``)."""
+
+    ok: bool
+    checks: dict[str, str]
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return "; ".join(f"{name}: {detail}" for name, detail in self.checks.items())
+
+
+def readiness(*, settings: Settings | None = None, url: str | None = None, db: Database | None = None) -> Probe:
+    """Ready to serve: a pooled connection answers, and the database is migrated to this tradedb's head.
+
+    ``db`` checks through that Database's pool (a service's own); else a one-connection pool is opened.
+    """
+    settings = settings or (db.settings if db is not None else load_settings())
+    checks: dict[str, str] = {}
+    ok = True
+    try:
+        if db is not None:
+            db.fetch_value("SELECT 1", readonly=False)
+        else:
+            target = url or server_url(settings)
+            with Database(target, settings=settings, min_size=0, max_size=1, name="tradedb-ready") as probe:
+                probe.fetch_value("SELECT 1", readonly=False)
+        checks["pool"] = "ok"
+    except TradeDBError as exc:
+        return Probe(False, {"pool": exc.message})
+    try:
+        state = migrate.status(settings=settings, url=db.options.conninfo if db is not None else url)
+    except TradeDBError as exc:
+        return Probe(False, {**checks, "migrations": exc.message})
+    if state.pending:
+        ok = False
+        checks["migrations"] = f"at {', '.join(state.current) or 'nothing'}; pending {', '.join(state.pending)}"
+    else:
+        checks["migrations"] = f"at head {', '.join(state.heads)}"
+    return Probe(ok, checks)
+
+
+def liveness(*, heartbeat: Path | None = None, max_age: float = 60.0) -> Probe:
+    """Alive: the configuration loads and, with ``heartbeat``, the worker touched that file within ``max_age`` s.
+
+    Deliberately not the database: a restart does not bring a database back, so an unreachable database makes a
+    process unready, never dead.
+    """
+    if max_age <= 0:
+        raise ValidationError("--max-age takes a number of seconds > 0")
+    load_settings()
+    if heartbeat is None:
+        return Probe(True, {"process": "ok"})
+    try:
+        age = time.time() - heartbeat.stat().st_mtime
+    except FileNotFoundError:
+        return Probe(False, {"heartbeat": f"{heartbeat} does not exist (has the worker started?)"})
+    if age > max_age:
+        return Probe(False, {"heartbeat": f"{heartbeat} last touched {age:.0f} s ago (more than {max_age:g} s)"})
+    return Probe(True, {"heartbeat": f"touched {age:.1f} s ago"})

@@ -4,8 +4,10 @@
 1. moves rows that landed in the default partition into partitions of their own (creating them);
 2. creates the partitions from now to ``ahead`` intervals ahead (width from the profile);
 3. drops (or detaches) partitions that ended before ``now - retention`` for the tables given a retention,
-   keeping ``data_ingestion.coverage`` right;
-4. gives new partitions of tenant tables their row-level security.
+   keeping ``data_ingestion.coverage`` right (log tables default to ``TRADEDB_LOG_RETENTION``, delivered events to
+   ``TRADEDB_EVENTS_RETENTION``);
+4. gives new partitions of tenant tables their row-level security;
+5. runs ``VACUUM (ANALYZE)`` on tables where at least 20% of the tuples (and 1,000) are dead.
 Tables that are TimescaleDB hypertables are left to TimescaleDB's own policies (see ``timescale_sql``).
 """
 
@@ -44,6 +46,7 @@ from tradedb.settings import Settings, load_settings, with_dbname
 logger = logging.getLogger(__name__)
 
 OUTBOX = "shared.event_outbox"
+LOG_TABLES = ("logging.system_logs", "logging.performance_logs")
 TRIM_INBOX = "DELETE FROM shared.event_inbox WHERE processed_at < %s"
 
 
@@ -62,6 +65,8 @@ class MaintenanceReport:
     #: Inbox rows removed (events handled longer ago than the events retention).
     inbox_trimmed: int = 0
     rls_statements: int = 0
+    #: Tables vacuumed (with ANALYZE) because enough of their tuples were dead.
+    vacuumed: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +86,38 @@ def parse_retention(text: str) -> dict[str, timedelta]:
     return out
 
 
+def effective_retention(
+    settings: Settings, retention: dict[str, timedelta] | str | None = None
+) -> dict[str, timedelta]:
+    """The retention ``maintain`` applies: the given (else ``TRADEDB_RETENTION``) over tradedb's defaults, which are
+    delivered events for ``TRADEDB_EVENTS_RETENTION`` and log tables for ``TRADEDB_LOG_RETENTION``."""
+    if isinstance(retention, str):
+        retention = parse_retention(retention)
+    elif retention is None:
+        retention = parse_retention(settings.retention or "")
+    defaults = {OUTBOX: settings.events_retention, **dict.fromkeys(LOG_TABLES, settings.log_retention)}
+    return {**defaults, **retention}
+
+
+#: Tables vacuumed when at least this share of their tuples is dead (and ``VACUUM_MIN_DEAD`` tuples).
+VACUUM_DEAD_RATIO = 0.2
+VACUUM_MIN_DEAD = 1000
+NEEDS_VACUUM = """
+SELECT schemaname, relname, n_dead_tup
+FROM pg_stat_user_tables
+WHERE n_dead_tup >= %(min_dead)s AND n_dead_tup >= %(ratio)s * (n_live_tup + n_dead_tup)
+ORDER BY n_dead_tup DESC
+"""
+
+
+def vacuum_candidates(
+    conn: psycopg.Connection[Any], *, ratio: float = VACUUM_DEAD_RATIO, min_dead: int = VACUUM_MIN_DEAD
+) -> list[tuple[str, str]]:
+    """Tables (schema, name; partitions each on their own) whose dead tuples reach ``ratio`` of their rows."""
+    rows = conn.execute(NEEDS_VACUUM, {"ratio": ratio, "min_dead": min_dead}).fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
 def maintain(
     *,
     settings: Settings | None = None,
@@ -90,6 +127,7 @@ def maintain(
     mode: str | None = None,
     now: datetime | None = None,
     dry_run: bool = False,
+    vacuum: bool = True,
 ) -> MaintenanceReport:
     """Run partition maintenance on the trading database; see the module docstring."""
     settings = settings or load_settings()
@@ -98,12 +136,7 @@ def maintain(
     mode = mode or settings.retention_mode
     if mode not in ("drop", "detach"):
         raise ValidationError(f"mode must be drop or detach; got {mode!r}")
-    if isinstance(retention, str):
-        retention = parse_retention(retention)
-    elif retention is None:
-        retention = parse_retention(settings.retention or "")
-    # Delivered events are kept for TRADEDB_EVENTS_RETENTION unless the retention names the outbox itself.
-    retention = {OUTBOX: settings.events_retention, **retention}
+    retention = effective_retention(settings, retention)
     now = (now or datetime.now(UTC)).astimezone(UTC)
     target = with_dbname(url or settings.direct_url() or server_url(settings), settings.trading_db_name)
     report = MaintenanceReport(dry_run=dry_run)
@@ -125,6 +158,13 @@ def maintain(
                 report.rls_statements = rls.protect_partitions(conn, settings.role_prefix)
                 trimmed = conn.execute(TRIM_INBOX, (now - settings.events_retention,))
                 report.inbox_trimmed = trimmed.rowcount
+            if vacuum:
+                for candidate in vacuum_candidates(conn):
+                    statement = sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(*candidate))
+                    report.statements.append(statement.as_string(conn))
+                    if not dry_run:
+                        conn.execute(statement)
+                    report.vacuumed.append(".".join(candidate))
         except psycopg.Error as exc:
             raise translate(exc, "maintaining partitions") from exc
     return report

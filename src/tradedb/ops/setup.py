@@ -317,3 +317,32 @@ def _create_schema(schema: str, owner: str) -> str:
 
 def _has_table(conn: Any, schema: str, table: str) -> bool:
     return bool(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table}",)).fetchone()[0])
+
+
+def enable_pg_stat_statements(*, settings: Settings | None = None, url: str | None = None) -> str:
+    """Create ``pg_stat_statements`` in the trading database (``tradedb setup --pg-stat-statements``); return what
+    the operator still has to do, if anything (the module collects only when the server preloads it)."""
+    settings = settings or load_settings()
+    target = with_dbname(url or settings.direct_url() or server_url(settings), settings.trading_db_name)
+    with _connect.connect(target, settings, autocommit=True) as conn:
+        try:
+            available = conn.execute(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements'"
+            ).fetchone()
+            if available is None:
+                raise ConfigError(
+                    "pg_stat_statements is not available on this server: install PostgreSQL's contrib package"
+                )
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise PermissionDenied(
+                f"creating pg_stat_statements needs a superuser or the database owner: {exc}"
+            ) from exc
+    preload = str(row[0]) if row else ""
+    if "pg_stat_statements" not in [p.strip() for p in preload.split(",")]:
+        return (
+            "pg_stat_statements created; it collects once the server preloads it: "
+            "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements' (keeping what is there), then restart"
+        )
+    return "pg_stat_statements created and collecting"

@@ -13,6 +13,7 @@ Nullable columns without defaults: catalog-only changes, no rewrite.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,11 +25,13 @@ depends_on: str | Sequence[str] | None = None
 
 S = "logging"
 
-SYSTEM_LOGS = (
+Columns = tuple[tuple[str, sa.types.TypeEngine[Any], str | None], ...]
+
+SYSTEM_LOGS: Columns = (
     ("pid", sa.Integer(), "Operating-system process id of the writer"),
     ("seq", sa.BigInteger(), "Order of the record within its process (pid, from 1)"),
 )
-PERFORMANCE_LOGS = (
+PERFORMANCE_LOGS: Columns = (
     ("correlation_id", sa.Text(), "Id that ties the timing to log records of one request"),
     ("host", sa.Text(), None),
     ("pid", sa.Integer(), "Operating-system process id of the writer"),
