@@ -12,6 +12,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,9 @@ def test_records_are_stored_with_context_extras_and_order(
     assert handler.stats()["stored"] == 6 and handler.stats()["spill_pending"] == 0
 
 
-def test_a_full_queue_spills_instead_of_dropping(fresh: TestDatabase, tmp_path: Path, test_logger: logging.Logger) -> None:
+def test_a_full_queue_spills_instead_of_dropping(
+    fresh: TestDatabase, tmp_path: Path, test_logger: logging.Logger
+) -> None:
     handler = make_handler(fresh, tmp_path, max_queue=10, batch_size=5)
     test_logger.addHandler(handler)
     for i in range(2000):
@@ -170,7 +173,9 @@ def test_postgres_stopped_and_started_loses_no_record(tmp_path: Path, test_logge
         during = [m for m, _, _ in stored if str(m).startswith("during ")]
         assert len(during) == 50_000
         assert [m for m, _, _ in stored] == (
-            [f"before {i}" for i in range(1000)] + [f"during {i}" for i in range(50_000)] + [f"after {i}" for i in range(1000)]
+            [f"before {i}" for i in range(1000)]
+            + [f"during {i}" for i in range(50_000)]
+            + [f"after {i}" for i in range(1000)]
         )
         times = [t for _, _, t in stored]
         assert times == sorted(times)  # seq order is logging order
@@ -347,7 +352,7 @@ def test_snapshot_shows_blocking_chains_sizes_and_default_rows(fresh: TestDataba
             " FOR VALUES FROM ('2001-02-01') TO ('2001-02-02')"
         )
     with tradedb.connect(fresh.url, settings=fresh.settings) as db:
-        for (holder, waiter) in blocked_pair(fresh.url):
+        for holder, waiter in blocked_pair(fresh.url):
             with db.connection() as conn:
                 snap = snapshot(conn, pools=db.stats(), retention={"logging.system_logs": timedelta(days=1)})
             assert [holder, waiter] in snap.blocking
@@ -361,9 +366,7 @@ def test_snapshot_shows_blocking_chains_sizes_and_default_rows(fresh: TestDataba
     json.dumps(snap.as_dict())  # --json prints exactly this
 
 
-def test_slow_statements_are_captured_once_when_they_finish(
-    fresh: TestDatabase, tmp_path: Path
-) -> None:
+def test_slow_statements_are_captured_once_when_they_finish(fresh: TestDatabase, tmp_path: Path) -> None:
     from tradedb.observe import SlowQueryCapture
     from tradedb.observe.activity import snapshot
 
@@ -372,6 +375,7 @@ def test_slow_statements_are_captured_once_when_they_finish(
     perf.setLevel(logging.INFO)
     perf.addHandler(handler)
     capture = SlowQueryCapture(threshold_ms=200)
+
     def sleep() -> None:
         with psycopg.connect(fresh.url, autocommit=True) as conn:
             conn.execute("SELECT pg_sleep(0.8) /* slow-one */")
@@ -407,3 +411,213 @@ def families(text: str) -> dict[str, Any]:
     from prometheus_client.parser import text_string_to_metric_families
 
     return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_the_collector_exports_pools_counters_and_the_database_state(fresh: TestDatabase, tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from tradedb.observe import MetricsServer, TradedbCollector
+    from tradedb.observe.metrics import NAMES
+
+    with tradedb.connect(fresh.url, settings=fresh.settings) as db:
+        with psycopg.connect(fresh.url) as conn:
+            conn.execute("INSERT INTO shared.exchanges (mic, name) VALUES ('XNAS', 'Nasdaq') ON CONFLICT DO NOTHING")
+            security = conn.execute(
+                "INSERT INTO shared.securities (symbol, exchange_mic, asset_type) VALUES ('OBS1', 'XNAS', 'equity')"
+                " RETURNING security_id"
+            ).fetchone()
+        assert security is not None
+        before = tradedb_counter("data_ingestion.market_trades")
+        now = time.time()
+        trades = [
+            {
+                "security_id": security[0],
+                "ts": datetime.fromtimestamp(now - 30 + i, UTC),
+                "price": 10.0 + i,
+                "size": 1.0,
+            }
+            for i in range(5)
+        ]
+        db.market_data.write_trades(trades, source="obs")
+        handler = make_handler(fresh, tmp_path)
+        logging.getLogger("tradedb.test.metrics").addHandler(handler)
+        registry = CollectorRegistry()
+        registry.register(TradedbCollector(db))
+        server = MetricsServer(registry, host="127.0.0.1", port=0).start()
+        try:
+            with db.connection():  # one lent out while scraping
+                status, text = scrape(server.port)
+            assert status == 200
+            found = families(text)
+            live = scrape(server.port, "/livez")
+            ready = scrape(server.port, "/readyz")
+        finally:
+            server.stop()
+            logging.getLogger("tradedb.test.metrics").removeHandler(handler)
+            handler.close()
+
+    def value(name: str, **labels: str) -> float:
+        samples = [s for s in found[name].samples if all(s.labels.get(k) == v for k, v in labels.items())]
+        assert samples, (name, labels)
+        return float(samples[0].value)
+
+    exported = {f.name for f in found.values()} | {s.name for f in found.values() for s in f.samples}
+    assert all(n in exported for n in NAMES), set(NAMES) - exported
+    assert value("tradedb_up") == 1
+    assert value("tradedb_rows_written", table="data_ingestion.market_trades") == before + 5
+    assert value("tradedb_pool_size", pool="primary") >= 1
+    assert value("tradedb_pool_connections_in_use", pool="primary") >= 1
+    assert 20 <= value("tradedb_data_freshness_seconds", table="market_trades", source="obs") < 3600
+    assert value("tradedb_database_size_bytes", database=fresh.name) > 1_000_000
+    assert value("tradedb_partitions", table="data_ingestion.quotes") >= 2
+    assert value("tradedb_events_undelivered") >= 1  # the batch's market_data.batch_committed event
+    assert value("tradedb_events_relay_lag_seconds") >= 0
+    assert found["tradedb_transaction_retries"].type == "counter"
+    assert live == (200, "ok\n") and ready == (200, "ok\n")
+
+
+def tradedb_counter(table: str) -> int:
+    from tradedb.db.counters import COUNTERS
+
+    return COUNTERS.rows_written.get(table, 0)
+
+
+def test_a_database_that_does_not_answer_sets_up_to_zero(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from tests.servers import free_port
+    from tradedb.observe import TradedbCollector
+
+    settings = tradedb.Settings(_env_file=None, connection_timeout=1)
+    with tradedb.connect(f"postgresql://x@127.0.0.1:{free_port()}/none", settings=settings, timeout=1) as db:
+        registry = CollectorRegistry()
+        registry.register(TradedbCollector(db))
+        found = families(generate_latest(registry).decode())
+    assert found["tradedb_up"].samples[0].value == 0
+    assert "tradedb_transaction_retries" in found and "tradedb_database_size_bytes" not in found
+
+
+def test_metrics_serve_cli_scrapes_and_refuses_a_port_in_use(fresh: TestDatabase) -> None:
+    import socket
+    import subprocess
+
+    from tests.conftest import TRADEDB, run_cli
+    from tests.servers import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [str(TRADEDB), "metrics", "serve", "--port", str(port), "--host", "127.0.0.1"],
+        env=fresh.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status, text = 0, ""
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                status, text = scrape(port)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        assert status == 200 and families(text)["tradedb_up"].samples[0].value == 1
+        assert scrape(port, "/readyz")[0] == 200
+        busy = run_cli("metrics", "serve", "--port", str(port), "--host", "127.0.0.1", env=fresh.env())
+        assert busy.returncode == 1 and f"port {port} is in use" in busy.stderr and "Traceback" not in busy.stderr
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert process.returncode == 0  # SIGTERM stops it cleanly
+    with socket.socket() as sock:  # the port was released (as a restarted server binds it: SO_REUSEADDR)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+
+
+def test_readiness_reports_pending_migrations_and_liveness_a_stale_heartbeat(
+    fresh: TestDatabase, tmp_path: Path
+) -> None:
+    from tests.conftest import run_cli
+    from tradedb.ops import health, migrate
+
+    assert health.readiness(settings=fresh.settings, url=fresh.url).ok
+    migrate.downgrade("-1", settings=fresh.settings, url=fresh.url)
+    probe = health.readiness(settings=fresh.settings, url=fresh.url)
+    assert not probe.ok and "pending 0013" in probe.checks["migrations"]
+    result = run_cli("health", "--ready", "--json", env=fresh.env())
+    assert result.returncode == 1 and json.loads(result.stdout)["ok"] is False
+    migrate.upgrade(settings=fresh.settings, url=fresh.url)
+    assert run_cli("health", "--ready", env=fresh.env()).returncode == 0
+    beat = tmp_path / "beat"
+    assert not health.liveness(heartbeat=beat).ok
+    beat.touch()
+    assert health.liveness(heartbeat=beat, max_age=30).ok
+    os.utime(beat, (time.time() - 120, time.time() - 120))
+    stale = run_cli("health", "--live", "--heartbeat", str(beat), "--max-age", "60", env=fresh.env())
+    assert stale.returncode == 1 and "last touched" in stale.stdout
+    # The database is no part of liveness: a server that is down leaves the process alive.
+    down = run_cli("health", "--live", env={**fresh.env(), "DATABASE_URL": "postgresql://x@127.0.0.1:1/none"})
+    assert down.returncode == 0, down.stderr
+
+
+def test_top_once_json_and_the_live_view(fresh: TestDatabase) -> None:
+    import subprocess
+
+    from tests.conftest import TRADEDB, run_cli
+
+    result = run_cli("top", "--once", "--json", env=fresh.env())
+    assert result.returncode == 0, result.stderr
+    snap = json.loads(result.stdout)
+    assert {"activity", "blocking", "pools", "replication", "tables", "near_retention", "statements_note"} <= set(snap)
+    text = run_cli("top", "--once", env=fresh.env())
+    assert text.returncode == 0 and "Largest tables" in text.stdout and "Blocking chains" in text.stdout
+    # The live view redraws until interrupted.
+    process = subprocess.Popen(
+        [str(TRADEDB), "top", "--interval", "0.2"],
+        env=fresh.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+    process.send_signal(2)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert stdout.count("tradedb top") >= 2
+    bad = run_cli("top", "--once", "--limit", "0", env=fresh.env())
+    assert bad.returncode != 0 and "limit" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_maintenance_vacuums_dead_tables_and_applies_the_log_retention(fresh: TestDatabase) -> None:
+    from datetime import timedelta
+
+    from tradedb.ops import maintenance
+
+    with psycopg.connect(fresh.url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.churn AS SELECT g AS id FROM generate_series(1, 20000) g")
+        conn.execute("DELETE FROM public.churn WHERE id > 5000")
+        conn.execute("SELECT pg_stat_force_next_flush()")  # PostgreSQL 15+: the counts are visible now
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with psycopg.connect(fresh.url, autocommit=True) as conn:
+            if ("public", "churn") in maintenance.vacuum_candidates(conn):
+                break
+        time.sleep(0.2)
+    report = maintenance.maintain(settings=fresh.settings, url=fresh.server_url, ahead=1)
+    assert "public.churn" in report.vacuumed
+    with psycopg.connect(fresh.url, autocommit=True) as conn:
+        row = conn.execute("SELECT n_dead_tup, last_vacuum FROM pg_stat_user_tables WHERE relname = 'churn'").fetchone()
+    assert row is not None and row[1] is not None
+    later = datetime.now(UTC) + timedelta(days=40)
+    dropped = maintenance.maintain(settings=fresh.settings, url=fresh.server_url, ahead=0, now=later, vacuum=False)
+    assert any(name.startswith("logging.system_logs_p") for name in dropped.dropped)
+    assert not any(name.startswith("data_ingestion.quotes") for name in dropped.dropped)  # kept forever by default
+    kept = maintenance.maintain(
+        settings=make_settings(fresh.server_url, fresh.name, log_retention=timedelta(days=400)),
+        url=fresh.server_url,
+        ahead=0,
+        now=later,
+        vacuum=False,
+        dry_run=True,
+    )
+    assert not any(name.startswith("logging.") for name in kept.dropped)

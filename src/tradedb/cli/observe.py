@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 from rich.live import Live
 
 from tradedb.cli._common import _database, _print_json, _settings, app, err, out
@@ -55,15 +57,24 @@ def top(
             handler = DatabaseHandler(db.options.conninfo, service="tradedb-top", settings=settings)
             performance_logger.addHandler(handler)
             performance_logger.setLevel(logging.INFO)
+
+        def frames() -> Iterator[RenderableType]:
+            while True:
+                with db.connection() as conn:
+                    snap = snapshot(conn, pools=db.stats(), retention=retention, limit=limit)
+                if capture is not None:
+                    snap.slow = capture.observe(snap.activity)
+                yield render(snap)
+                time.sleep(interval)
+
         try:
-            with Live(console=out, auto_refresh=False, screen=out.is_terminal) as live:
-                while True:
-                    with db.connection() as conn:
-                        snap = snapshot(conn, pools=db.stats(), retention=retention, limit=limit)
-                    if capture is not None:
-                        snap.slow = capture.observe(snap.activity)
-                    live.update(render(snap), refresh=True)
-                    time.sleep(interval)
+            if out.is_terminal:
+                with Live(console=out, auto_refresh=False, screen=True) as live:
+                    for frame in frames():
+                        live.update(frame, refresh=True)
+            else:  # piped: one snapshot after another, like top -b
+                for frame in frames():
+                    out.print(frame)
         except KeyboardInterrupt:
             pass
         finally:
