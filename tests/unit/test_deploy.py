@@ -64,11 +64,14 @@ def test_dockerfile_runs_tradedb_as_a_non_root_user() -> None:
 
 # --- the Helm chart -------------------------------------------------------------------------------------------
 # No helm binary can be installed on these machines, so `helm template` cannot run here. The chart's templates
-# deliberately use only value substitution (`{{ .Values.a.b }}`, `{{ .Release.Name }}`, `| quote`); this
-# stand-in renders exactly that subset and fails on anything else, so the rendered output can be validated.
+# deliberately use only value substitution (`{{ .Values.a.b }}`, `{{ .Release.Name }}`, `| quote`) and whole-file
+# switches (`{{- if .Values.a.b }}`); this stand-in renders exactly that subset and fails on anything else, so the
+# rendered output can be validated.
 
 CHART = REPO / "deploy" / "helm" / "tradedb"
 _PLACEHOLDER = re.compile(r"\{\{\s*(\.[A-Za-z][\w.]*)\s*(\|\s*quote\s*)?\}\}")
+# ...and whole-file switches: {{- if .Values.a.b }} ... {{- end }} (not nested).
+_IF_BLOCK = re.compile(r"\{\{-\s*if\s+(\.[A-Za-z][\w.]*)\s*\}\}\n?(.*?)\{\{-\s*end\s*\}\}\n?", re.DOTALL)
 
 
 def render(template: str, values: dict[str, Any], release: str = "prod", namespace: str = "trading") -> str:
@@ -84,7 +87,14 @@ def render(template: str, values: dict[str, Any], release: str = "prod", namespa
             node = node[part]
         return json.dumps(str(node)) if match.group(2) else str(node)
 
-    rendered = _PLACEHOLDER.sub(lookup, template)
+    def condition(match: re.Match[str]) -> str:
+        node: Any = context
+        for part in match.group(1).strip(".").split("."):
+            node = node[part]
+        return match.group(2) if node else ""
+
+    rendered = _IF_BLOCK.sub(condition, template)
+    rendered = _PLACEHOLDER.sub(lookup, rendered)
     assert "{{" not in rendered, "the chart uses template syntax beyond plain substitution"
     return rendered
 
@@ -112,5 +122,47 @@ def test_chart_runs_the_events_relay_as_a_deployment_with_redis_from_a_secret() 
     assert relay["kind"] == "Deployment" and relay["spec"]["replicas"] == 2
     container = relay["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["tradedb", "events", "relay"]
-    assert container["args"] == ["--batch", "1000", "--depth", "2"]
+    assert container["args"][:4] == ["--batch", "1000", "--depth", "2"]
     assert {"secretRef": {"name": "tradedb-redis"}} in container["envFrom"]
+
+
+def test_chart_scrapes_metrics_and_probes_readiness_apart_from_liveness() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    deployment, service = yaml.safe_load_all(
+        render((CHART / "templates" / "metrics-deployment.yaml").read_text(), values)
+    )
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["tradedb", "metrics", "serve"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert service["spec"]["ports"][0]["port"] == 9187
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    monitor_template = (CHART / "templates" / "metrics-servicemonitor.yaml").read_text()
+    assert not [d for d in yaml.safe_load_all(render(monitor_template, values)) if d]  # off by default
+    values["metrics"]["serviceMonitor"]["enabled"] = True
+    monitor = yaml.safe_load(render(monitor_template, values))
+    assert monitor["kind"] == "ServiceMonitor" and monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    relay = yaml.safe_load(render((CHART / "templates" / "events-relay-deployment.yaml").read_text(), values))
+    relay_container = relay["spec"]["template"]["spec"]["containers"][0]
+    live = relay_container["livenessProbe"]["exec"]["command"]
+    assert live[:3] == ["tradedb", "health", "--live"] and "--heartbeat" in live
+    assert relay_container["readinessProbe"]["exec"]["command"] == ["tradedb", "health", "--ready"]
+    heartbeat = live[live.index("--heartbeat") + 1]
+    assert heartbeat in relay_container["args"]  # the relay touches the file the probe reads
+    assert any(heartbeat.startswith(m["mountPath"]) for m in relay_container["volumeMounts"])  # writable
+
+
+def test_every_dashboard_panel_queries_metrics_tradedb_exports() -> None:
+    from tradedb.observe.metrics import NAMES
+
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "tradedb-dashboard.json").read_text())
+    assert dashboard["panels"]
+    used = set()
+    for panel in dashboard["panels"]:
+        names = {n for t in panel["targets"] for n in re.findall(r"\btradedb_\w+", t["expr"])}
+        assert names, f"panel {panel['title']!r} queries no tradedb metric"
+        used |= names
+    assert used <= set(NAMES), used - set(NAMES)
+    assert len(used) >= len(NAMES) - 2  # nearly every exported metric has a panel

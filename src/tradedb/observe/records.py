@@ -120,7 +120,7 @@ def json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
     replaced = []
     for key, value in data.items():
         try:
-            json.dumps(value)
+            json.dumps(value, allow_nan=False)
             out[str(key)] = value
         except (TypeError, ValueError, RecursionError):
             out[str(key)] = _repr(value)
@@ -143,7 +143,7 @@ def dumps(data: Any) -> str:
     Installed as the writer connection's JSON dumper, so each value is serialised once (in the COPY).
     """
     try:
-        text = json.dumps(data, separators=(",", ":"))
+        text = json.dumps(data, separators=(",", ":"), allow_nan=False)  # jsonb has no NaN or Infinity
     except (TypeError, ValueError, RecursionError):
         text = json.dumps(json_safe(data) if isinstance(data, Mapping) else _repr(data), separators=(",", ":"))
     # jsonb refuses \u0000 too.
