@@ -15,6 +15,7 @@ BENCHMARKS = [
     "books.py",
     "backtests.py",
     "events.py",
+    "observe.py",
 ]
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +38,9 @@ _SEQ = itertools.count(1)
 #: Live handlers, for the metrics collector.
 HANDLERS: weakref.WeakSet[DatabaseHandler] = weakref.WeakSet()
 
+#: Most rows one COPY takes from a backlog.
+MAX_COPY = 5_000
+
 _TABLES = {
     rec.SYSTEM_LOGS: (rec.SYSTEM_LOG_COLUMNS, rec.SYSTEM_LOG_TYPES),
     rec.PERFORMANCE_LOGS: (rec.PERFORMANCE_COLUMNS, rec.PERFORMANCE_TYPES),
@@ -57,6 +60,10 @@ _COPY = {table: _copy_sql(table) for table in _TABLES}
 
 #: Errors of the rows themselves (not of the server): the batch is stored row by row and refused rows set aside.
 _REFUSED = (psycopg.DataError, psycopg.IntegrityError, TypeError, ValueError)
+
+
+def _as_row(row: sp.Row) -> sp.Row:
+    return row
 
 
 class _Unreachable(Exception):
@@ -127,7 +134,7 @@ class DatabaseHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record (or spill it when the queue is full); never blocks on the database, never raises."""
-        if threading.current_thread() is self._thread:
+        if threading.get_ident() == self._thread.ident:
             return  # the writer's own records (psycopg's warnings) would feed back into it
         try:
             timing = getattr(record, rec.TIMING_ATTR, None)
@@ -212,8 +219,11 @@ class DatabaseHandler(logging.Handler):
         if self._backlog or self._spill.pending:
             self._catch_up()
         while self._queue:
-            rows = [self._row(item) for item in self._drain(self._batch_size)]
-            if self._backlog or self._spill.pending or not self._store(rows):
+            # A backlog goes in larger COPYs: each COPY ends with a wait for the server, which overlaps the
+            # client's encoding only within one COPY.
+            items = self._drain(max(self._batch_size, min(len(self._queue), MAX_COPY)))
+            if self._backlog or self._spill.pending or not self._store(items, build=self._row):
+                rows = [self._row(item) for item in items]
                 self._spill.append(rows)
                 self.counts["spilled"] += len(rows)
                 self._catch_up()
@@ -268,18 +278,19 @@ class DatabaseHandler(logging.Handler):
         if not self._store(rows, own=False):
             raise _Unreachable
 
-    def _store(self, rows: list[sp.Row], *, own: bool = True) -> bool:
-        """COPY rows in one transaction; False when the database cannot be reached (the caller spills)."""
+    def _store(self, batch: Sequence[Any], *, build: Callable[[Any], sp.Row] = _as_row, own: bool = True) -> bool:
+        """COPY a batch (queued items, or rows) in one transaction, each row built while the COPY streams (the
+        server inserts while the next rows are built); False when the database cannot be reached (spill it)."""
         conn = self._connection()
         if conn is None:
             return False
         try:
             try:
-                self._copy(conn, rows)
+                self._copy(conn, (build(x) for x in batch))
             except _REFUSED as exc:
                 # A row the table refuses must not hold back the others: store them one by one, set the bad aside.
                 self._warn(f"log rows refused ({type(exc).__name__}: {exc}); storing row by row")
-                for row in rows:
+                for row in [build(x) for x in batch]:
                     try:
                         self._copy(conn, [row])
                     except _REFUSED as row_exc:
@@ -288,20 +299,34 @@ class DatabaseHandler(logging.Handler):
             self._down(exc)
             return False
         if own:
-            self.counts["stored"] += len(rows)
+            self.counts["stored"] += len(batch)
         with self._idle:
             self._idle.notify_all()
         return True
 
-    def _copy(self, conn: psycopg.Connection[Any], rows: Iterable[sp.Row]) -> None:
-        by_table: dict[str, list[tuple[Any, ...]]] = {}
-        for table, values in rows:
-            by_table.setdefault(table, []).append(values)
+    @staticmethod
+    def _copy(conn: psycopg.Connection[Any], rows: Iterable[sp.Row]) -> None:
+        """One pass: the first row's table streams into one COPY; rows of the other table follow in a second."""
+        iterator = iter(rows)
+        first = next(iterator, None)
+        if first is None:
+            return
+        table = first[0]
+        others: list[tuple[Any, ...]] = []
         with conn.transaction(), conn.cursor() as cursor:
-            for table, values_list in by_table.items():
-                with cursor.copy(_COPY[table]) as copy:
-                    copy.set_types(list(_TABLES[table][1]))
-                    for values in values_list:
+            with cursor.copy(_COPY[table]) as copy:
+                copy.set_types(list(_TABLES[table][1]))
+                copy.write_row(first[1])
+                for other, values in iterator:
+                    if other == table:
+                        copy.write_row(values)
+                    else:
+                        others.append(values)
+            if others:
+                second = next(t for t in _TABLES if t != table)
+                with cursor.copy(_COPY[second]) as copy:
+                    copy.set_types(list(_TABLES[second][1]))
+                    for values in others:
                         copy.write_row(values)
 
     def _connection(self) -> psycopg.Connection[Any] | None:
@@ -310,7 +335,7 @@ class DatabaseHandler(logging.Handler):
         if not self._retry_now and time.monotonic() < self._next_attempt:
             return None
         try:
-            conn = psycopg.connect(self._url, **self.settings.connection_options())
+            conn = psycopg.connect(self._url, autocommit=True, **self.settings.connection_options())
         except psycopg.Error as exc:
             self._down(exc)
             return None

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from tradedb.errors import ValidationError
 
@@ -63,7 +63,12 @@ PERFORMANCE_LOGS = "logging.performance_logs"
 HOST = socket.gethostname()
 
 # Attributes every LogRecord has: whatever else a record carries came from ``extra=`` and goes into ``data``.
-_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "tradedb_timing",
+}
 #: Record attribute carrying a timing (set by ``timed``); such records become performance rows.
 TIMING_ATTR = "tradedb_timing"
 
@@ -92,6 +97,10 @@ def correlation(correlation_id: str | None = None) -> Iterator[str]:
 def current_correlation() -> str | None:
     """Return the correlation id of the current context, if any."""
     return _CORRELATION.get()
+
+
+_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+_LEVELS[logging.CRITICAL] = "critical"
 
 
 def level_name(levelno: int) -> str:
@@ -150,9 +159,10 @@ def dumps(data: Any) -> str:
     return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 
-@dataclass(frozen=True)
-class Capture:
-    """What the caller's thread takes from a record: everything else is read on the writer thread."""
+class Capture(NamedTuple):
+    """What the caller's thread takes from a record: everything else is read on the writer thread.
+
+    (A tuple: made on every logging call, where a dataclass's ``__init__`` costs several times as much.)"""
 
     record: logging.LogRecord
     message: str
@@ -163,7 +173,7 @@ class Capture:
 def capture(record: logging.LogRecord, seq: int) -> Capture:
     """Take what must be read now (the message, whose arguments may change later, and the context's id)."""
     try:
-        message = record.getMessage() if not isinstance(record.msg, Mapping) else ""
+        message = record.getMessage() if not isinstance(record.msg, dict) else ""
     except Exception as exc:  # a bad format string: keep what was given
         message = f"{record.msg!r} % {record.args!r} (unformattable: {type(exc).__name__})"
     return Capture(record, message, _CORRELATION.get(), seq)
@@ -173,10 +183,10 @@ def log_row(item: Capture, service: str, pid: int, max_message: int = MAX_MESSAG
     """Return the ``system_logs`` row of a captured record (columns ``SYSTEM_LOG_COLUMNS``)."""
     record = item.record
     message = item.message
-    data: dict[str, Any] = {
-        key: value for key, value in record.__dict__.items() if key not in _STANDARD and key != TIMING_ATTR
-    }
-    if isinstance(record.msg, Mapping):
+    attributes = record.__dict__
+    # A set difference runs in C: most records carry no or few extras.
+    data: dict[str, Any] = {key: attributes[key] for key in attributes.keys() - _STANDARD}
+    if isinstance(record.msg, dict):
         # structlog's ProcessorFormatter.wrap_for_formatter hands the event dict over as the message.
         event = dict(record.msg)
         message = str(event.pop("event", ""))
@@ -185,11 +195,12 @@ def log_row(item: Capture, service: str, pid: int, max_message: int = MAX_MESSAG
         for key in ("_logger", "_name"):  # wrap_for_formatter's own extras
             data.pop(key, None)
         data.update(event)
-    # structlog's add_log_level / add_logger_name repeat what the columns hold.
-    if data.get("level") == record.levelname.lower():
-        del data["level"]
-    if data.get("logger") == record.name:
-        del data["logger"]
+    if data:
+        # structlog's add_log_level / add_logger_name repeat what the columns hold.
+        if "level" in data and data["level"] == record.levelname.lower():
+            del data["level"]
+        if "logger" in data and data["logger"] == record.name:
+            del data["logger"]
     if record.exc_info and record.exc_info[0] is not None:
         data["exc_type"] = record.exc_info[0].__name__
         data["exc_text"] = logging.Formatter().formatException(record.exc_info)
@@ -197,7 +208,9 @@ def log_row(item: Capture, service: str, pid: int, max_message: int = MAX_MESSAG
         data["exc_text"] = record.exc_text
     if record.stack_info:
         data["stack"] = record.stack_info
-    if record.levelname not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    level = _LEVELS.get(record.levelno)
+    if level is None or record.levelname != level.upper():
+        level = level_name(record.levelno)
         data["level_name"] = record.levelname
     if len(message) > max_message:
         data[TRUNCATED_MARK] = len(message)
@@ -205,9 +218,9 @@ def log_row(item: Capture, service: str, pid: int, max_message: int = MAX_MESSAG
     return (
         datetime.fromtimestamp(record.created, UTC),
         service,
-        level_name(record.levelno),
-        clean_text(record.name),
-        clean_text(message),
+        level,
+        record.name if type(record.name) is str and "\x00" not in record.name else clean_text(record.name),
+        message if "\x00" not in message else clean_text(message),
         data or None,
         item.correlation_id,
         HOST,
