@@ -72,7 +72,7 @@ def test_blocking_chains_run_from_the_root_and_stop_at_cycles() -> None:
 
 def test_partitions_near_retention() -> None:
     now = datetime(2026, 6, 10, 12, tzinfo=UTC)
-    parts = [
+    parts: list[dict[str, Any]] = [
         {"table": "t", "partition": "t_old", "hi": datetime(2026, 5, 1, tzinfo=UTC)},
         {"table": "t", "partition": "t_edge", "hi": datetime(2026, 6, 4, tzinfo=UTC)},
         {"table": "t", "partition": "t_new", "hi": datetime(2026, 6, 9, tzinfo=UTC)},
