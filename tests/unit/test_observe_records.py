@@ -93,7 +93,12 @@ def test_spill_files_rotate_and_replay_in_order(tmp_path: Path) -> None:
     assert rotated is not None and rotated[2] == 3 and spill.pending == 0
     spill.append([("logging.system_logs", (ts, "svc", "info", "l", "m3", None, None, "h", 1, 3))])
     seen: list[sp.Row] = []
-    assert sp.replay_file(rotated[0], rotated[1], seen.extend) == 3
+
+    def keep(rows: list[sp.Row], into: list[sp.Row] = seen) -> bool:
+        into.extend(rows)
+        return True
+
+    assert sp.replay_file(rotated[0], rotated[1], keep) == 3
     assert [r[1][4] for r in seen] == ["m0", "m1", "m2"] and seen[0][1][0] == ts and seen[2][1][5] == {"i": 2}
     assert not rotated[0].exists()
     spill.close()
@@ -101,5 +106,5 @@ def test_spill_files_rotate_and_replay_in_order(tmp_path: Path) -> None:
     orphans = list(sp.orphans(tmp_path, tmp_path / "none"))
     assert [p for p, _ in orphans] == [spill.path]
     later: list[sp.Row] = []
-    sp.replay_file(orphans[0][0], orphans[0][1], later.extend)
+    sp.replay_file(orphans[0][0], orphans[0][1], lambda rows: keep(rows, later))
     assert [r[1][4] for r in later] == ["m3"] and not spill.path.exists()

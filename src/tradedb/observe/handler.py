@@ -66,10 +66,6 @@ def _as_row(row: sp.Row) -> sp.Row:
     return row
 
 
-class _Unreachable(Exception):
-    """The database cannot take rows now (down, restarting, not migrated yet): spill and retry later."""
-
-
 class DatabaseHandler(logging.Handler):
     """A ``logging.Handler`` that stores records in ``logging.system_logs`` (and timings of :func:`timed` in
     ``logging.performance_logs``) from a background thread.
@@ -255,28 +251,20 @@ class DatabaseHandler(logging.Handler):
             self._backlog.append(rotated)
         while self._backlog:
             path, handle, _ = self._backlog[0]
-            try:
-                replayed = sp.replay_file(path, handle, self._write_own)
-            except _Unreachable:
-                return
+            replayed = sp.replay_file(path, handle, self._store)
+            if replayed is None:
+                return  # the database went away again: the file stays first in line
             self.counts["replayed"] += replayed
             self._backlog.pop(0)
 
-    def _write_own(self, rows: list[sp.Row]) -> None:
-        if not self._store(rows):
-            raise _Unreachable
-
     def _replay_orphans(self) -> None:
         for path, handle in sp.orphans(self._spill.folder, self._spill.path):
-            try:
-                sp.replay_file(path, handle, self._write_orphan)
-            except _Unreachable:
+            if sp.replay_file(path, handle, self._store_orphan) is None:
                 handle.close()  # unlocked: claimed again later, by this handler or another
                 return
 
-    def _write_orphan(self, rows: list[sp.Row]) -> None:
-        if not self._store(rows, own=False):
-            raise _Unreachable
+    def _store_orphan(self, rows: list[sp.Row]) -> bool:
+        return self._store(rows, own=False)
 
     def _store(self, batch: Sequence[Any], *, build: Callable[[Any], sp.Row] = _as_row, own: bool = True) -> bool:
         """COPY a batch (queued items, or rows) in one transaction, each row built while the COPY streams (the

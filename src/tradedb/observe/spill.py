@@ -100,9 +100,12 @@ def orphans(folder: Path, own: Path) -> Iterator[tuple[Path, IO[str]]]:
         yield path, handle
 
 
-def replay_file(path: Path, handle: IO[str], write: Callable[[list[Row]], None]) -> int:
-    """Replay a file held locked (a rotated or an orphaned one), then delete it; a failure leaves it for later."""
+def replay_file(path: Path, handle: IO[str], write: Callable[[list[Row]], bool]) -> int | None:
+    """Replay a file held locked (a rotated or an orphaned one) through ``write`` (False: the database is away),
+    then delete it; return the rows replayed, or None when ``write`` failed (the file stays, its offset kept)."""
     done = _replay(path, write)
+    if done is None:
+        return None
     path.unlink(missing_ok=True)
     _offset_path(path).unlink(missing_ok=True)
     handle.close()
@@ -113,7 +116,7 @@ def _offset_path(path: Path) -> Path:
     return path.with_suffix(".offset")
 
 
-def _replay(path: Path, write: Callable[[list[Row]], None]) -> int:
+def _replay(path: Path, write: Callable[[list[Row]], bool]) -> int | None:
     offset_file = _offset_path(path)
     start = int(offset_file.read_text() or 0) if offset_file.exists() else 0
     done = 0
@@ -123,6 +126,7 @@ def _replay(path: Path, write: Callable[[list[Row]], None]) -> int:
             lines = [line for line in (handle.readline() for _ in range(CHUNK)) if line.endswith("\n")]
             if not lines:
                 return done
-            write([decode(line) for line in lines])
+            if not write([decode(line) for line in lines]):
+                return None
             done += len(lines)
             offset_file.write_text(str(handle.tell()))

@@ -67,9 +67,8 @@ def render(snap: Snapshot) -> RenderableType:
             "none",
         )
     )
-    parts.append(
-        _table("Blocking chains (root first)", ["chain"], [[" → ".join(map(str, c))] for c in snap.blocking], "none")
-    )
+    chains = "; ".join(" → ".join(map(str, c)) for c in snap.blocking) or "none"
+    parts.append(Text(f"Blocking chains (root first): {chains}", style="bold red" if snap.blocking else "dim"))
     parts.append(
         _table(
             "Pools (this process)",
