@@ -646,3 +646,64 @@ def test_the_readme_example_runs(fresh: TestDatabase, monkeypatch: pytest.Monkey
         "{'message': 'priced EURUSD', 'data': {'ask': 1.0843, 'bid': 1.0841}}",
         "price_book",
     ]
+
+
+@pytest.mark.slow
+def test_top_statements_from_pg_stat_statements_once_the_server_preloads_it() -> None:
+    """setup --pg-stat-statements creates the extension and says what is missing; preloaded, top lists statements."""
+    from tests.conftest import run_cli
+    from tests.servers import PgInstance
+    from tradedb.observe import snapshot
+    from tradedb.ops import setup as provision
+
+    instance = PgInstance(prefix="tradedb-pgss-").start()
+    try:
+        settings = make_settings(instance.url(), "trading_pgss")
+        provision.setup(settings=settings, url=instance.url())
+        url = instance.url("trading_pgss")
+        env = {**TestDatabase("trading_pgss", instance.url(), settings).env(), "DATABASE_URL": url}
+        first = run_cli("setup", "--pg-stat-statements", env=env)
+        assert first.returncode == 0, first.stderr
+        assert "shared_preload_libraries" in first.stdout
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert snapshot(conn).statements_note == (
+                "pg_stat_statements is installed but not loaded: add it to shared_preload_libraries"
+            )
+        instance.configure(shared_preload_libraries="pg_stat_statements")
+        instance.restart()
+        assert "collecting" in provision.enable_pg_stat_statements(settings=settings, url=instance.url())
+        with psycopg.connect(url, autocommit=True) as conn:
+            for _ in range(3):
+                conn.execute("SELECT count(*) FROM execution.orders /* observed */")
+            snap = snapshot(conn, limit=50)
+        assert snap.statements is not None and snap.statements_note is None
+        mine = [s for s in snap.statements if "observed" in s["query"]]
+        assert mine and mine[0]["calls"] == 3
+    finally:
+        instance.cleanup()
+
+
+def test_a_forked_child_logs_through_a_writer_of_its_own(
+    fresh: TestDatabase, tmp_path: Path, test_logger: logging.Logger
+) -> None:
+    """Servers that fork workers after configuring logging (gunicorn's preload): the child gets its own writer."""
+    handler = make_handler(fresh, tmp_path)
+    test_logger.addHandler(handler)
+    test_logger.info("parent before")
+    assert handler.flush(timeout=30)
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child process)
+        ok = False
+        try:
+            for i in range(20):
+                test_logger.info("child %d", i)
+            ok = handler.flush(timeout=30)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    test_logger.info("parent after")  # the parent's session survived the child
+    assert handler.flush(timeout=30)
+    assert os.waitstatus_to_exitcode(status) == 0
+    stored = rows(fresh)
+    assert [r["message"] for r in stored if r["pid"] == child] == [f"child {i}" for i in range(20)]
+    assert [r["message"] for r in stored if r["pid"] == os.getpid()] == ["parent before", "parent after"]

@@ -35,8 +35,10 @@ from tradedb.settings import Settings, load_settings
 
 #: One sequence per process: (pid, seq) orders a process's records whatever order they arrive in.
 _SEQ = itertools.count(1)
-#: Live handlers, for the metrics collector.
+#: Live handlers, for the metrics collector and forked children.
 HANDLERS: weakref.WeakSet[DatabaseHandler] = weakref.WeakSet()
+#: Connections a forked child inherited: kept, never closed (closing would end the parent's session).
+_INHERITED: list[psycopg.Connection[Any]] = []
 
 #: Most rows one COPY takes from a backlog.
 MAX_COPY = 5_000
@@ -122,16 +124,35 @@ class DatabaseHandler(logging.Handler):
         self._pid = os.getpid()
         self.counts = {"accepted": 0, "stored": 0, "spilled": 0, "overflowed": 0, "replayed": 0, "rejected": 0}
         self.last_error: str | None = None
+        self._start_writer()
+        HANDLERS.add(self)
+
+    def _start_writer(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"tradedb-log-writer-{self.service}", daemon=True)
         self._thread.start()
-        HANDLERS.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child (a server forking workers after configuring logging): the parent's writer thread did
+        not come along. Start this process's own, with its own connection and spill file; what the parent had
+        queued is the parent's to store."""
+        if self._conn is not None:
+            _INHERITED.append(self._conn)  # never closed here: closing would end the parent's session
+            self._conn = None
+        self._queue.clear()
+        self._backlog = []
+        self._pid = os.getpid()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._spill = sp.SpillFile(self._spill.folder, self.service)
+        self.counts = dict.fromkeys(self.counts, 0)
+        self._start_writer()
 
     # --- the caller's side ----------------------------------------------------------------------------------
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record (or spill it when the queue is full); never blocks on the database, never raises."""
-        if threading.get_ident() == self._thread.ident:
-            return  # the writer's own records (psycopg's warnings) would feed back into it
+        if threading.get_ident() == self._thread.ident or self._stopping:
+            return  # the writer's own records (psycopg's warnings) would feed back into it; a closed handler
         try:
             timing = getattr(record, rec.TIMING_ATTR, None)
             seq = next(_SEQ)
@@ -359,3 +380,11 @@ class DatabaseHandler(logging.Handler):
     def _warn(message: str) -> None:
         # Not through logging: the handler may be the one receiving it.
         sys.stderr.write(f"tradedb.observe: {mask_secrets(message)}\n")
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(HANDLERS):
+        handler._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
