@@ -104,6 +104,14 @@ def run_cli(
     )
 
 
+def readme_example(heading: str) -> str:
+    """The first Python code block of the README's section ``heading`` (e.g. "## Events"), to run as written."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index(heading) :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    return code[: code.index("```")]
+
+
 @dataclass(frozen=True)
 class TestDatabase:
     """A database of the test server, with settings and CLI environment pointing at it."""

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 import tradedb
-from tests.conftest import TestDatabase, make_settings, run_cli
+from tests.conftest import TestDatabase, make_settings, readme_example, run_cli
 from tests.redis_server import RedisServer
 from tradedb import EventsUnavailable, Overfill, UnknownGroup, UnknownStream, ValidationError
 from tradedb.events import Event
@@ -674,12 +674,8 @@ def test_maintenance_drops_delivered_events_past_retention_and_keeps_undelivered
 
 def test_the_readme_example_runs(fresh: TestDatabase, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     """The Python example of the README's "Events" section, run as written (no Redis: the PostgreSQL streams)."""
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Events") :]
-    code = section[section.index("```python\n") + len("```python\n") :]
-    code = code[: code.index("```")]
+    code = readme_example("## Events")
     monkeypatch.setenv("DATABASE_URL", fresh.url)
     monkeypatch.delenv("REDIS_URL", raising=False)
     exec(compile(code, "README.md", "exec"), {})

@@ -21,7 +21,7 @@ import pytest
 from psycopg.rows import dict_row
 
 import tradedb
-from tests.conftest import TestDatabase, make_settings
+from tests.conftest import TestDatabase, make_settings, readme_example
 from tradedb.observe import DatabaseHandler, correlation, timed
 from tradedb.observe.records import MAX_MESSAGE, REPR_MARK, TRUNCATED, TRUNCATED_MARK
 
@@ -625,10 +625,7 @@ def test_maintenance_vacuums_dead_tables_and_applies_the_log_retention(fresh: Te
 
 def test_the_readme_example_runs(fresh: TestDatabase, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     """The Python example of the README's "Observability" section, run as written."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Observability") :]
-    code = section[section.index("```python\n") + len("```python\n") :]
-    code = code[: code.index("```")]
+    code = readme_example("## Observability")
     monkeypatch.setenv("DATABASE_URL", fresh.url)
     monkeypatch.setenv("TRADEDB_LOG_SPILL_DIR", str(Path(fresh.settings.home or "/tmp") / f"spill-{fresh.name}"))
     root, perf = logging.getLogger(), logging.getLogger("tradedb.performance")
