@@ -26,6 +26,7 @@ from psycopg.rows import TupleRow
 from tradedb.columnar.binary_encode import encode_copy, mask
 from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader_async import copy_table
+from tradedb.db.counters import COUNTERS
 from tradedb.errors import ValidationError
 from tradedb.marketdata import check_range
 from tradedb.strategies import _series as series
@@ -99,6 +100,7 @@ class AsyncSignals:
                 await _copy_moved(conn, good)
             if result.findings:
                 await conn.execute(q.SIGNAL_FINDINGS, (json.dumps(result.findings, default=str),))
+        COUNTERS.wrote(TABLE, result.written)
         return result
 
     async def _problems(self, table: pa.Table) -> list[tuple[str, np.ndarray, str]]:
