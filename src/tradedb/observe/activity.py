@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from tradedb.errors import ValidationError
 from tradedb.observe import _sql as q
-from tradedb.observe.records import Timing
+from tradedb.observe.records import TIMING_ATTR, Timing
 from tradedb.observe.timing import logger as performance_logger
 
 #: Rows counted in a default partition at most (the count stops there).
@@ -216,6 +216,6 @@ class SlowQueryCapture:
                 "slow query (%.0f ms): %s",
                 timing.duration_ms,
                 a["query"],
-                extra={"tradedb_timing": timing},
+                extra={TIMING_ATTR: timing},
             )
         return finished

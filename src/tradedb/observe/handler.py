@@ -369,8 +369,7 @@ class DatabaseHandler(logging.Handler):
         rejected = self._spill.folder / "rejected.jsonl"
         with open(rejected, "a", encoding="utf-8") as handle:
             handle.write(sp.encode(*row))
-        self.counts["rejected"] += 1
-        self.counts["stored"] += 1  # accounted for: set aside where an operator finds it
+        self.counts["rejected"] += 1  # accounted for with its batch (stored): set aside where an operator finds it
         self._warn(f"a log row was refused ({type(exc).__name__}: {exc}); kept in {rejected}")
 
     def _backlog_rows(self) -> int:

@@ -62,15 +62,16 @@ PERFORMANCE_LOGS = "logging.performance_logs"
 
 HOST = socket.gethostname()
 
+#: Record attribute carrying a timing (set by ``timed``); such records become performance rows.
+TIMING_ATTR = "tradedb_timing"
+
 # Attributes every LogRecord has: whatever else a record carries came from ``extra=`` and goes into ``data``.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
     "taskName",
-    "tradedb_timing",
+    TIMING_ATTR,
 }
-#: Record attribute carrying a timing (set by ``timed``); such records become performance rows.
-TIMING_ATTR = "tradedb_timing"
 
 _CORRELATION: ContextVar[str | None] = ContextVar("tradedb_correlation_id", default=None)
 
