@@ -14,7 +14,7 @@ from rich.console import RenderableType
 from rich.live import Live
 
 from tradedb.cli._common import _database, _print_json, _settings, app, err, out
-from tradedb.observe import DatabaseHandler, SlowQueryCapture, snapshot
+from tradedb.observe import DatabaseHandler, SlowQueryCapture, Snapshot, snapshot
 from tradedb.observe.timing import logger as performance_logger
 from tradedb.observe.top import render
 from tradedb.ops import health as health_module
@@ -43,9 +43,13 @@ def top(
     settings = _settings()
     retention = effective_retention(settings)
     with _database() as db:
-        if once:
+
+        def look() -> Snapshot:
             with db.connection() as conn:
-                taken = snapshot(conn, pools=db.stats(), retention=retention, limit=limit)
+                return snapshot(conn, pools=db.stats(), retention=retention, limit=limit)
+
+        if once:
+            taken = look()
             if as_json:
                 _print_json(taken.as_dict())
             else:
@@ -60,8 +64,7 @@ def top(
 
         def frames() -> Iterator[RenderableType]:
             while True:
-                with db.connection() as conn:
-                    snap = snapshot(conn, pools=db.stats(), retention=retention, limit=limit)
+                snap = look()
                 if capture is not None:
                     snap.slow = capture.observe(snap.activity)
                 yield render(snap)

@@ -175,7 +175,6 @@ class Connections:
         try:
             conn = pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
-            COUNTERS.pool_timeouts += 1
             raise PoolTimeout(
                 f"no connection free in pool {self.options.name!r} (max_size {self.options.max_size}) within "
                 f"{self.options.timeout:g} s: raise DATABASE_POOL_MAX_SIZE or DATABASE_POOL_TIMEOUT, or check "

@@ -18,8 +18,6 @@ class Counters:
 
     #: Transactions re-run by ``run_transaction`` after a transient failure.
     transaction_retries: int = 0
-    #: Pool checkouts that gave up (``PoolTimeout``).
-    pool_timeouts: int = 0
     #: Rows committed by tradedb's writers, per qualified table.
     rows_written: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
