@@ -12,6 +12,7 @@ from tradedb._version import __version__
 from tradedb.database import Database, connect
 from tradedb.database_async import AsyncDatabase, connect_async
 from tradedb.errors import (
+    AmbiguousSymbol,
     BacktestConflict,
     BackupError,
     BookIntegrityError,
@@ -23,6 +24,7 @@ from tradedb.errors import (
     EmbeddedServerError,
     EventsError,
     EventsUnavailable,
+    IdentifierConflict,
     InvalidTransition,
     MetricsError,
     MigrationError,
@@ -40,6 +42,7 @@ from tradedb.errors import (
     StaleVersion,
     StrategyConflict,
     TradeDBError,
+    UnknownExchange,
     UnknownGroup,
     UnknownRevisionError,
     UnknownStream,
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 _MARKET_DATA_TYPES = ("OnConflict", "Policy", "WriteOptions", "WriteResult")
 
 __all__ = [
+    "AmbiguousSymbol",
     "AsyncDatabase",
     "BacktestConflict",
     "BackupError",
@@ -78,6 +82,7 @@ __all__ = [
     "EventsUnavailable",
     "FillInput",
     "FillResult",
+    "IdentifierConflict",
     "InvalidTransition",
     "MetricsError",
     "MigrationError",
@@ -101,6 +106,7 @@ __all__ = [
     "StaleVersion",
     "StrategyConflict",
     "TradeDBError",
+    "UnknownExchange",
     "UnknownGroup",
     "UnknownRevisionError",
     "UnknownStream",

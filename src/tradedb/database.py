@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from tradedb.events.cache import Cache
     from tradedb.execution.api import Execution
     from tradedb.marketdata.api import MarketData
+    from tradedb.reference.fundamentals import Fundamentals
+    from tradedb.reference.loads import Loads
+    from tradedb.reference.securities import Securities
     from tradedb.strategies.api import Strategies
     from tradedb.strategies.backtests import Backtests
     from tradedb.strategies.optimizations import Optimizations
@@ -55,6 +58,27 @@ class Database(Connections):
         from tradedb.marketdata.api import MarketData
 
         return MarketData(self, quote_cache=self._quote_cache)
+
+    @cached_property
+    def securities(self) -> Securities:
+        """The security master, symbology and index membership (see :mod:`tradedb.reference`)."""
+        from tradedb.reference.securities import Securities
+
+        return Securities(self, self.loads)
+
+    @cached_property
+    def fundamentals(self) -> Fundamentals:
+        """Company information, key statistics and institutional holders (see :mod:`tradedb.reference`)."""
+        from tradedb.reference.fundamentals import Fundamentals
+
+        return Fundamentals(self, self.securities)
+
+    @cached_property
+    def loads(self) -> Loads:
+        """The ingest log, ``data_ingestion.load_runs`` (see :mod:`tradedb.reference`)."""
+        from tradedb.reference.loads import Loads
+
+        return Loads(self)
 
     def _quote_cache(self) -> Cache | None:
         return self.events.cache()

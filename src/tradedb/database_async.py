@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from tradedb.events.cache_async import AsyncCache
     from tradedb.execution.api_async import AsyncExecution
     from tradedb.marketdata.api_async import AsyncMarketData
+    from tradedb.reference.fundamentals_async import AsyncFundamentals
+    from tradedb.reference.loads_async import AsyncLoads
+    from tradedb.reference.securities_async import AsyncSecurities
     from tradedb.strategies.api_async import AsyncStrategies
     from tradedb.strategies.backtests_async import AsyncBacktests
     from tradedb.strategies.optimizations_async import AsyncOptimizations
@@ -54,6 +57,27 @@ class AsyncDatabase(AsyncConnections):
         from tradedb.marketdata.api_async import AsyncMarketData
 
         return AsyncMarketData(self, quote_cache=self._quote_cache)
+
+    @cached_property
+    def securities(self) -> AsyncSecurities:
+        """The security master, symbology and index membership (see :mod:`tradedb.reference`)."""
+        from tradedb.reference.securities_async import AsyncSecurities
+
+        return AsyncSecurities(self, self.loads)
+
+    @cached_property
+    def fundamentals(self) -> AsyncFundamentals:
+        """Company information, key statistics and institutional holders (see :mod:`tradedb.reference`)."""
+        from tradedb.reference.fundamentals_async import AsyncFundamentals
+
+        return AsyncFundamentals(self, self.securities)
+
+    @cached_property
+    def loads(self) -> AsyncLoads:
+        """The ingest log, ``data_ingestion.load_runs`` (see :mod:`tradedb.reference`)."""
+        from tradedb.reference.loads_async import AsyncLoads
+
+        return AsyncLoads(self)
 
     async def _quote_cache(self) -> AsyncCache | None:
         return await self.events.cache()

@@ -171,6 +171,8 @@ def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
     kind: type[TradeDBError]
     if isinstance(exc, pgerrors.UniqueViolation):
         kind = DuplicateError
+    elif isinstance(exc, pgerrors.ExclusionViolation):
+        kind = IdentifierConflict if constraint and constraint.startswith("security_identifiers_") else ValidationError
     elif isinstance(exc, pgerrors.ForeignKeyViolation):
         kind = NotFoundError
     elif isinstance(exc, pgerrors.CheckViolation | pgerrors.NotNullViolation | pgerrors.DataError):
@@ -223,3 +225,15 @@ class UnknownGroup(ValidationError):
 
 class MetricsError(TradeDBError):
     """The metrics endpoint could not start (the port is in use, the address cannot be bound)."""
+
+
+class UnknownExchange(ValidationError):
+    """A venue is not an ISO 10383 MIC that ``shared.exchanges`` holds (load the ISO list first)."""
+
+
+class IdentifierConflict(ValidationError):
+    """An identifier would name two securities at once: its validity overlaps another assignment of it."""
+
+
+class AmbiguousSymbol(ValidationError):
+    """A symbol resolves to more than one security on one date (pass ``exchange=`` or a ``scheme=``)."""

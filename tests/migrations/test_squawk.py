@@ -27,6 +27,11 @@ DELIBERATE: dict[str, tuple[str, ...]] = {
     "0010": ("changing-column-type", "require-concurrent-index-creation", "ban-drop-not-null", "ban-drop-constraint"),
     # 0012 replaces shared.event_outbox, which nothing wrote before it, with a partitioned table.
     "0012": ("ban-drop-table",),
+    # 0014 replaces data_ingestion.load_runs, which nothing wrote before it, with an ingest log; it turns the
+    # security master's unique key into a unique index over listings that still trade (a delisted listing gives its
+    # ticker up) and indexes its new tables without CONCURRENTLY: the security master holds tens of thousands of
+    # rows at most (an index build of milliseconds), and CONCURRENTLY cannot run in the migration's transaction.
+    "0014": ("ban-drop-table", "ban-drop-constraint", "require-concurrent-index-creation"),
 }
 
 

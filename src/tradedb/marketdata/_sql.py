@@ -25,7 +25,7 @@ KNOWN_IDS = "SELECT security_id FROM shared.securities WHERE security_id = ANY(%
 CREATE_SECURITIES = """
 INSERT INTO shared.securities (symbol, exchange_mic, asset_type, currency)
 SELECT symbol, %(exchange)s, %(asset_type)s, %(currency)s FROM unnest(%(symbols)s::text[]) AS s(symbol)
-ON CONFLICT (symbol, exchange_mic) DO UPDATE SET symbol = EXCLUDED.symbol
+ON CONFLICT (symbol, exchange_mic) WHERE status <> 'delisted' DO UPDATE SET symbol = EXCLUDED.symbol
 RETURNING symbol, security_id
 """
 

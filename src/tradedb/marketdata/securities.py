@@ -23,7 +23,7 @@ UPSERT = """
 INSERT INTO shared.securities AS s (symbol, exchange_mic, asset_type, currency, name, sector, industry, cik, isin)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                      %s::text[], %s::text[])
-ON CONFLICT (symbol, exchange_mic) DO UPDATE
+ON CONFLICT (symbol, exchange_mic) WHERE status <> 'delisted' DO UPDATE
 SET asset_type = EXCLUDED.asset_type, name = coalesce(EXCLUDED.name, s.name),
     sector = coalesce(EXCLUDED.sector, s.sector), industry = coalesce(EXCLUDED.industry, s.industry),
     cik = coalesce(EXCLUDED.cik, s.cik), isin = coalesce(EXCLUDED.isin, s.isin), updated_at = now()

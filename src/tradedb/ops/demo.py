@@ -187,7 +187,7 @@ def load_sample(url: str, settings: Settings) -> int:
         )
         conn.cursor().executemany(
             "INSERT INTO shared.securities (symbol, exchange_mic, asset_type, currency, sector, name)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (symbol, exchange_mic) DO NOTHING",
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (symbol, exchange_mic) WHERE status <> 'delisted' DO NOTHING",
             [
                 (s, mic, kind, "GBP" if mic == "XLON" else "USD", sector, f"{s} (demo)")
                 for s, mic, kind, sector, _ in SECURITIES

@@ -288,6 +288,7 @@ class InstitutionalHolder(Base):
         sa.UniqueConstraint("security_id", "holder", "reported_on", "source"),
         sa.CheckConstraint("shares IS NULL OR shares >= 0", name="shares_non_negative"),
         sa.CheckConstraint("pct_held IS NULL OR pct_held BETWEEN 0 AND 1", name="pct_held_fraction"),
+        sa.Index("ix_institutional_holders_latest", "security_id", postgresql_where=sa.text("is_latest")),
     )
 
     holding_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -298,6 +299,11 @@ class InstitutionalHolder(Base):
     pct_held: Mapped[float | None] = mapped_column(Float, comment="Fraction of shares outstanding, in [0, 1]")
     reported_on: Mapped[date] = mapped_column(sa.Date)
     source: Mapped[str] = mapped_column(sa.String(32))
+    is_latest: Mapped[bool] = mapped_column(
+        sa.Boolean,
+        server_default=sa.false(),
+        comment="This holder's newest report for the security and source (kept by the writer; history stays)",
+    )
 
 
 class DelistedSymbol(Base):
@@ -336,25 +342,26 @@ class LoadRun(Base):
     __tablename__ = "load_runs"
     __table_args__ = plain(
         SCHEMA,
-        "Incremental load bookkeeping per security, source, dataset and timeframe.",
+        "One row per ingest: what was loaded (source, table, file), the data's time range, rows and outcome.",
         one_of("status", LOAD_STATUSES),
-        sa.CheckConstraint("records_loaded >= 0", name="records_non_negative"),
+        sa.CheckConstraint("rows_loaded >= 0 AND rows_rejected >= 0", name="rows_non_negative"),
+        sa.CheckConstraint("finished_at IS NULL OR finished_at >= started_at", name="finished_after_start"),
+        sa.Index(None, "table_name", "source", "started_at"),
     )
 
-    security_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("shared.securities.security_id"), primary_key=True
-    )
-    source: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    dataset: Mapped[str] = mapped_column(sa.Text, primary_key=True, comment="quotes, trades, bars, ...")
-    timeframe: Mapped[str] = mapped_column(
-        sa.String(4), primary_key=True, server_default="", comment="Bar timeframe; empty for tick data"
-    )
-    last_run: Mapped[datetime | None] = mapped_column(Timestamp)
-    last_success: Mapped[datetime | None] = mapped_column(Timestamp)
-    last_data_ts: Mapped[datetime | None] = mapped_column(Timestamp, comment="Newest data time loaded so far")
-    records_loaded: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
-    status: Mapped[str] = mapped_column(sa.Text, server_default="success")
+    run_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(32))
+    table_name: Mapped[str] = mapped_column(sa.Text, comment="quotes, market_trades, bars, securities, ...")
+    timeframe: Mapped[str | None] = mapped_column(sa.String(4), comment="Bar timeframe; NULL for other tables")
+    target: Mapped[str | None] = mapped_column(sa.Text, comment="What was read: a file path, a vendor request")
+    range_start: Mapped[datetime | None] = mapped_column(Timestamp, comment="Oldest data time loaded")
+    range_end: Mapped[datetime | None] = mapped_column(Timestamp, comment="Newest data time loaded")
+    rows_loaded: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    rows_rejected: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    status: Mapped[str] = mapped_column(sa.Text, server_default="running")
     error: Mapped[str | None] = mapped_column(sa.Text)
+    started_at: Mapped[datetime] = mapped_column(Timestamp, server_default=sa.func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 _dq_seq, _dq_default = sequence_default(SCHEMA, "data_quality_logs", "check_id")

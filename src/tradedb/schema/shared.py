@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tradedb.schema._base import (
@@ -61,7 +61,16 @@ class Security(Base):
     __table_args__ = plain(
         SCHEMA,
         "Security master: one row per instrument listing (symbol on a venue).",
-        sa.UniqueConstraint("symbol", "exchange_mic", postgresql_nulls_not_distinct=True),
+        # Among listings that still trade, a symbol names one listing per venue; a delisted listing gives its
+        # ticker up for reuse (its identifiers keep the dates it held it).
+        sa.Index(
+            "uq_securities_symbol_exchange_mic",
+            "symbol",
+            "exchange_mic",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+            postgresql_where=sa.text("status <> 'delisted'"),
+        ),
         sa.CheckConstraint("symbol ~ '^[^[:space:]]+$'", name="symbol_format"),
         one_of("asset_type", ASSET_TYPES),
         one_of("status", SECURITY_STATUSES),
@@ -95,6 +104,105 @@ class Security(Base):
     delisted_on: Mapped[date | None] = mapped_column(sa.Date)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
+
+
+#: Identifier schemes: a venue's own ticker (``ticker``, unique per MIC, the scope), the three US conventions of
+#: one listing (NASDAQ ``ABR-D``, CQS ``ABRpD``, ACT/CMS ``ABR$D``, each unique nationally), global codes, and
+#: vendor symbols.
+IDENTIFIER_SCHEMES = (
+    "ticker",
+    "nasdaq",
+    "cqs",
+    "act",
+    "isin",
+    "cusip",
+    "figi",
+    "cik",
+    "sedol",
+    "yahoo",
+    "google",
+    "databento",
+    "bloomberg",
+    "ric",
+)
+#: Schemes that name an instrument or an issuer, not one listing: several listings may share one at a time.
+SHARED_SCHEMES = ("isin", "cusip", "cik", "sedol")
+_VALIDITY = sa.text("daterange(valid_from, valid_to)")
+_NOT_SHARED = "scheme NOT IN (" + ", ".join(f"'{s}'" for s in SHARED_SCHEMES) + ")"
+
+
+class SecurityIdentifier(Base):
+    __tablename__ = "security_identifiers"
+    __table_args__ = plain(
+        SCHEMA,
+        "Symbology: every name a security goes by, per scheme, with the dates it held it (renames, reused tickers).",
+        one_of("scheme", IDENTIFIER_SCHEMES),
+        sa.CheckConstraint("value ~ '^[^[:space:]]+$'", name="value_format"),
+        sa.CheckConstraint("valid_from < valid_to", name="valid_range"),
+        # One holder per identifier at a time (for listing-level schemes) ...
+        # value first: the gist index is searched by its leading column, the one that tells rows apart.
+        ExcludeConstraint(
+            (sa.column("value"), "="),
+            (sa.column("scheme"), "="),
+            (sa.column("scope"), "="),
+            (_VALIDITY, "&&"),
+            using="gist",
+            name="security_identifiers_one_holder",
+            where=sa.text(_NOT_SHARED),
+        ),
+        # ... and no security holds one identifier twice over the same days.
+        ExcludeConstraint(
+            (sa.column("value"), "="),
+            (sa.column("security_id"), "="),
+            (sa.column("scheme"), "="),
+            (sa.column("scope"), "="),
+            (_VALIDITY, "&&"),
+            using="gist",
+            name="security_identifiers_no_repeat",
+        ),
+        sa.Index(None, "value"),
+        sa.Index(None, "security_id"),
+    )
+
+    identifier_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    security_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("shared.securities.security_id"))
+    scheme: Mapped[str] = mapped_column(sa.Text)
+    value: Mapped[str] = mapped_column(sa.String(64), comment="The identifier as the scheme spells it")
+    scope: Mapped[str] = mapped_column(
+        sa.String(32),
+        server_default="",
+        comment="Where the identifier is unique: the MIC for tickers, the dataset for vendor ids, '' when global",
+    )
+    valid_from: Mapped[date | None] = mapped_column(sa.Date, comment="First day held; NULL: since always")
+    valid_to: Mapped[date | None] = mapped_column(sa.Date, comment="First day no longer held; NULL: still held")
+    source: Mapped[str | None] = mapped_column(sa.String(32), comment="Who said so (a listing file, a vendor)")
+    created_at: Mapped[datetime] = created_at()
+
+
+class IndexMember(Base):
+    __tablename__ = "index_members"
+    __table_args__ = plain(
+        SCHEMA,
+        "Index membership over time: a security belongs to an index from member_from until member_to.",
+        sa.CheckConstraint("index_name ~ '^[^[:space:]].*$'", name="index_name_format"),
+        sa.CheckConstraint("member_from < member_to", name="member_range"),
+        ExcludeConstraint(
+            (sa.column("security_id"), "="),
+            (sa.column("index_name"), "="),
+            (sa.text("daterange(member_from, member_to)"), "&&"),
+            using="gist",
+            name="index_members_no_overlap",
+        ),
+        sa.Index(None, "security_id"),
+    )
+
+    membership_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    index_name: Mapped[str] = mapped_column(sa.String(64), comment="The index, e.g. 'S&P 500', 'DAX'")
+    security_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("shared.securities.security_id"))
+    member_from: Mapped[date | None] = mapped_column(sa.Date, comment="Date added; NULL: before records begin")
+    member_to: Mapped[date | None] = mapped_column(sa.Date, comment="First day no longer a member; NULL: still one")
+    source: Mapped[str | None] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = created_at()
 
 
 class SystemConfig(Base):
