@@ -15,6 +15,7 @@ from tradedb.cli import (  # noqa: F401 - registers commands
     migrations,
     observe,
     ops,
+    reference,
     security,
     server,
     strategies,

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow.compute as pc
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -40,6 +41,10 @@ CreateOpt = Annotated[bool, typer.Option(help="Add unknown symbols to the securi
 BatchOpt = Annotated[int, typer.Option(help="Rows per batch (each batch is one transaction).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ExchangeOpt = Annotated[str | None, typer.Option(help="MIC of the listing venue, to resolve symbols.")]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option(help='Resolve symbols through the symbology as of "row" (each row\'s date) or one YYYY-MM-DD.'),
+]
 AssetOpt = Annotated[str, typer.Option(help="Asset type of securities created by --create-securities.")]
 TimeColumnOpt = Annotated[
     str | None,
@@ -54,8 +59,12 @@ TimeFormatOpt = Annotated[
 ]
 
 
-def _write(kind: str, table: Any, options: dict[str, Any], *, label: str) -> WriteResult:
-    """Write one table with a progress bar; return the result."""
+#: The table each ingest kind writes, as ``load_runs`` names it.
+_TABLES = {"quotes": "quotes", "trades": "market_trades", "bars": "bars", "order_book_events": "order_book_events"}
+
+
+def _write(kind: str, table: Any, options: dict[str, Any], *, label: str, target: str | None = None) -> WriteResult:
+    """Write one table with a progress bar, recorded in ``load_runs``; return the result."""
     total = table.num_rows
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -68,7 +77,24 @@ def _write(kind: str, table: Any, options: dict[str, Any], *, label: str) -> Wri
         task = progress.add_task(label, total=total)
         with _database() as db:
             writer = getattr(db.market_data, f"write_{kind}")
-            return writer(table, progress=lambda done: progress.update(task, completed=done), **options)  # type: ignore[no-any-return]
+            with db.loads.run(
+                source=options["source"], table=_TABLES[kind], target=target, timeframe=options.get("timeframe")
+            ) as run:
+                result: WriteResult = writer(
+                    table, progress=lambda done: progress.update(task, completed=done), **options
+                )
+                run.rows_loaded, run.rows_rejected = result.written, result.rejected
+                run.status = "partial" if result.rejected else "success"
+                run.range_start, run.range_end = _time_range(table)
+            return result
+
+
+def _time_range(table: Any) -> tuple[Any, Any]:
+    """The oldest and newest time of a table whose times carry a zone (naive ones are placed by the writer)."""
+    if "ts" not in table.column_names or getattr(table.schema.field("ts").type, "tz", None) is None:
+        return None, None
+    bounds = pc.min_max(table["ts"])
+    return bounds["min"].as_py(), bounds["max"].as_py()
 
 
 def _report(results: list[WriteResult], as_json: bool, notes: dict[str, Any] | None = None) -> None:
@@ -158,7 +184,7 @@ def _load(
         actions = ingest_files.corporate_actions(raw, symbol, name=file.name, first_line=ready.first_line)
         check_corporate_actions(actions)
     extra = _options(source=source, symbol=symbol, tz=tz, first_line=ready.first_line)
-    result = _write(kind, ready.table, {**options, **extra}, label=kind)
+    result = _write(kind, ready.table, {**options, **extra}, label=kind, target=str(file))
     notes = _notes(ready)
     if kind == "bars":
         stored = 0
@@ -187,6 +213,7 @@ def _tick_command(kind: str, what: str) -> None:
         batch_rows: BatchOpt = 100_000,
         time_column: TimeColumnOpt = None,
         time_format: TimeFormatOpt = None,
+        as_of: AsOfOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         _load(
@@ -205,6 +232,7 @@ def _tick_command(kind: str, what: str) -> None:
             asset_type=asset_type,
             exchange=exchange,
             batch_rows=batch_rows,
+            as_of=as_of,
         )
 
     command.__doc__ = what
@@ -231,6 +259,7 @@ def ingest_bars(
     batch_rows: BatchOpt = 100_000,
     time_column: TimeColumnOpt = None,
     time_format: TimeFormatOpt = None,
+    as_of: AsOfOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load OHLCV bars; dates are session dates (stored at 00:00 UTC). Dividend and split columns (zipline's
@@ -252,6 +281,7 @@ def ingest_bars(
         exchange=exchange,
         batch_rows=batch_rows,
         timeframe=timeframe,
+        as_of=as_of,
     )
 
 
@@ -284,9 +314,9 @@ def ingest_lobster(
         batch_rows=batch_rows,
     )
     results = [
-        _write("order_book_events", parsed.events, options, label="order book events"),
-        _write("quotes", parsed.quotes, {**options, "create_securities": False}, label="quotes"),
-        _write("trades", parsed.trades, {**options, "create_securities": False}, label="trades"),
+        _write("order_book_events", parsed.events, options, label="order book events", target=str(file)),
+        _write("quotes", parsed.quotes, {**options, "create_securities": False}, label="quotes", target=str(file)),
+        _write("trades", parsed.trades, {**options, "create_securities": False}, label="trades", target=str(file)),
     ]
     _report(results, as_json)
 
@@ -316,7 +346,7 @@ def ingest_mbo(
         exchange=exchange,
         batch_rows=batch_rows,
     )
-    _report([_write("order_book_events", events, options, label="order book events")], as_json)
+    _report([_write("order_book_events", events, options, label="order book events", target=str(file))], as_json)
 
 
 @ingest_app.command("securities")
@@ -327,8 +357,9 @@ def ingest_securities(
 ) -> None:
     """Load listings (NASDAQ Trader files, S&P 500 constituents, any CSV with Symbol and Name)."""
     rows, skipped = ingest_files.read_securities(file, exchange=exchange)
-    with _database() as db:
+    with _database() as db, db.loads.run(source="listing", table="securities", target=str(file)) as run:
         added, updated = securities.upsert(db, rows)
+        run.rows_loaded = added + updated
     if as_json:
         _print_json({"added": added, "updated": updated, "skipped": skipped})
     else:

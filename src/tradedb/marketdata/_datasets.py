@@ -401,12 +401,17 @@ def _cast(column: pa.ChunkedArray, kind: pa.DataType, name: str) -> pa.Array:
 
 
 def symbol_map(rows: list[dict[str, Any]], exchange: str | None) -> dict[tuple[str | None, str], int]:
-    """Map (exchange, symbol) to security ids; a symbol listed on several venues needs ``exchange``."""
+    """Map (exchange, symbol) to security ids; a symbol listed on several venues needs ``exchange``.
+
+    A listing that trades wins over delisted ones of the same symbol (a ticker reused after a delisting); a
+    symbol only delisted listings had resolves to one of those when there is only one.
+    """
     found: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         found.setdefault(row["symbol"], []).append(row)
     out = {}
-    for symbol, listings in found.items():
+    for symbol, everything in found.items():
+        listings = [r for r in everything if r.get("status") != "delisted"] or everything
         if len(listings) > 1:
             venues = ", ".join(str(r["exchange_mic"]) for r in listings)
             raise ValidationError(f"symbol {symbol!r} is listed on several venues ({venues}): pass exchange=")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypedDict
 
 import numpy as np
@@ -84,6 +84,9 @@ class WriteOptions(TypedDict, total=False):
     progress: Progress | None
     #: For rows read from a file: the file line of the first row, so that messages name lines, not row numbers.
     first_line: int | None
+    #: Resolve symbols as of a date through the symbology (``security_identifiers``): "row" (each row's UTC
+    #: date) or one date. A ticker reused by another company then goes to the company that held it that day.
+    as_of: date | str | None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class PrepareOptions:
     currency: str = "USD"
     timeframe: str | None = None
     first_line: int | None = None
+    #: "row", an ISO date, or None (resolve by the security master's symbol as of now).
+    as_of: str | None = None
 
 
 @dataclass
@@ -303,12 +308,13 @@ def cook(
         raw if resolved else normalize(raw, dataset, tz=options.tz, symbol=options.symbol, timeframe=options.timeframe)
     )
     if "symbol" in table.column_names:
+        keys = dated_symbols(table, options.as_of)
         if not resolved:
-            names = [s for s in pc.unique(table["symbol"]).to_pylist() if s is not None]
+            names = [s for s in pc.unique(keys).to_pylist() if s is not None]
             missing = [s for s in names if (options.exchange, s) not in symbols]
             if missing:
                 return Cooked(table, offset, missing_symbols=missing)
-        ids, unknown = map_symbols(table["symbol"], symbols, options.exchange)
+        ids, unknown = map_symbols(keys, symbols, options.exchange)
         table = table.add_column(1, "security_id", ids)
     else:
         if not resolved:
@@ -328,11 +334,47 @@ def cook(
     return cooked
 
 
+def check_as_of(as_of: date | str | None, *, create_securities: bool) -> str | None:
+    """Return ``as_of`` as "row", an ISO date or None."""
+    if as_of is None:
+        return None
+    if create_securities:
+        raise ValidationError("as_of resolves symbols through the symbology; it cannot add securities too")
+    if as_of == "row":
+        return "row"
+    if isinstance(as_of, date) and not isinstance(as_of, datetime):
+        return as_of.isoformat()
+    if isinstance(as_of, str):
+        try:
+            return date.fromisoformat(as_of).isoformat()
+        except ValueError:
+            pass
+    raise ValidationError(f'as_of must be "row" or a date (YYYY-MM-DD), got {as_of!r}')
+
+
+#: Separates a symbol from its date in the keys symbols resolve by when ``as_of`` is set (symbols hold no spaces).
+DATED = " "
+
+
+def dated_symbols(table: pa.Table, as_of: str | None) -> pa.ChunkedArray:
+    """The symbol column, or with ``as_of`` "SYMBOL YYYY-MM-DD" keys (the row's UTC date, or the one date)."""
+    column = table["symbol"]
+    if as_of is None:
+        return column
+    days = pc.strftime(table["ts"], format="%Y-%m-%d") if as_of == "row" else pa.scalar(as_of)
+    return pc.binary_join_element_wise(column, days, DATED)
+
+
 def names_in(items: Sequence[tuple[pa.Table, int]], options: PrepareOptions) -> tuple[list[str], list[int]]:
-    """The distinct symbols and security ids an in-memory input names (to resolve them in one go)."""
+    """The distinct symbols and security ids an in-memory input names (to resolve them in one go).
+
+    Symbols resolved as of dates are left to each batch (their keys need the normalised time column).
+    """
     symbols: set[str] = set()
     ids: set[int] = set()
     for table, _ in items:
+        if options.as_of is not None and "symbol" in table.column_names:
+            continue
         try:
             if "symbol" in table.column_names:
                 symbols.update(s for s in pc.unique(table["symbol"].cast(pa.string())).to_pylist() if s is not None)
@@ -340,7 +382,7 @@ def names_in(items: Sequence[tuple[pa.Table, int]], options: PrepareOptions) -> 
                 ids.update(i for i in pc.unique(table["security_id"].cast(pa.int64())).to_pylist() if i is not None)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue  # normalize() names the bad column when the batch is cooked
-    if options.symbol is not None and not symbols and not ids:
+    if options.symbol is not None and options.as_of is None and not symbols and not ids:
         symbols.add(options.symbol)
     return sorted(symbols), sorted(ids)
 

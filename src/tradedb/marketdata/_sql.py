@@ -16,7 +16,7 @@ SCHEMA = "data_ingestion"
 STAGE = "tradedb_stage"
 
 RESOLVE_SYMBOLS = """
-SELECT symbol, security_id, exchange_mic FROM shared.securities
+SELECT symbol, security_id, exchange_mic, status FROM shared.securities
 WHERE symbol = ANY(%(symbols)s) AND (%(exchange)s::text IS NULL OR exchange_mic = %(exchange)s)
 """
 KNOWN_IDS = "SELECT security_id FROM shared.securities WHERE security_id = ANY(%s)"

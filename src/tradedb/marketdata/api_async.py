@@ -40,6 +40,7 @@ from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
 from tradedb.marketdata._reading import ReadOptions
 from tradedb.masking import mask_secrets
+from tradedb.reference.symbology import LOOKUP, resolved
 from tradedb.schema import metadata
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
@@ -125,10 +126,12 @@ class AsyncMarketData:
         writers: int = 2,
         progress: Progress | None = None,
         first_line: int | None = None,
+        as_of: date | str | None = None,
     ) -> WriteResult:
         base.check_write_options(
             source=source, on_conflict=on_conflict, policy=policy, batch_rows=batch_rows, writers=writers
         )
+        resolve_as_of = write.check_as_of(as_of, create_securities=create_securities)
         result = write.WriteResult(dataset.table, source)
         started = time.perf_counter()
         table = metadata.tables[f"{q.SCHEMA}.{dataset.table}"]
@@ -143,6 +146,7 @@ class AsyncMarketData:
                 currency,
                 timeframe,
                 base.check_first_line(first_line),
+                resolve_as_of,
             ),
             source,
             policy,
@@ -244,6 +248,9 @@ class AsyncMarketData:
         wanted = [s for s in symbols if (options.exchange, s) not in self._symbols]
         if not wanted:
             return
+        if options.as_of is not None:
+            await self._resolve_dated(wanted, options.exchange)
+            return
         rows = await self._db.fetch_all(q.RESOLVE_SYMBOLS, {"symbols": wanted, "exchange": options.exchange})
         self._symbols.update(base.symbol_map(rows, options.exchange))
         missing = [s for s in wanted if (options.exchange, s) not in self._symbols]
@@ -260,6 +267,21 @@ class AsyncMarketData:
                 cursor = await conn.execute(q.CREATE_SECURITIES, params)
                 for name, security_id in await cursor.fetchall():
                     self._symbols[(options.exchange, name)] = security_id
+
+    async def _resolve_dated(self, keys: list[str], exchange: str | None) -> None:
+        """Resolve "SYMBOL YYYY-MM-DD" keys through the symbology, in one statement; unknown ones stay unknown."""
+        pairs = [key.split(write.DATED) for key in keys]
+        params = {
+            "values": [p[0] for p in pairs],
+            "days": [date.fromisoformat(p[1]) for p in pairs],
+            "scheme": None,
+            "exchange": exchange,
+        }
+        rows = await self._db.fetch_all(LOOKUP, params)
+        labels = [f"symbol {p[0]!r} on {p[1]}" for p in pairs]
+        for key, match in zip(keys, resolved(rows, len(keys), labels), strict=True):
+            if match is not None:
+                self._symbols[(exchange, key)] = int(match["security_id"])
 
     async def _check_ids(self, ids: list[int]) -> None:
         wanted = [i for i in ids if i not in self._known_ids]
