@@ -46,7 +46,9 @@ def test_setup_from_empty_then_again_changes_nothing(server_url: str, fresh: Set
     first = provision.setup(settings=fresh, url=server_url)
     assert f"create database {fresh.trading_db_name}" in first.actions
     assert f"create database {fresh.prefect_db_name}" in first.actions
-    assert "migrated 0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008, 0009, 0010, 0011, 0012, 0013, 0014" in first.actions
+    assert (
+        "migrated 0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008, 0009, 0010, 0011, 0012, 0013, 0014" in first.actions
+    )
     assert first.problems == []
     before = snapshot(server_url, fresh)
     assert len(before["config"]) == 4

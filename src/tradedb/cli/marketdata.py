@@ -9,7 +9,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import pyarrow.compute as pc
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -85,16 +84,8 @@ def _write(kind: str, table: Any, options: dict[str, Any], *, label: str, target
                 )
                 run.rows_loaded, run.rows_rejected = result.written, result.rejected
                 run.status = "partial" if result.rejected else "success"
-                run.range_start, run.range_end = _time_range(table)
+                run.range_start, run.range_end = result.first_ts, result.last_ts
             return result
-
-
-def _time_range(table: Any) -> tuple[Any, Any]:
-    """The oldest and newest time of a table whose times carry a zone (naive ones are placed by the writer)."""
-    if "ts" not in table.column_names or getattr(table.schema.field("ts").type, "tz", None) is None:
-        return None, None
-    bounds = pc.min_max(table["ts"])
-    return bounds["min"].as_py(), bounds["max"].as_py()
 
 
 def _report(results: list[WriteResult], as_json: bool, notes: dict[str, Any] | None = None) -> None:

@@ -166,6 +166,9 @@ class WriteResult:
     batches: int = 0
     seconds: float = 0.0
     findings: dict[str, int] = field(default_factory=dict)
+    #: Oldest and newest time among the rows kept (written or skipped as already stored).
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -181,6 +184,11 @@ class WriteResult:
         self.warnings += plan.warned
         for name, count in plan.counts.items():
             self.findings[name] = self.findings.get(name, 0) + count
+        if plan.rows.num_rows:
+            bounds = pc.min_max(plan.rows["ts"])
+            low, high = bounds["min"].as_py(), bounds["max"].as_py()
+            self.first_ts = low if self.first_ts is None else min(self.first_ts, low)
+            self.last_ts = high if self.last_ts is None else max(self.last_ts, high)
 
     def record(self, outcomes: Iterable[Outcome], progress: Progress | None) -> None:
         """Count batches that finished (in any order) and report progress."""

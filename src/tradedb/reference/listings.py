@@ -80,6 +80,15 @@ YAHOO_VENUES = {
     "MI": "XMIL",
 }
 US_MICS = frozenset(US_VENUE_NAMES) | {"OTCM"}
+#: Trading currency of a home listing the file names without a row of its own.
+VENUE_CURRENCIES = {
+    **dict.fromkeys(("XAMS", "XBRU", "XETR", "XFRA", "XPAR", "XMAD", "XHEL", "XMIL"), "EUR"),
+    "XLON": "GBP",
+    "XTKS": "JPY",
+    "XSTO": "SEK",
+    "XSWX": "CHF",
+    "MISX": "RUB",
+}
 
 
 @dataclass
@@ -296,61 +305,73 @@ def _sp500(out: ListingFile, r: dict[str, str], line: int) -> None:
 
 
 def _index_listings(out: ListingFile, r: dict[str, str], line: int) -> None:
-    """One row per (index, listing of a company): the company's own listing has yahoo == symbol."""
+    """One row per (index, listing of a company). The index holds the company's home listing, its ``symbol``
+    (a Yahoo symbol: ``SAP.DE`` is SAP on Xetra), which a row may or may not describe: it is added either way,
+    with the company's ISINs, and the row's own listing beside it."""
     if not r.get("symbol") and not r.get("yahoo"):
         out.skipped += 1  # a company named only by its ISIN: no listing to find or add
         return
-    primary = _symbol(r.get("symbol") or r.get("yahoo"))
-    yahoo = r.get("yahoo") or primary
+    index = (r.get("index") or "").replace("_", " ")
+    if not index or len(index) > 64:
+        raise ValidationError(f"invalid index name {r.get('index')!r}: 1-64 characters")
+    home = _symbol(r.get("symbol") or r.get("yahoo"))
+    yahoo = _symbol(r.get("yahoo") or home, "yahoo symbol")
     google = r.get("google") or ""
-    if google:
+    if yahoo != home:
         venue, _, ticker = google.rpartition(":")
         mic = GOOGLE_VENUES.get(venue) if venue else None
         if venue and mic is None:
             raise ValidationError(f"unknown exchange prefix {venue!r} in {google!r}")
-    else:
-        ticker, _, suffix = yahoo.rpartition(".") if "." in yahoo else (yahoo, "", "")
-        mic = YAHOO_VENUES.get(suffix)
-        if mic is None:  # no venue suffix: a US listing, or a class share (BRK.B)
-            ticker, mic = yahoo, None
-    ticker = _symbol(ticker or yahoo)
-    identifiers = [("yahoo", yahoo, "")]
-    if google:
+        if not google:
+            ticker, mic = _yahoo_venue(yahoo)
+        own = [("yahoo", yahoo, "")] + ([("google", google, "")] if google else [])
+        out.listings.append(_listing(ticker or yahoo, mic, r, line, own, r.get("currency") or None))
+    ticker, mic = _yahoo_venue(home)
+    identifiers = [("yahoo", home, "")]
+    if yahoo == home and google:
         identifiers.append(("google", google, ""))
+    isins = []
+    for value in (v for v in (r.get("isins") or "").split(";") if v):
+        try:
+            isins.append(check_isin(value))
+        except ValidationError as exc:
+            # A vendor's typo in one of several ISINs: the row stands, the identifier is left out and named.
+            out.findings.append(f"line {line}: {exc.message}; left out")
+    identifiers += [("isin", value, "") for value in isins]
+    currency = r.get("currency") if yahoo == home else None
+    listing = _listing(ticker, mic, r, line, identifiers, currency)
+    listing.isin = isins[0] if isins else None
+    out.listings.append(listing)
+    if (index, home) not in out.companies:
+        out.companies[(index, home)] = len(out.memberships)
+        out.memberships.append(Membership(index, len(out.listings) - 1, None))
+
+
+def _yahoo_venue(yahoo: str) -> tuple[str, str | None]:
+    """A Yahoo symbol's ticker and venue: ``SAP.DE`` is SAP on XETR; no known suffix is a US symbol (BRK-B)."""
+    ticker, _, suffix = yahoo.rpartition(".")
+    mic = YAHOO_VENUES.get(suffix) if ticker else None
+    return (ticker, mic) if mic is not None else (yahoo, None)
+
+
+def _listing(
+    ticker: str,
+    mic: str | None,
+    r: dict[str, str],
+    line: int,
+    identifiers: list[tuple[str, str, str]],
+    currency: str | None,
+) -> Listing:
+    ticker = _symbol(ticker)
     if mic is not None:
-        identifiers.append(("ticker", ticker, mic))
+        identifiers = [*identifiers, ("ticker", ticker, mic)]
     if mic is None or mic in US_MICS:
-        identifiers.append(("nasdaq", ticker, ""))
-    isins = [i for i in (r.get("isins") or "").split(";") if i]
-    isin: str | None = None
-    if yahoo == primary:
-        for value in isins:
-            try:
-                check_isin(value)
-            except ValidationError as exc:
-                # A vendor's typo in one of several ISINs: the row stands, the identifier is left out and named.
-                out.findings.append(f"line {line}: {exc.message}; left out")
-                continue
-            identifiers.append(("isin", value, ""))
-            isin = isin or value
+        identifiers = [*identifiers, ("nasdaq", ticker, "")]
     for _, value, _ in identifiers:
         if len(value) > MAX_IDENTIFIER:
             raise ValidationError(f"identifier {value[:20]!r}... is longer than {MAX_IDENTIFIER} characters")
-    currency = r.get("currency") or "USD"
-    out.listings.append(
-        Listing(ticker, mic, r.get("name") or None, line, currency=currency, identifiers=identifiers, isin=isin)
-    )
-    index = (r.get("index") or "").replace("_", " ")
-    if not index or len(index) > 64:
-        raise ValidationError(f"invalid index name {r.get('index')!r}: 1-64 characters")
-    # The index holds the company's own listing (yahoo == symbol), else the first listing the file gives for it.
-    member = Membership(index, len(out.listings) - 1, None)
-    position = out.companies.get((index, primary))
-    if position is None:
-        out.companies[(index, primary)] = len(out.memberships)
-        out.memberships.append(member)
-    elif yahoo == primary:
-        out.memberships[position] = member
+    currency = currency or VENUE_CURRENCIES.get(mic or "", "USD")
+    return Listing(ticker, mic, r.get("name") or None, line, currency=currency, identifiers=identifiers)
 
 
 def _mic(out: ListingFile, r: dict[str, str], line: int) -> None:

@@ -83,8 +83,9 @@ class AsyncSecurities:
     ) -> int:
         """Add a listing with its ticker (held from ``listed_on``) and further identifiers; return its id.
 
-        ``exchange`` must be a MIC the database knows (``load_exchanges`` loads the ISO 10383 list); a symbol a
-        trading listing of the venue holds raises DuplicateError.
+        ``exchange`` must be a MIC the database knows (``load_exchanges`` loads the ISO 10383 list; the US venues
+        and the main European and Asian ones are known without it); a symbol a trading listing of the venue holds
+        raises DuplicateError.
         """
         sym.check_value(symbol, "symbol")
         if len(symbol) > 32:
@@ -109,7 +110,7 @@ class AsyncSecurities:
         }
         async with self._db.transaction() as conn:
             if exchange is not None:
-                await _check_venues(conn, [exchange])
+                await _ensure_known_venues(conn, [exchange])
             security_id = await _scalar(conn, q.ADD, params)
             ticker = {"scheme": "ticker", "value": symbol, "scope": exchange or "", "valid_from": day}
             rows = [{**ticker, "security_id": security_id, "source": source}]
@@ -492,7 +493,14 @@ async def _load(
             else:
                 _merge(listings[first[key]], listing)
             local[n] = first[key]
-        memberships += [(m.index_name, local[m.listing], m.member_from) for m in file.memberships]
+        for m in file.memberships:
+            if m.member_from is not None and m.member_from > day:
+                line = file.listings[m.listing].line
+                raise ValidationError(
+                    f"line {line}: {file.listings[m.listing].symbol} joined {m.index_name} on {m.member_from}, after "
+                    f"the day the file describes ({day}): pass a later as_of"
+                )
+            memberships.append((m.index_name, local[m.listing], m.member_from))
     report.listings = len(listings)
     mics = sorted({x.exchange_mic for x in listings if x.exchange_mic})
     await _ensure_known_venues(conn, mics)
@@ -515,7 +523,7 @@ async def _load(
         listing = listings[n]
         if not authority[n] or files.same_company(row["name"], listing.name):
             ids[n] = int(row["security_id"])
-            if listing.exchange_mic and row["exchange_mic"] not in (None, listing.exchange_mic):
+            if authority[n] and listing.exchange_mic and row["exchange_mic"] not in (None, listing.exchange_mic):
                 report.moved += 1
         else:
             reused.append(int(row["security_id"]))
@@ -526,7 +534,10 @@ async def _load(
 
     known = [(n, i) for n, i in enumerate(ids) if i is not None]
     if known:
-        await conn.execute(q.UPDATE_LISTINGS, _listing_params([listings[n] for n, _ in known], [i for _, i in known]))
+        params = _listing_params([listings[n] for n, _ in known], [i for _, i in known])
+        # Only a venue's own file moves a listing to another venue.
+        params["mics"] = [m if authority[n] else None for m, (n, _) in zip(params["mics"], known, strict=True)]
+        await conn.execute(q.UPDATE_LISTINGS, params)
         report.updated = len(known)
     new = [n for n, i in enumerate(ids) if i is None]
     if new:
