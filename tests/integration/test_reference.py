@@ -40,7 +40,9 @@ def count(db: TestDatabase, query: str, *params: Any) -> int:
     with db.connect() as conn:
         row = conn.execute(query, params).fetchone()
     assert row is not None
-    return int(row[0])  # type: ignore[call-overload]
+    value = row[0]
+    assert isinstance(value, int)
+    return value
 
 
 # --- the symbol service, both APIs -------------------------------------------------------------------------
@@ -379,7 +381,7 @@ def test_real_listings_load_without_duplicates(
         ids = handle.securities.lookup_many(sorted(today), as_of=SNAPSHOT_2026, scheme="nasdaq")
         assert len(ids) == len(today) and len(set(ids.values())) == len(today)
         # American Airlines (NASDAQ) and Anglo American (London) are both AAL: a bare lookup cannot choose.
-        with pytest.raises(AmbiguousSymbol, match="AAL on XNAS.*AAL on XLON"):
+        with pytest.raises(AmbiguousSymbol, match=r"AAL on XNAS.*AAL on XLON"):
             handle.securities.lookup("AAL")
         assert handle.securities.lookup("AAL", exchange="XLON")["currency"] == "GBP"
         # The three conventions of one listing name one security.

@@ -325,7 +325,7 @@ def _index_listings(out: ListingFile, r: dict[str, str], line: int) -> None:
         if not google:
             ticker, mic = _yahoo_venue(yahoo)
         own = [("yahoo", yahoo, "")] + ([("google", google, "")] if google else [])
-        out.listings.append(_listing(ticker or yahoo, mic, r, line, own, r.get("currency") or None))
+        out.listings.append(_listing(ticker or yahoo, mic, r, line, own, currency=r.get("currency") or None))
     ticker, mic = _yahoo_venue(home)
     identifiers = [("yahoo", home, "")]
     if yahoo == home and google:
@@ -339,7 +339,7 @@ def _index_listings(out: ListingFile, r: dict[str, str], line: int) -> None:
             out.findings.append(f"line {line}: {exc.message}; left out")
     identifiers += [("isin", value, "") for value in isins]
     currency = r.get("currency") if yahoo == home else None
-    listing = _listing(ticker, mic, r, line, identifiers, currency)
+    listing = _listing(ticker, mic, r, line, identifiers, currency=currency)
     listing.isin = isins[0] if isins else None
     out.listings.append(listing)
     if (index, home) not in out.companies:
@@ -360,6 +360,7 @@ def _listing(
     r: dict[str, str],
     line: int,
     identifiers: list[tuple[str, str, str]],
+    *,
     currency: str | None,
 ) -> Listing:
     ticker = _symbol(ticker)
