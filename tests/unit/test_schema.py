@@ -64,7 +64,16 @@ TRADEDB_TABLES = {
     "data_ingestion": {"coverage", "order_book_snapshots", "last_quotes"},
     "strategy_engine": {"backtest_positions", "backtest_orders"},
     # events (issue 14): per-aggregate sequence counters, PostgreSQL streams and their groups, inbox, dead letters
-    "shared": {"event_sequences", "event_streams", "event_consumer_groups", "event_inbox", "event_dead_letters"},
+    "shared": {
+        "event_sequences",
+        "event_streams",
+        "event_consumer_groups",
+        "event_inbox",
+        "event_dead_letters",
+        # reference data (issue 16): symbology with validity ranges, index membership over time
+        "security_identifiers",
+        "index_members",
+    },
 }
 
 
