@@ -16,6 +16,7 @@ BENCHMARKS = [
     "backtests.py",
     "events.py",
     "observe.py",
+    "reference.py",
 ]
 
 if __name__ == "__main__":

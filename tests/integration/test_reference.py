@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 import tradedb
-from tests.conftest import TestDatabase, cloned, run_cli
+from tests.conftest import REPO, TestDatabase, cloned, readme_example, run_cli
 from tests.integration.facade import Api, Feature
 from tradedb import (
     AmbiguousSymbol,
@@ -290,6 +291,18 @@ def test_fundamentals_keep_history_and_flag_the_latest(fundamentals: tuple[Featu
         funds.write_key_statistics([{"symbol": "NOSUCH", "as_of": "2024-01-02"}], source="v")
 
 
+def test_deleting_a_security_never_cascades_into_its_history(db: TestDatabase) -> None:
+    with tradedb.connect(db.url, settings=db.settings) as handle:
+        security_id = handle.securities.add("KEEPME", exchange="XNYS")
+        handle.fundamentals.write_key_statistics([{"symbol": "KEEPME", "as_of": "2024-01-02", "beta": 1.1}], source="v")
+        handle.fundamentals.write_institutional_holders(
+            [{"symbol": "KEEPME", "holder": "Fund A", "shares": 1}], source="v", reported_on="2024-01-02"
+        )
+    with db.connect() as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("DELETE FROM shared.securities WHERE security_id = %s", (security_id,))
+    assert count(db, "SELECT count(*) FROM data_ingestion.key_statistics WHERE security_id = %s", security_id) == 1
+
+
 # --- the ingest log ---------------------------------------------------------------------------------------------
 
 
@@ -464,3 +477,15 @@ def test_cli_securities_commands(loaded: dict[str, ListingReport], real_db: Test
     assert members.returncode == 0 and len(json.loads(members.stdout)) == 40
     shown = run_cli("securities", "show", "ABR-D", "--json", env=real_db.env())
     assert {i["scheme"] for i in json.loads(shown.stdout)["identifiers"]} >= {"nasdaq", "cqs", "act", "ticker"}
+
+
+def test_the_readme_example_runs(
+    fresh_db: TestDatabase, shared_data: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The Python example of the README's "Reference data" section, run as written (from the repository)."""
+    code = readme_example("## Reference data")
+    monkeypatch.setenv("DATABASE_URL", fresh_db.url)
+    monkeypatch.chdir(REPO)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "Medarex, Inc." in printed and "'AAPL'" in printed

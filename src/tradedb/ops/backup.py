@@ -176,6 +176,16 @@ def create(
         server_version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
         counts = row_counts(conn, chosen)
         revision = _revisions(conn)
+        # pg_dump --schema leaves extensions out: name those living in the chosen schemas (btree_gist, for the
+        # symbology's exclusion constraints), or the restore could not create what depends on them.
+        extensions = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+                " WHERE n.nspname = ANY(%s) ORDER BY 1",
+                (list(chosen),),
+            )
+        ]
         pg_dump, dump_version = _tool(settings, "pg_dump", _major(server_version))
         args, env = _libpq_env(target)
         partial = dump_path.with_suffix(".dump.partial")
@@ -186,6 +196,7 @@ def create(
             f"--snapshot={snapshot}",
             f"--file={partial}",
             *[f"--schema={s}" for s in chosen],
+            *[f"--extension={e}" for e in extensions],
         ]
         result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         conn.rollback()

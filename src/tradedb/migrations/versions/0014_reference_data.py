@@ -6,7 +6,8 @@ Create Date: 2026-11-29 13:00:00
 
 ``shared.security_identifiers`` holds every name a security goes by (tickers per venue, the three US conventions,
 ISINs, vendor symbols) with the dates it held it; exclusion constraints (``btree_gist``, a trusted extension the
-database owner may create) refuse two holders of one identifier on one day. ``shared.index_members`` gives index
+database owner may create) refuse two holders of one identifier on one day (and, for identifiers listings share
+such as ISINs, one security holding one twice). ``shared.index_members`` gives index
 membership from/to dates. A delisted listing gives its ticker up: the unique key on (symbol, venue) becomes a
 unique index over listings that are not delisted, under the same name. ``load_runs``, which nothing wrote before
 this revision, becomes a log with one row per ingest. The security master is small (tens of thousands of rows):
@@ -91,7 +92,8 @@ def upgrade() -> None:
     )
     op.execute(
         "ALTER TABLE shared.security_identifiers ADD CONSTRAINT security_identifiers_no_repeat EXCLUDE USING gist "
-        "(value WITH =, security_id WITH =, scheme WITH =, scope WITH =, daterange(valid_from, valid_to) WITH &&)"
+        "(value WITH =, security_id WITH =, scheme WITH =, scope WITH =, daterange(valid_from, valid_to) WITH &&) "
+        f"WHERE (scheme IN ({_listed(SHARED_SCHEMES)}))"
     )
     op.create_index(op.f("ix_security_identifiers_value"), "security_identifiers", ["value"], schema=S)
     op.create_index(op.f("ix_security_identifiers_security_id"), "security_identifiers", ["security_id"], schema=S)
