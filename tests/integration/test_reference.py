@@ -397,6 +397,7 @@ def test_real_listings_load_without_duplicates(
         with pytest.raises(AmbiguousSymbol, match=r"AAL on XNAS.*AAL on XLON"):
             handle.securities.lookup("AAL")
         assert handle.securities.lookup("AAL", exchange="XLON")["currency"] == "GBP"
+        assert handle.securities.lookup("AAL", scheme=("nasdaq", "cqs", "act"))["exchange_mic"] == "XNAS"
         # The three conventions of one listing name one security.
         differ = [r for r in other if len({r["ACT Symbol"], r["CQS Symbol"], r["NASDAQ Symbol"]}) > 1]
         for scheme, column in (("cqs", "CQS Symbol"), ("act", "ACT Symbol")):
@@ -469,6 +470,8 @@ def test_cli_securities_commands(loaded: dict[str, ListingReport], real_db: Test
     )
     assert found.returncode == 0, found.stderr
     assert len({r["security_id"] for r in json.loads(found.stdout)}) == 1
+    us = run_cli("securities", "lookup", "AAL", "--scheme", "nasdaq,cqs", "--json", env=real_db.env())
+    assert us.returncode == 0 and json.loads(us.stdout)[0]["exchange_mic"] == "XNAS"
     missing = run_cli("securities", "lookup", "NOPE-X", env=real_db.env())
     assert missing.returncode == 1
     bad = run_cli("securities", "add", "CLIX", "--exchange", "QQQQ", env=real_db.env())

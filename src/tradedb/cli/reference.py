@@ -63,13 +63,16 @@ def show(symbol: SymbolArg, exchange: ExchangeOpt = None, as_json: JsonOpt = Fal
 def lookup(
     symbols: Annotated[list[str], typer.Argument(help="Symbols in any convention (ABR-D, ABRpD, ABR$D, ISINs...).")],
     as_of: AsOfOpt = None,
-    scheme: Annotated[str | None, typer.Option(help="Only this scheme (ticker, nasdaq, cqs, act, isin, ...).")] = None,
+    scheme: Annotated[
+        str | None, typer.Option(help="Only these schemes, comma-separated (ticker, nasdaq, cqs, act, isin, ...).")
+    ] = None,
     exchange: ExchangeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The security each symbol named on a day (exit 1 when one is unknown)."""
     with _database() as db:
-        matches = db.securities.resolve(symbols, as_of=as_of, scheme=scheme, exchange=exchange)
+        schemes = scheme.split(",") if scheme else None
+        matches = db.securities.resolve(symbols, as_of=as_of, scheme=schemes, exchange=exchange)
     rows = [
         {"query": s, **({k: m[k] for k in ("security_id", "symbol", "exchange_mic", "scheme")} if m else {})}
         for s, m in zip(symbols, matches, strict=True)

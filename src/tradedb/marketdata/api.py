@@ -40,7 +40,7 @@ from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
 from tradedb.marketdata._reading import ReadOptions
 from tradedb.masking import mask_secrets
-from tradedb.reference.symbology import LOOKUP, resolved
+from tradedb.reference.symbology import LOOKUP, lookup_params, resolved
 from tradedb.schema import metadata
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
@@ -267,12 +267,7 @@ class MarketData:
     def _resolve_dated(self, keys: list[str], exchange: str | None) -> None:
         """Resolve "SYMBOL YYYY-MM-DD" keys through the symbology, in one statement; unknown ones stay unknown."""
         pairs = [key.split(write.DATED) for key in keys]
-        params = {
-            "values": [p[0] for p in pairs],
-            "days": [date.fromisoformat(p[1]) for p in pairs],
-            "scheme": None,
-            "exchange": exchange,
-        }
+        params = lookup_params([p[0] for p in pairs], [date.fromisoformat(p[1]) for p in pairs], exchange=exchange)
         rows = self._db.fetch_all(LOOKUP, params)
         labels = [f"symbol {p[0]!r} on {p[1]}" for p in pairs]
         for key, match in zip(keys, resolved(rows, len(keys), labels), strict=True):

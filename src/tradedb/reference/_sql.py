@@ -230,3 +230,5 @@ SELECT exchange_mic, asset_type, count(*) AS securities, count(*) FILTER (WHERE 
        AS suspended
 FROM shared.securities GROUP BY exchange_mic, asset_type ORDER BY exchange_mic NULLS LAST, asset_type
 """
+
+ANALYZE = "ANALYZE shared.securities, shared.security_identifiers, shared.index_members"

@@ -291,10 +291,11 @@ class Securities:
         symbol: str,
         *,
         as_of: date | str | None = None,
-        scheme: str | None = None,
+        scheme: str | Sequence[str] | None = None,
         exchange: str | None = None,
     ) -> dict[str, Any]:
-        """Return the security ``symbol`` named on ``as_of`` (default today) in any scheme, or in ``scheme``.
+        """Return the security ``symbol`` named on ``as_of`` (default today) in any scheme, or in ``scheme`` (one,
+        or several: ``("nasdaq", "cqs", "act")`` are the US conventions).
 
         NotFoundError when none did; AmbiguousSymbol when two securities did (narrow with exchange= or scheme=).
         """
@@ -309,7 +310,7 @@ class Securities:
         symbols: Sequence[str],
         *,
         as_of: date | str | Sequence[date] | None = None,
-        scheme: str | None = None,
+        scheme: str | Sequence[str] | None = None,
         exchange: str | None = None,
     ) -> dict[str, int]:
         """Map symbols to security ids in one round trip (unknown ones are left out).
@@ -324,7 +325,7 @@ class Securities:
         symbols: Sequence[str],
         *,
         as_of: date | str | Sequence[date] | None = None,
-        scheme: str | None = None,
+        scheme: str | Sequence[str] | None = None,
         exchange: str | None = None,
         labels: Sequence[str] | None = None,
     ) -> list[dict[str, Any] | None]:
@@ -334,17 +335,20 @@ class Securities:
         rows in errors (default: the symbol).
         """
         names = [sym.check_value(s, "symbol") for s in symbols]
-        if scheme is not None:
-            sym.check_scheme(scheme)
+        schemes = (
+            None if scheme is None else [sym.check_scheme(s) for s in ([scheme] if isinstance(scheme, str) else scheme)]
+        )
+        days: list[date] | None = None
+        day = date.today()
         if isinstance(as_of, Sequence) and not isinstance(as_of, str):
-            days = [sym.check_day(d, "as_of") or date.today() for d in as_of]
+            days = [sym.check_day(d, "as_of") or day for d in as_of]
             if len(days) != len(names):
                 raise ValidationError(f"as_of has {len(days)} dates for {len(names)} symbols")
         else:
-            days = [sym.check_day(as_of, "as_of") or date.today()] * len(names)
+            day = sym.check_day(as_of, "as_of") or day
         if not names:
             return []
-        params = {"values": names, "days": days, "scheme": scheme, "exchange": _mic(exchange)}
+        params = sym.lookup_params(names, days, day=day, schemes=schemes, exchange=_mic(exchange))
         rows = self._db.fetch_all(q.LOOKUP, params)
         return sym.resolved(rows, len(names), list(labels) if labels is not None else names)
 
@@ -593,6 +597,9 @@ def _load(
         )
         report.members_added += added
         report.members_ended += ended
+    # A snapshot can change most of these tables at once: fresh statistics keep lookups on their indexes (on
+    # stale ones a single lookup scanned every identifier). A role that does not own them skips it, warned.
+    conn.execute(q.ANALYZE)
 
 
 def _key(listing: files.Listing) -> tuple[str, str, str]:
