@@ -464,6 +464,19 @@ def test_a_snapshot_dated_before_its_members_joined_is_refused(
         handle.securities.load_listings(shared_data / "04_symbol_master" / "sp500-constituents.csv", as_of="2026-08-01")
 
 
+def test_renaming_a_listed_security_moves_its_national_symbol(
+    loaded: dict[str, ListingReport], real_db: TestDatabase
+) -> None:
+    with tradedb.connect(real_db.url, settings=real_db.settings) as handle:
+        before = handle.securities.lookup("ZYME", scheme="nasdaq")
+        handle.securities.rename("ZYME", "ZYMX", on="2026-10-01")
+        assert handle.securities.lookup("ZYMX", scheme="nasdaq")["security_id"] == before["security_id"]
+        assert handle.securities.lookup("ZYME", as_of="2026-09-30")["security_id"] == before["security_id"]
+        with pytest.raises(NotFoundError):
+            handle.securities.lookup("ZYME", as_of="2026-10-01")
+        assert handle.securities.get("ZYMX")["symbol"] == "ZYMX"
+
+
 def test_cli_securities_commands(loaded: dict[str, ListingReport], real_db: TestDatabase) -> None:
     found = run_cli(
         "securities", "lookup", "ABR-D", "ABRpD", "ABR$D", "--as-of", "2026-07-31", "--json", env=real_db.env()

@@ -90,11 +90,15 @@ INSERT INTO shared.security_identifiers (security_id, scheme, value, scope, vali
 SELECT * FROM unnest(%(security_id)s::bigint[], %(scheme)s::text[], %(value)s::text[], %(scope)s::text[],
                      %(valid_from)s::date[], %(valid_to)s::date[], %(source)s::text[])
 """
-CLOSE_IDENTIFIER = """
+#: End a listing's ticker spellings of a symbol (its venue ticker, its US national symbol) on a day.
+CLOSE_TICKERS = """
 UPDATE shared.security_identifiers SET valid_to = %(on)s
-WHERE security_id = %(security_id)s AND scheme = %(scheme)s AND scope = %(scope)s AND value = %(value)s
+WHERE security_id = %(security_id)s AND value = %(value)s AND scheme IN ('ticker', 'nasdaq')
   AND (valid_from IS NULL OR valid_from < %(on)s) AND (valid_to IS NULL OR valid_to > %(on)s)
+RETURNING scheme, scope
 """
+HAS_IDENTIFIERS = "SELECT 1 FROM shared.security_identifiers WHERE security_id = %s LIMIT 1"
+RENAME = "UPDATE shared.securities SET symbol = %s, updated_at = now() WHERE security_id = %s"
 
 # --- listing files ------------------------------------------------------------------------------------------
 

@@ -88,9 +88,7 @@ class Securities:
         and the main European and Asian ones are known without it); a symbol a trading listing of the venue holds
         raises DuplicateError.
         """
-        sym.check_value(symbol, "symbol")
-        if len(symbol) > 32:
-            raise ValidationError(f"symbol {symbol[:20]!r}... is {len(symbol)} characters; the column holds 32")
+        _check_symbol(symbol)
         if asset_type not in ASSET_TYPES:
             raise ValidationError(f"asset_type must be one of {', '.join(ASSET_TYPES)}, got {asset_type!r}")
         if isin is not None:
@@ -261,30 +259,30 @@ class Securities:
         return self._db.fetch_all(q.IDENTIFIERS, ([current["security_id"]],))
 
     def rename(self, symbol: str, new_symbol: str, *, on: date | str, exchange: str | None = None) -> None:
-        """Change a listing's ticker from ``on``: the old one ends that day, the new one holds from it."""
+        """Change a listing's ticker from ``on``: the old one ends that day (its venue ticker and US national
+        symbol), the new one holds from it in the same schemes. CQS and ACT spellings are not derived: add them
+        with :meth:`add_identifiers`."""
         day = sym.check_day(on, "on")
-        sym.check_value(new_symbol, "symbol")
+        _check_symbol(new_symbol)
         if day is None:
             raise ValidationError("rename needs the date: on=")
         current = self.get(symbol, exchange=exchange)
-        scope = current["exchange_mic"] or ""
-        key = {"security_id": current["security_id"], "scheme": "ticker", "scope": scope, "on": day}
+        security_id = current["security_id"]
         with self._db.transaction() as conn:
-            conn.execute(q.CLOSE_IDENTIFIER, {**key, "value": symbol})
-            conn.execute(
-                "UPDATE shared.securities SET symbol = %s, updated_at = now() WHERE security_id = %s",
-                (new_symbol, current["security_id"]),
-            )
-            row = {**key, "value": new_symbol, "valid_from": day, "valid_to": None, "source": "rename"}
-            old = {**key, "value": symbol, "valid_from": None, "valid_to": day, "source": "rename"}
-            held = (
-                conn.execute(
-                    "SELECT 1 FROM shared.security_identifiers WHERE security_id = %s AND scheme = 'ticker'",
-                    (current["security_id"],),
-                )
-            ).fetchone()
-            # A listing that had no ticker identifier (added by a market-data writer) gets its old one, ended.
-            _insert_identifiers(conn, [row] if held else [old, row])
+            had = (conn.execute(q.HAS_IDENTIFIERS, (security_id,))).fetchone()
+            cursor = conn.execute(q.CLOSE_TICKERS, {"security_id": security_id, "value": symbol, "on": day})
+            closed = [(str(r[0]), str(r[1])) for r in cursor.fetchall()]
+            conn.execute(q.RENAME, (new_symbol, security_id))
+            key = {"security_id": security_id, "source": "rename"}
+            scope = current["exchange_mic"] or ""
+            rows = [
+                {**key, "scheme": scheme, "scope": where, "value": new_symbol, "valid_from": day}
+                for scheme, where in closed or [("ticker", scope)]
+            ]
+            if had is None:
+                # A listing without identifiers (added by a market-data writer) keeps its old ticker, ended.
+                rows.append({**key, "scheme": "ticker", "scope": scope, "value": symbol, "valid_to": day})
+            _insert_identifiers(conn, rows)
 
     def lookup(
         self,
@@ -703,6 +701,13 @@ def _fetch(conn: Connection[TupleRow], statement: str, params: Any) -> list[dict
     with conn.cursor(row_factory=dict_row) as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall()
+
+
+def _check_symbol(symbol: Any) -> str:
+    sym.check_value(symbol, "symbol")
+    if len(symbol) > 32:
+        raise ValidationError(f"symbol {symbol[:20]!r}... is {len(symbol)} characters; the column holds 32")
+    return str(symbol)
 
 
 def _mic(exchange: str | None) -> str | None:
