@@ -46,6 +46,11 @@ def count(db: TestDatabase, query: str, *params: Any) -> int:
     return value
 
 
+def rows(db: TestDatabase, query: str) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(query).fetchall()
+
+
 # --- the symbol service, both APIs -------------------------------------------------------------------------
 
 
@@ -477,7 +482,7 @@ def test_renaming_a_listed_security_moves_its_national_symbol(
         assert handle.securities.get("ZYMX")["symbol"] == "ZYMX"
 
 
-def test_cli_securities_commands(loaded: dict[str, ListingReport], real_db: TestDatabase) -> None:
+def test_cli_securities_commands(loaded: dict[str, ListingReport], real_db: TestDatabase, tmp_path: Path) -> None:
     found = run_cli(
         "securities", "lookup", "ABR-D", "ABRpD", "ABR$D", "--as-of", "2026-07-31", "--json", env=real_db.env()
     )
@@ -491,6 +496,15 @@ def test_cli_securities_commands(loaded: dict[str, ListingReport], real_db: Test
     assert bad.returncode == 8 and "unknown exchange" in bad.stderr and "Traceback" not in bad.stderr
     members = run_cli("securities", "universe", "DAX", "--json", env=real_db.env())
     assert members.returncode == 0 and len(json.loads(members.stdout)) == 40
+    # A file of bars of a reused ticker, resolved as of each row's date: each year's bars go to that year's holder.
+    bars = tmp_path / "medx.csv"
+    bars.write_text(
+        "date,symbol,open,high,low,close,volume\n2009-03-02,MEDX,5,6,4,5.5,100\n2026-08-03,MEDX,20,21,19,20.5,100\n"
+    )
+    done = run_cli("ingest", "bars", str(bars), "--source", "medx", "--as-of", "row", env=real_db.env())
+    assert done.returncode == 0, done.stderr
+    owners = {r[0] for r in rows(real_db, "SELECT security_id FROM data_ingestion.bars WHERE source = 'medx'")}
+    assert len(owners) == 2
     shown = run_cli("securities", "show", "ABR-D", "--json", env=real_db.env())
     assert {i["scheme"] for i in json.loads(shown.stdout)["identifiers"]} >= {"nasdaq", "cqs", "act", "ticker"}
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow, dict_row
 
-from tradedb.errors import NotFoundError, UnknownExchange, ValidationError
+from tradedb.errors import AmbiguousSymbol, NotFoundError, UnknownExchange, ValidationError
 from tradedb.reference import _sql as q
 from tradedb.reference import listings as files
 from tradedb.reference import symbology as sym
@@ -54,7 +54,7 @@ class Securities:
         live = [r for r in rows if r["status"] != "delisted"]
         if len(live) > 1:
             venues = ", ".join(str(r["exchange_mic"]) for r in live)
-            raise ValidationError(f"symbol {symbol!r} is listed on several venues ({venues}): pass exchange=")
+            raise AmbiguousSymbol(f"symbol {symbol!r} is listed on several venues ({venues}): pass exchange=")
         return live[0] if live else rows[0]
 
     def active(
