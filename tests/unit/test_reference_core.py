@@ -167,3 +167,10 @@ def test_two_securities_for_one_symbol_and_day_are_ambiguous() -> None:
     two = [{**hit, "security_id": 1, "exchange_mic": "XNYS"}, {**hit, "security_id": 2, "exchange_mic": "XNAS"}]
     with pytest.raises(AmbiguousSymbol, match="row 7: 'X' names securities 1"):
         resolved(two, 1, ["row 7"])
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_every_venue_the_parsers_name_is_an_iso_mic() -> None:
+    iso = {v["mic"] for v in read(MASTER / "iso10383_mic_2026-01-12.csv").venues}
+    named = {*listings.US_VENUE_NAMES, *listings.GOOGLE_VENUES.values(), *listings.YAHOO_VENUES.values()}
+    assert named <= iso and len(iso) > 2800
