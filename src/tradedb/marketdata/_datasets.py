@@ -7,7 +7,6 @@ runs only for inputs given as Python rows.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,6 +17,7 @@ import pyarrow.compute as pc
 
 from tradedb.columnar.binary_encode import mask, single
 from tradedb.errors import ValidationError
+from tradedb.reference.symbology import check_source
 from tradedb.schema.data_ingestion import BOOK_EVENT_TYPES
 
 OnConflict = Literal["append", "skip", "replace"]
@@ -25,7 +25,6 @@ Policy = Literal["reject", "quarantine", "log"]
 ON_CONFLICT: tuple[str, ...] = ("append", "skip", "replace")
 POLICIES: tuple[str, ...] = ("reject", "quarantine", "log")
 DEFAULT_BATCH_ROWS = 100_000
-MAX_SOURCE_LENGTH = 32
 
 _TS_TYPE = pa.timestamp("us", tz="UTC")
 
@@ -169,13 +168,6 @@ def check_first_line(first_line: Any) -> int | None:
     if first_line is not None and (isinstance(first_line, bool) or not isinstance(first_line, int) or first_line < 1):
         raise ValidationError(f"first_line must be a positive integer, got {first_line!r}")
     return first_line
-
-
-def check_source(source: Any) -> str:
-    """Validate the ``source`` of a write (vendor or feed name)."""
-    if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE_LENGTH:
-        raise ValidationError(f"source must be a non-empty string of at most {MAX_SOURCE_LENGTH} characters")
-    return source
 
 
 def check_writers(writers: Any) -> int:
@@ -417,15 +409,6 @@ def symbol_map(rows: list[dict[str, Any]], exchange: str | None) -> dict[tuple[s
             raise ValidationError(f"symbol {symbol!r} is listed on several venues ({venues}): pass exchange=")
         out[(exchange, symbol)] = int(listings[0]["security_id"])
     return out
-
-
-_SYMBOL = re.compile(r"[^\s]{1,32}")
-
-
-def check_symbol(symbol: Any) -> str:
-    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
-        raise ValidationError(f"invalid symbol {symbol!r}: 1-32 characters without spaces")
-    return symbol
 
 
 def map_symbols(

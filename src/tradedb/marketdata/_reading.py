@@ -16,7 +16,8 @@ from psycopg import sql
 from tradedb.durations import parse_duration
 from tradedb.errors import ConfigError, ValidationError
 from tradedb.marketdata import _sql as q
-from tradedb.marketdata._datasets import BY_TABLE, check_choice, check_source, check_symbol
+from tradedb.marketdata._datasets import BY_TABLE, check_choice
+from tradedb.reference.symbology import check_source, check_symbol
 from tradedb.schema.data_ingestion import TIMEFRAMES
 
 #: date_bin steps of the fixed-width timeframes.

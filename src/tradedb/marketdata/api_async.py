@@ -40,7 +40,7 @@ from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
 from tradedb.marketdata._reading import ReadOptions
 from tradedb.masking import mask_secrets
-from tradedb.reference.symbology import LOOKUP, lookup_params, resolved
+from tradedb.reference.symbology import LOOKUP, check_source, check_symbol, lookup_params, resolved
 from tradedb.schema import metadata
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
@@ -256,7 +256,7 @@ class AsyncMarketData:
         missing = [s for s in wanted if (options.exchange, s) not in self._symbols]
         if missing and options.create_securities:
             for name in missing:
-                base.check_symbol(name)
+                check_symbol(name)
             params = {
                 "symbols": missing,
                 "exchange": options.exchange,
@@ -725,7 +725,7 @@ class AsyncMarketData:
 
     async def write_corporate_actions(self, rows: Iterable[dict[str, Any]], *, source: str) -> int:
         """Store dividends and splits: dicts with symbol or security_id, ex_date, kind, value, currency."""
-        base.check_source(source)
+        check_source(source)
         checked = read.check_actions(list(rows))
         symbols = [r["symbol"] for r in checked if "symbol" in r]
         ids = await self.security_ids(list(dict.fromkeys(symbols))) if symbols else {}

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tradedb.errors import ValidationError
-from tradedb.marketdata._datasets import check_symbol
+from tradedb.reference.symbology import check_symbol
 from tradedb.schema.shared import ASSET_TYPES
 
 if TYPE_CHECKING:

@@ -112,7 +112,7 @@ class Fundamentals:
     def write_company_info(self, rows: Iterable[Mapping[str, Any]], *, source: str) -> int:
         """Store company information (description, website, employees, country, city); newer data replaces."""
         checked = [_checked(r, i, "company", COMPANY_FIELDS, ()) for i, r in enumerate(rows)]
-        _check_source(source)
+        sym.check_source(source)
         for i, row in enumerate(checked):
             country = row.get("country")
             if country is not None and (not isinstance(country, str) or len(country) != 2 or not country.isupper()):
@@ -131,7 +131,7 @@ class Fundamentals:
     def write_key_statistics(self, rows: Iterable[Mapping[str, Any]], *, source: str) -> int:
         """Store key statistics per security and ``as_of`` date (history kept); fields beyond the columns go
         to ``data``."""
-        _check_source(source)
+        sym.check_source(source)
         checked = []
         for i, row in enumerate(rows):
             day = sym.check_day(row.get("as_of"), f"statistics {i}: as_of")
@@ -176,7 +176,7 @@ class Fundamentals:
         self, rows: Iterable[Mapping[str, Any]], *, source: str, reported_on: date | str | None = None
     ) -> int:
         """Store holdings (holder, shares, value, pct_held in [0, 1], reported_on) and re-flag ``is_latest``."""
-        _check_source(source)
+        sym.check_source(source)
         default = sym.check_day(reported_on, "reported_on")
         checked = []
         for i, row in enumerate(rows):
@@ -218,11 +218,6 @@ class Fundamentals:
         """A listing's holders: the newest report of each (``latest``), or every report."""
         security = self._securities.get(symbol, exchange=exchange)
         return self._db.fetch_all(HOLDERS, {"security_id": security["security_id"], "latest": latest})
-
-
-def _check_source(source: Any) -> None:
-    if not isinstance(source, str) or not source or len(source) > 32:
-        raise ValidationError(f"source must be 1-32 characters, got {source!r}")
 
 
 def _number(value: Any) -> float:

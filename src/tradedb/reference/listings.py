@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from tradedb.errors import ValidationError
-from tradedb.reference.symbology import MAX_IDENTIFIER, check_isin
+from tradedb.reference.symbology import MAX_IDENTIFIER, check_isin, check_mic, check_symbol
 
 Format = Literal["nasdaq-listed", "other-listed", "historic", "sp500", "index-listings", "mic"]
 
@@ -112,6 +111,13 @@ class Listing:
     def national(self) -> bool:
         """A US listing: its NASDAQ-convention symbol is unique across US venues."""
         return self.exchange_mic is None or self.exchange_mic in US_MICS
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """How the listing is found in the database: a US one by its national symbol (kept across venues),
+        others by their venue ticker. Every parser gives a listing the identifier its key needs."""
+        scheme = "nasdaq" if self.national else "ticker"
+        return next(i for i in self.identifiers if i[0] == scheme)
 
 
 @dataclass(frozen=True)
@@ -205,18 +211,12 @@ def read(path: str | Path) -> ListingFile:
     return out
 
 
-def _symbol(value: str | None, what: str = "symbol") -> str:
-    if not value or any(c.isspace() for c in value) or len(value) > 32:
-        raise ValidationError(f"invalid {what} {value!r}: 1-32 characters without spaces")
-    return value
-
-
 def _nasdaq_listed(out: ListingFile, r: dict[str, str], line: int) -> None:
     symbol = r.get("Symbol", "")
     if not symbol or symbol.startswith("File Creation Time") or r.get("Test Issue") == "Y":
         out.skipped += 1  # the footer, the empty last row, and test issues
         return
-    _symbol(symbol)
+    check_symbol(symbol)
     out.listings.append(
         Listing(
             symbol,
@@ -233,14 +233,14 @@ def _other_listed(out: ListingFile, r: dict[str, str], line: int) -> None:
     if not r.get("ACT Symbol") or r.get("Test Issue") == "Y":
         out.skipped += 1
         return
-    nasdaq = _symbol(r.get("NASDAQ Symbol"), "NASDAQ symbol")
+    nasdaq = check_symbol(r.get("NASDAQ Symbol"), "NASDAQ symbol")
     code = r.get("Exchange", "")
     mic = US_VENUES.get(code)
     if mic is None:
         raise ValidationError(f"unknown exchange code {code!r} (N, P, Z, A or V)")
     identifiers = [("nasdaq", nasdaq, ""), ("ticker", nasdaq, mic)]
-    identifiers += [("cqs", _symbol(r.get("CQS Symbol"), "CQS symbol"), "")]
-    identifiers += [("act", _symbol(r.get("ACT Symbol"), "ACT symbol"), "")]
+    identifiers += [("cqs", check_symbol(r.get("CQS Symbol"), "CQS symbol"), "")]
+    identifiers += [("act", check_symbol(r.get("ACT Symbol"), "ACT symbol"), "")]
     out.listings.append(
         Listing(
             nasdaq,
@@ -257,7 +257,7 @@ _MONEY = re.compile(r"[$,\s]")
 
 
 def _historic(out: ListingFile, r: dict[str, str], line: int) -> None:
-    symbol = _symbol(r.get("Symbol"))
+    symbol = check_symbol(r.get("Symbol"))
     mic = US_VENUES.get(r.get("Exchange", ""))
     if mic is None:
         raise ValidationError(f"unknown exchange {r.get('Exchange')!r} (NYSE, NASDAQ or AMEX)")
@@ -280,7 +280,7 @@ def _historic(out: ListingFile, r: dict[str, str], line: int) -> None:
 
 
 def _sp500(out: ListingFile, r: dict[str, str], line: int) -> None:
-    symbol = _symbol(r.get("Symbol"))
+    symbol = check_symbol(r.get("Symbol"))
     added = r.get("Date added") or None
     try:
         member_from = date.fromisoformat(added) if added else None
@@ -314,8 +314,8 @@ def _index_listings(out: ListingFile, r: dict[str, str], line: int) -> None:
     index = (r.get("index") or "").replace("_", " ")
     if not index or len(index) > 64:
         raise ValidationError(f"invalid index name {r.get('index')!r}: 1-64 characters")
-    home = _symbol(r.get("symbol") or r.get("yahoo"))
-    yahoo = _symbol(r.get("yahoo") or home, "yahoo symbol")
+    home = check_symbol(r.get("symbol") or r.get("yahoo"))
+    yahoo = check_symbol(r.get("yahoo") or home, "yahoo symbol")
     google = r.get("google") or ""
     if yahoo != home:
         venue, _, ticker = google.rpartition(":")
@@ -363,7 +363,7 @@ def _listing(
     *,
     currency: str | None,
 ) -> Listing:
-    ticker = _symbol(ticker)
+    ticker = check_symbol(ticker)
     if mic is not None:
         identifiers = [*identifiers, ("ticker", ticker, mic)]
     if mic is None or mic in US_MICS:
@@ -376,9 +376,7 @@ def _listing(
 
 
 def _mic(out: ListingFile, r: dict[str, str], line: int) -> None:
-    mic = r.get("MIC", "")
-    if not re.fullmatch(r"[A-Z0-9]{4}", mic):
-        raise ValidationError(f"invalid MIC {mic!r}")
+    mic = check_mic(r.get("MIC", ""))
     status = (r.get("STATUS") or "ACTIVE").lower()
     out.venues.append(
         {
@@ -469,10 +467,3 @@ def same_company(a: str | None, b: str | None) -> bool:
     if not wa or not wb:
         return True
     return wa[0][:4] == wb[0][:4] or bool(set(wa) & set(wb))
-
-
-def iter_listing_keys(listing: Listing) -> Iterator[tuple[str, str, str]]:
-    """The identifiers that find a listing already in the database: its venue ticker, else its US symbol."""
-    for scheme, value, scope in listing.identifiers:
-        if scheme in ("ticker", "nasdaq"):
-            yield scheme, value, scope

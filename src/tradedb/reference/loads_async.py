@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tradedb.errors import ValidationError
 from tradedb.masking import mask_secrets
+from tradedb.reference.symbology import check_source
 from tradedb.schema.data_ingestion import LOAD_STATUSES
 
 if TYPE_CHECKING:
@@ -67,9 +68,9 @@ class AsyncLoads:
         self, *, source: str, table: str, target: str | None = None, timeframe: str | None = None
     ) -> AsyncIterator[RunningLoad]:
         """Record one ingest around the block (see the module docstring)."""
-        for name, value, limit in (("source", source, 32), ("table", table, 64)):
-            if not isinstance(value, str) or not value or len(value) > limit:
-                raise ValidationError(f"{name} must be 1-{limit} characters, got {value!r}")
+        check_source(source)
+        if not isinstance(table, str) or not table or len(table) > 64:
+            raise ValidationError(f"table must be 1-64 characters, got {table!r}")
         params = {"source": source, "table": table, "timeframe": timeframe, "target": target}
         async with self._db.connection() as conn:
             cursor = await conn.execute(START, params)

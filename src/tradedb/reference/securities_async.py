@@ -87,7 +87,7 @@ class AsyncSecurities:
         and the main European and Asian ones are known without it); a symbol a trading listing of the venue holds
         raises DuplicateError.
         """
-        _check_symbol(symbol)
+        sym.check_symbol(symbol)
         if asset_type not in ASSET_TYPES:
             raise ValidationError(f"asset_type must be one of {', '.join(ASSET_TYPES)}, got {asset_type!r}")
         if isin is not None:
@@ -191,9 +191,9 @@ class AsyncSecurities:
             if status not in SYMBOL_STATUSES:
                 raise ValidationError(f"status {i}: status must be one of {', '.join(SYMBOL_STATUSES)}")
             day = sym.check_day(row.get("date"), f"status {i}: date")
-            source = row.get("source")
-            if day is None or not isinstance(source, str) or not source or len(source) > 32:
-                raise ValidationError(f"status {i}: needs a date and a source (1-32 characters)")
+            if day is None:
+                raise ValidationError(f"status {i}: needs a date")
+            sym.check_source(row.get("source"), f"status {i}: source")
             checked.append({**row, "date": day})
         if not checked:
             return 0
@@ -264,7 +264,7 @@ class AsyncSecurities:
         symbol), the new one holds from it in the same schemes. CQS and ACT spellings are not derived: add them
         with :meth:`add_identifiers`."""
         day = sym.check_day(on, "on")
-        _check_symbol(new_symbol)
+        sym.check_symbol(new_symbol)
         if day is None:
             raise ValidationError("rename needs the date: on=")
         current = await self.get(symbol, exchange=exchange)
@@ -447,9 +447,7 @@ class AsyncSecurities:
         if not names:
             raise ValidationError("load_listings needs at least one file")
         parsed = [files.read(p) for p in names]
-        label = source or parsed[0].format
-        if len(label) > 32:
-            raise ValidationError(f"source {label[:20]!r}... is longer than 32 characters")
+        label = sym.check_source(source or parsed[0].format)
         report = files.ListingReport(files=[str(p) for p in names])
         started = time.perf_counter()
         async with self._loads.run(source=label, table="securities", target=", ".join(report.files)) as run:
@@ -486,7 +484,7 @@ async def _load(
         report.findings += file.findings
         local: dict[int, int] = {}
         for n, listing in enumerate(file.listings):
-            key = _key(listing)
+            key = listing.key
             if key not in first:
                 first[key] = len(listings)
                 listings.append(listing)
@@ -601,13 +599,6 @@ async def _load(
     await conn.execute(q.ANALYZE)
 
 
-def _key(listing: files.Listing) -> tuple[str, str, str]:
-    """How a listing is found: a US one by its national symbol (it keeps it across venues), others by ticker."""
-    if listing.national:
-        return next((k for k in files.iter_listing_keys(listing) if k[0] == "nasdaq"), ("nasdaq", listing.symbol, ""))
-    return next(k for k in files.iter_listing_keys(listing) if k[0] == "ticker")
-
-
 def _merge(into: files.Listing, other: files.Listing) -> None:
     """A listing named twice (two indices, two files): keep the first, add what the other knows."""
     for ident in other.identifiers:
@@ -704,13 +695,6 @@ async def _fetch(conn: AsyncConnection[TupleRow], statement: str, params: Any) -
     async with conn.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(statement, params)
         return await cursor.fetchall()
-
-
-def _check_symbol(symbol: Any) -> str:
-    sym.check_value(symbol, "symbol")
-    if len(symbol) > 32:
-        raise ValidationError(f"symbol {symbol[:20]!r}... is {len(symbol)} characters; the column holds 32")
-    return str(symbol)
 
 
 def _mic(exchange: str | None) -> str | None:

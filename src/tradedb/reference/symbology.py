@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from tradedb.errors import AmbiguousSymbol, IdentifierConflict, ValidationError
@@ -19,7 +19,10 @@ from tradedb.schema.shared import IDENTIFIER_SCHEMES, SHARED_SCHEMES
 #: Longest identifier the column holds (``security_identifiers.value``).
 MAX_IDENTIFIER = 64
 MAX_SCOPE = 32
+#: Longest source name the ``source`` columns hold (market data, reference data, load runs).
+MAX_SOURCE_LENGTH = 32
 _VALUE = re.compile(r"[^\s]+")
+_SYMBOL = re.compile(r"[^\s]{1,32}")
 _MIC = re.compile(r"[A-Z0-9]{4}")
 _ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
 
@@ -79,6 +82,20 @@ def check_scheme(scheme: Any) -> str:
     return str(scheme)
 
 
+def check_symbol(symbol: Any, what: str = "symbol") -> str:
+    """Return a symbol as the security master holds it: 1 to 32 characters without spaces."""
+    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+        raise ValidationError(f"invalid {what} {symbol!r}: 1-32 characters without spaces")
+    return symbol
+
+
+def check_source(source: Any, what: str = "source") -> str:
+    """Return the name of a data source (vendor, feed, file family): non-empty, at most 32 characters."""
+    if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE_LENGTH:
+        raise ValidationError(f"{what} must be a non-empty string of at most {MAX_SOURCE_LENGTH} characters")
+    return source
+
+
 def check_value(value: Any, what: str = "identifier") -> str:
     """Return an identifier value: 1 to 64 characters without spaces."""
     if not isinstance(value, str) or not _VALUE.fullmatch(value):
@@ -110,7 +127,7 @@ def check_isin(isin: str) -> str:
 
 
 def check_day(value: Any, what: str) -> date | None:
-    if value is None or (isinstance(value, date) and not hasattr(value, "hour")):
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
         return value
     if isinstance(value, str):
         try:
@@ -130,7 +147,6 @@ class Assignment:
     scope: str = ""
     valid_from: date | None = None
     valid_to: date | None = None
-    source: str | None = None
 
     def overlaps(self, other: Assignment) -> bool:
         lo = max(self.valid_from or date.min, other.valid_from or date.min)
