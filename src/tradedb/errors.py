@@ -82,6 +82,14 @@ class VerificationError(TradeDBError):
     exit_code = 6
 
 
+class LedgerTampered(VerificationError):
+    """The audit ledger does not verify: ``report`` (a ``LedgerReport``) lists each finding."""
+
+    def __init__(self, message: str, *, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class ValidationError(TradeDBError):
     """An input value is invalid."""
 
@@ -131,6 +139,13 @@ class BackupError(TradeDBError):
     exit_code = 7
 
 
+class DigestError(TradeDBError):
+    """An audit digest could not be written or read: a missing folder, a malformed file, a signature that does not
+    match."""
+
+    exit_code = 6
+
+
 class SecretError(TradeDBError):
     """A secret could not be decrypted (unknown key id, wrong key, or tampered data)."""
 
@@ -169,7 +184,9 @@ def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
     detail = (diag.message_primary if diag is not None else None) or str(exc).strip()
     message = f"{context}: {detail}" if context else detail
     kind: type[TradeDBError]
-    if isinstance(exc, pgerrors.UniqueViolation):
+    if sqlstate in RAISED_BY_FUNCTIONS:
+        kind = RAISED_BY_FUNCTIONS[sqlstate]
+    elif isinstance(exc, pgerrors.UniqueViolation):
         kind = DuplicateError
     elif isinstance(exc, pgerrors.ExclusionViolation):
         kind = IdentifierConflict if constraint and constraint.startswith("security_identifiers_") else ValidationError
@@ -237,3 +254,12 @@ class IdentifierConflict(ValidationError):
 
 class AmbiguousSymbol(ValidationError):
     """A symbol resolves to more than one security on one date (pass ``exchange=`` or a ``scheme=``)."""
+
+
+#: SQLSTATEs that tradedb's own server-side functions raise (class TD), and the errors they stand for.
+RAISED_BY_FUNCTIONS: dict[str, type[TradeDBError]] = {
+    "TD001": NotFoundError,
+    "TD002": Overfill,
+    "TD003": InvalidTransition,
+    "TD004": OrderConflict,
+}

@@ -7,6 +7,7 @@ import random
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -162,6 +163,16 @@ def test_a_bad_fill_in_a_batch_writes_nothing(api: Api, db: TestDatabase, securi
     assert snapshot(db) == before
 
 
+def batch_fill(order_id: int, quantity: Any, price: Any = 10, **extra: Any) -> dict[str, Any]:
+    return {
+        "execution_id": f"X-{uuid.uuid4().hex}",
+        "order_id": order_id,
+        "quantity": quantity,
+        "price": price,
+        **extra,
+    }
+
+
 def bad_inputs(api: Api, db: TestDatabase, security: int) -> list[tuple[str, type[Exception], Any]]:
     account = new_account(db)
     live = order(api, account, security, quantity=5, order_type="limit", limit_price=10)
@@ -189,6 +200,17 @@ def bad_inputs(api: Api, db: TestDatabase, security: int) -> list[tuple[str, typ
             lambda: call(api, "transition", cancelled["order_id"], "submitted"),
         ),
         ("stale version", StaleVersion, lambda: call(api, "transition", oid, "submitted", expected_version=7)),
+        ("unknown order in a batch", NotFoundError, lambda: call(api, "record_fills", [batch_fill(99_999_999, 1)])),
+        (
+            "a batch filling a cancelled order",
+            InvalidTransition,
+            lambda: call(api, "record_fills", [batch_fill(oid, 1), batch_fill(cancelled["order_id"], 1)]),
+        ),
+        (
+            "a batch overfilling by its sum",
+            Overfill,
+            lambda: call(api, "record_fills", [batch_fill(oid, 3), batch_fill(oid, 3)]),
+        ),
         (
             "used client_order_id, other content",
             OrderConflict,
@@ -404,3 +426,132 @@ def test_psycopg_numeric_is_decimal(db: TestDatabase) -> None:
     with db.connect() as conn:
         row = conn.execute("SELECT 1.5::numeric").fetchone()
     assert row is not None and isinstance(row[0], Decimal) and row[0] == Decimal("1.5")
+
+
+OUTCOME = {
+    "orders": "SELECT quantity, filled_quantity, avg_fill_price, status, version FROM execution.orders"
+    " WHERE account_id = %(a)s ORDER BY order_id",
+    "order_events": "SELECT from_status, to_status, reason, payload - 'execution_id' FROM execution.order_events"
+    " WHERE account_id = %(a)s AND reason = 'fill' ORDER BY event_id",
+    "fills": "SELECT side, quantity, price, commission, executed_at FROM execution.fills WHERE account_id = %(a)s"
+    " ORDER BY fill_id",
+    "positions": "SELECT quantity, avg_price, realized_pnl, total_commission, opened_at, version"
+    " FROM execution.positions WHERE account_id = %(a)s",
+    "events": "SELECT aggregate_type, event_type, seq, payload - '{order_id,client_order_id,account_id,fill_id,"
+    "execution_id}'::text[] FROM shared.event_outbox WHERE payload->>'account_id' = %(a)s ORDER BY event_id",
+}
+
+
+def outcome(db: TestDatabase, account: str) -> dict[str, list[tuple[object, ...]]]:
+    with db.connect() as conn:
+        return {name: conn.execute(query, {"a": account}).fetchall() for name, query in OUTCOME.items()}
+
+
+trades_with_times = st.lists(
+    st.tuples(
+        st.sampled_from(["buy", "sell"]),
+        st.integers(min_value=1, max_value=40),
+        st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(900), places=4),
+        st.integers(min_value=1, max_value=3),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trades_with_times)
+def test_a_batch_is_exactly_its_fills_one_by_one(
+    db: TestDatabase, security: int, trades: list[tuple[str, int, Decimal, int]]
+) -> None:
+    """record_fills writes what record_fill does fill by fill: orders, order events, fills, the position and the
+    outbox's events, version for version (the set-based path against the one-call path, and both against the
+    reference model)."""
+    one_by_one, batched = new_account(db, "ONE"), new_account(db, "SET")
+    at = datetime(2026, 11, 2, 14, 30, tzinfo=UTC)
+    with tradedb.connect(db.url, settings=db.settings, max_size=2) as handle:
+        plans: dict[str, list[dict[str, Any]]] = {one_by_one: [], batched: []}
+        for account, planned in plans.items():
+            for n, (side, quantity, price, parts) in enumerate(trades):
+                placed = handle.execution.submit_order(
+                    account_id=account, security_id=security, side=side, quantity=quantity
+                )
+                sizes = [quantity // parts] * (parts - 1)
+                sizes.append(quantity - sum(sizes))
+                for k, size in enumerate(s for s in sizes if s > 0):
+                    when = at + timedelta(minutes=n, seconds=k)
+                    planned.append(batch_fill(placed["order_id"], size, price, executed_at=when))
+        for item in plans[one_by_one]:
+            handle.execution.record_fill(**item)
+        assert handle.execution.record_fills(plans[batched]).recorded == len(plans[batched])
+    single, batch = outcome(db, one_by_one), outcome(db, batched)
+    assert batch == single
+    assert batch["positions"][0][:4] == reference(fills_of(db, batched))
+
+
+def test_eight_writers_on_eight_accounts_and_one_shared_position(db: TestDatabase, security: int) -> None:
+    """8 writers each fill an order of their own account and orders on one shared position, interleaved (single
+    fills and small batches): every position ends exactly where its fills, replayed in fill order, put it."""
+    shared = new_account(db, "SHARED")
+    own = [new_account(db, f"W{i}") for i in range(8)]
+    per_writer = 60
+    with tradedb.connect(db.url, settings=db.settings, max_size=4) as handle:
+        mine = [
+            handle.execution.submit_order(account_id=a, security_id=security, side="buy", quantity=10_000)["order_id"]
+            for a in own
+        ]
+        common = [
+            handle.execution.submit_order(
+                account_id=shared, security_id=security, side="buy" if i % 2 else "sell", quantity=10_000
+            )["order_id"]
+            for i in range(8)
+        ]
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        rng = random.Random(index)
+        with tradedb.connect(db.url, settings=db.settings, max_size=1) as handle:
+            for n in range(per_writer):
+                try:
+                    price = Decimal(rng.randint(9000, 11000)) / 100
+                    if n % 10 == 9:
+                        handle.execution.record_fills(
+                            [batch_fill(common[index], 2, price), batch_fill(mine[index], 3, price)]
+                        )
+                    else:
+                        handle.execution.record_fill(f"S-{index}-{n}", common[index], 1, price)
+                        handle.execution.record_fill(f"M-{index}-{n}", mine[index], 1, price)
+                except Exception as exc:
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with db.connect() as conn:
+        for account in [shared, *own]:
+            fills = fills_of(db, account)
+            stored = conn.execute(
+                "SELECT quantity, avg_price, realized_pnl, total_commission, version FROM execution.positions"
+                " WHERE account_id = %s",
+                (account,),
+            ).fetchone()
+            assert stored is not None
+            assert stored[:4] == reference(fills_of(db, account)), account
+            # version 1 at creation, one more per fill
+            assert stored[4] == 1 + len(fills), account
+    expected_shared = sum((-1 if i % 2 == 0 else 1) * (54 + 6 * 2) for i in range(8))
+    assert reference(fills_of(db, shared))[0] == expected_shared
+    with tradedb.connect(db.url, settings=db.settings) as handle:
+        assert handle.execution.reconcile() == []
+
+
+def fills_of(db: TestDatabase, account: str) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT side, quantity, price, commission FROM execution.fills WHERE account_id = %s ORDER BY fill_id",
+            (account,),
+        ).fetchall()
+    return [(str(r[0]), Decimal(str(r[1])), Decimal(str(r[2])), Decimal(str(r[3]))) for r in rows]

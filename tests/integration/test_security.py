@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 import tradedb
 from tests.conftest import ROLE_PREFIX, TestDatabase, run_cli
-from tradedb import ConfigError, NotFoundError, PermissionDenied
+from tradedb import ConfigError, LedgerTampered, NotFoundError, PermissionDenied
 from tradedb.schema import privileges as roles
-from tradedb.security import audit
+from tradedb.security import ledger
 from tradedb.security import secrets as crypto
 
 SERVICES = [r.service for r in roles.SERVICE_ROLES]
@@ -175,19 +175,22 @@ def test_audit_log_is_append_only_and_tampering_is_detected(db: TestDatabase, bo
                 scoped.execute("DELETE FROM shared.audit_log")
     ok = run_cli("audit", "verify", env=db.env())
     assert ok.returncode == 0, ok.stderr
-    assert "hash chain is intact" in ok.stdout
+    assert "every hash matches" in ok.stdout
+    sealed = run_cli("audit", "seal", env=db.env())
+    assert sealed.returncode == 0, sealed.stderr
+    assert "sealed block " in sealed.stdout
     with db.connect() as conn:
         victim = conn.execute("SELECT audit_id FROM shared.audit_log ORDER BY audit_id OFFSET 2 LIMIT 1").fetchone()
         assert victim is not None
         conn.execute(f"SET ROLE {ROLE_PREFIX}owner")
         conn.execute("UPDATE shared.audit_log SET new_values = '{}' WHERE audit_id = %s", victim)
         conn.commit()
-    with tradedb.connect(db.url, settings=db.settings) as owner:
-        report = audit.verify_chain(owner)
-    assert report.broken_at == victim[0]
+    with tradedb.connect(db.url, settings=db.settings) as owner, pytest.raises(LedgerTampered) as caught:
+        ledger.verify(owner)
+    assert caught.value.report.findings == [f"audit_id {victim[0]}: its content does not match its row_hash (edited)"]
     broken = run_cli("audit", "verify", env=db.env())
     assert broken.returncode == 1
-    assert f"broken at audit_id {victim[0]}" in broken.stderr
+    assert f"audit_id {victim[0]}: its content does not match" in broken.stderr
     shown = run_cli("audit", "show", "--table", "execution.orders", "--limit", "5", env=db.env())
     assert shown.returncode == 0 and "execution.orders" in shown.stdout
 

@@ -32,6 +32,9 @@ DELIBERATE: dict[str, tuple[str, ...]] = {
     # ticker up) and indexes its new tables without CONCURRENTLY: the security master holds tens of thousands of
     # rows at most (an index build of milliseconds), and CONCURRENTLY cannot run in the migration's transaction.
     "0014": ("ban-drop-table", "ban-drop-constraint", "require-concurrent-index-creation"),
+    # 0015 indexes the audit log's new txid column (NULL in every existing row) on the partitioned parent, where
+    # CONCURRENTLY is not available; the build blocks audited writes for as long as it reads the log once.
+    "0015": ("require-concurrent-index-creation",),
 }
 
 

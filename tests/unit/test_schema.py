@@ -73,6 +73,9 @@ TRADEDB_TABLES = {
         # reference data (issue 16): symbology with validity ranges, index membership over time
         "security_identifiers",
         "index_members",
+        # the audit ledger (issue 18): sealed transactions and the chain of blocks
+        "audit_transactions",
+        "audit_blocks",
     },
 }
 

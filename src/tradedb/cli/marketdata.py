@@ -478,6 +478,8 @@ def maintain(
         out.print(f"left to TimescaleDB policies: {', '.join(report.hypertables)}")
     if report.vacuumed:
         out.print(f"vacuumed (many dead tuples): {', '.join(report.vacuumed)}")
+    if report.audit_block is not None:
+        out.print(f"audit ledger: sealed block {report.audit_block} ({report.audit_rows_sealed} row(s))")
     if dry_run:
         for statement in report.statements:
             out.print(statement + ";", highlight=False, soft_wrap=True)

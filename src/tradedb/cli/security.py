@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from tradedb.cli._common import _cell, _database, _settings, app, err, out, secrets_app
+from tradedb.errors import DigestError, LedgerTampered
 from tradedb.schema import SERVICE_SCHEMAS
 from tradedb.schema import privileges as roles_module
 from tradedb.security import audit as audit_module
-from tradedb.security import rls
+from tradedb.security import ledger, rls
 from tradedb.security import secrets as crypto
 
 
@@ -42,20 +44,71 @@ def roles_matrix() -> None:
     out.print("row-level security by account on: " + ", ".join(protected))
 
 
-audit_app = typer.Typer(help="The hash-chained audit trail (shared.audit_log).", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit trail (shared.audit_log) and its ledger: seal, digest, verify.", no_args_is_help=True
+)
 app.add_typer(audit_app, name="audit")
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the hash chain; name the first broken link and exit 1 when there is one."""
+def audit_verify(
+    digests: Annotated[
+        Path | None,
+        typer.Option(help="Also compare the ledger with the digests in this folder (from `audit digest --out`)."),
+    ] = None,
+) -> None:
+    """Recompute every audit row, transaction and block hash (and compare with digests); name each mismatch and
+    exit 1 when there is one."""
+    settings = _settings()
+    documents = ledger.read_digests(digests, crypto.Keyring.from_settings(settings)) if digests else None
     with _database() as db:
-        report = audit_module.verify_chain(db)
-    if report.broken_at is None:
-        out.print(f"ok: {report.rows} audit row(s), the hash chain is intact")
+        try:
+            report = ledger.verify(db, digests=documents)
+        except LedgerTampered as exc:
+            err.print(exc.message)
+            for finding in exc.report.findings:
+                err.print(f"  {finding}", highlight=False)
+            raise typer.Exit(1) from None
+    checked = f", {report.digests} digest(s) match" if documents else ""
+    pending = f"; {report.unsealed_rows} row(s) not sealed yet" if report.unsealed_rows else ""
+    out.print(
+        f"ok: {report.rows} audit row(s) in {report.transactions} transaction(s) and {report.blocks} block(s), "
+        f"every hash matches{checked}{pending}"
+    )
+
+
+@audit_app.command("seal")
+def audit_seal() -> None:
+    """Seal the transactions committed since the last seal into a block of the ledger (maintain does it too)."""
+    with _database() as db:
+        sealed = ledger.seal(db)
+    if sealed is None:
+        out.print("nothing to seal: no transaction committed audit rows since the last seal")
         return
-    err.print(f"audit chain broken at audit_id {report.broken_at}: {report.reason}")
-    raise typer.Exit(1)
+    out.print(
+        f"sealed block {sealed.block_id}: {sealed.transactions} transaction(s), {sealed.rows} row(s), "
+        f"hash {sealed.block_hash}"
+    )
+
+
+@audit_app.command("digest")
+def audit_digest(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the digest as a new file in this folder (meant for write-once storage)."),
+    ] = None,
+) -> None:
+    """Seal, then print (or write) the latest block's digest, signed with the newest TRADEDB_ENCRYPTION_KEYS key."""
+    keyring = crypto.Keyring.from_settings(_settings())
+    if out_dir is not None and not out_dir.is_dir():
+        raise DigestError(f"digest folder {out_dir} does not exist (or is not a folder)")
+    with _database() as db:
+        document = ledger.digest(db, keyring)
+    if out_dir is None:
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        return
+    path = ledger.write_digest(document, out_dir)
+    out.print(f"digest of block {document['block_id']} written to {path}")
 
 
 @audit_app.command("show")

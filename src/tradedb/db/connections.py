@@ -33,6 +33,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def _check(conn: Connection[Any]) -> None:
+    """The pool's checkout check: a round trip that finds a dead connection, unless the caller opted out."""
+    if not base.SKIP_CHECKOUT_CHECK.get():
+        ConnectionPool.check_connection(conn)
+
+
 class Connections:
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``with``."""
 
@@ -135,7 +141,7 @@ class Connections:
             name=options.name,
             configure=self._configure if session_role else None,
             reset=self._reset if session_role else None,
-            check=ConnectionPool.check_connection,
+            check=_check,
             open=False,
         )
         pool.open(wait=False)
@@ -186,18 +192,30 @@ class Connections:
         return pool, conn
 
     @contextmanager
-    def connection(self, *, readonly: bool = False, account: str | None = None) -> Iterator[Connection[TupleRow]]:
+    def connection(
+        self, *, readonly: bool = False, account: str | None = None, autocommit: bool = False
+    ) -> Iterator[Connection[TupleRow]]:
         """Lend a pooled connection; an open transaction is committed on success, rolled back on error.
 
         ``readonly=True`` takes it from a healthy replica when replicas are configured, and its transactions are
         read-only (``BEGIN READ ONLY``, on the primary too). Behind PgBouncer a
         service-scoped connection is lent inside a transaction (the role is set with ``SET LOCAL``).
+        ``autocommit=True`` is for one statement that is its own transaction: one round trip, no BEGIN or COMMIT
+        (when the connection has a scope to set, the statement runs in a transaction as usual).
         """
         tenant = base.check_scope(account, "account") or self.account
         clock = DbClock()
         pool, conn = self._checkout(readonly)
+        scoped = bool((self.role and self.settings.pgbouncer) or tenant or self.app_user)
         try:
-            if self.role and self.settings.pgbouncer:
+            if autocommit and not scoped:
+                conn.set_autocommit(True)
+                try:
+                    yield conn
+                finally:
+                    if not conn.closed:
+                        conn.set_autocommit(False)
+            elif self.role and self.settings.pgbouncer:
                 with conn.transaction():
                     conn.execute(base.set_role_sql(self.role, local=True))
                     if tenant or self.app_user:
@@ -240,12 +258,16 @@ class Connections:
         retries: int | None = None,
         readonly: bool = False,
         account: str | None = None,
+        single_statement: bool = False,
     ) -> T:
         """Run ``fn(conn)`` in a transaction, re-running it on transient failures (up to ``retries`` times).
 
         Retried: lost connections, admin shutdowns, serialization failures and deadlocks, with exponential backoff
         and jitter. Not retried: a connection lost during COMMIT (the outcome is unknown), and every other error.
         When the attempts run out, ``RetriesExhausted`` carries the attempt count and the last error.
+        ``single_statement=True``: ``fn`` issues one idempotent statement, which is then its own transaction: one
+        round trip (no BEGIN, no COMMIT, and the first attempt's checkout skips the pool's health check). A
+        connection lost while it ran is retried, although the statement may have committed: hence idempotent.
         """
         limit = self.settings.retry_attempts if retries is None else retries
         if limit < 0:
@@ -255,6 +277,13 @@ class Connections:
             attempt += 1
             committing = False
             try:
+                if single_statement:
+                    token = base.SKIP_CHECKOUT_CHECK.set(attempt == 1)
+                    try:
+                        with self.connection(readonly=readonly, account=account, autocommit=True) as conn:
+                            return fn(conn)
+                    finally:
+                        base.SKIP_CHECKOUT_CHECK.reset(token)
                 with self.transaction(readonly=readonly, account=account) as conn:
                     result = fn(conn)
                     committing = True

@@ -32,6 +32,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+async def _check(conn: AsyncConnection[Any]) -> None:
+    """The pool's checkout check: a round trip that finds a dead connection, unless the caller opted out."""
+    if not base.SKIP_CHECKOUT_CHECK.get():
+        await AsyncConnectionPool.check_connection(conn)
+
+
 class AsyncConnections:
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``async with``."""
 
@@ -134,7 +140,7 @@ class AsyncConnections:
             name=options.name,
             configure=self._configure if session_role else None,
             reset=self._reset if session_role else None,
-            check=AsyncConnectionPool.check_connection,
+            check=_check,
             open=False,
         )
         await pool.open(wait=False)
@@ -188,19 +194,29 @@ class AsyncConnections:
 
     @asynccontextmanager
     async def connection(
-        self, *, readonly: bool = False, account: str | None = None
+        self, *, readonly: bool = False, account: str | None = None, autocommit: bool = False
     ) -> AsyncIterator[AsyncConnection[TupleRow]]:
         """Lend a pooled connection; an open transaction is committed on success, rolled back on error.
 
         ``readonly=True`` takes it from a healthy replica when replicas are configured, and its transactions are
         read-only (``BEGIN READ ONLY``, on the primary too). Behind PgBouncer a
         service-scoped connection is lent inside a transaction (the role is set with ``SET LOCAL``).
+        ``autocommit=True`` is for one statement that is its own transaction: one round trip, no BEGIN or COMMIT
+        (when the connection has a scope to set, the statement runs in a transaction as usual).
         """
         tenant = base.check_scope(account, "account") or self.account
         clock = DbClock()
         pool, conn = await self._checkout(readonly)
+        scoped = bool((self.role and self.settings.pgbouncer) or tenant or self.app_user)
         try:
-            if self.role and self.settings.pgbouncer:
+            if autocommit and not scoped:
+                await conn.set_autocommit(True)
+                try:
+                    yield conn
+                finally:
+                    if not conn.closed:
+                        await conn.set_autocommit(False)
+            elif self.role and self.settings.pgbouncer:
                 async with conn.transaction():
                     await conn.execute(base.set_role_sql(self.role, local=True))
                     if tenant or self.app_user:
@@ -245,12 +261,16 @@ class AsyncConnections:
         retries: int | None = None,
         readonly: bool = False,
         account: str | None = None,
+        single_statement: bool = False,
     ) -> T:
         """Run ``fn(conn)`` in a transaction, re-running it on transient failures (up to ``retries`` times).
 
         Retried: lost connections, admin shutdowns, serialization failures and deadlocks, with exponential backoff
         and jitter. Not retried: a connection lost during COMMIT (the outcome is unknown), and every other error.
         When the attempts run out, ``RetriesExhausted`` carries the attempt count and the last error.
+        ``single_statement=True``: ``fn`` issues one idempotent statement, which is then its own transaction: one
+        round trip (no BEGIN, no COMMIT, and the first attempt's checkout skips the pool's health check). A
+        connection lost while it ran is retried, although the statement may have committed: hence idempotent.
         """
         limit = self.settings.retry_attempts if retries is None else retries
         if limit < 0:
@@ -260,6 +280,13 @@ class AsyncConnections:
             attempt += 1
             committing = False
             try:
+                if single_statement:
+                    token = base.SKIP_CHECKOUT_CHECK.set(attempt == 1)
+                    try:
+                        async with self.connection(readonly=readonly, account=account, autocommit=True) as conn:
+                            return await fn(conn)
+                    finally:
+                        base.SKIP_CHECKOUT_CHECK.reset(token)
                 async with self.transaction(readonly=readonly, account=account) as conn:
                     result = await fn(conn)
                     committing = True

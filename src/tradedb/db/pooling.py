@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,10 @@ def pool_options(
             raise ValidationError(f"{label} must be positive, got {value}")
     return options
 
+
+#: Set for the first attempt of an idempotent single statement: its checkout skips the pool's health check (a
+#: round trip), since a dead connection fails that attempt with ConnectionLost and the retry is checked.
+SKIP_CHECKOUT_CHECK: ContextVar[bool] = ContextVar("tradedb_skip_checkout_check", default=False)
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
     """Return psycopg.connect keyword arguments: libpq options, and no prepared statements behind PgBouncer."""

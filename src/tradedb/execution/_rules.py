@@ -9,12 +9,13 @@ Commissions accumulate in ``total_commission`` and are subtracted from ``realize
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from datetime import UTC, date, datetime
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from tradedb.db.outbox_rules import NewEvent, new_event
@@ -24,7 +25,9 @@ from tradedb.errors import (
 )
 
 PRICE_PLACES = 10
-_QUANTUM = Decimal(1).scaleb(-PRICE_PLACES)
+_ZERO = Decimal(0)
+#: Sums and products without rounding (no division is done in this context), as PostgreSQL's numeric computes them.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 SIDES = ("buy", "sell")
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
@@ -219,10 +222,16 @@ def status_after_fill(quantity: Decimal, filled: Decimal) -> str:
 
 
 def average(old_qty: Decimal, old_avg: Decimal | None, add_qty: Decimal, add_price: Decimal) -> Decimal:
-    """Return the quantity-weighted average of two lots, rounded to PRICE_PLACES."""
-    total = old_qty + add_qty
-    value = (old_qty * (old_avg or Decimal(0)) + add_qty * add_price) / total
-    return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+    """Return the quantity-weighted average of two lots, rounded half-even to PRICE_PLACES from the exact quotient
+    (as ``execution.fill_average`` does: a quotient first rounded to 28 digits could round a half that is not one)."""
+    with localcontext(_EXACT):
+        total = old_qty + add_qty
+        scaled = (old_qty * (old_avg or _ZERO) + add_qty * add_price).scaleb(PRICE_PLACES)
+        quotient, rest = divmod(scaled, total)
+        twice = 2 * rest
+        if twice > total or (twice == total and quotient % 2 == 1):
+            quotient += 1
+        return quotient.scaleb(-PRICE_PLACES)
 
 
 # --- positions -------------------------------------------------------------------------------------------------
@@ -242,6 +251,13 @@ def apply_fill(
     position: PositionState, side: str, quantity: Decimal, price: Decimal, commission: Decimal = Decimal(0)
 ) -> PositionState:
     """Return the position after a fill: average cost on increases, realized PnL on reductions and flips."""
+    with localcontext(_EXACT):
+        return _apply_fill(position, side, quantity, price, commission)
+
+
+def _apply_fill(
+    position: PositionState, side: str, quantity: Decimal, price: Decimal, commission: Decimal
+) -> PositionState:
     signed = quantity if side == "buy" else -quantity
     held = position.quantity
     realized = position.realized_pnl - commission
@@ -259,7 +275,7 @@ def apply_fill(
         return PositionState(new_qty, position.avg_price if new_qty != 0 else None, realized, commissions)
     # Flip through zero: the rest opens a new position at the fill price.
     flipped = remaining if signed > 0 else -remaining
-    return PositionState(flipped, price.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN), realized, commissions)
+    return PositionState(flipped, average(Decimal(0), None, Decimal(1), price), realized, commissions)
 
 
 def replay(fills: list[tuple[str, Decimal, Decimal, Decimal]]) -> PositionState:
@@ -353,6 +369,26 @@ class FillResult:
     duplicate: bool
 
 
+def fill_result(names: list[str], values: tuple[Any, ...]) -> FillResult:
+    """Split the row of ``RECORD_FILL`` (the fill's, the order's and the position's columns, then the flags, with
+    a column named ``|`` between each) into a FillResult."""
+    parts: list[Row] = [{}]
+    for name, value in zip(names, values, strict=True):
+        if name == "|":
+            parts.append({})
+        else:
+            parts[-1][name] = value
+    fill, order, position, flags = parts
+    if all(v is None for v in position.values()):
+        position = {}
+    return FillResult(fill, order, position, duplicate=bool(flags["duplicate"]))
+
+
+def fill_event_payload(fill: FillInput) -> str:
+    """The JSON of a fill's order event row (the same object ``execution.record_fill`` writes)."""
+    return json.dumps({"execution_id": fill.execution_id, "quantity": str(fill.quantity), "price": str(fill.price)})
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """What recording a batch of fills did."""
@@ -395,36 +431,54 @@ def order_event(order: Row, event_type: str, **extra: Any) -> NewEvent:
     return new_event("order", order["order_id"], event_type, {**payload, **extra}, seq=order["version"])
 
 
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def utc_text(value: datetime) -> str:
+    """A time as events carry it: UTC, always with microseconds (as ``execution.record_fill`` writes it)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
 def fill_events(
     fill: Row, order: Row, position: PositionState, position_version: int, from_status: str
 ) -> list[NewEvent]:
     """The events of a recorded fill: ``fill.recorded`` on its order, ``position.changed`` on the position
-    (whose seq is its version before the change: a position is created at version 1 without an event)."""
-    recorded = order_event(
-        order,
-        "fill.recorded",
-        from_status=from_status,
-        fill_id=fill["fill_id"],
-        execution_id=fill["execution_id"],
-        fill_quantity=fill["quantity"],
-        fill_price=fill["price"],
-        commission=fill["commission"],
-        executed_at=fill["executed_at"],
-    )
+    (whose seq is its version before the change: a position is created at version 1 without an event). The same
+    objects ``execution.record_fill`` writes; built without ``new_event``'s checks, which these names pass."""
+    recorded = {
+        "order_id": order["order_id"],
+        "client_order_id": str(order["client_order_id"]),
+        "account_id": order["account_id"],
+        "security_id": order["security_id"],
+        "side": order["side"],
+        "order_type": order["order_type"],
+        "quantity": str(order["quantity"]),
+        "limit_price": _text(order["limit_price"]),
+        "stop_price": _text(order["stop_price"]),
+        "status": order["status"],
+        "filled_quantity": str(order["filled_quantity"]),
+        "avg_fill_price": _text(order["avg_fill_price"]),
+        "version": order["version"],
+        "from_status": from_status,
+        "fill_id": fill["fill_id"],
+        "execution_id": fill["execution_id"],
+        "fill_quantity": str(fill["quantity"]),
+        "fill_price": str(fill["price"]),
+        "commission": str(fill["commission"]),
+        "executed_at": utc_text(fill["executed_at"]),
+    }
     account, security = order["account_id"], order["security_id"]
-    changed = new_event(
-        "position",
-        f"{account}:{security}",
-        "position.changed",
-        {
-            "account_id": account,
-            "security_id": security,
-            "quantity": position.quantity,
-            "avg_price": position.avg_price,
-            "realized_pnl": position.realized_pnl,
-            "total_commission": position.total_commission,
-            "fill_id": fill["fill_id"],
-        },
-        seq=position_version,
-    )
-    return [recorded, changed]
+    changed = {
+        "account_id": account,
+        "security_id": security,
+        "quantity": str(position.quantity),
+        "avg_price": _text(position.avg_price),
+        "realized_pnl": str(position.realized_pnl),
+        "total_commission": str(position.total_commission),
+        "fill_id": fill["fill_id"],
+    }
+    return [
+        NewEvent("order", str(order["order_id"]), "fill.recorded", json.dumps(recorded), order["version"]),
+        NewEvent("position", f"{account}:{security}", "position.changed", json.dumps(changed), position_version),
+    ]

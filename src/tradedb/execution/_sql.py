@@ -42,30 +42,51 @@ UPDATE execution.orders SET status = %s, version = version + 1, updated_at = now
     reject_reason = CASE WHEN %s = 'rejected' THEN %s ELSE reject_reason END
 WHERE order_id = %s RETURNING *
 """
-FILL_BY_EXECUTION_ID = "SELECT * FROM execution.fills WHERE execution_id = %s"
 POSITION = "SELECT * FROM execution.positions WHERE account_id = %s AND security_id = %s"
-POSITION_FOR_UPDATE = "SELECT * FROM execution.positions WHERE account_id = %s AND security_id = %s FOR UPDATE"
-CREATE_POSITION = """
-INSERT INTO execution.positions (account_id, security_id) VALUES (%s, %s)
+#: One fill, one round trip: the server-side function (migration 0015) does what record_fill documents; its row is
+#: the fill's, the order's and the position's columns with a column named ``|`` between each, then the flag.
+RECORD_FILL = """
+SELECT (r.fill).*, NULL AS "|", (r.ord).*, NULL AS "|", (r.pos).*, NULL AS "|", r.duplicate
+FROM execution.record_fill(%s::text, %s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz, %s::text,
+    %s::date, %s::boolean) r
+"""
+# --- a batch of fills: locks in the order single fills take them (orders by id, then positions by key) ---
+FILLS_BY_EXECUTION_IDS = """
+SELECT execution_id, order_id, quantity, price, commission FROM execution.fills WHERE execution_id = ANY(%s::text[])
+"""
+ORDERS_FOR_UPDATE = """
+SELECT *, now() AS tx_now FROM execution.orders WHERE order_id = ANY(%s::bigint[]) ORDER BY order_id FOR UPDATE
+"""
+CREATE_POSITIONS = """
+INSERT INTO execution.positions (account_id, security_id)
+SELECT * FROM unnest(%s::text[], %s::bigint[]) ORDER BY 1, 2
 ON CONFLICT (account_id, security_id) DO NOTHING
 """
-INSERT_FILL = """
-INSERT INTO execution.fills (execution_id, order_id, account_id, security_id, side, quantity, price, commission,
-    liquidity, executed_at, settlement_date)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-RETURNING *
+POSITIONS_FOR_UPDATE = """
+SELECT p.* FROM execution.positions p JOIN unnest(%s::text[], %s::bigint[]) k(account_id, security_id)
+    USING (account_id, security_id)
+ORDER BY p.account_id, p.security_id FOR UPDATE OF p
 """
-UPDATE_ORDER_FILLED = """
-UPDATE execution.orders SET filled_quantity = %s, avg_fill_price = %s, status = %s, version = version + 1,
-    updated_at = now()
-WHERE order_id = %s RETURNING *
+RESERVE_FILL_IDS = "SELECT nextval(pg_get_serial_sequence('execution.fills', 'fill_id')) FROM generate_series(1, %s)"
+COPY_FILLS = """
+COPY execution.fills (fill_id, execution_id, order_id, account_id, security_id, side, quantity, price, commission,
+    liquidity, executed_at, settlement_date) FROM STDIN
 """
-UPDATE_POSITION = """
-UPDATE execution.positions SET quantity = %s, avg_price = %s, realized_pnl = %s, total_commission = %s,
-    opened_at = CASE WHEN %s = 0 THEN NULL WHEN quantity = 0 OR sign(quantity) <> sign(%s) THEN %s
-                     ELSE opened_at END,
-    updated_at = now(), version = version + 1
-WHERE account_id = %s AND security_id = %s RETURNING *
+COPY_ORDER_EVENTS = """
+COPY execution.order_events (order_id, account_id, from_status, to_status, reason, payload) FROM STDIN
+"""
+UPDATE_ORDERS_FILLED = """
+UPDATE execution.orders o SET filled_quantity = u.filled, avg_fill_price = u.avg, status = u.status,
+    version = o.version + u.fills, updated_at = now()
+FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::text[], %s::int[]) u(order_id, filled, avg, status, fills)
+WHERE o.order_id = u.order_id
+"""
+UPDATE_POSITIONS = """
+UPDATE execution.positions p SET quantity = u.quantity, avg_price = u.avg, realized_pnl = u.pnl,
+    total_commission = u.fees, opened_at = u.opened_at, version = p.version + u.fills, updated_at = now()
+FROM unnest(%s::text[], %s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::timestamptz[],
+    %s::int[]) u(account_id, security_id, quantity, avg, pnl, fees, opened_at, fills)
+WHERE p.account_id = u.account_id AND p.security_id = u.security_id
 """
 FILLS_FOR_REPLAY = """
 SELECT account_id, security_id, side, quantity, price, commission FROM execution.fills
@@ -84,12 +105,4 @@ ORDERS = """
 SELECT * FROM execution.orders
 WHERE (%(account)s::text IS NULL OR account_id = %(account)s) AND (%(status)s::text IS NULL OR status = %(status)s)
 ORDER BY order_id DESC LIMIT %(limit)s
-"""
-STAGE_FILLS = """
-CREATE TEMP TABLE tradedb_fill_stage (execution_id text, order_id bigint, quantity numeric, price numeric,
-    commission numeric) ON COMMIT DROP
-"""
-STAGED_DUPLICATES = """
-SELECT f.execution_id, f.order_id, f.quantity, f.price, f.commission
-FROM tradedb_fill_stage s JOIN execution.fills f USING (execution_id)
 """

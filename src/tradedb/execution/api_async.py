@@ -12,7 +12,7 @@ the order in which fills were applied (which ``reconcile`` and ``position_at`` r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -25,40 +25,41 @@ from tradedb.db.counters import COUNTERS
 from tradedb.db.outbox_async import emit
 from tradedb.db.outbox_rules import NewEvent, emit_params, new_event
 from tradedb.errors import (
-    InvalidTransition,
     NotFoundError,
     OrderConflict,
-    Overfill,
     RiskLimitExceeded,
     StaleVersion,
     ValidationError,
 )
+from tradedb.execution import _batch
 from tradedb.execution import _rules as base
 from tradedb.execution._sql import (
     ACCOUNT_FOR_SHARE,
     ACTIVE_LIMITS,
-    CREATE_POSITION,
-    FILL_BY_EXECUTION_ID,
+    COPY_FILLS,
+    COPY_ORDER_EVENTS,
+    CREATE_POSITIONS,
+    FILLS_BY_EXECUTION_IDS,
     FILLS_FOR_POSITION_AT,
     FILLS_FOR_REPLAY,
     INSERT_EVENT,
     INSERT_EVENT_EMIT,
-    INSERT_FILL,
     INSERT_ORDER,
     INSERT_RISK_EVENT,
     LAST_PRICE,
     ORDER_BY_CLIENT_ID,
     ORDER_FOR_UPDATE,
     ORDERS,
+    ORDERS_FOR_UPDATE,
     POSITION,
-    POSITION_FOR_UPDATE,
     POSITION_QUANTITY,
     POSITIONS,
+    POSITIONS_FOR_UPDATE,
+    RECORD_FILL,
+    RESERVE_FILL_IDS,
     SECURITY_EXISTS,
-    STAGE_FILLS,
-    STAGED_DUPLICATES,
-    UPDATE_ORDER_FILLED,
-    UPDATE_POSITION,
+    UPDATE_ORDERS_FILLED,
+    UPDATE_POSITIONS,
     UPDATE_STATUS,
 )
 
@@ -300,96 +301,39 @@ class AsyncExecution:
         )
 
         async def record(conn: AsyncConnection[TupleRow]) -> base.FillResult:
-            return await self._record(conn.cursor(row_factory=dict_row), fill)
+            cursor = await conn.execute(
+                RECORD_FILL,
+                (
+                    fill.execution_id,
+                    fill.order_id,
+                    fill.quantity,
+                    fill.price,
+                    fill.commission,
+                    fill.executed_at,
+                    fill.liquidity,
+                    fill.settlement_date,
+                    self._outbox,
+                ),
+            )
+            row = await cursor.fetchone()
+            result = cursor.pgresult
+            assert row is not None
+            assert result is not None
+            # The names straight from the result: cursor.description builds an object per column (~50 here).
+            return base.fill_result([(result.fname(i) or b"").decode() for i in range(result.nfields)], row)
 
-        # Idempotent on execution_id: a retried attempt finds the fill if the first one committed.
-        result = await self._db.run_transaction(record)
+        # One statement, its own transaction. Idempotent on execution_id: a re-run finds the fill if it committed.
+        result = await self._db.run_transaction(record, single_statement=True)
         if not result.duplicate:
             COUNTERS.wrote("execution.fills", 1)
         return result
 
-    async def _record(self, cursor: AsyncCursor[DictRow], fill: base.FillInput) -> base.FillResult:
-        order = await _one(cursor, ORDER_FOR_UPDATE, (fill.order_id,))
-        if order is None:
-            raise NotFoundError(f"unknown order {fill.order_id}")
-        existing = await _one(cursor, FILL_BY_EXECUTION_ID, (fill.execution_id,))
-        if existing is not None:
-            if not fill.matches(existing):
-                raise OrderConflict(
-                    f"execution_id {fill.execution_id!r} was already recorded with different content "
-                    f"(fill {existing['fill_id']})"
-                )
-            position = await _one(cursor, POSITION, (order["account_id"], order["security_id"]))
-            return base.FillResult(existing, order, position or {}, duplicate=True)
-        if order["status"] not in base.FILLABLE:
-            raise InvalidTransition(f"order {fill.order_id} is {order['status']}: it cannot be filled")
-        remaining = order["quantity"] - order["filled_quantity"]
-        if fill.quantity > remaining:
-            raise Overfill(f"fill of {fill.quantity} exceeds the remaining {remaining} of order {fill.order_id}")
-        key = (order["account_id"], order["security_id"])
-        position = await _one(cursor, POSITION_FOR_UPDATE, key)
-        if position is None:
-            await cursor.execute(CREATE_POSITION, key)
-            position = await _one(cursor, POSITION_FOR_UPDATE, key)
-            assert position is not None
-        after = base.apply_fill(_state(position), order["side"], fill.quantity, fill.price, fill.commission)
-        stored = await _one(
-            cursor,
-            INSERT_FILL,
-            (
-                fill.execution_id,
-                fill.order_id,
-                order["account_id"],
-                order["security_id"],
-                order["side"],
-                fill.quantity,
-                fill.price,
-                fill.commission,
-                fill.liquidity,
-                fill.executed_at or datetime.now(UTC),
-                fill.settlement_date,
-            ),
-        )
-        assert stored is not None
-        filled = order["filled_quantity"] + fill.quantity
-        status = base.status_after_fill(order["quantity"], filled)
-        avg = base.average(order["filled_quantity"], order["avg_fill_price"], fill.quantity, fill.price)
-        updated = await _one(cursor, UPDATE_ORDER_FILLED, (filled, avg, status, fill.order_id))
-        assert updated is not None
-        await _order_event(
-            cursor,
-            (
-                fill.order_id,
-                order["account_id"],
-                order["status"],
-                status,
-                "fill",
-                Jsonb({"execution_id": fill.execution_id, "quantity": str(fill.quantity), "price": str(fill.price)}),
-            ),
-            base.fill_events(stored, updated, after, position["version"], order["status"]) if self._outbox else [],
-        )
-        new_position = await _one(
-            cursor,
-            UPDATE_POSITION,
-            (
-                after.quantity,
-                after.avg_price,
-                after.realized_pnl,
-                after.total_commission,
-                after.quantity,
-                after.quantity,
-                stored["executed_at"],
-                *key,
-            ),
-        )
-        assert new_position is not None
-        return base.FillResult(stored, updated, new_position, duplicate=False)
-
     async def record_fills(self, fills: Iterable[Mapping[str, Any]]) -> base.BatchResult:
         """Record a batch of fills (dicts of record_fill's arguments) in one transaction, for bulk replay.
 
-        The batch is COPY-staged to find executions already recorded (compared, then skipped); the new ones are
-        applied in batch order. Any bad fill fails the whole batch: nothing is written.
+        Executions already recorded are compared, then skipped; the new ones are applied in batch order with the
+        arithmetic of single fills, and written set-wise: the fills and order events by COPY, each order and
+        position updated once. Any bad fill fails the whole batch: nothing is written.
         """
         batch = [base.fill_input(**dict(f)) for f in fills]
         seen: dict[str, base.FillInput] = {}
@@ -401,27 +345,48 @@ class AsyncExecution:
 
         async def replay_batch(conn: AsyncConnection[TupleRow]) -> int:
             cursor = conn.cursor(row_factory=dict_row)
-            await cursor.execute(STAGE_FILLS)
-            async with cursor.copy(
-                "COPY tradedb_fill_stage (execution_id, order_id, quantity, price, commission) FROM STDIN"
-            ) as copy:
-                for fill in unique:
-                    await copy.write_row((fill.execution_id, fill.order_id, fill.quantity, fill.price, fill.commission))
-            await cursor.execute(STAGED_DUPLICATES)
+            await cursor.execute(FILLS_BY_EXECUTION_IDS, ([f.execution_id for f in unique],))
             recorded_before = {row["execution_id"]: row for row in await cursor.fetchall()}
             for fill in unique:
-                if fill.execution_id in recorded_before:
-                    if not fill.matches(recorded_before[fill.execution_id]):
-                        raise OrderConflict(
-                            f"execution_id {fill.execution_id!r} was already recorded with different content"
-                        )
-                    continue
-                await self._record(cursor, fill)
+                if fill.execution_id in recorded_before and not fill.matches(recorded_before[fill.execution_id]):
+                    raise OrderConflict(
+                        f"execution_id {fill.execution_id!r} was already recorded with different content"
+                    )
+            new = [f for f in unique if f.execution_id not in recorded_before]
+            if new:
+                await self._apply_batch(cursor, new)
             return len(recorded_before)
 
         already = await self._db.run_transaction(replay_batch)
         COUNTERS.wrote("execution.fills", len(unique) - already)
         return base.BatchResult(recorded=len(unique) - already, duplicates=len(batch) - len(unique) + already)
+
+    async def _apply_batch(self, cursor: AsyncCursor[DictRow], fills: list[base.FillInput]) -> None:
+        await cursor.execute(ORDERS_FOR_UPDATE, (sorted({f.order_id for f in fills}),))
+        orders = {row["order_id"]: row for row in await cursor.fetchall()}
+        missing = next((f.order_id for f in fills if f.order_id not in orders), None)
+        if missing is not None:
+            raise NotFoundError(f"unknown order {missing}")
+        keys = sorted({(row["account_id"], row["security_id"]) for row in orders.values()})
+        columns = ([k[0] for k in keys], [k[1] for k in keys])
+        await cursor.execute(CREATE_POSITIONS, columns)
+        await cursor.execute(POSITIONS_FOR_UPDATE, columns)
+        positions = {(row["account_id"], row["security_id"]): row for row in await cursor.fetchall()}
+        # Ids taken while the positions are locked: fill_id order is application order, as for single fills.
+        await cursor.execute(RESERVE_FILL_IDS, (len(fills),))
+        fill_ids = [row["nextval"] for row in await cursor.fetchall()]
+        now = next(iter(orders.values()))["tx_now"]
+        plan = _batch.plan(fills, orders, positions, fill_ids, now, emit=self._outbox)
+        async with cursor.copy(COPY_FILLS) as copy:
+            for row in plan.fills:
+                await copy.write_row(row)
+        async with cursor.copy(COPY_ORDER_EVENTS) as copy:
+            for row in plan.order_events:
+                await copy.write_row(row)
+        await cursor.execute(UPDATE_ORDERS_FILLED, [list(column) for column in zip(*plan.orders, strict=True)])
+        await cursor.execute(UPDATE_POSITIONS, [list(column) for column in zip(*plan.positions, strict=True)])
+        if plan.events:
+            await emit(cursor.connection, plan.events)
 
     # --- positions ----------------------------------------------------------------------------------------
 

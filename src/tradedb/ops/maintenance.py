@@ -6,7 +6,7 @@
 3. drops (or detaches) partitions that ended before ``now - retention`` for the tables given a retention,
    keeping ``data_ingestion.coverage`` right (log tables default to ``TRADEDB_LOG_RETENTION``, delivered events to
    ``TRADEDB_EVENTS_RETENTION``);
-4. gives new partitions of tenant tables their row-level security;
+4. gives new partitions of tenant tables their row-level security, and seals the audit ledger (``ledger.seal``);
 5. runs ``VACUUM (ANALYZE)`` on tables where at least 20% of the tuples (and 1,000) are dead.
 Tables that are TimescaleDB hypertables are left to TimescaleDB's own policies (see ``timescale_sql``).
 """
@@ -40,7 +40,7 @@ from tradedb.schema.partitions import (
     table_interval,
 )
 from tradedb.schema.privileges import owner_role_name
-from tradedb.security import rls
+from tradedb.security import ledger, rls
 from tradedb.settings import Settings, load_settings, with_dbname
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ class MaintenanceReport:
     #: Inbox rows removed (events handled longer ago than the events retention).
     inbox_trimmed: int = 0
     rls_statements: int = 0
+    #: The audit ledger's block sealed by this run (None: nothing committed since the last seal), and its rows.
+    audit_block: int | None = None
+    audit_rows_sealed: int = 0
     #: Tables vacuumed (with ANALYZE) because enough of their tuples were dead.
     vacuumed: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
@@ -158,6 +161,9 @@ def maintain(
                 report.rls_statements = rls.protect_partitions(conn, settings.role_prefix)
                 trimmed = conn.execute(TRIM_INBOX, (now - settings.events_retention,))
                 report.inbox_trimmed = trimmed.rowcount
+                sealed = conn.execute(ledger.SEAL).fetchone()
+                if sealed is not None:
+                    report.audit_block, report.audit_rows_sealed = sealed[0], sealed[2]
             if vacuum:
                 for candidate in vacuum_candidates(conn):
                     statement = sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(*candidate))

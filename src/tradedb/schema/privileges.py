@@ -44,7 +44,9 @@ SERVICE_ROLES: tuple[ServiceRole, ...] = (
 assert tuple(r.service for r in SERVICE_ROLES) == SERVICES, "settings.SERVICES names every service role"
 
 #: Tables only some roles may read at all (the rest lose every privilege on them).
-READ_ONLY_BY: dict[str, tuple[str, ...]] = {"shared.audit_log": ("readonly", "backoffice")}
+READ_ONLY_BY: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("shared.audit_log", "shared.audit_transactions", "shared.audit_blocks"), ("readonly", "backoffice")
+)
 
 #: Tables whose secret column is hidden: roles that may not see it read only the listed columns.
 SECRET_COLUMNS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {

@@ -264,8 +264,51 @@ class AuditLog(Base):
     new_values: Mapped[Any | None] = mapped_column(JSONB)
     db_user: Mapped[str] = mapped_column(sa.Text, server_default=sa.text("current_user"))
     app_user: Mapped[str | None] = mapped_column(sa.Text, comment="Application user from the transaction setting")
-    prev_hash: Mapped[bytes | None] = mapped_column(sa.LargeBinary, comment="row_hash of the previous entry")
-    row_hash: Mapped[bytes | None] = mapped_column(sa.LargeBinary, comment="sha256 over prev_hash and this row")
+    prev_hash: Mapped[bytes | None] = mapped_column(
+        sa.LargeBinary, comment="row_hash of the previous entry (the chain before the ledger)"
+    )
+    row_hash: Mapped[bytes | None] = mapped_column(
+        sa.LargeBinary, comment="sha256 over this row and its txid (before the ledger: over prev_hash and this row)"
+    )
+    txid: Mapped[int | None] = mapped_column(
+        sa.BigInteger, index=True, comment="Writing transaction; NULL before the ledger"
+    )
+
+
+class AuditBlock(Base):
+    __tablename__ = "audit_blocks"
+    __table_args__ = plain(
+        SCHEMA, "The audit ledger's blocks: committed transactions chained in the order they were sealed."
+    )
+
+    block_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    prev_hash: Mapped[bytes | None] = mapped_column(sa.LargeBinary, comment="block_hash of the block before")
+    block_hash: Mapped[bytes] = mapped_column(
+        sa.LargeBinary, comment="sha256 over prev_hash, the counts and the transactions' hashes in order"
+    )
+    transactions: Mapped[int] = mapped_column(sa.Integer)
+    row_count: Mapped[int] = mapped_column(sa.BigInteger)
+    horizon: Mapped[int] = mapped_column(
+        sa.BigInteger, comment="Oldest transaction still running at sealing: the next seal looks from here"
+    )
+    sealed_at: Mapped[datetime] = mapped_column(Timestamp, server_default=sa.func.now())
+
+
+class AuditTransaction(Base):
+    __tablename__ = "audit_transactions"
+    __table_args__ = plain(
+        SCHEMA,
+        "Sealed transactions of the audit ledger, with a hash over their audit rows.",
+        sa.Index(None, "block_id", "ordinal"),
+    )
+
+    txid: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    block_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey(f"{SCHEMA}.audit_blocks.block_id", deferrable=True, initially="DEFERRED")
+    )
+    ordinal: Mapped[int] = mapped_column(sa.Integer, comment="Position in the block")
+    row_count: Mapped[int] = mapped_column(sa.Integer)
+    tx_hash: Mapped[bytes] = mapped_column(sa.LargeBinary, comment="sha256 over txid and the row hashes")
 
 
 _outbox_seq, _outbox_default = sequence_default(SCHEMA, "event_outbox", "event_id")

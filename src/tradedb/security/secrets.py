@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import re
 from dataclasses import dataclass
@@ -61,6 +63,15 @@ class Keyring:
     def newest(self) -> str:
         """Return the id new values are encrypted with."""
         return self.keys[0][0]
+
+    def mac_key(self, purpose: str, kid: str | None = None) -> tuple[str, bytes]:
+        """Return (key id, a key for HMACs of ``purpose``) derived from key ``kid`` (default the newest), so the
+        encryption key itself never signs anything; an unknown ``kid`` raises SecretError."""
+        kid = kid or self.newest
+        key = dict(self.keys).get(kid)
+        if key is None:
+            raise SecretError(f"key {kid!r} is not in TRADEDB_ENCRYPTION_KEYS")
+        return kid, hmac.new(key, f"tradedb:{purpose}".encode(), hashlib.sha256).digest()
 
     def encrypt(self, plaintext: str, context: str) -> tuple[str, bytes]:
         """Encrypt with the newest key; return (key id, nonce + ciphertext)."""
