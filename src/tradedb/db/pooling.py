@@ -72,6 +72,7 @@ def pool_options(
 #: round trip), since a dead connection fails that attempt with ConnectionLost and the retry is checked.
 SKIP_CHECKOUT_CHECK: ContextVar[bool] = ContextVar("tradedb_skip_checkout_check", default=False)
 
+
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
     """Return psycopg.connect keyword arguments: libpq options, and no prepared statements behind PgBouncer."""
     kwargs: dict[str, Any] = dict(settings.connection_options())
