@@ -112,3 +112,51 @@ def test_replace_across_a_shared_timestamp_at_a_batch_boundary(md: Feature, seed
     result = md.write_quotes(stream, source=source, on_conflict="replace", batch_rows=5)
     assert (result.written, result.replaced) == (10, 10)
     assert count(seeded, "quotes", "source = %s", (source,)) == 10
+
+
+def test_replace_rewrites_only_the_windows_that_changed(md: Feature, seeded: TestDatabase) -> None:
+    """A file ingested again with one symbol's quotes corrected: that symbol's window is replaced, the others are
+    left as stored (the same rows, not deleted and inserted again), and the table holds exactly the new file."""
+    source = f"rpl-diff-{md.kind}"
+    table = runs_of_equal_times([3, 3, 3, 3], 3)  # RPL0, RPL1, RPL2 at each of 4 minutes
+    md.write_quotes(table, source=source)
+    with seeded.connect() as conn:
+        before = dict(
+            conn.execute(
+                "SELECT q.ctid::text || q.tableoid::text, s.symbol FROM data_ingestion.quotes q"
+                " JOIN shared.securities s USING (security_id) WHERE q.source = %s",
+                (source,),
+            ).fetchall()
+        )
+    symbols = table.column("symbol").to_pylist()
+    corrected = table.set_column(
+        2,
+        "bid",
+        pa.array([7.0 if s == "RPL1" else b for s, b in zip(symbols, table.column("bid").to_pylist(), strict=True)]),
+    )
+    result = md.write_quotes(corrected, source=source, on_conflict="replace")
+    assert (result.written, result.replaced) == (12, 12)
+    with seeded.connect() as conn:
+        after = dict(
+            conn.execute(
+                "SELECT q.ctid::text || q.tableoid::text, s.symbol FROM data_ingestion.quotes q"
+                " JOIN shared.securities s USING (security_id) WHERE q.source = %s",
+                (source,),
+            ).fetchall()
+        )
+        stored = conn.execute(
+            "SELECT s.symbol, q.ts, q.bid FROM data_ingestion.quotes q JOIN shared.securities s USING (security_id)"
+            " WHERE q.source = %s ORDER BY 1, 2",
+            (source,),
+        ).fetchall()
+    # The physical rows of RPL0 and RPL2 are the ones stored before; RPL1's are new.
+    kept = {k for k, symbol in before.items() if symbol != "RPL1"}
+    assert kept <= set(after)
+    assert not {k for k, symbol in before.items() if symbol == "RPL1"} & set(after)
+    expected = sorted(
+        (s, t, b)
+        for s, t, b in zip(symbols, table.column("ts").to_pylist(), corrected.column("bid").to_pylist(), strict=True)
+    )
+    assert stored == expected
+    assert count(seeded, "quotes", "source = %s AND bid = 7.0", (source,)) == 4
+    assert sum(c["row_count"] for c in md.coverage(source=source)) == 12

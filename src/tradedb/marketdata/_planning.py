@@ -484,3 +484,12 @@ def batch_event(windows: list[dict[str, Any]], dataset: Dataset, source: str, wr
         "replaced": replaced,
     }
     return new_event("market_data", dataset.table, "market_data.batch_committed", payload)
+
+
+def window_span(windows: list[dict[str, Any]]) -> dict[str, datetime]:
+    """``lo`` and ``hi``: the first and last instant of any of ``windows`` (µs since the epoch)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return {
+        "lo": epoch + timedelta(microseconds=min(w["first_us"] for w in windows)),
+        "hi": epoch + timedelta(microseconds=max(w["last_us"] for w in windows)),
+    }

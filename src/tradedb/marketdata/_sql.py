@@ -117,13 +117,72 @@ def _row_match(dataset: Dataset) -> sql.Composed:
     return sql.SQL(" AND ").join(parts)
 
 
-def insert_from_stage(dataset: Dataset, *, skip_existing: bool) -> sql.Composed:
-    """One statement: insert the staged rows (less those already stored when skipping) and update coverage.
+def _window_bounds(alias: str) -> sql.Composed:
+    return sql.SQL(
+        "{ts} BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'"
+        " AND timestamptz 'epoch' + w.last_us * interval '1 microsecond'"
+    ).format(ts=sql.Identifier(alias, "ts"))
+
+
+def _in_window(dataset: Dataset, alias: str) -> sql.Composed:
+    """The condition that row ``alias`` lies in window ``w`` (its security, timeframe and time span)."""
+    tf = sql.SQL(" AND {} = w.timeframe").format(sql.Identifier(alias, "timeframe")) if dataset is BARS else sql.SQL("")
+    return sql.SQL("{} = w.security_id{} AND {}").format(
+        sql.Identifier(alias, "security_id"), tf, _window_bounds(alias)
+    )
+
+
+def unchanged_windows(dataset: Dataset) -> sql.Composed:
+    """The windows (of ``delete_window``'s parameters) whose stored rows are the staged rows, as a multiset.
+
+    Compared by count, sum and XOR of a 64-bit hash of each row's written columns (``hash_record_extended``, so
+    equal values hash alike whatever their text): a re-ingested window that did not change is then neither deleted
+    nor inserted again. Returns one row: the unchanged windows' positions in the parameter (from 1) and the rows
+    they hold.
+    """
+
+    def sums(alias: str, table: sql.Composable, condition: sql.Composable) -> sql.Composed:
+        return sql.SQL(
+            "SELECT i, count(*) AS n, sum(h) AS h0, bit_xor(h) AS h1 FROM ("
+            "SELECT w.i, hash_record_extended(ROW({columns}), 0) AS h FROM w JOIN {table} {alias} ON {condition}"
+            ") x GROUP BY i"
+        ).format(columns=_columns(dataset, alias), table=table, alias=sql.Identifier(alias), condition=condition)
+
+    # The span of all windows, as parameters: PostgreSQL prunes the partitions outside it while planning (the
+    # windows' own bounds come from the JSON, too late for that: every window would probe every partition).
+    stored_in = sql.SQL("t.source = %(source)s AND t.ts BETWEEN %(lo)s AND %(hi)s AND {}").format(
+        _in_window(dataset, "t")
+    )
+    return sql.SQL(
+        """
+WITH w AS (
+    SELECT e.i, (e.j->>'security_id')::bigint AS security_id, e.j->>'timeframe' AS timeframe,
+           (e.j->>'first_us')::bigint AS first_us, (e.j->>'last_us')::bigint AS last_us
+    FROM jsonb_array_elements(%(windows)s::jsonb) WITH ORDINALITY AS e(j, i)
+), stored AS ({stored}), staged AS ({staged})
+SELECT coalesce(array_agg(w.i ORDER BY w.i), '{{}}'), coalesce(sum(stored.n), 0)::bigint
+FROM w JOIN stored USING (i) JOIN staged USING (i)
+WHERE (stored.n, stored.h0, stored.h1) = (staged.n, staged.h0, staged.h1)
+"""
+    ).format(
+        stored=sums("t", target(dataset), stored_in),
+        staged=sums("s", sql.Identifier(STAGE), _in_window(dataset, "s")),
+    )
+
+
+def insert_from_stage(dataset: Dataset, *, skip_existing: bool, unchanged: bool = False) -> sql.Composed:
+    """One statement: insert the staged rows (less those already stored when skipping, less those in the
+    ``unchanged`` windows, a JSON parameter, when given) and update coverage.
 
     Returns one row: the number of rows inserted.
     """
     where: sql.Composable = sql.SQL("")
-    if skip_existing and dataset.key is not None:
+    if unchanged:
+        where = sql.SQL(
+            " WHERE NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(%(unchanged)s::jsonb)"
+            " AS w(security_id bigint, timeframe text, first_us bigint, last_us bigint) WHERE {})"
+        ).format(_in_window(dataset, "s"))
+    elif skip_existing and dataset.key is not None:
         # A keyed table says itself what exists: its unique index, probed once per row.
         where = sql.SQL(" ON CONFLICT DO NOTHING")
     elif skip_existing:
@@ -166,8 +225,8 @@ def delete_window(dataset: Dataset) -> sql.Composed:
     """Delete the stored rows of this source inside the given windows (per security and timeframe, in µs).
 
     The windows are what the batch's replace may clear (``ClearedWindows.claim``): its own window less what earlier
-    batches of the same call cleared. Parameters ``windows`` (JSON, COVERAGE_UPSERT's row shape) and ``source``.
-    Returns the rows deleted.
+    batches of the same call cleared. Parameters ``windows`` (JSON, COVERAGE_UPSERT's row shape), ``source``, and
+    ``lo`` and ``hi``, the span of the windows (for partition pruning). Returns the rows deleted.
     """
     tf_match = sql.SQL(" AND t.timeframe = w.timeframe") if dataset is BARS else sql.SQL("")
     return sql.SQL(
@@ -177,7 +236,7 @@ WITH w AS (
         AS w(security_id bigint, timeframe text, first_us bigint, last_us bigint)
 ), d AS (
     DELETE FROM {target} t USING w
-    WHERE t.security_id = w.security_id AND t.source = %(source)s{tf_match}
+    WHERE t.security_id = w.security_id AND t.source = %(source)s{tf_match} AND t.ts BETWEEN %(lo)s AND %(hi)s
       AND t.ts BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'
                    AND timestamptz 'epoch' + w.last_us * interval '1 microsecond'
     RETURNING t.security_id, t.source, {tf_deleted} AS timeframe

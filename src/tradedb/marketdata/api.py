@@ -309,9 +309,9 @@ class MarketData:
                     _copy(conn, q.copy_into(dataset, stage=True), payload)
                     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
                     if mode == "replace":
-                        params = {"windows": json.dumps(windows), "source": recipe.source}
-                        replaced = _value(conn, q.delete_window(dataset), params)
-                    written = _value(conn, q.insert_from_stage(dataset, skip_existing=mode == "skip"))
+                        written, replaced = _replace(conn, dataset, windows, recipe.source)
+                    else:
+                        written = _value(conn, q.insert_from_stage(dataset, skip_existing=True))
             if plan.rows.num_rows and dataset is base.QUOTES:
                 conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
             if plan.logged:
@@ -809,6 +809,32 @@ def _value(conn: Connection[TupleRow], statement: Any, params: Any = None) -> in
     cursor = conn.execute(statement, params)
     row = cursor.fetchone()
     return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+def _replace(
+    conn: Connection[TupleRow], dataset: base.Dataset, windows: list[dict[str, Any]], source: str
+) -> tuple[int, int]:
+    """Replace the stored rows of ``windows`` with the staged rows; return (written, replaced).
+
+    Windows whose stored rows are the staged rows already (a file ingested again) are left as they are and count
+    as written and replaced; only the windows that changed are deleted and inserted again.
+    """
+    if not windows:  # earlier batches of the call cleared this batch's whole window
+        return _value(conn, q.insert_from_stage(dataset, skip_existing=False)), 0
+    params = {"windows": json.dumps(windows), "source": source, **write.window_span(windows)}
+    cursor = conn.execute(q.unchanged_windows(dataset), params)
+    row = cursor.fetchone()
+    assert row is not None
+    positions, kept = set(row[0]), int(row[1])
+    unchanged = [w for i, w in enumerate(windows, start=1) if i in positions]
+    changed = [w for i, w in enumerate(windows, start=1) if i not in positions]
+    replaced = kept
+    if changed:
+        replaced += _value(conn, q.delete_window(dataset), {**params, "windows": json.dumps(changed)})
+    if not unchanged:
+        return _value(conn, q.insert_from_stage(dataset, skip_existing=False)), replaced
+    insert = q.insert_from_stage(dataset, skip_existing=False, unchanged=True)
+    return kept + _value(conn, insert, {"unchanged": json.dumps(unchanged)}), replaced
 
 
 __all__ = ["MarketData", "WriteResult"]

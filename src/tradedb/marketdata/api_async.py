@@ -313,9 +313,9 @@ class AsyncMarketData:
                     await _copy(conn, q.copy_into(dataset, stage=True), payload)
                     await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
                     if mode == "replace":
-                        params = {"windows": json.dumps(windows), "source": recipe.source}
-                        replaced = await _value(conn, q.delete_window(dataset), params)
-                    written = await _value(conn, q.insert_from_stage(dataset, skip_existing=mode == "skip"))
+                        written, replaced = await _replace(conn, dataset, windows, recipe.source)
+                    else:
+                        written = await _value(conn, q.insert_from_stage(dataset, skip_existing=True))
             if plan.rows.num_rows and dataset is base.QUOTES:
                 await conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
             if plan.logged:
@@ -817,6 +817,32 @@ async def _value(conn: AsyncConnection[TupleRow], statement: Any, params: Any = 
     cursor = await conn.execute(statement, params)
     row = await cursor.fetchone()
     return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+async def _replace(
+    conn: AsyncConnection[TupleRow], dataset: base.Dataset, windows: list[dict[str, Any]], source: str
+) -> tuple[int, int]:
+    """Replace the stored rows of ``windows`` with the staged rows; return (written, replaced).
+
+    Windows whose stored rows are the staged rows already (a file ingested again) are left as they are and count
+    as written and replaced; only the windows that changed are deleted and inserted again.
+    """
+    if not windows:  # earlier batches of the call cleared this batch's whole window
+        return await _value(conn, q.insert_from_stage(dataset, skip_existing=False)), 0
+    params = {"windows": json.dumps(windows), "source": source, **write.window_span(windows)}
+    cursor = await conn.execute(q.unchanged_windows(dataset), params)
+    row = await cursor.fetchone()
+    assert row is not None
+    positions, kept = set(row[0]), int(row[1])
+    unchanged = [w for i, w in enumerate(windows, start=1) if i in positions]
+    changed = [w for i, w in enumerate(windows, start=1) if i not in positions]
+    replaced = kept
+    if changed:
+        replaced += await _value(conn, q.delete_window(dataset), {**params, "windows": json.dumps(changed)})
+    if not unchanged:
+        return await _value(conn, q.insert_from_stage(dataset, skip_existing=False)), replaced
+    insert = q.insert_from_stage(dataset, skip_existing=False, unchanged=True)
+    return kept + await _value(conn, insert, {"unchanged": json.dumps(unchanged)}), replaced
 
 
 __all__ = ["AsyncMarketData", "WriteResult"]
