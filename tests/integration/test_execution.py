@@ -555,3 +555,21 @@ def fills_of(db: TestDatabase, account: str) -> list[tuple[str, Decimal, Decimal
             (account,),
         ).fetchall()
     return [(str(r[0]), Decimal(str(r[1])), Decimal(str(r[2])), Decimal(str(r[3]))) for r in rows]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.decimals(min_value=0, max_value=Decimal(10**12), places=6),
+    st.one_of(st.none(), st.decimals(min_value=Decimal("0.0000000001"), max_value=Decimal(10**9), places=10)),
+    st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**12), places=6),
+    st.decimals(min_value=Decimal("0.0000000001"), max_value=Decimal(10**9), places=12),
+)
+def test_the_server_rounds_averages_as_the_reference_model(
+    db: TestDatabase, old_qty: Decimal, old_avg: Decimal | None, add_qty: Decimal, add_price: Decimal
+) -> None:
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT execution.fill_average(%s, %s, %s, %s)", (old_qty, old_avg, add_qty, add_price)
+        ).fetchone()
+    assert row is not None
+    assert row[0] == base.average(old_qty, old_avg, add_qty, add_price)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -164,3 +165,31 @@ def test_an_execution_id_may_be_a_uuid() -> None:
     assert fill.execution_id == "12345678-1234-5678-1234-567812345678"
     with pytest.raises(ValidationError, match="execution_id"):
         base.fill_input(12345, 1, 1, 1)
+
+
+def exact_average(old_qty: Decimal, old_avg: Decimal | None, add_qty: Decimal, add_price: Decimal) -> Decimal:
+    """The quantity-weighted average by Fraction, rounded half-even (Python's round of a Fraction)."""
+    quotient = (Fraction(old_qty) * Fraction(old_avg or 0) + Fraction(add_qty) * Fraction(add_price)) / Fraction(
+        old_qty + add_qty
+    )
+    return Decimal(round(quotient * 10**base.PRICE_PLACES)).scaleb(-base.PRICE_PLACES, Context(prec=200))
+
+
+def test_average_rounds_the_exact_quotient_not_a_28_digit_one() -> None:
+    # Divided with 28 digits, this price becomes ...5000 exactly and rounds to even (down); it is above the half.
+    price = Decimal("1.000000000050000000000000000001")
+    assert base.average(Decimal(0), None, Decimal(1), price) == Decimal("1.0000000001")
+    assert base.average(Decimal(1), Decimal("0.00000000005"), Decimal(1), Decimal(0)) == 0  # a true half: to even
+    assert base.average(Decimal(1), Decimal("0.00000000015"), Decimal(1), Decimal(0)) == Decimal("1E-10")
+
+
+@given(
+    st.decimals(min_value=0, max_value=Decimal(10**12), places=6),
+    st.one_of(st.none(), st.decimals(min_value=Decimal("0.0000000001"), max_value=Decimal(10**9), places=10)),
+    st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**12), places=6),
+    st.decimals(min_value=Decimal("0.0000000001"), max_value=Decimal(10**9), places=12),
+)
+def test_average_matches_exact_rational_rounding(
+    old_qty: Decimal, old_avg: Decimal | None, add_qty: Decimal, add_price: Decimal
+) -> None:
+    assert base.average(old_qty, old_avg, add_qty, add_price) == exact_average(old_qty, old_avg, add_qty, add_price)

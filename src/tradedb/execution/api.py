@@ -1,10 +1,13 @@
 """Orders, fills and positions that stay exact: ``db.execution`` of the sync Database.
 
-Validation, the state machine and position arithmetic live in ``_rules``, the SQL in ``_sql``.
+Validation, the state machine and position arithmetic live in ``_rules``, a batch's plan in ``_batch``, the SQL
+in ``_sql``. A single fill is one call of the server-side ``execution.record_fill`` (migration 0015), which does
+what ``_rules`` does, exactly; the tests hold the two to each other.
 
-Locking: a fill locks its order row, then its position row, always in that order, so concurrent fills never
-deadlock and never lose an update; fill ids are assigned while the position is locked, so ``fill_id`` order is
-the order in which fills were applied (which ``reconcile`` and ``position_at`` replay).
+Locking: a fill locks its order row, then its position row, always in that order (a batch: its orders by id, then
+its positions by key), so concurrent fills never deadlock and never lose an update; fill ids are assigned while
+the position is locked, so ``fill_id`` order is the order in which fills were applied (which ``reconcile`` and
+``position_at`` replay).
 """
 
 # WARNING: generated from api_async.py by tools/async_to_sync.py; edit the async source and run

@@ -307,10 +307,12 @@ class MarketData:
                 else:
                     conn.execute(q.create_stage(dataset))
                     _copy(conn, q.copy_into(dataset, stage=True), payload)
-                    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
                     if mode == "replace":
-                        written, replaced = _replace(conn, dataset, windows, recipe.source)
+                        written, replaced = _replace(conn, dataset, windows, recipe.source, plan.rows.num_rows)
                     else:
+                        # Statistics for the anti-join against the table (replace joins the stage with the windows
+                        # only, where they buy nothing).
+                        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
                         written = _value(conn, q.insert_from_stage(dataset, skip_existing=True))
             if plan.rows.num_rows and dataset is base.QUOTES:
                 conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
@@ -812,7 +814,7 @@ def _value(conn: Connection[TupleRow], statement: Any, params: Any = None) -> in
 
 
 def _replace(
-    conn: Connection[TupleRow], dataset: base.Dataset, windows: list[dict[str, Any]], source: str
+    conn: Connection[TupleRow], dataset: base.Dataset, windows: list[dict[str, Any]], source: str, staged: int
 ) -> tuple[int, int]:
     """Replace the stored rows of ``windows`` with the staged rows; return (written, replaced).
 
@@ -833,6 +835,8 @@ def _replace(
         replaced += _value(conn, q.delete_window(dataset), {**params, "windows": json.dumps(changed)})
     if not unchanged:
         return _value(conn, q.insert_from_stage(dataset, skip_existing=False)), replaced
+    if kept == staged:  # every staged row is in a window that did not change: nothing to insert
+        return kept, replaced
     insert = q.insert_from_stage(dataset, skip_existing=False, unchanged=True)
     return kept + _value(conn, insert, {"unchanged": json.dumps(unchanged)}), replaced
 

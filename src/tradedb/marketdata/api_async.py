@@ -311,10 +311,12 @@ class AsyncMarketData:
                 else:
                     await conn.execute(q.create_stage(dataset))
                     await _copy(conn, q.copy_into(dataset, stage=True), payload)
-                    await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
                     if mode == "replace":
-                        written, replaced = await _replace(conn, dataset, windows, recipe.source)
+                        written, replaced = await _replace(conn, dataset, windows, recipe.source, plan.rows.num_rows)
                     else:
+                        # Statistics for the anti-join against the table (replace joins the stage with the windows
+                        # only, where they buy nothing).
+                        await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
                         written = await _value(conn, q.insert_from_stage(dataset, skip_existing=True))
             if plan.rows.num_rows and dataset is base.QUOTES:
                 await conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
@@ -820,7 +822,7 @@ async def _value(conn: AsyncConnection[TupleRow], statement: Any, params: Any = 
 
 
 async def _replace(
-    conn: AsyncConnection[TupleRow], dataset: base.Dataset, windows: list[dict[str, Any]], source: str
+    conn: AsyncConnection[TupleRow], dataset: base.Dataset, windows: list[dict[str, Any]], source: str, staged: int
 ) -> tuple[int, int]:
     """Replace the stored rows of ``windows`` with the staged rows; return (written, replaced).
 
@@ -841,6 +843,8 @@ async def _replace(
         replaced += await _value(conn, q.delete_window(dataset), {**params, "windows": json.dumps(changed)})
     if not unchanged:
         return await _value(conn, q.insert_from_stage(dataset, skip_existing=False)), replaced
+    if kept == staged:  # every staged row is in a window that did not change: nothing to insert
+        return kept, replaced
     insert = q.insert_from_stage(dataset, skip_existing=False, unchanged=True)
     return kept + await _value(conn, insert, {"unchanged": json.dumps(unchanged)}), replaced
 
