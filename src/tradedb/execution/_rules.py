@@ -386,7 +386,9 @@ def fill_result(names: list[str], values: tuple[Any, ...]) -> FillResult:
 
 def fill_event_payload(fill: FillInput) -> str:
     """The JSON of a fill's order event row (the same object ``execution.record_fill`` writes)."""
-    return json.dumps({"execution_id": fill.execution_id, "quantity": str(fill.quantity), "price": str(fill.price)})
+    return json.dumps(
+        {"execution_id": fill.execution_id, "quantity": numeric_text(fill.quantity), "price": numeric_text(fill.price)}
+    )
 
 
 @dataclass(frozen=True)
@@ -431,8 +433,14 @@ def order_event(order: Row, event_type: str, **extra: Any) -> NewEvent:
     return new_event("order", order["order_id"], event_type, {**payload, **extra}, seq=order["version"])
 
 
+def numeric_text(value: Decimal) -> str:
+    """A Decimal as PostgreSQL prints a numeric: plain notation, its scale kept, no negative zero (``str`` would
+    print ``0E-10`` where ``execution.record_fill`` writes ``0.0000000000``)."""
+    return format(value.copy_abs() if value.is_zero() else value, "f")
+
+
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else numeric_text(value)
 
 
 def utc_text(value: datetime) -> str:
@@ -453,29 +461,29 @@ def fill_events(
         "security_id": order["security_id"],
         "side": order["side"],
         "order_type": order["order_type"],
-        "quantity": str(order["quantity"]),
+        "quantity": numeric_text(order["quantity"]),
         "limit_price": _text(order["limit_price"]),
         "stop_price": _text(order["stop_price"]),
         "status": order["status"],
-        "filled_quantity": str(order["filled_quantity"]),
+        "filled_quantity": numeric_text(order["filled_quantity"]),
         "avg_fill_price": _text(order["avg_fill_price"]),
         "version": order["version"],
         "from_status": from_status,
         "fill_id": fill["fill_id"],
         "execution_id": fill["execution_id"],
-        "fill_quantity": str(fill["quantity"]),
-        "fill_price": str(fill["price"]),
-        "commission": str(fill["commission"]),
+        "fill_quantity": numeric_text(fill["quantity"]),
+        "fill_price": numeric_text(fill["price"]),
+        "commission": numeric_text(fill["commission"]),
         "executed_at": utc_text(fill["executed_at"]),
     }
     account, security = order["account_id"], order["security_id"]
     changed = {
         "account_id": account,
         "security_id": security,
-        "quantity": str(position.quantity),
+        "quantity": numeric_text(position.quantity),
         "avg_price": _text(position.avg_price),
-        "realized_pnl": str(position.realized_pnl),
-        "total_commission": str(position.total_commission),
+        "realized_pnl": numeric_text(position.realized_pnl),
+        "total_commission": numeric_text(position.total_commission),
         "fill_id": fill["fill_id"],
     }
     return [

@@ -376,15 +376,17 @@ class Execution:
         cursor.execute(RESERVE_FILL_IDS, (len(fills),))
         fill_ids = [row["nextval"] for row in cursor.fetchall()]
         now = next(iter(orders.values()))["tx_now"]
-        plan = _batch.plan(fills, orders, positions, fill_ids, now, emit=self._outbox)
+        plan = _batch.BatchPlan(fills, orders, positions, fill_ids, now, emit=self._outbox)
+        # Each fill is applied as its row is sent: the server stores rows while the next ones are planned. A bad
+        # fill raises inside the COPY, which the rollback discards with everything else.
         with cursor.copy(COPY_FILLS) as copy:
-            for row in plan.fills:
+            for row in plan.fill_rows():
                 copy.write_row(row)
         with cursor.copy(COPY_ORDER_EVENTS) as copy:
             for row in plan.order_events:
                 copy.write_row(row)
-        cursor.execute(UPDATE_ORDERS_FILLED, [list(column) for column in zip(*plan.orders, strict=True)])
-        cursor.execute(UPDATE_POSITIONS, [list(column) for column in zip(*plan.positions, strict=True)])
+        cursor.execute(UPDATE_ORDERS_FILLED, [list(column) for column in zip(*plan.orders(), strict=True)])
+        cursor.execute(UPDATE_POSITIONS, [list(column) for column in zip(*plan.positions(), strict=True)])
         if plan.events:
             emit(cursor.connection, plan.events)
 
