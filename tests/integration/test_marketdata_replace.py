@@ -121,13 +121,14 @@ def test_replace_rewrites_only_the_windows_that_changed(md: Feature, seeded: Tes
     table = runs_of_equal_times([3, 3, 3, 3], 3)  # RPL0, RPL1, RPL2 at each of 4 minutes
     md.write_quotes(table, source=source)
     with seeded.connect() as conn:
-        before = dict(
-            conn.execute(
+        before = {
+            str(key): str(symbol)
+            for key, symbol in conn.execute(
                 "SELECT q.ctid::text || q.tableoid::text, s.symbol FROM data_ingestion.quotes q"
                 " JOIN shared.securities s USING (security_id) WHERE q.source = %s",
                 (source,),
             ).fetchall()
-        )
+        }
     symbols = table.column("symbol").to_pylist()
     corrected = table.set_column(
         2,
@@ -137,13 +138,14 @@ def test_replace_rewrites_only_the_windows_that_changed(md: Feature, seeded: Tes
     result = md.write_quotes(corrected, source=source, on_conflict="replace")
     assert (result.written, result.replaced) == (12, 12)
     with seeded.connect() as conn:
-        after = dict(
-            conn.execute(
+        after = {
+            str(key): str(symbol)
+            for key, symbol in conn.execute(
                 "SELECT q.ctid::text || q.tableoid::text, s.symbol FROM data_ingestion.quotes q"
                 " JOIN shared.securities s USING (security_id) WHERE q.source = %s",
                 (source,),
             ).fetchall()
-        )
+        }
         stored = conn.execute(
             "SELECT s.symbol, q.ts, q.bid FROM data_ingestion.quotes q JOIN shared.securities s USING (security_id)"
             " WHERE q.source = %s ORDER BY 1, 2",
