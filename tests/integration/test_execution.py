@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import tradedb
 from tests.conftest import TestDatabase, run_cli
 from tests.integration.facade import Api, call
-from tests.unit.test_execution_base import reference
+from tests.unit.test_execution_base import LOTS, reference
 from tradedb import (
     InvalidTransition,
     NotFoundError,
@@ -539,7 +539,7 @@ def test_eight_writers_on_eight_accounts_and_one_shared_position(db: TestDatabas
                 (account,),
             ).fetchone()
             assert stored is not None
-            assert stored[:4] == reference(fills_of(db, account)), account
+            assert stored[:4] == reference(fills), account
             # version 1 at creation, one more per fill
             assert stored[4] == 1 + len(fills), account
     expected_shared = sum((-1 if i % 2 == 0 else 1) * (54 + 6 * 2) for i in range(8))
@@ -558,12 +558,7 @@ def fills_of(db: TestDatabase, account: str) -> list[tuple[str, Decimal, Decimal
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    st.decimals(min_value=0, max_value=Decimal(10**12), places=6),
-    st.one_of(st.none(), st.decimals(min_value=Decimal("0.0000000001"), max_value=Decimal(10**9), places=10)),
-    st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**12), places=6),
-    st.decimals(min_value=Decimal("0.0000000001"), max_value=Decimal(10**9), places=12),
-)
+@given(*LOTS)
 def test_the_server_rounds_averages_as_the_reference_model(
     db: TestDatabase, old_qty: Decimal, old_avg: Decimal | None, add_qty: Decimal, add_price: Decimal
 ) -> None:

@@ -120,15 +120,7 @@ def test_replace_rewrites_only_the_windows_that_changed(md: Feature, seeded: Tes
     source = f"rpl-diff-{md.kind}"
     table = runs_of_equal_times([3, 3, 3, 3], 3)  # RPL0, RPL1, RPL2 at each of 4 minutes
     md.write_quotes(table, source=source)
-    with seeded.connect() as conn:
-        before = {
-            str(key): str(symbol)
-            for key, symbol in conn.execute(
-                "SELECT q.ctid::text || q.tableoid::text, s.symbol FROM data_ingestion.quotes q"
-                " JOIN shared.securities s USING (security_id) WHERE q.source = %s",
-                (source,),
-            ).fetchall()
-        }
+    before = physical_rows(seeded, source)
     symbols = table.column("symbol").to_pylist()
     corrected = table.set_column(
         2,
@@ -137,15 +129,8 @@ def test_replace_rewrites_only_the_windows_that_changed(md: Feature, seeded: Tes
     )
     result = md.write_quotes(corrected, source=source, on_conflict="replace")
     assert (result.written, result.replaced) == (12, 12)
+    after = physical_rows(seeded, source)
     with seeded.connect() as conn:
-        after = {
-            str(key): str(symbol)
-            for key, symbol in conn.execute(
-                "SELECT q.ctid::text || q.tableoid::text, s.symbol FROM data_ingestion.quotes q"
-                " JOIN shared.securities s USING (security_id) WHERE q.source = %s",
-                (source,),
-            ).fetchall()
-        }
         stored = conn.execute(
             "SELECT s.symbol, q.ts, q.bid FROM data_ingestion.quotes q JOIN shared.securities s USING (security_id)"
             " WHERE q.source = %s ORDER BY 1, 2",
@@ -162,3 +147,14 @@ def test_replace_rewrites_only_the_windows_that_changed(md: Feature, seeded: Tes
     assert stored == expected
     assert count(seeded, "quotes", "source = %s AND bid = 7.0", (source,)) == 4
     assert sum(c["row_count"] for c in md.coverage(source=source)) == 12
+
+
+def physical_rows(db: TestDatabase, source: str) -> dict[str, str]:
+    """Where each stored quote of ``source`` physically is (ctid and partition), with its symbol."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT q.ctid::text || q.tableoid::text, s.symbol FROM data_ingestion.quotes q"
+            " JOIN shared.securities s USING (security_id) WHERE q.source = %s",
+            (source,),
+        ).fetchall()
+    return {str(key): str(symbol) for key, symbol in rows}

@@ -183,12 +183,16 @@ def test_average_rounds_the_exact_quotient_not_a_28_digit_one() -> None:
     assert base.average(Decimal(1), Decimal("0.00000000015"), Decimal(1), Decimal(0)) == Decimal("1E-10")
 
 
-@given(
+#: Strategies for (old quantity, old average or None, added quantity, added price) of ``average``.
+LOTS = (
     st.decimals(min_value=0, max_value=Decimal(10**12), places=6),
     st.one_of(st.none(), st.decimals(min_value=Decimal("0.0000000001"), max_value=Decimal(10**9), places=10)),
     st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**12), places=6),
     st.decimals(min_value=Decimal("0.0000000001"), max_value=Decimal(10**9), places=12),
 )
+
+
+@given(*LOTS)
 def test_average_matches_exact_rational_rounding(
     old_qty: Decimal, old_avg: Decimal | None, add_qty: Decimal, add_price: Decimal
 ) -> None:
