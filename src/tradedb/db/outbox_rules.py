@@ -44,12 +44,18 @@ class NewEvent:
     seq: int | None = None
 
 
+def numeric_text(value: Decimal) -> str:
+    """A Decimal as PostgreSQL prints a numeric: plain notation, its scale kept, no negative zero (``str`` would
+    print ``0E-10`` where SQL writes ``0.0000000000``)."""
+    return format(value.copy_abs() if value.is_zero() else value, "f")
+
+
 def _plain(value: Any) -> Any:
     """JSON has no Decimal, datetime or UUID: money stays exact as text, times as ISO 8601."""
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise TypeError(f"non-finite decimal {value}")
-        return str(value)
+        return numeric_text(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, UUID):

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
-from tradedb.db.outbox_rules import NewEvent, new_event
+from tradedb.db.outbox_rules import NewEvent, new_event, numeric_text
 from tradedb.errors import (
     InvalidTransition,
     ValidationError,
@@ -433,14 +433,11 @@ def order_event(order: Row, event_type: str, **extra: Any) -> NewEvent:
     return new_event("order", order["order_id"], event_type, {**payload, **extra}, seq=order["version"])
 
 
-def numeric_text(value: Decimal) -> str:
-    """A Decimal as PostgreSQL prints a numeric: plain notation, its scale kept, no negative zero (``str`` would
-    print ``0E-10`` where ``execution.record_fill`` writes ``0.0000000000``)."""
-    return format(value.copy_abs() if value.is_zero() else value, "f")
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else numeric_text(value)
+def _json_value(value: Any) -> Any:
+    """A row's value as the events carry it (numerics as PostgreSQL prints them, UUIDs as text)."""
+    if isinstance(value, Decimal):
+        return numeric_text(value)
+    return str(value) if isinstance(value, uuid.UUID) else value
 
 
 def utc_text(value: datetime) -> str:
@@ -455,19 +452,7 @@ def fill_events(
     (whose seq is its version before the change: a position is created at version 1 without an event). The same
     objects ``execution.record_fill`` writes; built without ``new_event``'s checks, which these names pass."""
     recorded = {
-        "order_id": order["order_id"],
-        "client_order_id": str(order["client_order_id"]),
-        "account_id": order["account_id"],
-        "security_id": order["security_id"],
-        "side": order["side"],
-        "order_type": order["order_type"],
-        "quantity": numeric_text(order["quantity"]),
-        "limit_price": _text(order["limit_price"]),
-        "stop_price": _text(order["stop_price"]),
-        "status": order["status"],
-        "filled_quantity": numeric_text(order["filled_quantity"]),
-        "avg_fill_price": _text(order["avg_fill_price"]),
-        "version": order["version"],
+        **{k: _json_value(order[k]) for k in _ORDER_FIELDS},
         "from_status": from_status,
         "fill_id": fill["fill_id"],
         "execution_id": fill["execution_id"],
@@ -481,7 +466,7 @@ def fill_events(
         "account_id": account,
         "security_id": security,
         "quantity": numeric_text(position.quantity),
-        "avg_price": _text(position.avg_price),
+        "avg_price": _json_value(position.avg_price),
         "realized_pnl": numeric_text(position.realized_pnl),
         "total_commission": numeric_text(position.total_commission),
         "fill_id": fill["fill_id"],

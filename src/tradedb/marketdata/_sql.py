@@ -117,6 +117,21 @@ def _row_match(dataset: Dataset) -> sql.Composed:
     return sql.SQL(" AND ").join(parts)
 
 
+def _windows(parameter: str) -> sql.Composed:
+    """The rows ``w`` of a JSON parameter of windows (COVERAGE_UPSERT's row shape), numbered ``i`` from 1."""
+    return sql.SQL(
+        "ROWS FROM (jsonb_to_recordset({}::jsonb) AS (security_id bigint, timeframe text, first_us bigint,"
+        " last_us bigint)) WITH ORDINALITY AS w(security_id, timeframe, first_us, last_us, i)"
+    ).format(sql.Placeholder(parameter))
+
+
+def _stored_in_window(dataset: Dataset) -> sql.Composed:
+    """The condition that a stored row ``t`` of ``%(source)s`` lies in window ``w``. The span of all windows,
+    ``%(lo)s`` to ``%(hi)s``, lets PostgreSQL prune the partitions outside it while planning (the windows' own
+    bounds come from the JSON, too late for that: every window would probe every partition)."""
+    return sql.SQL("t.source = %(source)s AND t.ts BETWEEN %(lo)s AND %(hi)s AND {}").format(_in_window(dataset, "t"))
+
+
 def _window_bounds(alias: str) -> sql.Composed:
     return sql.SQL(
         "{ts} BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'"
@@ -148,24 +163,16 @@ def unchanged_windows(dataset: Dataset) -> sql.Composed:
             ") x GROUP BY i"
         ).format(columns=_columns(dataset, alias), table=table, alias=sql.Identifier(alias), condition=condition)
 
-    # The span of all windows, as parameters: PostgreSQL prunes the partitions outside it while planning (the
-    # windows' own bounds come from the JSON, too late for that: every window would probe every partition).
-    stored_in = sql.SQL("t.source = %(source)s AND t.ts BETWEEN %(lo)s AND %(hi)s AND {}").format(
-        _in_window(dataset, "t")
-    )
     return sql.SQL(
         """
-WITH w AS (
-    SELECT e.i, (e.j->>'security_id')::bigint AS security_id, e.j->>'timeframe' AS timeframe,
-           (e.j->>'first_us')::bigint AS first_us, (e.j->>'last_us')::bigint AS last_us
-    FROM jsonb_array_elements(%(windows)s::jsonb) WITH ORDINALITY AS e(j, i)
-), stored AS ({stored}), staged AS ({staged})
+WITH w AS (SELECT * FROM {windows}), stored AS ({stored}), staged AS ({staged})
 SELECT coalesce(array_agg(w.i ORDER BY w.i), '{{}}'), coalesce(sum(stored.n), 0)::bigint
 FROM w JOIN stored USING (i) JOIN staged USING (i)
 WHERE (stored.n, stored.h0, stored.h1) = (staged.n, staged.h0, staged.h1)
 """
     ).format(
-        stored=sums("t", target(dataset), stored_in),
+        windows=_windows("windows"),
+        stored=sums("t", target(dataset), _stored_in_window(dataset)),
         staged=sums("s", sql.Identifier(STAGE), _in_window(dataset, "s")),
     )
 
@@ -178,10 +185,9 @@ def insert_from_stage(dataset: Dataset, *, skip_existing: bool, unchanged: bool 
     """
     where: sql.Composable = sql.SQL("")
     if unchanged:
-        where = sql.SQL(
-            " WHERE NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(%(unchanged)s::jsonb)"
-            " AS w(security_id bigint, timeframe text, first_us bigint, last_us bigint) WHERE {})"
-        ).format(_in_window(dataset, "s"))
+        where = sql.SQL(" WHERE NOT EXISTS (SELECT 1 FROM {} WHERE {})").format(
+            _windows("unchanged"), _in_window(dataset, "s")
+        )
     elif skip_existing and dataset.key is not None:
         # A keyed table says itself what exists: its unique index, probed once per row.
         where = sql.SQL(" ON CONFLICT DO NOTHING")
@@ -228,17 +234,10 @@ def delete_window(dataset: Dataset) -> sql.Composed:
     batches of the same call cleared. Parameters ``windows`` (JSON, COVERAGE_UPSERT's row shape), ``source``, and
     ``lo`` and ``hi``, the span of the windows (for partition pruning). Returns the rows deleted.
     """
-    tf_match = sql.SQL(" AND t.timeframe = w.timeframe") if dataset is BARS else sql.SQL("")
     return sql.SQL(
         """
-WITH w AS (
-    SELECT * FROM jsonb_to_recordset(%(windows)s::jsonb)
-        AS w(security_id bigint, timeframe text, first_us bigint, last_us bigint)
-), d AS (
-    DELETE FROM {target} t USING w
-    WHERE t.security_id = w.security_id AND t.source = %(source)s{tf_match} AND t.ts BETWEEN %(lo)s AND %(hi)s
-      AND t.ts BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'
-                   AND timestamptz 'epoch' + w.last_us * interval '1 microsecond'
+WITH w AS (SELECT * FROM {windows}), d AS (
+    DELETE FROM {target} t USING w WHERE {stored_in}
     RETURNING t.security_id, t.source, {tf_deleted} AS timeframe
 ), agg AS (
     SELECT security_id, source, timeframe, count(*) AS n FROM d GROUP BY 1, 2, 3
@@ -250,8 +249,9 @@ WITH w AS (
 SELECT coalesce(sum(n), 0)::bigint FROM agg
 """
     ).format(
+        windows=_windows("windows"),
         target=target(dataset),
-        tf_match=tf_match,
+        stored_in=_stored_in_window(dataset),
         tf_deleted=_timeframe(dataset, "t"),
         table_name=sql.Literal(dataset.table),
     )

@@ -187,14 +187,22 @@ END
 $fn$
 """
 
-# The text a ledger row's hash covers: the old payload's fields plus the writing transaction's id. Verification
-# spells the same expression in its own query rather than trusting a function stored in the audited database.
-LEDGER_PAYLOAD = (
-    "concat_ws(E'\\x1f', {p}txid::text, {p}audit_id::text,"
-    " to_char({p}changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), {p}table_schema, {p}table_name,"
-    " {p}operation, coalesce({p}row_key::text, ''), coalesce({p}old_values::text, ''),"
-    " coalesce({p}new_values::text, ''), {p}db_user, coalesce({p}app_user, ''))"
-)
+# Both audit triggers append through this statement (its FROM clause theirs), with these declarations, so their
+# rows hash alike. The hash covers the old payload's fields plus the writing transaction's id; verification spells
+# the same expression in its own query rather than trusting a function stored in the audited database.
+ACTOR = r"""
+    txid bigint := pg_current_xact_id()::text::bigint;
+    db_user text := CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                         ELSE current_setting('role') END;
+    app_user text := nullif(current_setting('tradedb.app_user', true), '');"""
+APPEND_LEDGER_ROWS = r"""
+    INSERT INTO shared.audit_log (audit_id, changed_at, table_schema, table_name, operation, row_key, old_values,
+                                  new_values, db_user, app_user, txid, row_hash)
+    SELECT audit_id, changed_at, table_schema, table_name, operation, row_key, old_values, new_values, db_user,
+           app_user, txid, sha256(convert_to(concat_ws(E'\x1f', txid::text, audit_id::text,
+               to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), table_schema, table_name,
+               operation, coalesce(row_key::text, ''), coalesce(old_values::text, ''),
+               coalesce(new_values::text, ''), db_user, coalesce(app_user, '')), 'UTF8'))"""
 
 # No lock: each row is hashed on its own; ordering and chaining are the sealer's work, after commit.
 AUDIT_ROW = r"""
@@ -205,30 +213,22 @@ DECLARE
     new_j jsonb;
     key_j jsonb := '{}';
     col text;
-    txid bigint := pg_current_xact_id()::text::bigint;
     audit_id bigint := nextval('shared.audit_log_audit_id_seq');
     changed_at timestamptz := clock_timestamp();
     table_schema text := TG_TABLE_SCHEMA;
     table_name text := TG_TABLE_NAME;
-    operation text := TG_OP;
-    db_user text := CASE WHEN current_setting('role') = 'none' THEN session_user::text
-                         ELSE current_setting('role') END;
-    app_user text := nullif(current_setting('tradedb.app_user', true), '');
+    operation text := TG_OP;ACTOR
 BEGIN
     IF TG_OP <> 'INSERT' THEN old_j := to_jsonb(OLD); END IF;
     IF TG_OP <> 'DELETE' THEN new_j := to_jsonb(NEW); END IF;
     FOREACH col IN ARRAY TG_ARGV LOOP
         key_j := key_j || jsonb_build_object(col, coalesce(new_j, old_j) -> col);
-    END LOOP;
-    INSERT INTO shared.audit_log (audit_id, changed_at, table_schema, table_name, operation, row_key, old_values,
-                                  new_values, db_user, app_user, txid, row_hash)
-    SELECT audit_id, changed_at, table_schema, table_name, operation, row_key, old_values, new_values, db_user,
-           app_user, txid, sha256(convert_to(PAYLOAD, 'UTF8'))
+    END LOOP;APPEND
     FROM (SELECT key_j AS row_key, old_j AS old_values, new_j AS new_values) v;
     RETURN NULL;
 END
 $fn$
-""".replace("PAYLOAD", LEDGER_PAYLOAD.format(p=""))
+""".replace("ACTOR", ACTOR).replace("APPEND", APPEND_LEDGER_ROWS)
 
 # One sealer at a time (writers never take this lock). Every transaction whose id is below the horizon was finished
 # when the horizon was read, so it was visible to this seal (and sealed) if it committed: the next seal need only
@@ -276,16 +276,8 @@ $fn$
 AUDIT_INSERTS = r"""
 CREATE FUNCTION shared.audit_inserts() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-DECLARE
-    txid bigint := pg_current_xact_id()::text::bigint;
-    db_user text := CASE WHEN current_setting('role') = 'none' THEN session_user::text
-                         ELSE current_setting('role') END;
-    app_user text := nullif(current_setting('tradedb.app_user', true), '');
-BEGIN
-    INSERT INTO shared.audit_log (audit_id, changed_at, table_schema, table_name, operation, row_key, old_values,
-                                  new_values, db_user, app_user, txid, row_hash)
-    SELECT audit_id, changed_at, table_schema, table_name, operation, row_key, old_values, new_values, db_user,
-           app_user, txid, sha256(convert_to(PAYLOAD, 'UTF8'))
+DECLARE ACTOR
+BEGIN APPEND
     FROM (SELECT nextval('shared.audit_log_audit_id_seq') AS audit_id, clock_timestamp() AS changed_at,
                  TG_TABLE_SCHEMA::text AS table_schema, TG_TABLE_NAME::text AS table_name, 'INSERT'::text AS operation,
                  (SELECT jsonb_object_agg(k, r.j -> k) FROM unnest(TG_ARGV) k) AS row_key,
@@ -294,7 +286,7 @@ BEGIN
     RETURN NULL;
 END
 $fn$
-""".replace("PAYLOAD", LEDGER_PAYLOAD.format(p=""))
+""".replace("ACTOR", ACTOR).replace("APPEND", APPEND_LEDGER_ROWS)
 
 # Block 0 commits to the chain written before this revision (rows without a txid): its length and last hash.
 GENESIS = r"""
