@@ -40,6 +40,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bawait ", ""),
     (r"Awaitable\[T\]", "T"),
     (r"Awaitable\[None\]", "None"),
+    (r"Awaitable\[object\]", "object"),
     (r"Awaitable\[(\w+) \| None\]", r"\1 | None"),
     (r", Awaitable, ", ", "),
     (r", Awaitable,", ","),

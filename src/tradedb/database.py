@@ -17,6 +17,7 @@ from tradedb.db.embedded import server_url
 from tradedb.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from tradedb.accounts.api import Accounts
     from tradedb.books.api import Books
     from tradedb.books.replay import Replay
     from tradedb.events.api import Events
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from tradedb.reference.fundamentals import Fundamentals
     from tradedb.reference.loads import Loads
     from tradedb.reference.securities import Securities
+    from tradedb.risk.api import Risk
     from tradedb.strategies.api import Strategies
     from tradedb.strategies.backtests import Backtests
     from tradedb.strategies.optimizations import Optimizations
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
 
 class Database(Connections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``with``; the
-    features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
+    features are attributes: ``accounts``, ``execution`` (orders, fills, positions), ``risk`` (limits, post-trade
+    checks, halts, risk events), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
     (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
@@ -50,7 +53,21 @@ class Database(Connections):
         """Orders, fills and positions (see :mod:`tradedb.execution`)."""
         from tradedb.execution.api import Execution
 
-        return Execution(self)
+        return Execution(self, after_fills=self.risk.after_fills)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        """Trading accounts: create, list, disable (see :mod:`tradedb.accounts`)."""
+        from tradedb.accounts.api import Accounts
+
+        return Accounts(self)
+
+    @cached_property
+    def risk(self) -> Risk:
+        """Risk limits, post-trade checks, halts and risk events (see :mod:`tradedb.risk`)."""
+        from tradedb.risk.api import Risk
+
+        return Risk(self)
 
     @cached_property
     def market_data(self) -> MarketData:

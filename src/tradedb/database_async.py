@@ -16,6 +16,7 @@ from tradedb.db.embedded import server_url
 from tradedb.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from tradedb.accounts.api_async import AsyncAccounts
     from tradedb.books.api_async import AsyncBooks
     from tradedb.books.replay_async import AsyncReplay
     from tradedb.events.api_async import AsyncEvents
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from tradedb.reference.fundamentals_async import AsyncFundamentals
     from tradedb.reference.loads_async import AsyncLoads
     from tradedb.reference.securities_async import AsyncSecurities
+    from tradedb.risk.api_async import AsyncRisk
     from tradedb.strategies.api_async import AsyncStrategies
     from tradedb.strategies.backtests_async import AsyncBacktests
     from tradedb.strategies.optimizations_async import AsyncOptimizations
@@ -33,7 +35,8 @@ if TYPE_CHECKING:
 
 class AsyncDatabase(AsyncConnections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``async with``; the
-    features are attributes: ``execution`` (orders, fills, positions), ``market_data`` (quotes, trades, bars,
+    features are attributes: ``accounts``, ``execution`` (orders, fills, positions), ``risk`` (limits, post-trade
+    checks, halts, risk events), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
     (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
@@ -49,7 +52,21 @@ class AsyncDatabase(AsyncConnections):
         """Orders, fills and positions (see :mod:`tradedb.execution`)."""
         from tradedb.execution.api_async import AsyncExecution
 
-        return AsyncExecution(self)
+        return AsyncExecution(self, after_fills=self.risk.after_fills)
+
+    @cached_property
+    def accounts(self) -> AsyncAccounts:
+        """Trading accounts: create, list, disable (see :mod:`tradedb.accounts`)."""
+        from tradedb.accounts.api_async import AsyncAccounts
+
+        return AsyncAccounts(self)
+
+    @cached_property
+    def risk(self) -> AsyncRisk:
+        """Risk limits, post-trade checks, halts and risk events (see :mod:`tradedb.risk`)."""
+        from tradedb.risk.api_async import AsyncRisk
+
+        return AsyncRisk(self)
 
     @cached_property
     def market_data(self) -> AsyncMarketData:

@@ -36,7 +36,7 @@ SCHEMA_MD_TABLES = {
         "optimization_runs",
         "optimization_iterations",
     },
-    "risk_management": {"risk_limits", "risk_events"},
+    "risk_management": {"risk_limits", "risk_events", "account_risk"},
     "analytics": {"portfolio_summary", "performance_metrics"},
     "notification": {"notification_configs", "notification_logs"},
     "logging": {"system_logs", "performance_logs"},

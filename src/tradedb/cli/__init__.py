@@ -16,6 +16,7 @@ from tradedb.cli import (  # noqa: F401 - registers commands
     observe,
     ops,
     reference,
+    risk,
     security,
     server,
     strategies,

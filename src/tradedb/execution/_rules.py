@@ -10,14 +10,15 @@ Commissions accumulate in ``total_commission`` and are subtracted from ``realize
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation, localcontext
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
 from typing import Any
 
+from tradedb.accounts import check_account
+from tradedb.db.inputs import check_id, check_time, one_of, to_decimal
 from tradedb.db.outbox_rules import NewEvent, new_event, numeric_text
 from tradedb.errors import (
     InvalidTransition,
@@ -49,58 +50,6 @@ FILL_DRIVEN = frozenset({"partially_filled", "filled"})
 
 
 # --- input validation ----------------------------------------------------------------------------------------
-
-
-def to_decimal(value: Any, name: str, *, positive: bool = False, non_negative: bool = False) -> Decimal:
-    """Convert ``value`` to a finite Decimal (floats via their shortest repr), or raise ValidationError."""
-    if isinstance(value, bool) or value is None:
-        raise ValidationError(f"{name} must be a number, got {value!r}")
-    try:
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                raise ValidationError(f"{name} must be finite, got {value!r}")
-            number = Decimal(repr(value))
-        else:
-            number = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ValidationError(f"{name} must be a number, got {value!r}") from None
-    if not number.is_finite():
-        raise ValidationError(f"{name} must be finite, got {value!r}")
-    if positive and number <= 0:
-        raise ValidationError(f"{name} must be > 0, got {number}")
-    if non_negative and number < 0:
-        raise ValidationError(f"{name} must be >= 0, got {number}")
-    return number
-
-
-def one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str:
-    """Return ``value`` when it is one of ``allowed``, else raise ValidationError."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
-
-
-def check_id(value: Any, name: str) -> int:
-    """Return a positive integer id, or raise ValidationError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def check_account(value: Any) -> str:
-    """Return a plausible account id, or raise ValidationError."""
-    if not isinstance(value, str) or not value or len(value) > 64:
-        raise ValidationError(f"account_id must be a non-empty string of at most 64 characters, got {value!r}")
-    return value
-
-
-def check_time(value: Any, name: str) -> datetime:
-    """Return a timezone-aware datetime, or raise ValidationError."""
-    if not isinstance(value, datetime):
-        raise ValidationError(f"{name} must be a datetime, got {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(f"{name} must carry a time zone (naive datetimes are ambiguous): {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -219,6 +168,11 @@ def check_transition(current: str, target: str) -> None:
 def status_after_fill(quantity: Decimal, filled: Decimal) -> str:
     """Return the order status once ``filled`` of ``quantity`` is filled."""
     return "filled" if filled == quantity else "partially_filled"
+
+
+def reduces_position(held: Decimal, after: Decimal) -> bool:
+    """Whether going from ``held`` to ``after`` only reduces the position (toward zero, never through it)."""
+    return held != 0 and abs(after) < abs(held) and (after == 0 or (after > 0) == (held > 0))
 
 
 def average(old_qty: Decimal, old_avg: Decimal | None, add_qty: Decimal, add_price: Decimal) -> Decimal:

@@ -4,7 +4,12 @@ from tradedb.db.outbox_rules import EMIT_VERSIONED
 
 ORDER_BY_CLIENT_ID = "SELECT * FROM execution.orders WHERE client_order_id = %s"
 ORDER_FOR_UPDATE = "SELECT * FROM execution.orders WHERE order_id = %s FOR UPDATE"
-ACCOUNT_FOR_SHARE = "SELECT is_active FROM execution.accounts WHERE account_id = %s FOR SHARE"
+#: The account, and its halt if the post-trade check (or a person) halted it.
+ACCOUNT_FOR_SHARE = """
+SELECT a.is_active, r.halted_at, r.halt_reason FROM execution.accounts a
+LEFT JOIN risk_management.account_risk r USING (account_id)
+WHERE a.account_id = %s FOR SHARE OF a
+"""
 SECURITY_EXISTS = "SELECT status FROM shared.securities WHERE security_id = %s"
 ACTIVE_LIMITS = """
 SELECT limit_type, security_id, limit_value FROM risk_management.risk_limits
@@ -44,9 +49,12 @@ WHERE order_id = %s RETURNING *
 """
 POSITION = "SELECT * FROM execution.positions WHERE account_id = %s AND security_id = %s"
 #: One fill, one round trip: the server-side function (migration 0015) does what record_fill documents; its row is
-#: the fill's, the order's and the position's columns with a column named ``|`` between each, then the flag.
+#: the fill's, the order's and the position's columns with a column named ``|`` between each, then the flag, then
+#: whether the account has a PnL limit (then a post-trade check follows).
 RECORD_FILL = """
-SELECT (r.fill).*, NULL AS "|", (r.ord).*, NULL AS "|", (r.pos).*, NULL AS "|", r.duplicate
+SELECT (r.fill).*, NULL AS "|", (r.ord).*, NULL AS "|", (r.pos).*, NULL AS "|", r.duplicate,
+    EXISTS (SELECT 1 FROM risk_management.risk_limits l WHERE l.account_id = (r.ord).account_id AND l.is_active
+            AND l.limit_type IN ('max_daily_loss', 'max_drawdown')) AS pnl_limited
 FROM execution.record_fill(%s::text, %s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz, %s::text,
     %s::date, %s::boolean) r
 """
@@ -54,6 +62,7 @@ FROM execution.record_fill(%s::text, %s::bigint, %s::numeric, %s::numeric, %s::n
 FILLS_BY_EXECUTION_IDS = """
 SELECT execution_id, order_id, quantity, price, commission FROM execution.fills WHERE execution_id = ANY(%s::text[])
 """
+ACCOUNTS_OF_ORDERS = "SELECT DISTINCT account_id FROM execution.orders WHERE order_id = ANY(%s::bigint[])"
 ORDERS_FOR_UPDATE = """
 SELECT *, now() AS tx_now FROM execution.orders WHERE order_id = ANY(%s::bigint[]) ORDER BY order_id FOR UPDATE
 """
@@ -68,12 +77,25 @@ SELECT p.* FROM execution.positions p JOIN unnest(%s::text[], %s::bigint[]) k(ac
 ORDER BY p.account_id, p.security_id FOR UPDATE OF p
 """
 RESERVE_FILL_IDS = "SELECT nextval(pg_get_serial_sequence('execution.fills', 'fill_id')) FROM generate_series(1, %s)"
-COPY_FILLS = """
-COPY execution.fills (fill_id, execution_id, order_id, account_id, security_id, side, quantity, price, commission,
-    liquidity, executed_at, settlement_date) FROM STDIN
+FILL_COLUMNS = """fill_id, execution_id, order_id, account_id, security_id, side, quantity, price, commission,
+    liquidity, executed_at, settlement_date"""
+ORDER_EVENT_COLUMNS = "order_id, account_id, from_status, to_status, reason, payload"
+COPY_FILLS = f"COPY execution.fills ({FILL_COLUMNS}) FROM STDIN"
+COPY_ORDER_EVENTS = f"COPY execution.order_events ({ORDER_EVENT_COLUMNS}) FROM STDIN"
+#: PostgreSQL refuses COPY into a table under row-level security (a scoped service's role): such a batch is COPYed
+#: into staging tables and inserted from there, so the policies check every row.
+RLS_ACTIVE = """
+SELECT row_security_active('execution.fills') OR row_security_active('execution.order_events') AS rls
 """
-COPY_ORDER_EVENTS = """
-COPY execution.order_events (order_id, account_id, from_status, to_status, reason, payload) FROM STDIN
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS tradedb_fills_stage (LIKE execution.fills INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tradedb_order_events_stage (LIKE execution.order_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+COPY_FILLS_STAGED = f"COPY tradedb_fills_stage ({FILL_COLUMNS}) FROM STDIN"
+COPY_ORDER_EVENTS_STAGED = f"COPY tradedb_order_events_stage ({ORDER_EVENT_COLUMNS}) FROM STDIN"
+INSERT_STAGED = f"""
+INSERT INTO execution.fills ({FILL_COLUMNS}) SELECT {FILL_COLUMNS} FROM tradedb_fills_stage;
+INSERT INTO execution.order_events ({ORDER_EVENT_COLUMNS}) SELECT {ORDER_EVENT_COLUMNS} FROM tradedb_order_events_stage
 """
 UPDATE_ORDERS_FILLED = """
 UPDATE execution.orders o SET filled_quantity = u.filled, avg_fill_price = u.avg, status = u.status,

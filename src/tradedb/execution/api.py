@@ -15,7 +15,7 @@ the position is locked, so ``fill_id`` order is the order in which fills were ap
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,10 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg.types.json import Jsonb
 
+from tradedb.accounts import check_account
+from tradedb.accounts.api import missing_account
 from tradedb.db.counters import COUNTERS
+from tradedb.db.inputs import check_id, check_time, one_of, to_decimal
 from tradedb.db.outbox import emit
 from tradedb.db.outbox_rules import NewEvent, emit_params, new_event
 from tradedb.errors import (
@@ -39,9 +42,12 @@ from tradedb.execution import _batch
 from tradedb.execution import _rules as base
 from tradedb.execution._sql import (
     ACCOUNT_FOR_SHARE,
+    ACCOUNTS_OF_ORDERS,
     ACTIVE_LIMITS,
     COPY_FILLS,
+    COPY_FILLS_STAGED,
     COPY_ORDER_EVENTS,
+    COPY_ORDER_EVENTS_STAGED,
     CREATE_POSITIONS,
     FILLS_BY_EXECUTION_IDS,
     FILLS_FOR_POSITION_AT,
@@ -50,6 +56,7 @@ from tradedb.execution._sql import (
     INSERT_EVENT_EMIT,
     INSERT_ORDER,
     INSERT_RISK_EVENT,
+    INSERT_STAGED,
     LAST_PRICE,
     ORDER_BY_CLIENT_ID,
     ORDER_FOR_UPDATE,
@@ -61,7 +68,9 @@ from tradedb.execution._sql import (
     POSITIONS_FOR_UPDATE,
     RECORD_FILL,
     RESERVE_FILL_IDS,
+    RLS_ACTIVE,
     SECURITY_EXISTS,
+    STAGE,
     UPDATE_ORDERS_FILLED,
     UPDATE_POSITIONS,
     UPDATE_STATUS,
@@ -71,6 +80,8 @@ if TYPE_CHECKING:
     from tradedb.db.connections import Connections
 
 Row = base.Row
+#: What runs after fills: the post-trade risk check of the accounts that have PnL limits (``db.risk.after_fills``).
+AfterFills = Callable[[Iterable[str]], object]
 
 
 def _state(row: Mapping[str, Any] | None) -> base.PositionState:
@@ -95,10 +106,11 @@ def _order_event(cursor: Cursor[DictRow], params: tuple[Any, ...], events: list[
 class Execution:
     """The execution API of one Database (``db.execution``)."""
 
-    def __init__(self, db: Connections) -> None:
+    def __init__(self, db: Connections, *, after_fills: AfterFills | None = None) -> None:
         self._db = db
         #: Events to the outbox with every change (TRADEDB_EVENTS_OUTBOX).
         self._outbox = db.settings.events_outbox
+        self._after_fills = after_fills
 
     # --- orders -------------------------------------------------------------------------------------------
 
@@ -108,22 +120,21 @@ class Execution:
         Fields: ``account_id``, ``security_id``, ``side``, ``quantity``, ``order_type`` (market), ``limit_price``,
         ``stop_price``, ``time_in_force`` (day), ``expire_at`` (gtd), ``client_order_id`` (a UUID; generated when
         omitted), ``strategy_instance_id``, ``signal_id``. The same request twice returns the same order; a
-        different request with a used ``client_order_id`` raises ``OrderConflict``. A risk limit breach raises
-        ``RiskLimitExceeded``, records a ``risk_events`` row and stores no order. ``reference_price`` prices a
-        market order for the notional limit (default: the latest trade or bar close).
+        different request with a used ``client_order_id`` raises ``OrderConflict``. A risk limit breach, or an
+        order of a halted account that does not reduce a position, raises ``RiskLimitExceeded``, records a
+        ``risk_events`` row and stores no order. ``reference_price`` prices a market order for the notional limit
+        (default: the latest trade or bar close).
         """
         request = base.order_request(**fields)
-        reference = (
-            None if reference_price is None else base.to_decimal(reference_price, "reference_price", positive=True)
-        )
+        reference = None if reference_price is None else to_decimal(reference_price, "reference_price", positive=True)
 
         def store(conn: Connection[TupleRow]) -> Row | RiskLimitExceeded:
             cursor = conn.cursor(row_factory=dict_row)
             existing = _one(cursor, ORDER_BY_CLIENT_ID, (request.client_order_id,))
             if existing is not None:
                 return self._idempotent(request, existing)
-            self._require_references(cursor, request)
-            breach = self._risk_check(cursor, request, reference)
+            halt = self._require_references(cursor, request)
+            breach = self._risk_check(cursor, request, reference, halt)
             if breach is not None:
                 return breach
             row = _one(cursor, INSERT_ORDER, request.__dict__)
@@ -164,11 +175,12 @@ class Execution:
             f"(order {existing['order_id']})"
         )
 
-    def _require_references(self, cursor: Cursor[DictRow], request: base.OrderRequest) -> None:
+    def _require_references(self, cursor: Cursor[DictRow], request: base.OrderRequest) -> Row | None:
+        """Check the account and security; return the account's halt (None: not halted)."""
         # FOR SHARE keeps the account from being changed or removed while the order is checked.
         account = _one(cursor, ACCOUNT_FOR_SHARE, (request.account_id,))
         if account is None:
-            raise NotFoundError(f"unknown account {request.account_id!r}")
+            raise missing_account(cursor.connection, request.account_id)
         if not account["is_active"]:
             raise ValidationError(f"account {request.account_id!r} is not active")
         security = _one(cursor, SECURITY_EXISTS, (request.security_id,))
@@ -176,17 +188,27 @@ class Execution:
             raise NotFoundError(f"unknown security_id {request.security_id}")
         if security["status"] != "active":
             raise ValidationError(f"security {request.security_id} is {security['status']}")
+        return account if account["halted_at"] is not None else None
 
     def _risk_check(
-        self, cursor: Cursor[DictRow], request: base.OrderRequest, reference: Decimal | None
+        self, cursor: Cursor[DictRow], request: base.OrderRequest, reference: Decimal | None, halt: Row | None
     ) -> RiskLimitExceeded | None:
         cursor.execute(ACTIVE_LIMITS, (request.account_id, request.security_id))
         limits = cursor.fetchall()
-        if not limits:
+        if not limits and halt is None:
             return None
         held_row = _one(cursor, POSITION_QUANTITY, (request.account_id, request.security_id))
         held = held_row["quantity"] if held_row else Decimal(0)
         after = held + request.signed_quantity()
+        if halt is not None and not base.reduces_position(held, after):
+            return RiskLimitExceeded(
+                f"order blocked: account {request.account_id} is halted since {halt['halted_at']:%Y-%m-%d %H:%M:%S %Z}"
+                f" ({halt['halt_reason']}); only orders that reduce a position are accepted until the halt is lifted"
+                f" (db.risk.resume, or tradedb risk resume)",
+                limit_type="halt",
+                limit_value=Decimal(0),
+                value=request.quantity,
+            )
         price = request.limit_price or request.stop_price or reference
         for limit in limits:
             kind, value = limit["limit_type"], limit["limit_value"]
@@ -229,9 +251,9 @@ class Execution:
         An illegal transition raises ``InvalidTransition``; a version other than ``expected_version`` raises
         ``StaleVersion``. Both leave the database unchanged.
         """
-        base.check_id(order_id, "order_id")
+        check_id(order_id, "order_id")
         if expected_version is not None:
-            base.check_id(expected_version, "expected_version")
+            check_id(expected_version, "expected_version")
 
         def move(conn: Connection[TupleRow]) -> Row:
             cursor = conn.cursor(row_factory=dict_row)
@@ -300,7 +322,7 @@ class Execution:
             settlement_date=settlement_date,
         )
 
-        def record(conn: Connection[TupleRow]) -> base.FillResult:
+        def record(conn: Connection[TupleRow]) -> tuple[base.FillResult, bool]:
             cursor = conn.execute(
                 RECORD_FILL,
                 (
@@ -320,12 +342,17 @@ class Execution:
             assert row is not None
             assert result is not None
             # The names straight from the result: cursor.description builds an object per column (~50 here).
-            return base.fill_result([(result.fname(i) or b"").decode() for i in range(result.nfields)], row)
+            names = [(result.fname(i) or b"").decode() for i in range(result.nfields - 1)]
+            return base.fill_result(names, row[:-1]), bool(row[-1])
 
         # One statement, its own transaction. Idempotent on execution_id: a re-run finds the fill if it committed.
-        result = self._db.run_transaction(record, single_statement=True)
+        result, pnl_limited = self._db.run_transaction(record, single_statement=True)
         if not result.duplicate:
             COUNTERS.wrote("execution.fills", 1)
+        # After the commit: the check sees the fill. A duplicate checks again, so a retry after a check that
+        # failed (the fill committed, the check did not) still checks.
+        if pnl_limited and self._after_fills is not None:
+            self._after_fills([result.order["account_id"]])
         return result
 
     def record_fills(self, fills: Iterable[Mapping[str, Any]]) -> base.BatchResult:
@@ -343,7 +370,7 @@ class Execution:
                 raise OrderConflict(f"execution_id {fill.execution_id!r} appears twice with different content")
         unique = list(seen.values())
 
-        def replay_batch(conn: Connection[TupleRow]) -> int:
+        def replay_batch(conn: Connection[TupleRow]) -> tuple[int, list[str]]:
             cursor = conn.cursor(row_factory=dict_row)
             cursor.execute(FILLS_BY_EXECUTION_IDS, ([f.execution_id for f in unique],))
             recorded_before = {row["execution_id"]: row for row in cursor.fetchall()}
@@ -355,10 +382,13 @@ class Execution:
             new = [f for f in unique if f.execution_id not in recorded_before]
             if new:
                 self._apply_batch(cursor, new)
-            return len(recorded_before)
+            cursor.execute(ACCOUNTS_OF_ORDERS, ([f.order_id for f in unique],))
+            return len(recorded_before), [row["account_id"] for row in cursor.fetchall()]
 
-        already = self._db.run_transaction(replay_batch)
+        already, accounts = self._db.run_transaction(replay_batch)
         COUNTERS.wrote("execution.fills", len(unique) - already)
+        if self._after_fills is not None and accounts:
+            self._after_fills(accounts)
         return base.BatchResult(recorded=len(unique) - already, duplicates=len(batch) - len(unique) + already)
 
     def _apply_batch(self, cursor: Cursor[DictRow], fills: list[base.FillInput]) -> None:
@@ -377,14 +407,20 @@ class Execution:
         fill_ids = [row["nextval"] for row in cursor.fetchall()]
         now = next(iter(orders.values()))["tx_now"]
         plan = _batch.BatchPlan(fills, orders, positions, fill_ids, now, emit=self._outbox)
+        cursor.execute(RLS_ACTIVE)
+        staged = bool((cursor.fetchone() or {}).get("rls"))
+        if staged:
+            cursor.execute(STAGE)
         # Each fill is applied as its row is sent: the server stores rows while the next ones are planned. A bad
         # fill raises inside the COPY, which the rollback discards with everything else.
-        with cursor.copy(COPY_FILLS) as copy:
+        with cursor.copy(COPY_FILLS_STAGED if staged else COPY_FILLS) as copy:
             for row in plan.fill_rows():
                 copy.write_row(row)
-        with cursor.copy(COPY_ORDER_EVENTS) as copy:
+        with cursor.copy(COPY_ORDER_EVENTS_STAGED if staged else COPY_ORDER_EVENTS) as copy:
             for row in plan.order_events:
                 copy.write_row(row)
+        if staged:
+            cursor.execute(INSERT_STAGED)
         cursor.execute(UPDATE_ORDERS_FILLED, [list(column) for column in zip(*plan.orders(), strict=True)])
         cursor.execute(UPDATE_POSITIONS, [list(column) for column in zip(*plan.positions(), strict=True)])
         if plan.events:
@@ -395,20 +431,20 @@ class Execution:
     def positions(self, account_id: str | None = None) -> list[Row]:
         """Return stored positions (of one account, or all)."""
         if account_id is not None:
-            base.check_account(account_id)
+            check_account(account_id)
         return self._db.fetch_all(POSITIONS, {"account": account_id}, readonly=False)
 
     def position(self, account_id: str, security_id: int) -> Row | None:
         """Return one stored position, or None."""
-        base.check_account(account_id)
-        base.check_id(security_id, "security_id")
+        check_account(account_id)
+        check_id(security_id, "security_id")
         return self._db.fetch_one(POSITION, (account_id, security_id), readonly=False)
 
     def position_at(self, account_id: str, security_id: int, as_of: datetime) -> base.PositionState:
         """Return the position implied by the fills executed up to ``as_of`` (replayed in fill order)."""
-        base.check_account(account_id)
-        base.check_id(security_id, "security_id")
-        base.check_time(as_of, "as_of")
+        check_account(account_id)
+        check_id(security_id, "security_id")
+        check_time(as_of, "as_of")
         with self._db.connection() as conn:
             cursor = conn.execute(FILLS_FOR_POSITION_AT, (account_id, security_id, as_of))
             rows = cursor.fetchall()
@@ -417,8 +453,8 @@ class Execution:
     def orders(self, *, account_id: str | None = None, status: str | None = None, limit: int = 100) -> list[Row]:
         """Return the newest orders, optionally of one account and status."""
         if status is not None:
-            base.one_of(status, "status", tuple(base.TRANSITIONS))
-        base.check_id(limit, "limit")
+            one_of(status, "status", tuple(base.TRANSITIONS))
+        check_id(limit, "limit")
         return self._db.fetch_all(ORDERS, {"account": account_id, "status": status, "limit": limit}, readonly=False)
 
     def reconcile(self, account_id: str | None = None) -> list[base.PositionDifference]:

@@ -14,7 +14,7 @@ the position is locked, so ``fill_id`` order is the order in which fills were ap
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,10 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg.types.json import Jsonb
 
+from tradedb.accounts import check_account
+from tradedb.accounts.api_async import missing_account
 from tradedb.db.counters import COUNTERS
+from tradedb.db.inputs import check_id, check_time, one_of, to_decimal
 from tradedb.db.outbox_async import emit
 from tradedb.db.outbox_rules import NewEvent, emit_params, new_event
 from tradedb.errors import (
@@ -38,9 +41,12 @@ from tradedb.execution import _batch
 from tradedb.execution import _rules as base
 from tradedb.execution._sql import (
     ACCOUNT_FOR_SHARE,
+    ACCOUNTS_OF_ORDERS,
     ACTIVE_LIMITS,
     COPY_FILLS,
+    COPY_FILLS_STAGED,
     COPY_ORDER_EVENTS,
+    COPY_ORDER_EVENTS_STAGED,
     CREATE_POSITIONS,
     FILLS_BY_EXECUTION_IDS,
     FILLS_FOR_POSITION_AT,
@@ -49,6 +55,7 @@ from tradedb.execution._sql import (
     INSERT_EVENT_EMIT,
     INSERT_ORDER,
     INSERT_RISK_EVENT,
+    INSERT_STAGED,
     LAST_PRICE,
     ORDER_BY_CLIENT_ID,
     ORDER_FOR_UPDATE,
@@ -60,7 +67,9 @@ from tradedb.execution._sql import (
     POSITIONS_FOR_UPDATE,
     RECORD_FILL,
     RESERVE_FILL_IDS,
+    RLS_ACTIVE,
     SECURITY_EXISTS,
+    STAGE,
     UPDATE_ORDERS_FILLED,
     UPDATE_POSITIONS,
     UPDATE_STATUS,
@@ -70,6 +79,8 @@ if TYPE_CHECKING:
     from tradedb.db.connections_async import AsyncConnections
 
 Row = base.Row
+#: What runs after fills: the post-trade risk check of the accounts that have PnL limits (``db.risk.after_fills``).
+AfterFills = Callable[[Iterable[str]], Awaitable[object]]
 
 
 def _state(row: Mapping[str, Any] | None) -> base.PositionState:
@@ -94,10 +105,11 @@ async def _order_event(cursor: AsyncCursor[DictRow], params: tuple[Any, ...], ev
 class AsyncExecution:
     """The execution API of one Database (``db.execution``)."""
 
-    def __init__(self, db: AsyncConnections) -> None:
+    def __init__(self, db: AsyncConnections, *, after_fills: AfterFills | None = None) -> None:
         self._db = db
         #: Events to the outbox with every change (TRADEDB_EVENTS_OUTBOX).
         self._outbox = db.settings.events_outbox
+        self._after_fills = after_fills
 
     # --- orders -------------------------------------------------------------------------------------------
 
@@ -107,22 +119,21 @@ class AsyncExecution:
         Fields: ``account_id``, ``security_id``, ``side``, ``quantity``, ``order_type`` (market), ``limit_price``,
         ``stop_price``, ``time_in_force`` (day), ``expire_at`` (gtd), ``client_order_id`` (a UUID; generated when
         omitted), ``strategy_instance_id``, ``signal_id``. The same request twice returns the same order; a
-        different request with a used ``client_order_id`` raises ``OrderConflict``. A risk limit breach raises
-        ``RiskLimitExceeded``, records a ``risk_events`` row and stores no order. ``reference_price`` prices a
-        market order for the notional limit (default: the latest trade or bar close).
+        different request with a used ``client_order_id`` raises ``OrderConflict``. A risk limit breach, or an
+        order of a halted account that does not reduce a position, raises ``RiskLimitExceeded``, records a
+        ``risk_events`` row and stores no order. ``reference_price`` prices a market order for the notional limit
+        (default: the latest trade or bar close).
         """
         request = base.order_request(**fields)
-        reference = (
-            None if reference_price is None else base.to_decimal(reference_price, "reference_price", positive=True)
-        )
+        reference = None if reference_price is None else to_decimal(reference_price, "reference_price", positive=True)
 
         async def store(conn: AsyncConnection[TupleRow]) -> Row | RiskLimitExceeded:
             cursor = conn.cursor(row_factory=dict_row)
             existing = await _one(cursor, ORDER_BY_CLIENT_ID, (request.client_order_id,))
             if existing is not None:
                 return self._idempotent(request, existing)
-            await self._require_references(cursor, request)
-            breach = await self._risk_check(cursor, request, reference)
+            halt = await self._require_references(cursor, request)
+            breach = await self._risk_check(cursor, request, reference, halt)
             if breach is not None:
                 return breach
             row = await _one(cursor, INSERT_ORDER, request.__dict__)
@@ -165,11 +176,12 @@ class AsyncExecution:
             f"(order {existing['order_id']})"
         )
 
-    async def _require_references(self, cursor: AsyncCursor[DictRow], request: base.OrderRequest) -> None:
+    async def _require_references(self, cursor: AsyncCursor[DictRow], request: base.OrderRequest) -> Row | None:
+        """Check the account and security; return the account's halt (None: not halted)."""
         # FOR SHARE keeps the account from being changed or removed while the order is checked.
         account = await _one(cursor, ACCOUNT_FOR_SHARE, (request.account_id,))
         if account is None:
-            raise NotFoundError(f"unknown account {request.account_id!r}")
+            raise await missing_account(cursor.connection, request.account_id)
         if not account["is_active"]:
             raise ValidationError(f"account {request.account_id!r} is not active")
         security = await _one(cursor, SECURITY_EXISTS, (request.security_id,))
@@ -177,17 +189,27 @@ class AsyncExecution:
             raise NotFoundError(f"unknown security_id {request.security_id}")
         if security["status"] != "active":
             raise ValidationError(f"security {request.security_id} is {security['status']}")
+        return account if account["halted_at"] is not None else None
 
     async def _risk_check(
-        self, cursor: AsyncCursor[DictRow], request: base.OrderRequest, reference: Decimal | None
+        self, cursor: AsyncCursor[DictRow], request: base.OrderRequest, reference: Decimal | None, halt: Row | None
     ) -> RiskLimitExceeded | None:
         await cursor.execute(ACTIVE_LIMITS, (request.account_id, request.security_id))
         limits = await cursor.fetchall()
-        if not limits:
+        if not limits and halt is None:
             return None
         held_row = await _one(cursor, POSITION_QUANTITY, (request.account_id, request.security_id))
         held = held_row["quantity"] if held_row else Decimal(0)
         after = held + request.signed_quantity()
+        if halt is not None and not base.reduces_position(held, after):
+            return RiskLimitExceeded(
+                f"order blocked: account {request.account_id} is halted since {halt['halted_at']:%Y-%m-%d %H:%M:%S %Z}"
+                f" ({halt['halt_reason']}); only orders that reduce a position are accepted until the halt is lifted"
+                f" (db.risk.resume, or tradedb risk resume)",
+                limit_type="halt",
+                limit_value=Decimal(0),
+                value=request.quantity,
+            )
         price = request.limit_price or request.stop_price or reference
         for limit in limits:
             kind, value = limit["limit_type"], limit["limit_value"]
@@ -230,9 +252,9 @@ class AsyncExecution:
         An illegal transition raises ``InvalidTransition``; a version other than ``expected_version`` raises
         ``StaleVersion``. Both leave the database unchanged.
         """
-        base.check_id(order_id, "order_id")
+        check_id(order_id, "order_id")
         if expected_version is not None:
-            base.check_id(expected_version, "expected_version")
+            check_id(expected_version, "expected_version")
 
         async def move(conn: AsyncConnection[TupleRow]) -> Row:
             cursor = conn.cursor(row_factory=dict_row)
@@ -303,7 +325,7 @@ class AsyncExecution:
             settlement_date=settlement_date,
         )
 
-        async def record(conn: AsyncConnection[TupleRow]) -> base.FillResult:
+        async def record(conn: AsyncConnection[TupleRow]) -> tuple[base.FillResult, bool]:
             cursor = await conn.execute(
                 RECORD_FILL,
                 (
@@ -323,12 +345,17 @@ class AsyncExecution:
             assert row is not None
             assert result is not None
             # The names straight from the result: cursor.description builds an object per column (~50 here).
-            return base.fill_result([(result.fname(i) or b"").decode() for i in range(result.nfields)], row)
+            names = [(result.fname(i) or b"").decode() for i in range(result.nfields - 1)]
+            return base.fill_result(names, row[:-1]), bool(row[-1])
 
         # One statement, its own transaction. Idempotent on execution_id: a re-run finds the fill if it committed.
-        result = await self._db.run_transaction(record, single_statement=True)
+        result, pnl_limited = await self._db.run_transaction(record, single_statement=True)
         if not result.duplicate:
             COUNTERS.wrote("execution.fills", 1)
+        # After the commit: the check sees the fill. A duplicate checks again, so a retry after a check that
+        # failed (the fill committed, the check did not) still checks.
+        if pnl_limited and self._after_fills is not None:
+            await self._after_fills([result.order["account_id"]])
         return result
 
     async def record_fills(self, fills: Iterable[Mapping[str, Any]]) -> base.BatchResult:
@@ -346,7 +373,7 @@ class AsyncExecution:
                 raise OrderConflict(f"execution_id {fill.execution_id!r} appears twice with different content")
         unique = list(seen.values())
 
-        async def replay_batch(conn: AsyncConnection[TupleRow]) -> int:
+        async def replay_batch(conn: AsyncConnection[TupleRow]) -> tuple[int, list[str]]:
             cursor = conn.cursor(row_factory=dict_row)
             await cursor.execute(FILLS_BY_EXECUTION_IDS, ([f.execution_id for f in unique],))
             recorded_before = {row["execution_id"]: row for row in await cursor.fetchall()}
@@ -358,10 +385,13 @@ class AsyncExecution:
             new = [f for f in unique if f.execution_id not in recorded_before]
             if new:
                 await self._apply_batch(cursor, new)
-            return len(recorded_before)
+            await cursor.execute(ACCOUNTS_OF_ORDERS, ([f.order_id for f in unique],))
+            return len(recorded_before), [row["account_id"] for row in await cursor.fetchall()]
 
-        already = await self._db.run_transaction(replay_batch)
+        already, accounts = await self._db.run_transaction(replay_batch)
         COUNTERS.wrote("execution.fills", len(unique) - already)
+        if self._after_fills is not None and accounts:
+            await self._after_fills(accounts)
         return base.BatchResult(recorded=len(unique) - already, duplicates=len(batch) - len(unique) + already)
 
     async def _apply_batch(self, cursor: AsyncCursor[DictRow], fills: list[base.FillInput]) -> None:
@@ -380,14 +410,20 @@ class AsyncExecution:
         fill_ids = [row["nextval"] for row in await cursor.fetchall()]
         now = next(iter(orders.values()))["tx_now"]
         plan = _batch.BatchPlan(fills, orders, positions, fill_ids, now, emit=self._outbox)
+        await cursor.execute(RLS_ACTIVE)
+        staged = bool((await cursor.fetchone() or {}).get("rls"))
+        if staged:
+            await cursor.execute(STAGE)
         # Each fill is applied as its row is sent: the server stores rows while the next ones are planned. A bad
         # fill raises inside the COPY, which the rollback discards with everything else.
-        async with cursor.copy(COPY_FILLS) as copy:
+        async with cursor.copy(COPY_FILLS_STAGED if staged else COPY_FILLS) as copy:
             for row in plan.fill_rows():
                 await copy.write_row(row)
-        async with cursor.copy(COPY_ORDER_EVENTS) as copy:
+        async with cursor.copy(COPY_ORDER_EVENTS_STAGED if staged else COPY_ORDER_EVENTS) as copy:
             for row in plan.order_events:
                 await copy.write_row(row)
+        if staged:
+            await cursor.execute(INSERT_STAGED)
         await cursor.execute(UPDATE_ORDERS_FILLED, [list(column) for column in zip(*plan.orders(), strict=True)])
         await cursor.execute(UPDATE_POSITIONS, [list(column) for column in zip(*plan.positions(), strict=True)])
         if plan.events:
@@ -398,20 +434,20 @@ class AsyncExecution:
     async def positions(self, account_id: str | None = None) -> list[Row]:
         """Return stored positions (of one account, or all)."""
         if account_id is not None:
-            base.check_account(account_id)
+            check_account(account_id)
         return await self._db.fetch_all(POSITIONS, {"account": account_id}, readonly=False)
 
     async def position(self, account_id: str, security_id: int) -> Row | None:
         """Return one stored position, or None."""
-        base.check_account(account_id)
-        base.check_id(security_id, "security_id")
+        check_account(account_id)
+        check_id(security_id, "security_id")
         return await self._db.fetch_one(POSITION, (account_id, security_id), readonly=False)
 
     async def position_at(self, account_id: str, security_id: int, as_of: datetime) -> base.PositionState:
         """Return the position implied by the fills executed up to ``as_of`` (replayed in fill order)."""
-        base.check_account(account_id)
-        base.check_id(security_id, "security_id")
-        base.check_time(as_of, "as_of")
+        check_account(account_id)
+        check_id(security_id, "security_id")
+        check_time(as_of, "as_of")
         async with self._db.connection() as conn:
             cursor = await conn.execute(FILLS_FOR_POSITION_AT, (account_id, security_id, as_of))
             rows = await cursor.fetchall()
@@ -420,8 +456,8 @@ class AsyncExecution:
     async def orders(self, *, account_id: str | None = None, status: str | None = None, limit: int = 100) -> list[Row]:
         """Return the newest orders, optionally of one account and status."""
         if status is not None:
-            base.one_of(status, "status", tuple(base.TRANSITIONS))
-        base.check_id(limit, "limit")
+            one_of(status, "status", tuple(base.TRANSITIONS))
+        check_id(limit, "limit")
         return await self._db.fetch_all(
             ORDERS, {"account": account_id, "status": status, "limit": limit}, readonly=False
         )

@@ -48,6 +48,13 @@ READ_ONLY_BY: dict[str, tuple[str, ...]] = dict.fromkeys(
     ("shared.audit_log", "shared.audit_transactions", "shared.audit_blocks"), ("readonly", "backoffice")
 )
 
+#: Writes a service makes beyond its own schema: (service, table, privileges, the table's sequence or None). The
+#: check after a fill (execution) records risk events and the account's risk state.
+EXTRA_WRITES: tuple[tuple[str, str, tuple[str, ...], str | None], ...] = (
+    ("execution", "risk_management.risk_events", ("INSERT",), "risk_management.risk_events_event_id_seq"),
+    ("execution", "risk_management.account_risk", ("SELECT", "INSERT", "UPDATE"), None),
+)
+
 #: Tables whose secret column is hidden: roles that may not see it read only the listed columns.
 SECRET_COLUMNS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # table: (secret column, visible columns, services that may read the secret)
@@ -72,6 +79,7 @@ RLS_TABLES: tuple[str, ...] = (
     "execution.positions",
     "risk_management.risk_limits",
     "risk_management.risk_events",
+    "risk_management.account_risk",
 )
 RLS_EXEMPT = ("backoffice",)
 ACCOUNT_SETTING = "tradedb.account"
@@ -132,6 +140,16 @@ def grant_statements(prefix: str) -> list[str]:
                         owner, schema, seq_privs, grantee
                     )
                 )
+    for service, table, privileges, sequence in EXTRA_WRITES:
+        grantee = sql.Identifier(role_name(prefix, service))
+        granted = sql.SQL(", ".join(privileges))
+        statements.append(sql.SQL("GRANT {} ON {} TO {}").format(granted, _table(table), grantee))
+        if sequence is not None:
+            statements.append(
+                sql.SQL("GRANT {} ON SEQUENCE {} TO {}").format(
+                    sql.SQL(", ".join(WRITE_SEQUENCE_PRIVILEGES)), _table(sequence), grantee
+                )
+            )
     return [s.as_string(None) for s in statements]
 
 
@@ -229,6 +247,7 @@ def expected_table_privileges(prefix: str, tables: list[str]) -> dict[tuple[str,
                 privileges = set()
             if table in SECRET_COLUMNS and role.service not in SECRET_COLUMNS[table][2]:
                 privileges.discard("SELECT")  # read through column grants, without the secret column
+            privileges.update(p for s, t, extra, _ in EXTRA_WRITES if (s, t) == (role.service, table) for p in extra)
             expected[(name, table)] = privileges
     return expected
 

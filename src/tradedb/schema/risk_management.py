@@ -1,8 +1,9 @@
-"""Schema ``risk_management``: limits checked before trading, and risk events."""
+"""Schema ``risk_management``: limits checked before and after trading, each account's risk state, and risk
+events."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -38,7 +39,8 @@ class RiskLimit(Base):
     __tablename__ = "risk_limits"
     __table_args__ = plain(
         SCHEMA,
-        "Pre-trade limits per account, account-wide (security_id NULL) or per security.",
+        "Limits per account, account-wide (security_id NULL) or per security: quantities and notionals are checked "
+        "before an order, max_daily_loss and max_drawdown after every fill and mark-to-market.",
         sa.UniqueConstraint("account_id", "security_id", "limit_type", postgresql_nulls_not_distinct=True),
         one_of("limit_type", LIMIT_TYPES),
         sa.CheckConstraint("limit_value > 0", name="limit_value_positive"),
@@ -54,8 +56,33 @@ class RiskLimit(Base):
     limit_type: Mapped[str] = mapped_column(sa.Text)
     limit_value: Mapped[Decimal] = mapped_column(Money, comment="Quantity, or an amount in the account currency")
     is_active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    halt_on_breach: Mapped[bool] = mapped_column(
+        sa.Boolean, server_default=sa.false(), comment="A breach halts the account (only reducing orders pass)"
+    )
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
+
+
+class AccountRisk(Base):
+    __tablename__ = "account_risk"
+    __table_args__ = plain(
+        SCHEMA,
+        "Each account's post-trade risk state: PnL at the session start and its high-water mark (what "
+        "max_daily_loss and max_drawdown are measured from), the last check, and a halt.",
+        sa.CheckConstraint("(halted_at IS NULL) = (halt_reason IS NULL)", name="halt_has_reason"),
+    )
+
+    account_id: Mapped[str] = mapped_column(sa.ForeignKey("execution.accounts.account_id"), primary_key=True)
+    session_date: Mapped[date] = mapped_column(sa.Date, comment="Trading day (UTC) the session fields refer to")
+    session_start_pnl: Mapped[Decimal] = mapped_column(
+        Money, comment="PnL (realized + unrealized, net of commissions) when the session began"
+    )
+    high_water_pnl: Mapped[Decimal] = mapped_column(Money, comment="Highest PnL seen by a check")
+    pnl: Mapped[Decimal] = mapped_column(Money, comment="PnL at the last check, in the account currency")
+    checked_at: Mapped[datetime] = mapped_column(Timestamp, server_default=sa.func.now())
+    halted_at: Mapped[datetime | None] = mapped_column(Timestamp, comment="Set: only reducing orders are accepted")
+    halt_reason: Mapped[str | None] = mapped_column(sa.Text)
+    halted_by: Mapped[str | None] = mapped_column(sa.Text, comment="The limit or the person that halted it")
 
 
 _risk_seq, _risk_default = sequence_default(SCHEMA, "risk_events", "event_id")
@@ -83,3 +110,7 @@ class RiskEvent(Base):
     message: Mapped[str] = mapped_column(sa.Text)
     data: Mapped[Any | None] = mapped_column(JSONB)
     resolved_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    acknowledged_by: Mapped[str | None] = mapped_column(sa.Text)
+    resolved_by: Mapped[str | None] = mapped_column(sa.Text)
+    note: Mapped[str | None] = mapped_column(sa.Text, comment="What the person who acknowledged or resolved it said")

@@ -1,0 +1,94 @@
+"""Trading accounts: ``db.accounts`` of the sync Database.
+
+Accounts live in ``execution.accounts``, the tenant key of row-level security. Creating one also gives it the
+seeded ``default_risk_limit`` (``shared.system_config``) as an account-wide ``max_position_notional`` limit, so an
+administrative connection (the owner: no ``service=``) creates accounts; services see only their account scope.
+"""
+
+# WARNING: generated from api_async.py by tools/async_to_sync.py; edit the async source and run
+# `python tools/async_to_sync.py`. A unit test fails when this file is stale.
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING, Any
+
+from psycopg import Connection
+from psycopg.rows import TupleRow, dict_row
+
+from tradedb.accounts import _rules as rules
+from tradedb.accounts._sql import ACCOUNT, ACCOUNTS, DEFAULT_LIMIT, INSERT_ACCOUNT, SET_ACTIVE, VISIBILITY
+from tradedb.errors import DuplicateError, NotFoundError
+
+if TYPE_CHECKING:
+    from tradedb.db.connections import Connections
+
+Row = dict[str, Any]
+
+
+def missing_account(conn: Connection[Any], account_id: str) -> NotFoundError:
+    """The error for ``account_id`` not found on ``conn``, naming the account scope when that is why."""
+    row = (conn.execute(VISIBILITY)).fetchone()
+    assert row is not None
+    return rules.unknown_account(account_id, row[0], bool(row[1]))
+
+
+class Accounts:
+    """The accounts API of one Database (``db.accounts``)."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    def create(self, account_id: str, name: str, *, base_currency: str = "USD") -> Row:
+        """Create an account (active) and give it the default risk limit; return its row.
+
+        ``base_currency`` is an ISO 4217 code: PnL, notionals and loss limits of the account are in it. An
+        existing ``account_id`` raises ``DuplicateError``.
+        """
+        account_id = rules.check_account(account_id)
+        name = rules.check_name(name)
+        base_currency = rules.check_currency(base_currency)
+        with self._db.transaction(account=account_id) as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            cursor.execute(INSERT_ACCOUNT, (account_id, name, base_currency))
+            row = cursor.fetchone()
+            if row is None:
+                raise DuplicateError(f"account {account_id!r} already exists")
+            cursor.execute(DEFAULT_LIMIT, (account_id,))
+        return row
+
+    def get(self, account_id: str) -> Row:
+        """Return an account's row; ``NotFoundError`` when it does not exist or is outside the account scope."""
+        account_id = rules.check_account(account_id)
+        with self._db.connection() as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            cursor.execute(ACCOUNT, (account_id,))
+            row = cursor.fetchone()
+            if row is None:
+                raise missing_account(conn, account_id)
+        return row
+
+    def list(self, *, include_inactive: bool = True) -> builtins.list[Row]:
+        """Return the visible accounts (all of them for the owner and backoffice), by id."""
+        return self._db.fetch_all(ACCOUNTS, {"all": bool(include_inactive)}, readonly=False)
+
+    def disable(self, account_id: str) -> Row:
+        """Disable an account: it can no longer trade (new orders raise ``ValidationError``)."""
+        return self._set_active(account_id, False)
+
+    def enable(self, account_id: str) -> Row:
+        """Enable a disabled account again."""
+        return self._set_active(account_id, True)
+
+    def _set_active(self, account_id: str, active: bool) -> Row:
+        account_id = rules.check_account(account_id)
+
+        def update(conn: Connection[TupleRow]) -> Row:
+            cursor = conn.cursor(row_factory=dict_row)
+            cursor.execute(SET_ACTIVE, (active, account_id))
+            row = cursor.fetchone()
+            if row is None:
+                raise missing_account(conn, account_id)
+            return row
+
+        return self._db.run_transaction(update)
