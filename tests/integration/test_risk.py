@@ -68,8 +68,8 @@ def new_security(owner: tradedb.Database, currency: str = "USD") -> int:
     """A security of its own for a test whose marks must not be another test's."""
     with owner.transaction() as conn:
         row = conn.execute(
-            "INSERT INTO shared.securities (symbol, exchange_mic, asset_type, currency) VALUES (%s, 'XNAS', 'equity', %s)"
-            " RETURNING security_id",
+            "INSERT INTO shared.securities (symbol, exchange_mic, asset_type, currency)"
+            " VALUES (%s, 'XNAS', 'equity', %s) RETURNING security_id",
             (f"S{uuid.uuid4().hex[:8].upper()}", currency),
         ).fetchone()
     assert row is not None

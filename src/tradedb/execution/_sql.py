@@ -77,25 +77,30 @@ SELECT p.* FROM execution.positions p JOIN unnest(%s::text[], %s::bigint[]) k(ac
 ORDER BY p.account_id, p.security_id FOR UPDATE OF p
 """
 RESERVE_FILL_IDS = "SELECT nextval(pg_get_serial_sequence('execution.fills', 'fill_id')) FROM generate_series(1, %s)"
-FILL_COLUMNS = """fill_id, execution_id, order_id, account_id, security_id, side, quantity, price, commission,
-    liquidity, executed_at, settlement_date"""
-ORDER_EVENT_COLUMNS = "order_id, account_id, from_status, to_status, reason, payload"
-COPY_FILLS = f"COPY execution.fills ({FILL_COLUMNS}) FROM STDIN"
-COPY_ORDER_EVENTS = f"COPY execution.order_events ({ORDER_EVENT_COLUMNS}) FROM STDIN"
+COPY_FILLS = """
+COPY execution.fills (fill_id, execution_id, order_id, account_id, security_id, side, quantity, price, commission,
+    liquidity, executed_at, settlement_date) FROM STDIN
+"""
+COPY_ORDER_EVENTS = """
+COPY execution.order_events (order_id, account_id, from_status, to_status, reason, payload) FROM STDIN
+"""
 #: PostgreSQL refuses COPY into a table under row-level security (a scoped service's role): such a batch is COPYed
-#: into staging tables and inserted from there, so the policies check every row.
+#: into staging tables of the same columns and inserted from there, so the policies check every row.
 RLS_ACTIVE = """
 SELECT row_security_active('execution.fills') OR row_security_active('execution.order_events') AS rls
 """
 STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS tradedb_fills_stage (LIKE execution.fills INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS tradedb_order_events_stage (LIKE execution.order_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+CREATE TEMP TABLE IF NOT EXISTS tradedb_fills_stage (LIKE execution.fills INCLUDING DEFAULTS)
+    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tradedb_order_events_stage (LIKE execution.order_events INCLUDING DEFAULTS)
+    ON COMMIT DELETE ROWS
 """
-COPY_FILLS_STAGED = f"COPY tradedb_fills_stage ({FILL_COLUMNS}) FROM STDIN"
-COPY_ORDER_EVENTS_STAGED = f"COPY tradedb_order_events_stage ({ORDER_EVENT_COLUMNS}) FROM STDIN"
-INSERT_STAGED = f"""
-INSERT INTO execution.fills ({FILL_COLUMNS}) SELECT {FILL_COLUMNS} FROM tradedb_fills_stage;
-INSERT INTO execution.order_events ({ORDER_EVENT_COLUMNS}) SELECT {ORDER_EVENT_COLUMNS} FROM tradedb_order_events_stage
+COPY_FILLS_STAGED = COPY_FILLS.replace("execution.fills", "tradedb_fills_stage")
+COPY_ORDER_EVENTS_STAGED = COPY_ORDER_EVENTS.replace("execution.order_events", "tradedb_order_events_stage")
+INSERT_STAGED = """
+INSERT INTO execution.fills SELECT * FROM tradedb_fills_stage;
+INSERT INTO execution.order_events (order_id, account_id, from_status, to_status, reason, payload)
+SELECT order_id, account_id, from_status, to_status, reason, payload FROM tradedb_order_events_stage
 """
 UPDATE_ORDERS_FILLED = """
 UPDATE execution.orders o SET filled_quantity = u.filled, avg_fill_price = u.avg, status = u.status,
