@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tradedb.accounts.api import Accounts
     from tradedb.books.api import Books
     from tradedb.books.replay import Replay
+    from tradedb.config.api import Config
     from tradedb.events.api import Events
     from tradedb.events.cache import Cache
     from tradedb.execution.api import Execution
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 
 class Database(Connections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``with``; the
-    features are attributes: ``accounts``, ``execution`` (orders, fills, positions), ``risk`` (limits, post-trade
-    checks, halts, risk events), ``market_data`` (quotes, trades, bars,
+    features are attributes: ``config`` (platform settings), ``accounts``, ``execution`` (orders, fills,
+    positions), ``risk`` (limits, post-trade checks, halts, risk events), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
     (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
@@ -61,6 +62,13 @@ class Database(Connections):
         from tradedb.accounts.api import Accounts
 
         return Accounts(self)
+
+    @cached_property
+    def config(self) -> Config:
+        """Platform settings, typed (``shared.system_config``; see :mod:`tradedb.config`)."""
+        from tradedb.config.api import Config
+
+        return Config(self)
 
     @cached_property
     def risk(self) -> Risk:

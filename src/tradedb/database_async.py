@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tradedb.accounts.api_async import AsyncAccounts
     from tradedb.books.api_async import AsyncBooks
     from tradedb.books.replay_async import AsyncReplay
+    from tradedb.config.api_async import AsyncConfig
     from tradedb.events.api_async import AsyncEvents
     from tradedb.events.cache_async import AsyncCache
     from tradedb.execution.api_async import AsyncExecution
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 
 class AsyncDatabase(AsyncConnections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``async with``; the
-    features are attributes: ``accounts``, ``execution`` (orders, fills, positions), ``risk`` (limits, post-trade
-    checks, halts, risk events), ``market_data`` (quotes, trades, bars,
+    features are attributes: ``config`` (platform settings), ``accounts``, ``execution`` (orders, fills,
+    positions), ``risk`` (limits, post-trade checks, halts, risk events), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
     (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
@@ -60,6 +61,13 @@ class AsyncDatabase(AsyncConnections):
         from tradedb.accounts.api_async import AsyncAccounts
 
         return AsyncAccounts(self)
+
+    @cached_property
+    def config(self) -> AsyncConfig:
+        """Platform settings, typed (``shared.system_config``; see :mod:`tradedb.config`)."""
+        from tradedb.config.api_async import AsyncConfig
+
+        return AsyncConfig(self)
 
     @cached_property
     def risk(self) -> AsyncRisk:

@@ -172,6 +172,10 @@ class RiskLimitExceeded(ValidationError):
         self.value = value
 
 
+class MaintenanceMode(TradeDBError):
+    """The platform is in maintenance mode: the trading services' tables refuse writes until it is turned off."""
+
+
 class StaleVersion(ConcurrencyError):
     """The order changed since the version the caller saw (optimistic locking)."""
 
@@ -262,4 +266,5 @@ RAISED_BY_FUNCTIONS: dict[str, type[TradeDBError]] = {
     "TD002": Overfill,
     "TD003": InvalidTransition,
     "TD004": OrderConflict,
+    "TD005": MaintenanceMode,
 }

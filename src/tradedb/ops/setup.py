@@ -38,8 +38,7 @@ MIN_SERVER_VERSION = 150000
 #: Defaults seeded into shared.system_config (existing keys are never overwritten).
 SYSTEM_CONFIG_SEED: tuple[tuple[str, Any, str], ...] = (
     ("system_version", __version__, "tradedb version that first set up this database"),
-    ("maintenance_mode", False, "When true, services should refuse new trading activity"),
-    ("max_concurrent_trades", 10, "Upper bound on simultaneously open trades per strategy instance"),
+    ("maintenance_mode", False, "When true, the trading services' tables refuse writes (reads go on)"),
     ("default_risk_limit", 10000, "Default max position notional (account currency) for new accounts"),
 )
 _SEED_SQL = (

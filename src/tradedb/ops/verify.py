@@ -8,6 +8,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import TupleRow
 
+from tradedb.config.maintenance import unguarded_tables
 from tradedb.database import Database
 from tradedb.db import direct as _connect
 from tradedb.db.embedded import server_url
@@ -132,6 +133,10 @@ def verify(*, settings: Settings | None = None, url: str | None = None) -> list[
         problems += [
             Problem("privilege", f"{role} on {table}", detail)
             for role, table, detail in roles.privilege_differences(conn, settings.role_prefix)
+        ]
+        problems += [
+            Problem("trigger", table, "no maintenance_mode trigger: writes go on in maintenance mode")
+            for table in unguarded_tables(conn)
         ]
     try:
         state = migrate.status(settings=settings, url=trading_url)
