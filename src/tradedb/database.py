@@ -18,6 +18,7 @@ from tradedb.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from tradedb.accounts.api import Accounts
+    from tradedb.analytics.api import Analytics
     from tradedb.books.api import Books
     from tradedb.books.replay import Replay
     from tradedb.config.api import Config
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 class Database(Connections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``with``; the
     features are attributes: ``config`` (platform settings), ``accounts``, ``execution`` (orders, fills,
-    positions), ``risk`` (limits, post-trade checks, halts, risk events), ``market_data`` (quotes, trades, bars,
+    positions), ``risk`` (limits, post-trade checks, halts, risk events), ``analytics`` (portfolio snapshots,
+    daily performance), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
     (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
@@ -76,6 +78,13 @@ class Database(Connections):
         from tradedb.risk.api import Risk
 
         return Risk(self)
+
+    @cached_property
+    def analytics(self) -> Analytics:
+        """Portfolio snapshots (mark-to-market) and daily performance (see :mod:`tradedb.analytics`)."""
+        from tradedb.analytics.api import Analytics
+
+        return Analytics(self, self.risk)
 
     @cached_property
     def market_data(self) -> MarketData:

@@ -17,6 +17,7 @@ from tradedb.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from tradedb.accounts.api_async import AsyncAccounts
+    from tradedb.analytics.api_async import AsyncAnalytics
     from tradedb.books.api_async import AsyncBooks
     from tradedb.books.replay_async import AsyncReplay
     from tradedb.config.api_async import AsyncConfig
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
 class AsyncDatabase(AsyncConnections):
     """Pools for the primary (and read replicas), created lazily, closed by ``close()`` or ``async with``; the
     features are attributes: ``config`` (platform settings), ``accounts``, ``execution`` (orders, fills,
-    positions), ``risk`` (limits, post-trade checks, halts, risk events), ``market_data`` (quotes, trades, bars,
+    positions), ``risk`` (limits, post-trade checks, halts, risk events), ``analytics`` (portfolio snapshots,
+    daily performance), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
     (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
@@ -75,6 +77,13 @@ class AsyncDatabase(AsyncConnections):
         from tradedb.risk.api_async import AsyncRisk
 
         return AsyncRisk(self)
+
+    @cached_property
+    def analytics(self) -> AsyncAnalytics:
+        """Portfolio snapshots (mark-to-market) and daily performance (see :mod:`tradedb.analytics`)."""
+        from tradedb.analytics.api_async import AsyncAnalytics
+
+        return AsyncAnalytics(self, self.risk)
 
     @cached_property
     def market_data(self) -> AsyncMarketData:

@@ -78,7 +78,7 @@ def test_deploy_registers_the_schedules(harness: None, environment: TestDatabase
     from prefect.client.orchestration import get_client
 
     ids = flows.deploy(folder="/var/backups/tradedb")
-    assert len(ids) == 3
+    assert len(ids) == 5
     with get_client(sync_client=True) as client:
         deployments = {d.name: d for d in client.read_deployments()}
     weekly = deployments["weekly-backup"]
@@ -86,6 +86,31 @@ def test_deploy_registers_the_schedules(harness: None, environment: TestDatabase
     assert isinstance(schedule, CronSchedule)
     assert (schedule.cron, schedule.timezone) == ("0 4 * * 0", "UTC")
     assert weekly.parameters == {"folder": "/var/backups/tradedb"}
+    marks = deployments["mark-to-market"].schedules[0].schedule
+    assert isinstance(marks, CronSchedule) and marks.cron == "*/5 * * * *"
+    assert "daily-performance" in deployments
+
+
+def test_mark_to_market_and_performance_flows(harness: None, environment: TestDatabase) -> None:
+    with tradedb.connect(environment.url, settings=environment.settings) as db:
+        account = f"FLOW-{datetime.now(UTC):%H%M%S%f}"
+        db.accounts.create(account, "flow book", capital=100_000)
+        security = db.securities.add(f"F{datetime.now(UTC):%M%S%f}"[:8], exchange="XNAS")
+        db.risk.set_limit(account, "max_daily_loss", 50, halt_on_breach=True)
+        placed = db.execution.submit_order(
+            account_id=account, security_id=security, side="buy", quantity=10, order_type="limit", limit_price=100
+        )
+        db.execution.record_fill(f"F-{account}", placed["order_id"], 10, 100)
+        db.market_data.write_trades(
+            [{"ts": datetime.now(UTC), "security_id": security, "price": 90.0, "size": 1.0}], source="flow"
+        )
+    result = flows.mark_to_market_flow()
+    assert result["breaches"][account] == ["max_daily_loss"] and account in result["halted"]
+    with tradedb.connect(environment.url, settings=environment.settings) as db:
+        snapshot = db.analytics.portfolio(account)
+        assert [(r["quantity"], r["market_value"], r["unrealized_pnl"]) for r in snapshot] == [(10, 900, -100)]
+    daily = flows.daily_performance_flow()
+    assert daily["days"][account] >= 1
 
 
 def test_prefect_migrates_its_own_database(db: TestDatabase) -> None:

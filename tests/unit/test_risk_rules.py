@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tradedb import ValidationError
 from tradedb.accounts import ISO_4217, check_account, check_currency
+from tradedb.analytics import DayFill, daily_performance
 from tradedb.execution._rules import reduces_position
 from tradedb.risk import RiskState
 from tradedb.risk._rules import advance, breaches, limit_input, total_pnl, value_position
@@ -130,3 +131,14 @@ def test_breaches_are_strictly_beyond_the_limit() -> None:
 )
 def test_only_orders_toward_zero_reduce(held: int, after: int, reduces: bool) -> None:
     assert reduces_position(D(held), D(after)) is reduces
+
+
+def test_performance_refuses_returns_on_no_equity() -> None:
+    day = date(2026, 1, 5)
+    fills = [DayFill(1, "buy", D(10), D(100), D(0), day)]
+    # Capital 500, a 10 x 100 position that falls to 40: equity -100 at the close, so the next day has no return.
+    rows = daily_performance(D(500), fills, {(1, day): D(40)}, [day])
+    assert rows[0].equity == D(-100) and rows[0].max_drawdown == 1.2
+    with pytest.raises(ValidationError, match="equity fell to -100"):
+        daily_performance(D(500), fills, {(1, day): D(40)}, [day, date(2026, 1, 6)])
+    assert daily_performance(D(500), [], {}, [day])[0].equity == D(500)

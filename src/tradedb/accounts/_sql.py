@@ -10,9 +10,10 @@ ACCOUNTS = """
 SELECT * FROM execution.accounts WHERE %(all)s OR is_active ORDER BY account_id
 """
 INSERT_ACCOUNT = """
-INSERT INTO execution.accounts (account_id, name, base_currency) VALUES (%s, %s, %s)
+INSERT INTO execution.accounts (account_id, name, base_currency, capital) VALUES (%s, %s, %s, %s)
 ON CONFLICT (account_id) DO NOTHING RETURNING *
 """
+SET_CAPITAL = "UPDATE execution.accounts SET capital = %s, updated_at = now() WHERE account_id = %s RETURNING *"
 SET_ACTIVE = "UPDATE execution.accounts SET is_active = %s, updated_at = now() WHERE account_id = %s RETURNING *"
 #: The seeded default_risk_limit (a positive number) as an account-wide max_position_notional of a new account.
 DEFAULT_LIMIT = """

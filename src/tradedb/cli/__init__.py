@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from tradedb.cli import (  # noqa: F401 - registers commands
+    analytics,
     books,
     config,
     events,

@@ -25,10 +25,11 @@ def accounts_create(
     account_id: Annotated[str, typer.Argument(help="Account id: letters, digits and _ . : - (at most 64).")],
     name: Annotated[str, typer.Option(help="The account's name.")],
     currency: Annotated[str, typer.Option(help="Base currency (ISO 4217).")] = "USD",
+    capital: Annotated[str | None, typer.Option(help="Starting equity (returns are measured on it).")] = None,
 ) -> None:
     """Create an account (it also gets the configured default risk limit)."""
     with _database() as db:
-        row = db.accounts.create(account_id, name, base_currency=currency)
+        row = db.accounts.create(account_id, name, base_currency=currency, capital=capital)
         limits = db.risk.limits(account_id)
     out.print(f"created account {row['account_id']} ({row['base_currency']})")
     for limit in limits:
@@ -48,6 +49,14 @@ def accounts_list(
             r["account_id"], r["name"], r["base_currency"], "yes" if r["is_active"] else "no", _cell(r["created_at"])
         )
     out.print(table)
+
+
+@accounts_app.command("set-capital")
+def accounts_set_capital(account_id: str, capital: str) -> None:
+    """Set the equity an account's returns are measured on."""
+    with _database() as db:
+        row = db.accounts.set_capital(account_id, capital)
+    out.print(f"account {account_id} capital {_cell(row['capital'])} {row['base_currency']}")
 
 
 @accounts_app.command("disable")

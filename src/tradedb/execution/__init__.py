@@ -11,6 +11,15 @@ from tradedb.execution._rules import (
     OrderRequest,
     PositionDifference,
     PositionState,
+    apply_fill,
 )
 
-__all__ = ["BatchResult", "FillInput", "FillResult", "OrderRequest", "PositionDifference", "PositionState"]
+__all__ = [
+    "BatchResult",
+    "FillInput",
+    "FillResult",
+    "OrderRequest",
+    "PositionDifference",
+    "PositionState",
+    "apply_fill",
+]

@@ -1,4 +1,5 @@
-"""Prefect flows for operations: weekly backups, restore checks, partition maintenance (extra ``prefect``).
+"""Prefect flows: weekly backups, restore checks, partition maintenance, mark-to-market (with the post-trade risk
+check) and daily performance (extra ``prefect``).
 
 The flows read their settings from the environment (DATABASE_URL etc.), as every tradedb command does, so a
 Prefect worker needs the same variables as the CLI. ``deploy()`` registers them with their schedules.
@@ -7,6 +8,7 @@ Prefect worker needs the same variables as the CLI. ``deploy()`` registers them 
 from __future__ import annotations
 
 from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ HOT_TABLES = (
 BACKUP_CRON = "0 4 * * 0"  # Sundays 04:00 UTC
 RESTORE_CHECK_CRON = "0 6 * * *"
 MAINTENANCE_CRON = "15 * * * *"
+MARK_TO_MARKET_CRON = "*/5 * * * *"
+DAILY_PERFORMANCE_CRON = "30 0 * * *"  # after the UTC day closed
 
 
 @task(retries=2, retry_delay_seconds=60, timeout_seconds=3600)
@@ -100,6 +104,33 @@ def maintenance_flow(ahead: int = 2, book_snapshots: str | None = "15min") -> di
     return {**report.as_dict(), "book_snapshots": snapshots, "analyzed": list(HOT_TABLES)}
 
 
+@flow(name="tradedb-mark-to-market", timeout_seconds=600)
+def mark_to_market_flow() -> dict[str, Any]:
+    """Mark every account with positions or PnL limits to market: check its risk limits (breaches become risk
+    events and halt where a limit says so) and store the portfolio snapshot (``db.analytics.mark_to_market``)."""
+    with connect(settings=load_settings()) as db:
+        checks = db.analytics.mark_to_market()
+    breaches = {c.account_id: [b.limit_type for b in c.breaches] for c in checks if c.breaches}
+    get_run_logger().info("marked %s account(s); new breaches: %s", len(checks), breaches or "none")
+    return {
+        "accounts": len(checks),
+        "breaches": breaches,
+        "halted": [c.account_id for c in checks if c.halted],
+        "unpriced": {c.account_id: c.unpriced for c in checks if c.unpriced},
+    }
+
+
+@flow(name="tradedb-daily-performance", timeout_seconds=3600)
+def daily_performance_flow(days: int = 1) -> dict[str, Any]:
+    """Compute and store the last ``days`` days' performance of every account with capital and fills."""
+    with connect(settings=load_settings()) as db:
+        today = db.fetch_value("SELECT (now() AT TIME ZONE 'UTC')::date", readonly=False)
+        start = today - timedelta(days=days)
+        stored = {a: len(db.analytics.daily_performance(a, start=start)) for a in db.analytics.accounts_with_capital()}
+    get_run_logger().info("daily performance of %s account(s) from %s", len(stored), start)
+    return {"start": str(start), "days": stored}
+
+
 def _utc(cron: str) -> Schedule:
     return Cron(cron, timezone="UTC")
 
@@ -111,7 +142,7 @@ def _sync(value: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> Ru
 
 
 def deploy(*, folder: str = "backups", backup_cron: str = BACKUP_CRON) -> list[str]:
-    """Register the three flows with their schedules (UTC) with the Prefect API; return the deployment ids."""
+    """Register the five flows with their schedules (UTC) with the Prefect API; return the deployment ids."""
     deployments: list[RunnerDeployment] = [
         _sync(
             backup_flow.to_deployment(name="weekly-backup", schedule=_utc(backup_cron), parameters={"folder": folder})
@@ -122,5 +153,7 @@ def deploy(*, folder: str = "backups", backup_cron: str = BACKUP_CRON) -> list[s
             )
         ),
         _sync(maintenance_flow.to_deployment(name="hourly-maintenance", schedule=_utc(MAINTENANCE_CRON))),
+        _sync(mark_to_market_flow.to_deployment(name="mark-to-market", schedule=_utc(MARK_TO_MARKET_CRON))),
+        _sync(daily_performance_flow.to_deployment(name="daily-performance", schedule=_utc(DAILY_PERFORMANCE_CRON))),
     ]
     return [str(d.apply()) for d in deployments]  # apply() is sync in a sync context (Prefect's sync_compatible)

@@ -53,3 +53,6 @@ class PerformanceMetric(Base):
     volatility: Mapped[float | None] = mapped_column(Float, comment="Annualised standard deviation of returns")
     win_rate: Mapped[float | None] = mapped_column(Float, comment="In [0, 1]")
     trade_count: Mapped[int | None] = mapped_column(sa.Integer)
+    pnl: Mapped[Decimal | None] = mapped_column(Money, comment="PnL of the day (realized + change in unrealized)")
+    equity: Mapped[Decimal | None] = mapped_column(Money, comment="Equity at the day's close (capital + PnL)")
+    turnover: Mapped[Decimal | None] = mapped_column(Money, comment="Notional traded that day / equity before it")

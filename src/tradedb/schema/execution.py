@@ -42,12 +42,16 @@ class Account(Base):
         "Trading accounts; the tenant key of row-level security on execution and risk tables.",
         sa.CheckConstraint("account_id ~ '^[A-Za-z0-9_.:\\-]{1,64}$'", name="account_id_format"),
         sa.CheckConstraint("base_currency ~ '^[A-Z]{3}$'", name="base_currency_format"),
+        sa.CheckConstraint("capital IS NULL OR capital > 0", name="capital_positive"),
     )
 
     account_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     name: Mapped[str] = mapped_column(sa.Text)
     base_currency: Mapped[str] = mapped_column(sa.String(3), server_default="USD")
     is_active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    capital: Mapped[Decimal | None] = mapped_column(
+        Money, comment="Equity the account started with, in its base currency (returns are measured on it)"
+    )
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 

@@ -49,10 +49,15 @@ READ_ONLY_BY: dict[str, tuple[str, ...]] = dict.fromkeys(
 )
 
 #: Writes a service makes beyond its own schema: (service, table, privileges, the table's sequence or None). The
-#: check after a fill (execution) records risk events and the account's risk state.
-EXTRA_WRITES: tuple[tuple[str, str, tuple[str, ...], str | None], ...] = (
-    ("execution", "risk_management.risk_events", ("INSERT",), "risk_management.risk_events_event_id_seq"),
-    ("execution", "risk_management.account_risk", ("SELECT", "INSERT", "UPDATE"), None),
+#: risk check after a fill (execution) and after a mark-to-market (analytics) records risk events and the
+#: account's risk state.
+EXTRA_WRITES: tuple[tuple[str, str, tuple[str, ...], str | None], ...] = tuple(
+    entry
+    for service in ("execution", "analytics")
+    for entry in (
+        (service, "risk_management.risk_events", ("INSERT",), "risk_management.risk_events_event_id_seq"),
+        (service, "risk_management.account_risk", ("SELECT", "INSERT", "UPDATE"), None),
+    )
 )
 
 #: Tables whose secret column is hidden: roles that may not see it read only the listed columns.
