@@ -34,6 +34,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\basyncio\.Lock\b", "threading.Lock"),
     (r"^import asyncio$", "import threading\nimport time"),
     (r"await asyncio\.wrap_future\(([^()]*)\)", r"\1.result()"),
+    (r"await asyncio\.to_thread\(([\w.]+), ", r"\1("),  # blocking I/O: a thread in async code, a call in sync
     (r"\basync with\b", "with"),
     (r"\basync for\b", "for"),
     (r"\basync def\b", "def"),

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tradedb.events.cache import Cache
     from tradedb.execution.api import Execution
     from tradedb.marketdata.api import MarketData
+    from tradedb.notify.api import Notifications
     from tradedb.reference.fundamentals import Fundamentals
     from tradedb.reference.loads import Loads
     from tradedb.reference.securities import Securities
@@ -43,8 +44,8 @@ class Database(Connections):
     daily performance), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
-    (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
-    outbox, its relay and consumers, the Redis cache)."""
+    (runs and their metrics), ``optimizations`` (parameter searches and their iterations), ``events`` (the
+    outbox, its relay and consumers, the Redis cache) and ``notifications`` (channels and their dispatcher)."""
 
     def close(self) -> None:
         if "events" in self.__dict__:
@@ -123,6 +124,13 @@ class Database(Connections):
         from tradedb.events.api import Events
 
         return Events(self)
+
+    @cached_property
+    def notifications(self) -> Notifications:
+        """Notification channels and the dispatcher from events to them (see :mod:`tradedb.notify`)."""
+        from tradedb.notify.api import Notifications
+
+        return Notifications(self, self.events)
 
     @cached_property
     def books(self) -> Books:

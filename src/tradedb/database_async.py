@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from tradedb.events.cache_async import AsyncCache
     from tradedb.execution.api_async import AsyncExecution
     from tradedb.marketdata.api_async import AsyncMarketData
+    from tradedb.notify.api_async import AsyncNotifications
     from tradedb.reference.fundamentals_async import AsyncFundamentals
     from tradedb.reference.loads_async import AsyncLoads
     from tradedb.reference.securities_async import AsyncSecurities
@@ -42,8 +43,8 @@ class AsyncDatabase(AsyncConnections):
     daily performance), ``market_data`` (quotes, trades, bars,
     order book events), ``books`` (order books rebuilt from events), ``replay`` (event replays for backtests),
     ``strategies`` (strategies, parameters, instances), ``signals`` (what instances decided), ``backtests``
-    (runs and their metrics), ``optimizations`` (parameter searches and their iterations) and ``events`` (the
-    outbox, its relay and consumers, the Redis cache)."""
+    (runs and their metrics), ``optimizations`` (parameter searches and their iterations), ``events`` (the
+    outbox, its relay and consumers, the Redis cache) and ``notifications`` (channels and their dispatcher)."""
 
     async def close(self) -> None:
         if "events" in self.__dict__:
@@ -122,6 +123,13 @@ class AsyncDatabase(AsyncConnections):
         from tradedb.events.api_async import AsyncEvents
 
         return AsyncEvents(self)
+
+    @cached_property
+    def notifications(self) -> AsyncNotifications:
+        """Notification channels and the dispatcher from events to them (see :mod:`tradedb.notify`)."""
+        from tradedb.notify.api_async import AsyncNotifications
+
+        return AsyncNotifications(self, self.events)
 
     @cached_property
     def books(self) -> AsyncBooks:

@@ -172,6 +172,10 @@ class RiskLimitExceeded(ValidationError):
         self.value = value
 
 
+class NotificationError(TradeDBError):
+    """A notification channel did not take a message (the dispatcher records the attempt and retries)."""
+
+
 class MaintenanceMode(TradeDBError):
     """The platform is in maintenance mode: the trading services' tables refuse writes until it is turned off."""
 

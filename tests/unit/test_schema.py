@@ -38,7 +38,7 @@ SCHEMA_MD_TABLES = {
     },
     "risk_management": {"risk_limits", "risk_events", "account_risk"},
     "analytics": {"portfolio_summary", "performance_metrics"},
-    "notification": {"notification_configs", "notification_logs"},
+    "notification": {"notification_configs", "notification_logs", "notification_deliveries"},
     "logging": {"system_logs", "performance_logs"},
 }
 TIME_SERIES = {

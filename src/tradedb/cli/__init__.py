@@ -15,6 +15,7 @@ from tradedb.cli import (  # noqa: F401 - registers commands
     execution,
     marketdata,
     migrations,
+    notify,
     observe,
     ops,
     reference,

@@ -48,6 +48,36 @@ class NotificationConfig(Base):
     updated_at: Mapped[datetime] = updated_at()
 
 
+DELIVERY_STATUSES = ("pending", "sent", "failed")
+
+
+class NotificationDelivery(Base):
+    __tablename__ = "notification_deliveries"
+    __table_args__ = plain(
+        SCHEMA,
+        "One notification of one event to one channel: created once per (channel, event), attempted until sent or "
+        "failed; every attempt is in notification_logs.",
+        sa.UniqueConstraint("config_id", "event_key"),
+        one_of("status", DELIVERY_STATUSES),
+        sa.CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        sa.Index("ix_notification_deliveries_due", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
+    )
+
+    delivery_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    config_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("notification.notification_configs.config_id"))
+    event_key: Mapped[str] = mapped_column(sa.Text, comment="The event's stream:aggregate:seq (its identity)")
+    event_type: Mapped[str] = mapped_column(sa.Text)
+    subject: Mapped[str] = mapped_column(sa.Text)
+    message: Mapped[str] = mapped_column(sa.Text)
+    payload: Mapped[Any] = mapped_column(JSONB, comment="The event as delivered, sent to webhooks")
+    status: Mapped[str] = mapped_column(sa.Text, server_default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, server_default=sa.func.now())
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = created_at()
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
 _log_seq, _log_default = sequence_default(SCHEMA, "notification_logs", "log_id")
 
 
@@ -71,3 +101,4 @@ class NotificationLog(Base):
     message: Mapped[str] = mapped_column(sa.Text)
     error: Mapped[str | None] = mapped_column(sa.Text)
     attempts: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    delivery_id: Mapped[int | None] = mapped_column(sa.BigInteger, comment="The delivery this attempt was of")

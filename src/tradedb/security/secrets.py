@@ -105,7 +105,8 @@ def _config_context(key: str) -> str:
     return f"shared.system_config:{key}"
 
 
-def _notification_context(config_id: int) -> str:
+def notification_context(config_id: int) -> str:
+    """The associated data a channel's secret is encrypted with (binds the ciphertext to its row)."""
     return f"notification.notification_configs:{config_id}"
 
 
@@ -143,7 +144,7 @@ def set_notification_secret(db: Connections, config_id: int, value: str) -> str:
     """Store a notification channel's credential encrypted; return the key id used."""
     if not value:
         raise ValidationError("a secret value must be a non-empty string")
-    kid, blob = Keyring.from_settings(db.settings).encrypt(value, _notification_context(config_id))
+    kid, blob = Keyring.from_settings(db.settings).encrypt(value, notification_context(config_id))
     changed = db.execute(
         "UPDATE notification.notification_configs SET secret_encrypted = %s, key_id = %s, updated_at = now()"
         " WHERE config_id = %s",
@@ -164,7 +165,7 @@ def get_notification_secret(db: Connections, config_id: int) -> str:
     if row is None or row["secret_encrypted"] is None:
         raise NotFoundError(f"no secret for notification config {config_id}")
     return Keyring.from_settings(db.settings).decrypt(
-        row["key_id"], bytes(row["secret_encrypted"]), _notification_context(config_id)
+        row["key_id"], bytes(row["secret_encrypted"]), notification_context(config_id)
     )
 
 
@@ -196,7 +197,7 @@ def rotate(db: Connections) -> int:
             )
             changed += 1
         for config_id, blob, kid in channels:
-            context = _notification_context(config_id)
+            context = notification_context(config_id)
             new_kid, new_blob = keyring.encrypt(keyring.decrypt(kid, bytes(blob), context), context)
             conn.execute(
                 "UPDATE notification.notification_configs SET secret_encrypted = %s, key_id = %s WHERE config_id = %s",
