@@ -56,7 +56,15 @@ def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
     # Without Redis the demo's consumer group reads the PostgreSQL streams: every order, fill and position change.
     flowed = re.search(r"events to consumer group tradedb-demo \(postgres streams\): (.*) \(", out)
     assert flowed is not None, out
-    assert "10 fill.recorded" in flowed.group(1) and "10 position.changed" in flowed.group(1), flowed.group(1)
+    # Ten fills of the demo's book and one of the risk drill.
+    assert "11 fill.recorded" in flowed.group(1) and "11 position.changed" in flowed.group(1), flowed.group(1)
+    assert "1 risk.limit_breach" in flowed.group(1), flowed.group(1)
+    # The risk drill: a breach that halts, a risk event, a webhook notification sent to the local receiver.
+    drill = r"risk drill on DEMO-RISK: max_drawdown of account DEMO-RISK is 1000 USD; the drawdown from the high is "
+    drill += (
+        r"\d+(\.\d+)? USD: trading halted \(risk event \d+\), account halted; webhook notification: sent on attempt 1"
+    )
+    assert re.search(drill, out), out
     assert "1 backtest.finished" in flowed.group(1) and "market_data.batch_committed" in flowed.group(1)
     password = (home / "password").read_text().strip()
     assert password not in out + first.stderr
@@ -69,9 +77,13 @@ def test_demo_on_a_fresh_embedded_server_then_again(home: Path) -> None:
     assert re.search(r"data_ingestion\.bars\s+│\s+42,228", again.stdout)
     assert re.search(r"data_ingestion\.quotes\s+│\s+1,004,400", again.stdout), again.stdout
     assert "quotes written (replace)" in again.stdout
-    # A second demo's group sees only what the second run wrote: the replaced quote batches.
+    # A second demo's group sees only what the second run wrote: the replaced quote batches, and the risk drill's
+    # resume and new breach (its order and fill are the first run's, recorded once).
     assert re.search(
-        r"events to consumer group tradedb-demo \(postgres streams\): \d+ market_data.batch_committed \(", again.stdout
+        r"events to consumer group tradedb-demo \(postgres streams\): \d+ market_data.batch_committed, "
+        r"1 risk.limit_breach, 1 risk.resume \(",
+        again.stdout,
     ), again.stdout
+    assert re.search(drill, again.stdout), again.stdout
     # the same backtest recorded again is the same run
     assert f"backtest recorded as run {recorded.group(1)} (recorded by an earlier demo: the same run)" in again.stdout

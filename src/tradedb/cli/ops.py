@@ -322,6 +322,17 @@ def demo(
     out.print(
         f"backtest recorded as run {bt['run_id']}{again}; tear sheet: {bt['path']}", highlight=False, soft_wrap=True
     )
+    risk = report.risk
+    out.print(
+        f"risk drill on {risk['account']}: {risk['breach'] or 'no breach'}"
+        + (f" (risk event {risk['risk_event']})" if risk["risk_event"] else "")
+        + (", account halted" if risk["halted"] else "")
+        + "; webhook notification: "
+        + (", ".join(f"{status} on attempt {n}" for status, n, _ in risk["notifications"]) or "none")
+        + " (`tradedb risk events`, `tradedb notify deliveries`)",
+        highlight=False,
+        soft_wrap=True,
+    )
     ev = report.events
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(ev["by_type"].items())) or "none new"
     out.print(

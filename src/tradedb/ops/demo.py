@@ -5,14 +5,17 @@ The sample is generated (a seeded random walk), never copied from third-party da
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -26,6 +29,7 @@ from tradedb.db import direct as _connect
 from tradedb.db.embedded import EmbeddedServer
 from tradedb.events import Event
 from tradedb.masking import mask_url
+from tradedb.notify import Retry
 from tradedb.ops import setup as provision
 from tradedb.schema import SERVICE_SCHEMAS, metadata
 from tradedb.schema.partitions import MONTH, create_partition_sql, floor_time, spec_at
@@ -102,6 +106,7 @@ class DemoReport:
     positions: list[dict[str, Any]] = field(default_factory=list)
     quotes: dict[str, Any] = field(default_factory=dict)
     backtest: dict[str, Any] = field(default_factory=dict)
+    risk: dict[str, Any] = field(default_factory=dict)
     events: dict[str, Any] = field(default_factory=dict)
 
 
@@ -298,10 +303,7 @@ _DEMO_NAMESPACE = uuid.UUID("7a1d3c52-6b0e-4f7e-9a51-2f5d0c9e8b11")
 def trade_sample(url: str, settings: Settings) -> list[dict[str, Any]]:
     """Submit and fill the demo's orders (idempotent: fixed client order and execution ids); return positions."""
     with Database(url, settings=settings, min_size=0, max_size=2, name="tradedb-demo") as db:
-        db.execute(
-            "INSERT INTO execution.accounts (account_id, name) VALUES (%s, 'Demo account') ON CONFLICT DO NOTHING",
-            (DEMO_ACCOUNT,),
-        )
+        _ensure_account(db, DEMO_ACCOUNT, "Demo account")
         for symbol, bought, sold in DEMO_TRADES:
             security = db.fetch_value(
                 "SELECT security_id FROM shared.securities WHERE symbol = %s", (symbol,), readonly=False
@@ -343,6 +345,98 @@ def trade_sample(url: str, settings: Settings) -> list[dict[str, Any]]:
         )
         assert db.execution.reconcile(DEMO_ACCOUNT) == []
     return rows
+
+
+def _ensure_account(db: Database, account_id: str, name: str) -> None:
+    if not any(a["account_id"] == account_id for a in db.accounts.list()):
+        db.accounts.create(account_id, name, capital=100_000)
+    db.risk.set_limit(account_id, "max_position_notional", 1_000_000)  # the default 10,000 is a newcomer's guard
+
+
+class _Receiver:
+    """A webhook receiver on a free local port (the demo's notification channel), recording what it gets."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/risk"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+DEMO_RISK_ACCOUNT = "DEMO-RISK"
+DEMO_CHANNEL_OWNER = "tradedb-demo"
+
+
+def risk_sample(url: str, settings: Settings) -> dict[str, Any]:
+    """A risk drill: an account buys AAPL at its last close under a max_drawdown limit that halts, the market is
+    marked 15 % lower, the breach becomes a risk event and halts the account, and the dispatcher sends the event
+    to a webhook (a local receiver). Each run resolves the previous drill's breach and resumes the account first."""
+    receiver = _Receiver()
+    try:
+        with Database(url, settings=settings, min_size=0, max_size=2, name="tradedb-demo") as db:
+            _ensure_account(db, DEMO_RISK_ACCOUNT, "Demo risk drill")
+            db.risk.set_limit(DEMO_RISK_ACCOUNT, "max_drawdown", 1_000, halt_on_breach=True)
+            for event in db.risk.events(DEMO_RISK_ACCOUNT, open_only=True):
+                db.risk.resolve(event["event_id"], by="tradedb demo", note="the next drill")
+            state = db.risk.state(DEMO_RISK_ACCOUNT)
+            if state is not None and state["halted_at"] is not None:
+                db.risk.resume(DEMO_RISK_ACCOUNT, by="tradedb demo", note="the next drill")
+            security = db.fetch_value("SELECT security_id FROM shared.securities WHERE symbol = 'AAPL'", readonly=False)
+            close = Decimal(
+                str(
+                    db.fetch_value(
+                        "SELECT close FROM data_ingestion.bars WHERE security_id = %s AND timeframe = '1d'"
+                        " AND source = %s ORDER BY ts DESC LIMIT 1",
+                        (security, SOURCE),
+                        readonly=False,
+                    )
+                )
+            ).quantize(Decimal("0.01"))
+            placed = db.execution.submit_order(
+                account_id=DEMO_RISK_ACCOUNT,
+                security_id=security,
+                side="buy",
+                quantity=100,
+                order_type="limit",
+                limit_price=close,
+                client_order_id=uuid.uuid5(_DEMO_NAMESPACE, "risk-drill"),
+            )
+            db.execution.record_fill("DEMO-RISK-drill", placed["order_id"], 100, close)
+            for old in db.notifications.channels(DEMO_CHANNEL_OWNER):
+                db.notifications.disable_channel(old["config_id"])
+            channel = db.notifications.add_channel(
+                DEMO_CHANNEL_OWNER, f"webhook-{uuid.uuid4().hex[:8]}", "webhook", settings={"url": receiver.url}
+            )
+            check = db.risk.check(DEMO_RISK_ACCOUNT, marks={security: close * Decimal("0.85")})
+            db.notifications.dispatch(retry=Retry(max_attempts=3, base_delay=0.2), wait=True)
+            attempts = db.notifications.attempts(config_id=channel["config_id"])
+            events = db.risk.events(DEMO_RISK_ACCOUNT, open_only=True)
+    finally:
+        receiver.stop()
+    breach = check.breaches[0] if check.breaches else None
+    return {
+        "account": DEMO_RISK_ACCOUNT,
+        "breach": None if breach is None else breach.message(DEMO_RISK_ACCOUNT, check.currency),
+        "halted": check.halted,
+        "risk_event": next((e["event_id"] for e in events if e["event_type"] == "limit_breach"), None),
+        "notifications": [(a["status"], a["attempts"], a["subject"]) for a in attempts],
+        "received": len(receiver.received),
+    }
 
 
 DEMO_BACKTEST = ("AAPL", 10, 30)  # symbol, fast and slow averages (minutes)
@@ -439,6 +533,10 @@ def run_demo(
     timings["backtest"] = time.perf_counter() - step
 
     step = time.perf_counter()
+    risk = risk_sample(trading_url, settings)
+    timings["risk drill"] = time.perf_counter() - step
+
+    step = time.perf_counter()
     events = events_sample(trading_url, settings)
     timings["events"] = time.perf_counter() - step
 
@@ -469,5 +567,6 @@ def run_demo(
         positions=positions,
         quotes=quotes,
         backtest=backtest,
+        risk=risk,
         events=events,
     )
