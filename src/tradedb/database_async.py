@@ -192,7 +192,8 @@ def connect_async(
 ) -> AsyncDatabase:
     """Return a Database for ``url`` (default: the configured server, else the embedded one).
 
-    Keyword arguments override settings: ``service`` scopes every connection to that service's role;
+    Keyword arguments override settings: ``service`` scopes every connection to that service's role, and logs in
+    with the service's own login when TRADEDB_<SERVICE>_DATABASE_URL is set (``tradedb setup --service-users``);
     ``replica_urls`` (default DATABASE_REPLICA_URLS) serve read-only work; ``min_size``/``max_size`` (pool
     size, default DATABASE_POOL_MIN_SIZE/MAX_SIZE), ``timeout`` (checkout wait, default DATABASE_POOL_TIMEOUT
     or the connect timeout), ``max_lifetime`` and ``max_idle`` (seconds); ``account`` is the tenant of
@@ -200,7 +201,8 @@ def connect_async(
     recorded in the audit log. No connection is opened until used.
     """
     settings = settings or load_settings()
-    target = url or server_url(settings)
+    scope = service or settings.service
+    target = url or (settings.service_url(scope) if scope else None) or server_url(settings)
     return AsyncDatabase(
         target,
         settings=settings,

@@ -105,6 +105,35 @@ class Settings(BaseSettings):
     prefect_db_user: str | None = Field(default=None, validation_alias=AliasChoices("PREFECT_DB_USER"))
     prefect_db_password: SecretStr | None = Field(default=None, validation_alias=AliasChoices("PREFECT_DB_PASSWORD"))
 
+    # Per-service logins (`tradedb setup --service-users`): connect(service=...) uses the service's own URL.
+    data_ingestion_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_DATA_INGESTION_DATABASE_URL")
+    )
+    strategy_engine_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_STRATEGY_ENGINE_DATABASE_URL")
+    )
+    execution_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_EXECUTION_DATABASE_URL")
+    )
+    risk_management_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_RISK_MANAGEMENT_DATABASE_URL")
+    )
+    analytics_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_ANALYTICS_DATABASE_URL")
+    )
+    notification_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_NOTIFICATION_DATABASE_URL")
+    )
+    logging_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_LOGGING_DATABASE_URL")
+    )
+    readonly_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_READONLY_DATABASE_URL")
+    )
+    backoffice_database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRADEDB_BACKOFFICE_DATABASE_URL")
+    )
+
     # Redis, for events to other services: a URL (redis:// or rediss:// for TLS), or a host and port.
     redis_url: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_REDIS_URL", "REDIS_URL"))
     redis_host: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_HOST"))
@@ -312,6 +341,18 @@ class Settings(BaseSettings):
             return []
         parts = [p.strip() for p in self.replica_urls.get_secret_value().split(",") if p.strip()]
         return [normalize_url(p, variable="DATABASE_REPLICA_URLS") for p in parts]
+
+    def service_url(self, service: str) -> str | None:
+        """The service's own login URL (TRADEDB_<SERVICE>_DATABASE_URL), or None when it has none."""
+        if service not in SERVICES:
+            raise ConfigError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+        value: SecretStr | None = getattr(self, f"{service}_database_url")
+        variable = f"TRADEDB_{service.upper()}_DATABASE_URL"
+        return None if value is None else normalize_url(value.get_secret_value(), variable=variable)
+
+    def service_login(self, service: str) -> str:
+        """The LOGIN user of a service (``<role prefix><service>_login``), a member of the service's role only."""
+        return f"{self.role_prefix}{service}_login"
 
     def prefect_role(self) -> str:
         """The login that owns the prefect database (PREFECT_DB_USER, default <role prefix>prefect)."""

@@ -17,6 +17,7 @@ from tradedb.errors import ConfigError
 from tradedb.ops import backup as backup_module
 from tradedb.ops import demo as demo_module
 from tradedb.ops import health as health_module
+from tradedb.ops import logins
 from tradedb.ops import setup as provision
 from tradedb.ops import verify as verify_module
 
@@ -38,10 +39,18 @@ def setup(
     pg_stat_statements: Annotated[
         bool, typer.Option("--pg-stat-statements", help="Also create pg_stat_statements (for tradedb top).")
     ] = False,
+    service_users: Annotated[
+        bool,
+        typer.Option(
+            "--service-users",
+            help="Also a LOGIN user per service, a member of its role only; generated passwords are printed once "
+            "and kept encrypted (TRADEDB_ENCRYPTION_KEYS), or taken from TRADEDB_<SERVICE>_DATABASE_URL.",
+        ),
+    ] = False,
 ) -> None:
     """Create databases, schemas and roles, migrate to head, grant, seed, then verify. Safe to re-run."""
     settings = _settings()
-    report = provision.setup(settings=settings, dry_run=dry_run)
+    report = provision.setup(settings=settings, dry_run=dry_run, service_users=service_users)
     if pg_stat_statements and not dry_run:
         out.print(provision.enable_pg_stat_statements(settings=settings), highlight=False, soft_wrap=True)
     if prefect and not dry_run:
@@ -60,9 +69,30 @@ def setup(
         return
     for line in report.summary():
         out.print(line, highlight=False, soft_wrap=True)
+    if report.service_passwords:
+        err.print("service logins created; their URLs are shown this once (the passwords are kept encrypted):")
+        for service, password in report.service_passwords.items():
+            login = logins.login_url(settings, server_url(settings), service, password)
+            out.print(f"TRADEDB_{service.upper()}_DATABASE_URL={login}", highlight=False, soft_wrap=True)
     if not report.actions:
         out.print("nothing to change")
     out.print(f"setup verified in {report.timings.get('total', 0.0):.2f} s")
+
+
+logins_app = typer.Typer(help="Per-service logins (tradedb setup --service-users).", no_args_is_help=True)
+app.add_typer(logins_app, name="logins")
+
+
+@logins_app.command("rotate")
+def logins_rotate(service: str) -> None:
+    """Give a service's login a new password (kept encrypted) and print its URL once; open connections stay."""
+    settings = _settings()
+    password = logins.rotate_password(service, settings=settings)
+    out.print(
+        f"TRADEDB_{service.upper()}_DATABASE_URL={logins.login_url(settings, server_url(settings), service, password)}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -23,7 +23,7 @@ from tradedb._version import __version__
 from tradedb.db import direct as _connect
 from tradedb.db.embedded import server_url
 from tradedb.errors import ConfigError, PermissionDenied, VerificationError
-from tradedb.ops import maintenance, migrate
+from tradedb.ops import logins, maintenance, migrate
 from tradedb.ops.verify import Problem, verify
 from tradedb.schema import SERVICE_SCHEMAS
 from tradedb.schema import privileges as roles
@@ -57,6 +57,8 @@ class SetupReport:
     dry_run: bool = False
     #: The prefect login's password when this run generated it (shown once, on request), else None.
     prefect_password: str | None = field(default=None, repr=False)
+    #: Service logins' passwords this run generated (kept encrypted; shown once), by service.
+    service_passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
     def summary(self) -> list[str]:
         """What setup did, a line per kind of change with counts and names (for a person to read)."""
@@ -76,6 +78,7 @@ class SetupReport:
 _SUMMARY = (
     ("create role ", "roles created"),
     ("create login ", "logins created"),
+    ("revoke ", "memberships revoked"),
     ("create database ", "databases created"),
     ("create schema ", "schemas created"),
     ("row-level security on ", "tables put under row-level security"),
@@ -116,8 +119,13 @@ def _inline(statement: str, params: tuple[Any, ...]) -> str:
     return statement.replace("%s", "{}").format(*literals)
 
 
-def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: bool = False) -> SetupReport:
-    """Create and migrate everything tradedb needs; raise VerificationError if the result does not verify."""
+def setup(
+    *, settings: Settings | None = None, url: str | None = None, dry_run: bool = False, service_users: bool = False
+) -> SetupReport:
+    """Create and migrate everything tradedb needs; raise VerificationError if the result does not verify.
+
+    ``service_users``: also a LOGIN user per service, a member of its role only (``tradedb.ops.logins``).
+    """
     settings = settings or load_settings()
     target = url or server_url(settings)
     report = SetupReport(dry_run=dry_run)
@@ -150,6 +158,13 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
             for name in missing:
                 runner.run(conn, roles.create_role_statement(name), f"create role {name}")
             ensure_prefect_login(existing)
+            if service_users:
+                report.service_passwords = logins.ensure_service_logins(
+                    conn,
+                    settings,
+                    lambda statement, action, shown: runner.run(conn, statement, action, shown=shown),
+                    dry_run=dry_run,
+                )
             if not superuser:
                 # Membership lets this user SET ROLE to the owner (migrations) and to services (scoping), and make
                 # the prefect login own its database.
@@ -271,6 +286,7 @@ def setup(*, settings: Settings | None = None, url: str | None = None, dry_run: 
 
     if not dry_run:
         runner.timed("partitions", create_partitions)
+        logins.store_passwords(trading_url, settings, report.service_passwords)
 
     if not dry_run:
         runner.timed("verify", lambda: report.problems.extend(verify(settings=settings, url=target)))
