@@ -11,6 +11,7 @@ BENCHMARKS = [
     "setup_timings.py",
     "connections.py",
     "fills.py",
+    "risk.py",
     "audit.py",
     "market_data.py",
     "books.py",

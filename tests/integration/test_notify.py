@@ -237,3 +237,22 @@ def test_cli_manages_channels_and_dispatches(fresh_db: TestDatabase, receiver: R
     assert "sent 1" in sent.stdout and len(receiver.requests) == 1
     shown = run_cli("notify", "deliveries", env=env)
     assert "risk.limit_breach" in shown.stdout and "sent" in shown.stdout
+
+
+def test_slack_and_sms_channels_post_to_their_urls(db: tradedb.Database, receiver: Receiver) -> None:
+    db.notifications.add_channel("risk", "slack", "slack", secret=receiver.url)  # the secret is the webhook URL
+    db.notifications.add_channel(
+        "risk", "pager", "sms", settings={"url": receiver.url, "to": "+14155550123"}, secret="gateway-token"
+    )
+    breach(db)
+    report = db.notifications.dispatch(retry=FAST)
+    assert (report.enqueued, report.sent) == (2, 2)
+    bodies = {tuple(sorted(json.loads(body))): (headers, json.loads(body)) for _, headers, body in receiver.requests}
+    slack_headers, slack = bodies[("text",)]
+    assert (
+        slack["text"].startswith("*[tradedb] high: risk.limit_breach on N-1*\n")
+        and "Authorization" not in slack_headers
+    )
+    sms_headers, sms = bodies[("message", "to")]
+    assert sms["to"] == "+14155550123" and sms_headers["Authorization"] == "Bearer gateway-token"
+    assert "max_drawdown" in sms["message"]
