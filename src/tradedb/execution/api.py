@@ -309,7 +309,9 @@ class Execution:
 
         Recording the same ``execution_id`` again changes nothing and returns the first result
         (``duplicate=True``). A fill beyond the remaining quantity raises ``Overfill``; a fill of a cancelled
-        (or otherwise final) order raises ``InvalidTransition``; neither writes anything.
+        (or otherwise final) order raises ``InvalidTransition``; neither writes anything. When the account has a
+        PnL limit (``max_daily_loss``, ``max_drawdown``), the post-trade risk check follows the commit
+        (``db.risk.check``: breaches become risk events and may halt the account).
         """
         fill = base.fill_input(
             execution_id,
@@ -360,7 +362,8 @@ class Execution:
 
         Executions already recorded are compared, then skipped; the new ones are applied in batch order with the
         arithmetic of single fills, and written set-wise: the fills and order events by COPY, each order and
-        position updated once. Any bad fill fails the whole batch: nothing is written.
+        position updated once. Any bad fill fails the whole batch: nothing is written. The accounts of the batch that
+        have a PnL limit are checked after the commit, as after a single fill.
         """
         batch = [base.fill_input(**dict(f)) for f in fills]
         seen: dict[str, base.FillInput] = {}

@@ -234,14 +234,13 @@ class Risk:
         severity: str,
         message: str,
         data: dict[str, Any],
-        security_id: int | None = None,
     ) -> Row:
         row = _one(
             cursor,
             INSERT_EVENT,
             {
                 "account": account_id,
-                "security": security_id,
+                "security": None,
                 "type": event_type,
                 "severity": severity,
                 "message": message,

@@ -235,14 +235,13 @@ class AsyncRisk:
         severity: str,
         message: str,
         data: dict[str, Any],
-        security_id: int | None = None,
     ) -> Row:
         row = await _one(
             cursor,
             INSERT_EVENT,
             {
                 "account": account_id,
-                "security": security_id,
+                "security": None,
                 "type": event_type,
                 "severity": severity,
                 "message": message,
