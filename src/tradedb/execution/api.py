@@ -80,8 +80,9 @@ if TYPE_CHECKING:
     from tradedb.db.connections import Connections
 
 Row = base.Row
-#: What runs after fills: the post-trade risk check of the accounts that have PnL limits (``db.risk.after_fills``).
-AfterFills = Callable[[Iterable[str]], object]
+#: What runs after fills: the post-trade risk check of the accounts that have PnL limits (``db.risk.after_fills``;
+#: the flag says the accounts are known to have one).
+AfterFills = Callable[[Iterable[str], bool], object]
 
 
 def _state(row: Mapping[str, Any] | None) -> base.PositionState:
@@ -354,7 +355,7 @@ class Execution:
         # After the commit: the check sees the fill. A duplicate checks again, so a retry after a check that
         # failed (the fill committed, the check did not) still checks.
         if pnl_limited and self._after_fills is not None:
-            self._after_fills([result.order["account_id"]])
+            self._after_fills([result.order["account_id"]], True)
         return result
 
     def record_fills(self, fills: Iterable[Mapping[str, Any]]) -> base.BatchResult:
@@ -391,7 +392,7 @@ class Execution:
         already, accounts = self._db.run_transaction(replay_batch)
         COUNTERS.wrote("execution.fills", len(unique) - already)
         if self._after_fills is not None and accounts:
-            self._after_fills(accounts)
+            self._after_fills(accounts, False)
         return base.BatchResult(recorded=len(unique) - already, duplicates=len(batch) - len(unique) + already)
 
     def _apply_batch(self, cursor: Cursor[DictRow], fills: list[base.FillInput]) -> None:

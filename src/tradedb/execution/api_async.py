@@ -79,8 +79,9 @@ if TYPE_CHECKING:
     from tradedb.db.connections_async import AsyncConnections
 
 Row = base.Row
-#: What runs after fills: the post-trade risk check of the accounts that have PnL limits (``db.risk.after_fills``).
-AfterFills = Callable[[Iterable[str]], Awaitable[object]]
+#: What runs after fills: the post-trade risk check of the accounts that have PnL limits (``db.risk.after_fills``;
+#: the flag says the accounts are known to have one).
+AfterFills = Callable[[Iterable[str], bool], Awaitable[object]]
 
 
 def _state(row: Mapping[str, Any] | None) -> base.PositionState:
@@ -357,7 +358,7 @@ class AsyncExecution:
         # After the commit: the check sees the fill. A duplicate checks again, so a retry after a check that
         # failed (the fill committed, the check did not) still checks.
         if pnl_limited and self._after_fills is not None:
-            await self._after_fills([result.order["account_id"]])
+            await self._after_fills([result.order["account_id"]], True)
         return result
 
     async def record_fills(self, fills: Iterable[Mapping[str, Any]]) -> base.BatchResult:
@@ -394,7 +395,7 @@ class AsyncExecution:
         already, accounts = await self._db.run_transaction(replay_batch)
         COUNTERS.wrote("execution.fills", len(unique) - already)
         if self._after_fills is not None and accounts:
-            await self._after_fills(accounts)
+            await self._after_fills(accounts, False)
         return base.BatchResult(recorded=len(unique) - already, duplicates=len(batch) - len(unique) + already)
 
     async def _apply_batch(self, cursor: AsyncCursor[DictRow], fills: list[base.FillInput]) -> None:

@@ -2,8 +2,13 @@
 
 ACCOUNT = "SELECT account_id, base_currency, now() AS tx_now FROM execution.accounts WHERE account_id = %s"
 SECURITY = "SELECT 1 FROM shared.securities WHERE security_id = %s"
-#: Checks of one account run one at a time (the state they advance is read, then written).
-LOCK_ACCOUNT = "SELECT pg_advisory_xact_lock(hashtextextended('tradedb.risk ' || %s, 0))"
+#: The account, locked for its check: checks of one account run one at a time (the state they advance is read,
+#: then written). Statements after this one see what the check before committed.
+ACCOUNT_LOCKED = """
+SELECT account_id, base_currency, now() AS tx_now,
+    pg_advisory_xact_lock(hashtextextended('tradedb.risk ' || account_id, 0))::text AS locked
+FROM execution.accounts WHERE account_id = %s
+"""
 STATE = "SELECT * FROM risk_management.account_risk WHERE account_id = %s"
 #: Each position with its mark: the newest of the last quote's mid, the last trade and the last bar close.
 POSITIONS_MARKED = """

@@ -29,6 +29,7 @@ from tradedb.errors import NotFoundError, ValidationError
 from tradedb.risk import _rules as rules
 from tradedb.risk._sql import (
     ACCOUNT,
+    ACCOUNT_LOCKED,
     ACCOUNTS_TO_MARK,
     ACKNOWLEDGE,
     EVENT_FOR_UPDATE,
@@ -36,7 +37,6 @@ from tradedb.risk._sql import (
     HALT,
     INSERT_EVENT,
     LIMITS,
-    LOCK_ACCOUNT,
     OPEN_BREACHES,
     PNL_LIMITED,
     PNL_LIMITS,
@@ -145,28 +145,35 @@ class Risk:
             names = [check_account(a) for a in account_ids]
         return [self.check(name, marks=given) for name in names]
 
-    def after_fills(self, account_ids: Iterable[str]) -> list[rules.RiskCheck]:
-        """Check the accounts among ``account_ids`` that have a PnL limit (what ``db.execution`` runs after fills)."""
+    def after_fills(self, account_ids: Iterable[str], limited: bool = False) -> list[rules.RiskCheck]:
+        """Check the accounts among ``account_ids`` that have a PnL limit (what ``db.execution`` runs after fills;
+        ``limited``: the caller knows they all have one)."""
         wanted = sorted(set(account_ids))
-        limited = self._db.fetch_all(PNL_LIMITED, (wanted,), readonly=False)
-        return [self.check(name) for name in sorted(r["account_id"] for r in limited)]
+        if not limited:
+            wanted = sorted(r["account_id"] for r in self._db.fetch_all(PNL_LIMITED, (wanted,), readonly=False))
+        return [self.check(name) for name in wanted]
 
     def _check(self, cursor: Cursor[DictRow], account_id: str, marks: dict[int, Any]) -> rules.RiskCheck:
-        account = _one(cursor, ACCOUNT, (account_id,))
+        conn = cursor.connection
+        account = _one(cursor, ACCOUNT_LOCKED, (account_id,))
         if account is None:
-            raise missing_account(cursor.connection, account_id)
-        cursor.execute(LOCK_ACCOUNT, (account_id,))
+            raise missing_account(conn, account_id)
         currency: str = account["base_currency"]
         now: datetime = account["tx_now"]
-        cursor.execute(POSITIONS_MARKED, (account_id,))
+        # What the check reads, in one round trip (after the lock).
+        read_positions, read_state, read_limits = (conn.cursor(row_factory=dict_row) for _ in range(3))
+        with conn.pipeline():
+            read_positions.execute(POSITIONS_MARKED, (account_id,))
+            read_state.execute(STATE, (account_id,))
+            read_limits.execute(PNL_LIMITS, (account_id,))
         positions = []
-        for row in cursor.fetchall():
+        for row in read_positions.fetchall():
             stored = None if row["mark"] is None else rules.decimal_price(row["mark"])
             mark = marks.get(row["security_id"], stored)
             if row["security_id"] in marks:
                 row["marked_at"] = now
             positions.append(rules.value_position(row, currency, mark))
-        previous = _one(cursor, STATE, (account_id,))
+        previous = read_state.fetchone()
         before = None
         if previous is not None:
             before = rules.RiskState(
@@ -185,8 +192,7 @@ class Risk:
             },
         )
         assert saved is not None
-        cursor.execute(PNL_LIMITS, (account_id,))
-        found = rules.breaches(list(cursor.fetchall()), state)
+        found = rules.breaches(list(read_limits.fetchall()), state)
         new = []
         if found:
             cursor.execute(OPEN_BREACHES, (account_id,))

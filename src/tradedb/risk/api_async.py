@@ -28,6 +28,7 @@ from tradedb.errors import NotFoundError, ValidationError
 from tradedb.risk import _rules as rules
 from tradedb.risk._sql import (
     ACCOUNT,
+    ACCOUNT_LOCKED,
     ACCOUNTS_TO_MARK,
     ACKNOWLEDGE,
     EVENT_FOR_UPDATE,
@@ -35,7 +36,6 @@ from tradedb.risk._sql import (
     HALT,
     INSERT_EVENT,
     LIMITS,
-    LOCK_ACCOUNT,
     OPEN_BREACHES,
     PNL_LIMITED,
     PNL_LIMITS,
@@ -144,28 +144,35 @@ class AsyncRisk:
             names = [check_account(a) for a in account_ids]
         return [await self.check(name, marks=given) for name in names]
 
-    async def after_fills(self, account_ids: Iterable[str]) -> list[rules.RiskCheck]:
-        """Check the accounts among ``account_ids`` that have a PnL limit (what ``db.execution`` runs after fills)."""
+    async def after_fills(self, account_ids: Iterable[str], limited: bool = False) -> list[rules.RiskCheck]:
+        """Check the accounts among ``account_ids`` that have a PnL limit (what ``db.execution`` runs after fills;
+        ``limited``: the caller knows they all have one)."""
         wanted = sorted(set(account_ids))
-        limited = await self._db.fetch_all(PNL_LIMITED, (wanted,), readonly=False)
-        return [await self.check(name) for name in sorted(r["account_id"] for r in limited)]
+        if not limited:
+            wanted = sorted(r["account_id"] for r in await self._db.fetch_all(PNL_LIMITED, (wanted,), readonly=False))
+        return [await self.check(name) for name in wanted]
 
     async def _check(self, cursor: AsyncCursor[DictRow], account_id: str, marks: dict[int, Any]) -> rules.RiskCheck:
-        account = await _one(cursor, ACCOUNT, (account_id,))
+        conn = cursor.connection
+        account = await _one(cursor, ACCOUNT_LOCKED, (account_id,))
         if account is None:
-            raise await missing_account(cursor.connection, account_id)
-        await cursor.execute(LOCK_ACCOUNT, (account_id,))
+            raise await missing_account(conn, account_id)
         currency: str = account["base_currency"]
         now: datetime = account["tx_now"]
-        await cursor.execute(POSITIONS_MARKED, (account_id,))
+        # What the check reads, in one round trip (after the lock).
+        read_positions, read_state, read_limits = (conn.cursor(row_factory=dict_row) for _ in range(3))
+        async with conn.pipeline():
+            await read_positions.execute(POSITIONS_MARKED, (account_id,))
+            await read_state.execute(STATE, (account_id,))
+            await read_limits.execute(PNL_LIMITS, (account_id,))
         positions = []
-        for row in await cursor.fetchall():
+        for row in await read_positions.fetchall():
             stored = None if row["mark"] is None else rules.decimal_price(row["mark"])
             mark = marks.get(row["security_id"], stored)
             if row["security_id"] in marks:
                 row["marked_at"] = now
             positions.append(rules.value_position(row, currency, mark))
-        previous = await _one(cursor, STATE, (account_id,))
+        previous = await read_state.fetchone()
         before = None
         if previous is not None:
             before = rules.RiskState(
@@ -184,8 +191,7 @@ class AsyncRisk:
             },
         )
         assert saved is not None
-        await cursor.execute(PNL_LIMITS, (account_id,))
-        found = rules.breaches(list(await cursor.fetchall()), state)
+        found = rules.breaches(list(await read_limits.fetchall()), state)
         new = []
         if found:
             await cursor.execute(OPEN_BREACHES, (account_id,))
