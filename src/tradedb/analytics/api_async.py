@@ -10,7 +10,7 @@ and stores each day in ``analytics.performance_metrics``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from tradedb.analytics._sql import (
     SAVE_PERFORMANCE,
     SNAPSHOT,
 )
+from tradedb.db.inputs import check_day, to_decimal
 from tradedb.errors import ValidationError
 from tradedb.risk import RiskCheck
 
@@ -38,17 +39,6 @@ if TYPE_CHECKING:
     from tradedb.risk.api_async import AsyncRisk
 
 Row = dict[str, Any]
-
-
-def _day(value: date | str | None, name: str) -> date | None:
-    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise ValidationError(f"{name} must be a date (YYYY-MM-DD), got {value!r}")
 
 
 class AsyncAnalytics:
@@ -101,7 +91,7 @@ class AsyncAnalytics:
         ``capital`` (``db.accounts.set_capital``): returns are measured on it.
         """
         check_account(account_id)
-        first, last = _day(start, "start"), _day(end, "end")
+        first, last = check_day(start, "start"), check_day(end, "end")
         if first is not None and last is not None and first > last:
             raise ValidationError(f"start {first} is after end {last}")
         async with self._db.connection() as conn:
@@ -125,7 +115,7 @@ class AsyncAnalytics:
             securities = sorted({f.security_id for f in fills})
             await cursor.execute(CLOSES, {"securities": securities, "first": days[0], "last": last})
             closes: dict[tuple[int, date], Decimal | None] = {
-                (r["security_id"], r["day"]): None if r["price"] is None else Decimal(repr(float(r["price"])))
+                (r["security_id"], r["day"]): None if r["price"] is None else to_decimal(r["price"], "close")
                 for r in await cursor.fetchall()
             }
         computed = rules.daily_performance(account["capital"], fills, closes, days)
@@ -140,7 +130,7 @@ class AsyncAnalytics:
     ) -> list[Row]:
         """Return the stored daily performance of an account, by date."""
         check_account(account_id)
-        params = {"account": account_id, "start": _day(start, "start"), "end": _day(end, "end")}
+        params = {"account": account_id, "start": check_day(start, "start"), "end": check_day(end, "end")}
         return await self._db.fetch_all(PERFORMANCE, params, readonly=False)
 
     async def accounts_with_capital(self) -> list[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from tradedb.cli._common import _cell, _database, _print_json, app, out
+from tradedb.risk import exposure
 
 
 @app.command()
@@ -25,7 +27,7 @@ def portfolio(
         _print_json(rows)
         return
     table = Table("account", "symbol", "quantity", "market value", "unrealized", "realized", "as of", title="portfolio")
-    totals: dict[str, dict[str, Any]] = {}
+    values: dict[str, list[Decimal | None]] = {}
     for r in rows:
         table.add_row(
             r["account_id"],
@@ -36,14 +38,13 @@ def portfolio(
             _cell(r["realized_pnl"]),
             _cell(r["as_of"]),
         )
-        value = r["market_value"] or 0
-        total = totals.setdefault(r["account_id"], {"long": 0, "short": 0})
-        total["long" if value > 0 else "short"] += value
+        values.setdefault(r["account_id"], []).append(r["market_value"])
     out.print(table)
-    for name, t in totals.items():
+    for name, account_values in values.items():
+        e = exposure(account_values)
         out.print(
-            f"{name}: gross {_cell(t['long'] - t['short'])}, net {_cell(t['long'] + t['short'])}, "
-            f"long {_cell(t['long'])}, short {_cell(t['short'])}"
+            f"{name}: gross {_cell(e['gross'])}, net {_cell(e['net'])}, long {_cell(e['long'])}, "
+            f"short {_cell(e['short'])}"
         )
 
 

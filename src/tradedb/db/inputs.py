@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -53,3 +53,15 @@ def check_time(value: Any, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{name} must carry a time zone (naive datetimes are ambiguous): {value!r}")
     return value
+
+
+def check_day(value: Any, what: str) -> date | None:
+    """Return a date (or None) from a date or an ISO ``YYYY-MM-DD`` string, or raise ValidationError."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValidationError(f"{what} must be a date (YYYY-MM-DD), got {value!r}")

@@ -5,6 +5,7 @@ webhooks, Slack, SMS and email with retries, one delivery per channel and event,
 backoff are in ``_rules``; ``senders`` does the blocking sends.
 """
 
-from tradedb.notify._rules import CHANNELS, Retry
+from tradedb.notify._rules import Retry
+from tradedb.schema.notification import CHANNELS
 
 __all__ = ["CHANNELS", "Retry"]

@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tradedb.errors import ValidationError
+from tradedb.schema.notification import CHANNELS
+from tradedb.schema.risk_management import SEVERITIES
 
-CHANNELS = ("webhook", "email", "sms", "slack")
-SEVERITIES = ("low", "medium", "high", "critical")
 DEFAULT_EVENTS = ("risk.*",)
 DEFAULT_MIN_SEVERITY = "high"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")

@@ -14,6 +14,7 @@ SELECT config_id, owner, name, channel, settings, is_active, secret_encrypted IS
     created_at, updated_at
 FROM notification.notification_configs
 WHERE (%(owner)s::text IS NULL OR owner = %(owner)s) AND (%(all)s OR is_active)
+  AND (%(config)s::bigint IS NULL OR config_id = %(config)s)
 ORDER BY config_id
 """
 SET_ACTIVE = """

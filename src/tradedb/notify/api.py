@@ -110,8 +110,7 @@ class Notifications:
     def channel(self, config_id: int) -> Row:
         """Return a channel (without its secret: ``has_secret`` says whether one is set)."""
         check_id(config_id, "config_id")
-        rows = self.channels(include_inactive=True)
-        found = next((r for r in rows if r["config_id"] == config_id), None)
+        found = self._db.fetch_one(CHANNELS, {"owner": None, "all": True, "config": config_id}, readonly=False)
         if found is None:
             raise NotFoundError(f"unknown notification channel {config_id}")
         return found
@@ -120,7 +119,8 @@ class Notifications:
         """Return the channels (of one owner), without their secrets."""
         if owner is not None:
             rules.check_name(owner, "owner")
-        return self._db.fetch_all(CHANNELS, {"owner": owner, "all": include_inactive}, readonly=False)
+        params = {"owner": owner, "all": include_inactive, "config": None}
+        return self._db.fetch_all(CHANNELS, params, readonly=False)
 
     def disable_channel(self, config_id: int) -> Row:
         """Stop sending to a channel (its pending deliveries fail at their next attempt)."""

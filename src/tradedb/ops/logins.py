@@ -58,20 +58,18 @@ def ensure_service_logins(conn: Any, settings: Settings, run: Run, *, dry_run: b
     anything changes otherwise.
     """
     existing = {str(r[0]) for r in conn.execute("SELECT rolname FROM pg_roles")}
+    configured = {service: configured_password(settings, service) for service in SERVICES}
     generated: dict[str, str] = {}
-    needs_key = [
-        s for s in SERVICES if settings.service_login(s) not in existing and not configured_password(settings, s)
-    ]
-    if needs_key and not dry_run:
+    if not dry_run and any(settings.service_login(s) not in existing and not configured[s] for s in SERVICES):
         crypto.Keyring.from_settings(settings)  # raises ConfigError naming TRADEDB_ENCRYPTION_KEYS
     for service in SERVICES:
         login, role = settings.service_login(service), roles.role_name(settings.role_prefix, service)
-        configured = configured_password(settings, service)
-        if login not in existing or configured is not None:
-            password = configured or secrets.token_urlsafe(24)
+        chosen = configured[service]
+        if login not in existing or chosen is not None:
+            password = chosen or secrets.token_urlsafe(24)
             statement, shown = _password_statement("ALTER" if login in existing else "CREATE", login, password)
             run(statement, None if login in existing else f"create login {login}", shown)
-            if configured is None:
+            if chosen is None:
                 generated[service] = password
         grant = roles.grant_membership_statement(role, login)
         run(grant, None, grant)

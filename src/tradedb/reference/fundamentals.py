@@ -18,6 +18,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tradedb.db.inputs import check_day
 from tradedb.errors import ValidationError
 from tradedb.reference import symbology as sym
 
@@ -134,7 +135,7 @@ class Fundamentals:
         sym.check_source(source)
         checked = []
         for i, row in enumerate(rows):
-            day = sym.check_day(row.get("as_of"), f"statistics {i}: as_of")
+            day = check_day(row.get("as_of"), f"statistics {i}: as_of")
             if day is None:
                 raise ValidationError(f"statistics {i}: needs as_of")
             extra = {
@@ -162,7 +163,7 @@ class Fundamentals:
     ) -> dict[str, Any] | None:
         """The newest statistics of a listing known on ``as_of`` (default today), or None."""
         security = self._securities.get(symbol, exchange=exchange)
-        day = sym.check_day(as_of, "as_of") or date.today()
+        day = check_day(as_of, "as_of") or date.today()
         return self._db.fetch_one(STATISTICS, {"security_id": security["security_id"], "day": day, "source": source})
 
     def key_statistics_history(
@@ -177,13 +178,13 @@ class Fundamentals:
     ) -> int:
         """Store holdings (holder, shares, value, pct_held in [0, 1], reported_on) and re-flag ``is_latest``."""
         sym.check_source(source)
-        default = sym.check_day(reported_on, "reported_on")
+        default = check_day(reported_on, "reported_on")
         checked = []
         for i, row in enumerate(rows):
             holder = row.get("holder")
             if not isinstance(holder, str) or not holder.strip():
                 raise ValidationError(f"holder {i}: needs the holder's name")
-            day = sym.check_day(row.get("reported_on"), f"holder {i}: reported_on") or default
+            day = check_day(row.get("reported_on"), f"holder {i}: reported_on") or default
             if day is None:
                 raise ValidationError(f"holder {i} ({holder}): needs reported_on")
             shares, value, pct = row.get("shares"), row.get("value"), row.get("pct_held")

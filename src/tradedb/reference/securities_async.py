@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow, dict_row
 
+from tradedb.db.inputs import check_day
 from tradedb.errors import AmbiguousSymbol, NotFoundError, UnknownExchange, ValidationError
 from tradedb.reference import _sql as q
 from tradedb.reference import listings as files
@@ -62,7 +63,7 @@ class AsyncSecurities:
         """Listings that trade (today, or on ``as_of`` by their listing and delisting dates), by symbol."""
         if asset_type is not None and asset_type not in ASSET_TYPES:
             raise ValidationError(f"asset_type must be one of {', '.join(ASSET_TYPES)}, got {asset_type!r}")
-        params = {"exchange": _mic(exchange), "asset_type": asset_type, "day": sym.check_day(as_of, "as_of")}
+        params = {"exchange": _mic(exchange), "asset_type": asset_type, "day": check_day(as_of, "as_of")}
         return await self._db.fetch_all(q.ACTIVE, params)
 
     async def add(
@@ -92,7 +93,7 @@ class AsyncSecurities:
             raise ValidationError(f"asset_type must be one of {', '.join(ASSET_TYPES)}, got {asset_type!r}")
         if isin is not None:
             sym.check_isin(isin)
-        day = sym.check_day(listed_on, "listed_on")
+        day = check_day(listed_on, "listed_on")
         extra = [sym.check_assignment({**r, "security_id": 0}, i) for i, r in enumerate(identifiers)]
         params = {
             "symbol": symbol,
@@ -148,7 +149,7 @@ class AsyncSecurities:
 
         Idempotent: a listing already delisted is left as it is and False comes back.
         """
-        day = sym.check_day(on, "on")
+        day = check_day(on, "on")
         if day is None:
             raise ValidationError("delist needs the date: on=")
         current = await self.get(symbol, exchange=exchange)
@@ -164,9 +165,7 @@ class AsyncSecurities:
 
     async def delisted(self, *, since: date | str | None = None, exchange: str | None = None) -> list[dict[str, Any]]:
         """Delisted listings, newest first, with date, last price and reason."""
-        return await self._db.fetch_all(
-            q.DELISTED, {"since": sym.check_day(since, "since"), "exchange": _mic(exchange)}
-        )
+        return await self._db.fetch_all(q.DELISTED, {"since": check_day(since, "since"), "exchange": _mic(exchange)})
 
     async def stats(self) -> list[dict[str, Any]]:
         """Listings per venue and asset type: all, active, delisted, suspended."""
@@ -190,7 +189,7 @@ class AsyncSecurities:
             status = row.get("status")
             if status not in SYMBOL_STATUSES:
                 raise ValidationError(f"status {i}: status must be one of {', '.join(SYMBOL_STATUSES)}")
-            day = sym.check_day(row.get("date"), f"status {i}: date")
+            day = check_day(row.get("date"), f"status {i}: date")
             if day is None:
                 raise ValidationError(f"status {i}: needs a date")
             sym.check_source(row.get("source"), f"status {i}: source")
@@ -219,7 +218,7 @@ class AsyncSecurities:
         """Recorded load outcomes, newest date first."""
         security_id = (await self.get(symbol))["security_id"] if symbol is not None else None
         params = {
-            "day": sym.check_day(date, "date"),
+            "day": check_day(date, "date"),
             "source": source,
             "status": status,
             "security_id": security_id,
@@ -231,7 +230,7 @@ class AsyncSecurities:
         self, day: date | str, *, source: str, exchange: str | None = None, asset_type: str | None = None
     ) -> list[dict[str, Any]]:
         """Listings trading on ``day`` that have no successful load from ``source`` for it."""
-        checked = sym.check_day(day, "day")
+        checked = check_day(day, "day")
         params = {"day": checked, "source": source, "exchange": _mic(exchange), "asset_type": asset_type}
         return await self._db.fetch_all(q.NEEDING_DATA, params)
 
@@ -263,7 +262,7 @@ class AsyncSecurities:
         """Change a listing's ticker from ``on``: the old one ends that day (its venue ticker and US national
         symbol), the new one holds from it in the same schemes. CQS and ACT spellings are not derived: add them
         with :meth:`add_identifiers`."""
-        day = sym.check_day(on, "on")
+        day = check_day(on, "on")
         sym.check_symbol(new_symbol)
         if day is None:
             raise ValidationError("rename needs the date: on=")
@@ -300,7 +299,7 @@ class AsyncSecurities:
         """
         found = await self.lookup_many([symbol], as_of=as_of, scheme=scheme, exchange=exchange)
         if symbol not in found:
-            day = sym.check_day(as_of, "as_of") or date.today()
+            day = check_day(as_of, "as_of") or date.today()
             raise NotFoundError(f"no security went by {symbol!r} on {day}")
         return await self._by_id(found[symbol])
 
@@ -340,11 +339,11 @@ class AsyncSecurities:
         days: list[date] | None = None
         day = date.today()
         if isinstance(as_of, Sequence) and not isinstance(as_of, str):
-            days = [sym.check_day(d, "as_of") or day for d in as_of]
+            days = [check_day(d, "as_of") or day for d in as_of]
             if len(days) != len(names):
                 raise ValidationError(f"as_of has {len(days)} dates for {len(names)} symbols")
         else:
-            day = sym.check_day(as_of, "as_of") or day
+            day = check_day(as_of, "as_of") or day
         if not names:
             return []
         params = sym.lookup_params(names, days, day=day, schemes=schemes, exchange=_mic(exchange))
@@ -375,7 +374,7 @@ class AsyncSecurities:
 
     async def universe(self, index: str, *, as_of: date | str | None = None) -> list[dict[str, Any]]:
         """The members of ``index`` on ``as_of`` (default today), delisted ones included: no survivorship bias."""
-        day = sym.check_day(as_of, "as_of") or date.today()
+        day = check_day(as_of, "as_of") or date.today()
         return await self._db.fetch_all(q.UNIVERSE, {"index": _index(index), "day": day})
 
     async def indexes(self) -> list[dict[str, Any]]:
@@ -394,12 +393,12 @@ class AsyncSecurities:
         """Record the members of ``index`` on ``as_of``: symbols, or dicts with symbol or security_id and
         ``member_from``. With ``complete``, members not named leave the index that day. Returns (added, ended)."""
         name = _index(index)
-        day = sym.check_day(as_of, "as_of")
+        day = check_day(as_of, "as_of")
         if day is None:
             raise ValidationError("set_index_members needs as_of=")
         rows: list[dict[str, Any]] = [{"symbol": m} if isinstance(m, str) else dict(m) for m in members]
         for i, row in enumerate(rows):
-            row["member_from"] = sym.check_day(row.get("member_from"), f"member {i}: member_from") or day
+            row["member_from"] = check_day(row.get("member_from"), f"member {i}: member_from") or day
             if row["member_from"] > day:
                 raise ValidationError(f"member {i}: member_from {row['member_from']} is after as_of {day}")
         ids = await self.ids_of(rows, "member")
@@ -440,7 +439,7 @@ class AsyncSecurities:
         do not name leave the index. Market capitalisations go to ``key_statistics``. A ``load_runs`` row
         records the load.
         """
-        day = sym.check_day(as_of, "as_of")
+        day = check_day(as_of, "as_of")
         if day is None:
             raise ValidationError("load_listings needs the date the files describe: as_of=")
         names = [paths] if isinstance(paths, str | Path) else list(paths)

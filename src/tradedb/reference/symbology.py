@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
+from tradedb.db.inputs import check_day
 from tradedb.errors import AmbiguousSymbol, IdentifierConflict, ValidationError
 from tradedb.schema.shared import IDENTIFIER_SCHEMES, SHARED_SCHEMES
 
@@ -124,17 +125,6 @@ def check_isin(isin: str) -> str:
     if (10 - total % 10) % 10 != int(isin[-1]):
         raise ValidationError(f"invalid ISIN {isin!r}: the check digit is wrong")
     return isin
-
-
-def check_day(value: Any, what: str) -> date | None:
-    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise ValidationError(f"{what} must be a date (YYYY-MM-DD), got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
 high-water state and breach detection are I/O-free in ``_rules``, the SQL in ``_sql``.
 """
 
-from tradedb.risk._rules import LIMIT_TYPES, PNL_LIMITS, Breach, PositionValue, RiskCheck, RiskState
+from tradedb.risk._rules import PNL_LIMITS, Breach, PositionValue, RiskCheck, RiskState, exposure
+from tradedb.schema.risk_management import LIMIT_TYPES
 
-__all__ = ["LIMIT_TYPES", "PNL_LIMITS", "Breach", "PositionValue", "RiskCheck", "RiskState"]
+__all__ = ["LIMIT_TYPES", "PNL_LIMITS", "Breach", "PositionValue", "RiskCheck", "RiskState", "exposure"]

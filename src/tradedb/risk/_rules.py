@@ -8,7 +8,7 @@ amounts in the account currency.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,17 +16,10 @@ from typing import Any
 
 from tradedb.db.inputs import check_id, one_of, to_decimal
 from tradedb.errors import ValidationError
+from tradedb.schema.risk_management import LIMIT_TYPES
 
-LIMIT_TYPES = (
-    "max_position_quantity",
-    "max_position_notional",
-    "max_order_quantity",
-    "max_daily_loss",
-    "max_drawdown",
-)
 #: Limits checked after the trade, on the account's PnL (account-wide only).
 PNL_LIMITS = ("max_daily_loss", "max_drawdown")
-SEVERITIES = ("low", "medium", "high", "critical")
 _ZERO = Decimal(0)
 
 Row = dict[str, Any]
@@ -43,6 +36,14 @@ class LimitInput:
     halt_on_breach: bool
 
 
+def exposure(market_values: Iterable[Decimal | None]) -> dict[str, Decimal]:
+    """Gross, net, long and short of positions' market values (None: unpriced, not counted)."""
+    values = [v for v in market_values if v is not None]
+    long = sum((v for v in values if v > 0), _ZERO)
+    short = sum((v for v in values if v < 0), _ZERO)
+    return {"gross": long - short, "net": long + short, "long": long, "short": short}
+
+
 def limit_input(
     account_id: str, limit_type: Any, value: Any, security_id: Any = None, halt_on_breach: Any = False
 ) -> LimitInput:
@@ -57,21 +58,11 @@ def limit_input(
     return LimitInput(account_id, kind, amount, security, halt_on_breach)
 
 
-def check_severity(value: Any) -> str:
-    """Return a risk event severity, or raise ValidationError."""
-    return one_of(value, "severity", SEVERITIES)
-
-
 def check_person(value: Any, name: str = "by") -> str:
     """Return who did something (a non-empty name), or raise ValidationError."""
     if not isinstance(value, str) or not value.strip() or len(value) > 128:
         raise ValidationError(f"{name} must name who did it (1 to 128 characters), got {value!r}")
     return value.strip()
-
-
-def decimal_price(value: Any) -> Decimal:
-    """A stored price (numeric, or double precision in market data) as the Decimal it prints as."""
-    return value if isinstance(value, Decimal) else Decimal(repr(float(value)))
 
 
 def amount_text(value: Decimal) -> str:
@@ -204,11 +195,6 @@ def breaches(limits: list[Row], state: RiskState) -> list[Breach]:
     return found
 
 
-def reduces(held: Decimal, signed_quantity: Decimal) -> bool:
-    """Whether an order of ``signed_quantity`` (negative: sell) only reduces the position ``held``."""
-    return held != 0 and (held > 0) != (signed_quantity > 0) and abs(signed_quantity) <= abs(held)
-
-
 @dataclass(frozen=True)
 class RiskCheck:
     """What a post-trade (or mark-to-market) check of one account found and did."""
@@ -235,7 +221,4 @@ class RiskCheck:
     @property
     def exposure(self) -> dict[str, Decimal]:
         """Gross, net, long and short market value of the priced positions."""
-        values = [p.market_value for p in self.positions if p.market_value is not None]
-        long = sum((v for v in values if v > 0), _ZERO)
-        short = sum((v for v in values if v < 0), _ZERO)
-        return {"gross": long - short, "net": long + short, "long": long, "short": short}
+        return exposure(p.market_value for p in self.positions)

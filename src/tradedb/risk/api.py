@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from tradedb.accounts import check_account
 from tradedb.accounts.api import missing_account
-from tradedb.db.inputs import check_id, check_time
+from tradedb.db.inputs import check_id, check_time, to_decimal
 from tradedb.db.outbox import emit
 from tradedb.db.outbox_rules import new_event
 from tradedb.errors import NotFoundError, ValidationError
@@ -168,7 +168,7 @@ class Risk:
             read_limits.execute(PNL_LIMITS, (account_id,))
         positions = []
         for row in read_positions.fetchall():
-            stored = None if row["mark"] is None else rules.decimal_price(row["mark"])
+            stored = None if row["mark"] is None else to_decimal(row["mark"], "mark")
             mark = marks.get(row["security_id"], stored)
             if row["security_id"] in marks:
                 row["marked_at"] = now

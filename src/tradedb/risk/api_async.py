@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from tradedb.accounts import check_account
 from tradedb.accounts.api_async import missing_account
-from tradedb.db.inputs import check_id, check_time
+from tradedb.db.inputs import check_id, check_time, to_decimal
 from tradedb.db.outbox_async import emit
 from tradedb.db.outbox_rules import new_event
 from tradedb.errors import NotFoundError, ValidationError
@@ -167,7 +167,7 @@ class AsyncRisk:
             await read_limits.execute(PNL_LIMITS, (account_id,))
         positions = []
         for row in await read_positions.fetchall():
-            stored = None if row["mark"] is None else rules.decimal_price(row["mark"])
+            stored = None if row["mark"] is None else to_decimal(row["mark"], "mark")
             mark = marks.get(row["security_id"], stored)
             if row["security_id"] in marks:
                 row["marked_at"] = now
