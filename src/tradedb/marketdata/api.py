@@ -40,6 +40,7 @@ from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
 from tradedb.marketdata._reading import ReadOptions
 from tradedb.masking import mask_secrets
+from tradedb.reference.securities import ensure_known_venues
 from tradedb.reference.symbology import LOOKUP, check_source, check_symbol, lookup_params, resolved
 from tradedb.schema import metadata
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
@@ -260,6 +261,8 @@ class MarketData:
                 "currency": options.currency,
             }
             with self._db.transaction() as conn:
+                if options.exchange is not None:  # as securities.add: a known venue is added, another refused
+                    ensure_known_venues(conn, [options.exchange])
                 cursor = conn.execute(q.CREATE_SECURITIES, params)
                 for name, security_id in cursor.fetchall():
                     self._symbols[(options.exchange, name)] = security_id

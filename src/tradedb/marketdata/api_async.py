@@ -40,6 +40,7 @@ from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
 from tradedb.marketdata._reading import ReadOptions
 from tradedb.masking import mask_secrets
+from tradedb.reference.securities_async import ensure_known_venues
 from tradedb.reference.symbology import LOOKUP, check_source, check_symbol, lookup_params, resolved
 from tradedb.schema import metadata
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
@@ -264,6 +265,8 @@ class AsyncMarketData:
                 "currency": options.currency,
             }
             async with self._db.transaction() as conn:
+                if options.exchange is not None:  # as securities.add: a known venue is added, another refused
+                    await ensure_known_venues(conn, [options.exchange])
                 cursor = await conn.execute(q.CREATE_SECURITIES, params)
                 for name, security_id in await cursor.fetchall():
                     self._symbols[(options.exchange, name)] = security_id

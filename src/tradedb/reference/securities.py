@@ -110,7 +110,7 @@ class Securities:
         }
         with self._db.transaction() as conn:
             if exchange is not None:
-                _ensure_known_venues(conn, [exchange])
+                ensure_known_venues(conn, [exchange])
             security_id = _scalar(conn, q.ADD, params)
             ticker = {"scheme": "ticker", "value": symbol, "scope": exchange or "", "valid_from": day}
             rows = [{**ticker, "security_id": security_id, "source": source}]
@@ -503,7 +503,7 @@ def _load(
             memberships.append((m.index_name, local[m.listing], m.member_from))
     report.listings = len(listings)
     mics = sorted({x.exchange_mic for x in listings if x.exchange_mic})
-    _ensure_known_venues(conn, mics)
+    ensure_known_venues(conn, mics)
 
     found = _fetch(
         conn,
@@ -646,7 +646,7 @@ def _members(
     return cursor.rowcount, ended
 
 
-def _ensure_known_venues(conn: Connection[TupleRow], mics: list[str]) -> None:
+def ensure_known_venues(conn: Connection[TupleRow], mics: list[str]) -> None:
     """Add the venues the file formats name (real ISO MICs) when the ISO list has not been loaded."""
     names = {m: m for m in (*files.GOOGLE_VENUES.values(), *files.YAHOO_VENUES.values())} | files.US_VENUE_NAMES
     known = [m for m in mics if m in names]

@@ -109,7 +109,7 @@ class AsyncSecurities:
         }
         async with self._db.transaction() as conn:
             if exchange is not None:
-                await _ensure_known_venues(conn, [exchange])
+                await ensure_known_venues(conn, [exchange])
             security_id = await _scalar(conn, q.ADD, params)
             ticker = {"scheme": "ticker", "value": symbol, "scope": exchange or "", "valid_from": day}
             rows = [{**ticker, "security_id": security_id, "source": source}]
@@ -502,7 +502,7 @@ async def _load(
             memberships.append((m.index_name, local[m.listing], m.member_from))
     report.listings = len(listings)
     mics = sorted({x.exchange_mic for x in listings if x.exchange_mic})
-    await _ensure_known_venues(conn, mics)
+    await ensure_known_venues(conn, mics)
 
     found = await _fetch(
         conn,
@@ -645,7 +645,7 @@ async def _members(
     return cursor.rowcount, ended
 
 
-async def _ensure_known_venues(conn: AsyncConnection[TupleRow], mics: list[str]) -> None:
+async def ensure_known_venues(conn: AsyncConnection[TupleRow], mics: list[str]) -> None:
     """Add the venues the file formats name (real ISO MICs) when the ISO list has not been loaded."""
     names = {m: m for m in (*files.GOOGLE_VENUES.values(), *files.YAHOO_VENUES.values())} | files.US_VENUE_NAMES
     known = [m for m in mics if m in names]
