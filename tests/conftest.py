@@ -104,11 +104,10 @@ def run_cli(
     )
 
 
-def readme_example(heading: str) -> str:
-    """The first Python code block of the README's section ``heading`` (e.g. "## Events"), to run as written."""
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index(heading) :]
-    code = section[section.index("```python\n") + len("```python\n") :]
+def docs_example(page: str) -> str:
+    """The first Python code block of ``docs/<page>``, to run as written (tests/docs runs every block)."""
+    text = (REPO / "docs" / page).read_text()
+    code = text[text.index("```python\n") + len("```python\n") :]
     return code[: code.index("```")]
 
 

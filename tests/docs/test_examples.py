@@ -78,6 +78,22 @@ def blocks(page: Path) -> list[Block]:
     return found
 
 
+def test_the_runner_reads_markers_and_outputs(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- no-run: a synopsis -->\n```sh\ntradedb x [--y]\n```\n\n"
+        "```python\nprint(1)\n```\n\n<!-- output -->\n```text\n1\n```\n\n"
+        "- a list item:\n\n  ```text\n  data\n  ```\n"
+    )
+    found = blocks(page)
+    assert [(b.language, b.no_run, b.expected, b.code) for b in found] == [
+        ("sh", "a synopsis", None, "tradedb x [--y]\n"),
+        ("python", None, "1\n", "print(1)\n"),
+        ("text", None, None, "data\n"),
+    ]
+    assert _matches("a ...\n", "a b c\n") and not _matches("a\n", "b\n")
+
+
 def test_every_block_is_labelled() -> None:
     """A fence without a language, or with one the runner does not know, is neither run nor marked data."""
     unlabelled = [b.where for page in PAGES for b in blocks(page) if b.language not in RUNNABLE | DATA]
@@ -94,7 +110,7 @@ def _databases(server_url: str) -> set[str]:
         return {str(name) for (name,) in conn.execute("SELECT datname FROM pg_database").fetchall()}
 
 
-@pytest.fixture()
+@pytest.fixture
 def page_db(server_url: str, template_db: str) -> Iterator[TestDatabase]:
     """A fresh database for a page; databases its examples create (a restore drill's) are dropped after it."""
     for database in cloned(server_url, template_db):
@@ -104,7 +120,7 @@ def page_db(server_url: str, template_db: str) -> Iterator[TestDatabase]:
             drop_database(server_url, name)
 
 
-@pytest.fixture()
+@pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A folder to run a page in, with ``../shared`` pointing at the real data's parent (absent: nothing)."""
     (tmp_path / "checkout").mkdir()

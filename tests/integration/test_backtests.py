@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 import tradedb
-from tests.conftest import TestDatabase, run_cli
+from tests.conftest import TestDatabase, docs_example, run_cli
 from tests.integration.facade import Api, Feature
 from tests.unit.test_strategy_metrics import reference_metrics
 from tradedb.errors import (
@@ -337,17 +337,15 @@ def test_a_benchmark_gives_alpha_and_beta_and_must_overlap(api: Api) -> None:
         backtests.record(name, parameters={"fast": 8}, equity=eq, benchmark=later)
 
 
-def test_the_readme_example_runs(
+def test_the_docs_example_writes_a_whole_tear_sheet(
     db: TestDatabase, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
 ) -> None:
-    """The first Python example of the README's "Strategies and backtests" section, run as written (its tear sheet
-    path moved into the test's directory)."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Strategies and backtests") :]
-    code = section[section.index("```python\n") + len("```python\n") :]
-    code = code[: code.index("```")].replace("/tmp/ma_cross.html", str(tmp_path / "ma_cross.html"))
+    """The first Python example of the docs' "Strategies and backtests" page, run as written in the test's folder:
+    its tear sheet has every plot (tests/docs compares what it prints)."""
+    code = docs_example("strategies.md")
     monkeypatch.setenv("DATABASE_URL", db.url)
-    exec(compile(code, "README.md", "exec"), {})
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/strategies.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "message='33 is not on the step grid (step 5)', value=None, suggested=35)" in printed
     assert (tmp_path / "ma_cross.html").read_text().count("<svg") == 4

@@ -12,7 +12,6 @@ import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -473,19 +472,6 @@ def test_maintenance_writes_the_due_snapshots(loaded: TestDatabase) -> None:
     with tradedb.connect(loaded.url, settings=loaded.settings) as conn:
         book = conn.books.book_at("RPLB", SYNTH_START + timedelta(minutes=20, seconds=1))
         assert book.snapshot == SYNTH_START + timedelta(minutes=20)
-
-
-def test_the_readme_example_runs(loaded: TestDatabase, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    """The Python example of the README's "Order books and replays" section, run as written (after `tradedb ingest
-    mbo` of the ESM4 file, which the module's fixture did)."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Order books and replays") :]
-    code = section[section.index("```python\n") + len("```python\n") :]
-    code = code[: code.index("```")]
-    monkeypatch.setenv("DATABASE_URL", loaded.url)
-    exec(compile(code, "README.md", "exec"), {})
-    printed = capsys.readouterr().out
-    assert "Level(price=5214.0, size=30.0, orders=23" in printed
 
 
 def test_a_query_failing_in_the_middle_of_its_copy_raises_its_own_error(loaded: TestDatabase) -> None:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 import tradedb
-from tests.conftest import TestDatabase, make_settings, readme_example, run_cli
+from tests.conftest import TestDatabase, make_settings, run_cli
 from tests.redis_server import RedisServer
 from tradedb import EventsUnavailable, Overfill, UnknownGroup, UnknownStream, ValidationError
 from tradedb.events import Event
@@ -670,14 +670,3 @@ def test_maintenance_drops_delivered_events_past_retention_and_keeps_undelivered
         dropped = maintenance.maintain(settings=fresh.settings, url=fresh.server_url, ahead=0, now=later)
     assert set(kept.kept) <= set(dropped.dropped), dropped.dropped
     assert outbox(fresh) == [] and dropped.kept == []
-
-
-def test_the_readme_example_runs(fresh: TestDatabase, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    """The Python example of the README's "Events" section, run as written (no Redis: the PostgreSQL streams)."""
-
-    code = readme_example("## Events")
-    monkeypatch.setenv("DATABASE_URL", fresh.url)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    exec(compile(code, "README.md", "exec"), {})
-    printed = capsys.readouterr().out.splitlines()
-    assert printed == ["desk fx-1 1 desk.limit_changed {'limit': '2500000'}", "0"]

@@ -20,7 +20,7 @@ import tradedb
 from tests.conftest import TestDatabase
 from tests.integration.facade import Feature
 from tests.integration.market import T0, count, quotes
-from tradedb import ConfigError, NotFoundError, TradeDBError, ValidationError
+from tradedb import ConfigError, NotFoundError, TradeDBError, UnknownExchange, ValidationError
 from tradedb.marketdata._sql import LATEST_QUOTES
 
 
@@ -521,3 +521,20 @@ def test_latest_quotes_from_the_kept_last_quotes_are_never_stale(md: Feature, db
     md.rebuild_coverage("quotes")
     check()
     check(source)
+
+
+def test_created_securities_get_a_known_venue_and_an_unknown_one_is_named(md: Feature, db: TestDatabase) -> None:
+    """create_securities with exchange= adds a venue tradedb knows, as securities.add does (on a database whose
+    exchanges table is empty this was a foreign-key error), and refuses an unknown MIC by name, writing nothing."""
+    with db.connect(autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM shared.exchanges e WHERE mic = 'XLON'"
+            " AND NOT EXISTS (SELECT 1 FROM shared.securities s WHERE s.exchange_mic = e.mic)"
+        )
+    symbol = f"VN{md.kind[0].upper()}"
+    written = md.write_quotes(quotes(symbol, 3), source=f"venue-{md.kind}", exchange="XLON", create_securities=True)
+    assert written.written == 3
+    assert md.security_ids([symbol], exchange="XLON")[symbol] > 0
+    with pytest.raises(UnknownExchange, match="ZZZZ"):
+        md.write_quotes(quotes(f"{symbol}Z", 3), source=f"venue-z-{md.kind}", exchange="ZZZZ", create_securities=True)
+    assert count(db, "quotes", f"source = 'venue-z-{md.kind}'") == 0

@@ -21,7 +21,7 @@ import pytest
 from psycopg.rows import dict_row
 
 import tradedb
-from tests.conftest import TestDatabase, make_settings, readme_example
+from tests.conftest import TestDatabase, make_settings
 from tradedb.observe import DatabaseHandler, correlation, timed
 from tradedb.observe.records import MAX_MESSAGE, REPR_MARK, TRUNCATED, TRUNCATED_MARK
 
@@ -621,28 +621,6 @@ def test_maintenance_vacuums_dead_tables_and_applies_the_log_retention(fresh: Te
         dry_run=True,
     )
     assert not any(name.startswith("logging.") for name in kept.dropped)
-
-
-def test_the_readme_example_runs(fresh: TestDatabase, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    """The Python example of the README's "Observability" section, run as written."""
-    code = readme_example("## Observability")
-    monkeypatch.setenv("DATABASE_URL", fresh.url)
-    monkeypatch.setenv("TRADEDB_LOG_SPILL_DIR", str(Path(fresh.settings.home or "/tmp") / f"spill-{fresh.name}"))
-    root, perf = logging.getLogger(), logging.getLogger("tradedb.performance")
-    handlers, level = list(root.handlers), perf.level
-    namespace: dict[str, Any] = {}
-    try:
-        exec(compile(code, "README.md", "exec"), namespace)
-    finally:
-        for handler in set(root.handlers) - set(handlers):
-            root.removeHandler(handler)
-            handler.close()
-        perf.setLevel(level)
-    printed = capsys.readouterr().out.splitlines()
-    assert printed == [
-        "{'message': 'priced EURUSD', 'data': {'ask': 1.0843, 'bid': 1.0841}}",
-        "price_book",
-    ]
 
 
 @pytest.mark.slow

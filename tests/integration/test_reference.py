@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 import tradedb
-from tests.conftest import REPO, TestDatabase, cloned, readme_example, run_cli
+from tests.conftest import TestDatabase, cloned, run_cli
 from tests.integration.facade import Api, Feature
 from tradedb import (
     AmbiguousSymbol,
@@ -507,15 +507,3 @@ def test_cli_securities_commands(loaded: dict[str, ListingReport], real_db: Test
     assert len(owners) == 2
     shown = run_cli("securities", "show", "ABR-D", "--json", env=real_db.env())
     assert {i["scheme"] for i in json.loads(shown.stdout)["identifiers"]} >= {"nasdaq", "cqs", "act", "ticker"}
-
-
-def test_the_readme_example_runs(
-    fresh_db: TestDatabase, shared_data: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
-) -> None:
-    """The Python example of the README's "Reference data" section, run as written (from the repository)."""
-    code = readme_example("## Reference data")
-    monkeypatch.setenv("DATABASE_URL", fresh_db.url)
-    monkeypatch.chdir(REPO)
-    exec(compile(code, "README.md", "exec"), {})
-    printed = capsys.readouterr().out
-    assert "Medarex, Inc." in printed and "'AAPL'" in printed

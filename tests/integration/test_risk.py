@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import tradedb
-from tests.conftest import TestDatabase, readme_example, run_cli
+from tests.conftest import TestDatabase, run_cli
 from tests.integration.facade import Api
 from tests.unit.test_execution_base import reference
 from tradedb import DuplicateError, NotFoundError, RiskLimitExceeded, ValidationError
@@ -424,21 +424,3 @@ def test_cli_manages_accounts_limits_and_events(db: TestDatabase) -> None:
     assert run_cli("accounts", "disable", account, env=env).returncode == 0
     line = next(x for x in run_cli("accounts", "list", env=env).stdout.splitlines() if account in x)
     assert line.split("│")[4].strip() == "no"
-
-
-# --- the README's examples, run as written ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("heading", ["## Orders, fills and positions", "## Accounts and risk"])
-def test_the_readme_examples_run(
-    fresh_db: TestDatabase, heading: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code = readme_example(heading)
-    monkeypatch.setenv("DATABASE_URL", fresh_db.url)
-    monkeypatch.setenv("TRADEDB_ROLE_PREFIX", fresh_db.settings.role_prefix)
-    exec(compile(code, "README.md", "exec"), {})
-    printed = capsys.readouterr().out.split()
-    if heading.startswith("## Orders"):
-        assert printed[:2] == ["partially_filled", "40"]
-    else:
-        assert printed == ["0", "0", "0", "0", "False"]

@@ -41,6 +41,16 @@ VERSION_TABLE_SCHEMA = "shared"
 #: Key of the session advisory lock migrators take (advisory locks are scoped to one database).
 MIGRATION_LOCK_KEY = 0x7472616465646201
 
+#: Relations that say a database was built by another system when tradedb's version table is absent: a table of
+#: the service schemas (the Python trading system's scripts), or Diesel's migration table (the Rust databaseschema).
+_FOREIGN_RELATIONS = """
+SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE to_regclass('shared.alembic_version') IS NULL AND NOT c.relispartition
+  AND ((n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f'))
+       OR (n.nspname = 'public' AND c.relname = '__diesel_schema_migrations'))
+ORDER BY 1
+"""
+
 _PARTITION_CHILDREN = """
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relispartition
@@ -225,10 +235,32 @@ class Revision:
     is_head: bool
 
 
+def refuse_foreign_database(conn: psycopg.Connection[Any]) -> None:
+    """Raise MigrationError when the database holds another system's tables and no tradedb history.
+
+    tradedb never builds its schema over tables it did not create (their columns, keys and types differ): it
+    changes nothing, and the error says how to move such a database over (docs: coming-from.md).
+    """
+    found = [str(r[0]) for r in conn.execute(_FOREIGN_RELATIONS, (list(SERVICE_SCHEMAS),))]
+    if found:
+        dbname = conn.info.dbname
+        shown = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+        raise MigrationError(
+            f"database {dbname!r} holds tables tradedb did not create ({shown}) and no tradedb migration history: "
+            "tradedb changes nothing in it. Set tradedb up in a new database (DATABASE_URL naming it) and move "
+            "the data over, as the docs' page 'Coming from the systems tradedb replaces' shows"
+        )
+
+
 def upgrade(revision: str = "head", *, settings: Settings | None = None, url: str | None = None) -> MigrationStatus:
-    """Upgrade the trading database to ``revision`` (default: head) and return the new status."""
+    """Upgrade the trading database to ``revision`` (default: head) and return the new status.
+
+    A database that holds another system's tables and no tradedb history is refused (MigrationError), unchanged.
+    """
     settings = settings or load_settings()
     target = _target_url(settings, url)
+    with _connect.connect(target, settings, autocommit=True) as conn:
+        refuse_foreign_database(conn)
     _run(f"upgrade to {revision}", lambda: command.upgrade(alembic_config(settings, url=target), revision))
     return status(settings=settings, url=target)
 
