@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.tradedb-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-embedded lint format bench install clean
+.PHONY: demo test test-embedded lint format bench docs install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,prefect]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,prefect,docs]'
 	@touch $@
 
 install: $(STAMP)
@@ -46,5 +46,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+## The documentation site from docs/ into site/, every warning an error (broken links, anchors, API references).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite uses when they are missing (Debian; needs root, else it says so).
 # pgbouncer: the connection tests run PgBouncer in transaction mode in front of PostgreSQL.
-# chromium, redis-server: see below.
+# chromium, redis-server, prometheus: see below.
 set -u
 missing=()
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
@@ -9,6 +9,8 @@ command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 # redis-server: the events tests start their own Redis per test on a free port.
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+# prometheus: its promtool checks and unit-tests the alerting rules (deploy/prometheus).
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "note: ${missing[*]} not installed (needs root and apt-get); the tests that need it will be skipped" >&2
@@ -23,5 +25,6 @@ apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
 if command -v service >/dev/null 2>&1; then
     service pgbouncer stop >/dev/null 2>&1
     [[ " ${missing[*]} " == *" redis-server "* ]] && service redis-server stop >/dev/null 2>&1
+    [[ " ${missing[*]} " == *" prometheus "* ]] && service prometheus stop >/dev/null 2>&1
 fi
 exit 0

@@ -193,3 +193,11 @@ def test_the_examples_of_a_page_run(
             handler.close()
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_the_readmes_links_point_at_files_that_exist() -> None:
+    """The docs' links are checked by `make docs` (strict); the README is not part of the site, so here."""
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (REPO / "README.md").read_text())
+    local = [t for t in targets if "://" not in t]
+    assert len(local) >= 10
+    assert [t for t in local if not (REPO / t).is_file()] == []

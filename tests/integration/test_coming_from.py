@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 import tradedb
 from tests.conftest import DB_PREFIX, REPO, TestDatabase, admin, cli_env, drop_database, run_cli
@@ -26,9 +27,9 @@ LEGACY = Path(__file__).parent / "legacy"
 def legacy_database(server_url: str, ddl: str) -> Iterator[str]:
     name = f"{DB_PREFIX}legacy_{uuid.uuid4().hex[:8]}"
     with admin(server_url) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with psycopg.connect(with_dbname(server_url, name), autocommit=True) as conn:
-        conn.execute((LEGACY / ddl).read_text())  # type: ignore[arg-type]  # trusted test DDL, several statements
+        conn.execute((LEGACY / ddl).read_text())  # several statements: sent as one simple query
     yield name
     drop_database(server_url, name)
 
