@@ -161,6 +161,7 @@ def test_the_examples_of_a_page_run(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(workdir)
     namespace: dict[str, object] = {"__name__": "__docs__"}
+    environment = dict(os.environ)  # an example may set variables (os.environ[...] = ...): they end with the page
     root, handlers = logging.getLogger(), list(logging.getLogger().handlers)
     levels = {name: logging.getLogger(name).level for name in ("tradedb", "tradedb.performance")}
     try:
@@ -188,6 +189,8 @@ def test_the_examples_of_a_page_run(
                     f"{block.where} printed:\n{printed}\nthe page shows:\n{block.expected}"
                 )
     finally:
+        os.environ.clear()
+        os.environ.update(environment)
         for handler in set(root.handlers) - set(handlers):
             root.removeHandler(handler)
             handler.close()

@@ -19,7 +19,7 @@ from tradedb.settings import Settings, load_settings
 ENV_HELP = (
     "Configuration comes from the environment or a .env file: DATABASE_URL (or TRADEDB_DATABASE_URL), else "
     "POSTGRES_HOST/PORT/USER/PASSWORD with TRADING_DB_NAME; with neither, tradedb uses its embedded server "
-    "(TRADEDB_HOME, TRADEDB_PG_BINDIR, TRADEDB_EMBEDDED_USER). See the README for every variable."
+    "(TRADEDB_HOME, TRADEDB_PG_BINDIR, TRADEDB_EMBEDDED_USER). Every variable: docs/configuration.md."
 )
 
 app = typer.Typer(

@@ -1,6 +1,6 @@
 """Execution logic without I/O: input validation, the order state machine, and exact position arithmetic.
 
-Money and quantities are ``Decimal`` throughout. Rounding (documented in the README):
+Money and quantities are ``Decimal`` throughout. Rounding (documented in docs/execution.md):
 - average prices (position average cost, order average fill price) are rounded to ``PRICE_PLACES`` decimal
   places, half-even, each time they change;
 - quantities, commissions and realized PnL are exact (sums and products of the inputs and the rounded averages).
