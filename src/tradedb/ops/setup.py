@@ -146,14 +146,11 @@ def setup(
         me, superuser, createrole, createdb = str(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
         if me in roles.all_role_names(prefix):
             raise ConfigError(f"connect as an administrative user, not as tradedb's own role {me!r}")
-        trading_exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.trading_db_name,)
-        ).fetchone()
-    if trading_exists:  # another system's database is refused before anything changes, roles included
-        with _connect.connect(with_dbname(target, settings.trading_db_name), settings, autocommit=True) as trading:
-            migrate.refuse_foreign_database(trading)
-
-    with _connect.maintenance_connect(target, settings) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.trading_db_name,)).fetchone():
+            # Another system's database is refused before anything changes, roles included.
+            trading_url = with_dbname(target, settings.trading_db_name)
+            with _connect.connect(trading_url, settings, autocommit=True) as trading:
+                migrate.refuse_foreign_database(trading)
 
         def ensure_roles() -> None:
             existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles")}
