@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite uses when they are missing (Debian; needs root, else it says so).
 # pgbouncer: the connection tests run PgBouncer in transaction mode in front of PostgreSQL.
-# chromium, redis-server, prometheus: see below.
+# chromium, redis-server, prometheus, pgbackrest: see below.
 set -u
 missing=()
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
@@ -11,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 # prometheus: its promtool checks and unit-tests the alerting rules (deploy/prometheus).
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# pgbackrest: point-in-time recovery (tradedb pitr) is tested with it.
+command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "note: ${missing[*]} not installed (needs root and apt-get); the tests that need it will be skipped" >&2

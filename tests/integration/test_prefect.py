@@ -129,3 +129,16 @@ def test_prefect_migrates_its_own_database(db: TestDatabase) -> None:
     with psycopg.connect(db.server_url.rsplit("/", 1)[0] + "/" + db.settings.prefect_db_name) as conn:
         tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
     assert tables is not None and tables[0] > 20
+
+
+def test_deploy_with_pitr_registers_the_pgbackrest_backups(harness: None, environment: TestDatabase) -> None:
+    from prefect.client.orchestration import get_client
+
+    ids = flows.deploy(folder="/var/backups/tradedb", pitr_backups=True)
+    assert len(ids) == 7
+    with get_client(sync_client=True) as client:
+        deployments = {d.name: d for d in client.read_deployments()}
+    full, incremental = deployments["weekly-pitr-full"], deployments["daily-pitr-incremental"]
+    assert (full.parameters, incremental.parameters) == ({"kind": "full"}, {"kind": "incr"})
+    schedule = incremental.schedules[0].schedule
+    assert isinstance(schedule, CronSchedule) and (schedule.cron, schedule.timezone) == ("0 3 * * 1-6", "UTC")

@@ -18,6 +18,7 @@ from tradedb.cli import (  # noqa: F401 - registers commands
     notify,
     observe,
     ops,
+    pitr,
     reference,
     risk,
     security,

@@ -226,13 +226,16 @@ app.add_typer(prefect_app, name="prefect")
 def prefect_deploy(
     folder: Annotated[str, typer.Option(help="Backup folder the flows use.")] = "backups",
     backup_cron: Annotated[str, typer.Option(help="Schedule of the backup flow (cron, UTC).")] = "0 4 * * 0",
+    pitr: Annotated[
+        bool, typer.Option("--pitr", help="Also weekly full and daily incremental pgBackRest backups.")
+    ] = False,
 ) -> None:
     """Register the backup, restore-check and maintenance flows with their schedules (needs PREFECT_API_URL)."""
     try:
         from tradedb.ops import flows
     except ImportError:
         raise ConfigError("the Prefect flows need the extra: pip install 'tradedb[prefect]'") from None
-    for deployment_id in flows.deploy(folder=folder, backup_cron=backup_cron):
+    for deployment_id in flows.deploy(folder=folder, backup_cron=backup_cron, pitr_backups=pitr):
         out.print(f"registered deployment {deployment_id}")
 
 

