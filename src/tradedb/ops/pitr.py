@@ -76,11 +76,11 @@ def _config_text(server: EmbeddedServer, repository: Path) -> str:
     )
 
 
-def _archive_settings(config_path: Path | str) -> dict[str, str]:
+def _archive_settings(config_path: Path | str, binary: str = "pgbackrest") -> dict[str, str]:
     return {
         "wal_level": "replica",
         "archive_mode": "on",
-        "archive_command": f"pgbackrest --config={config_path} --stanza={STANZA} archive-push %p",
+        "archive_command": f"{binary} --config={config_path} --stanza={STANZA} archive-push %p",
     }
 
 
@@ -113,7 +113,7 @@ def setup(*, settings: Settings | None = None, repository: Path | None = None) -
     server.pitr_config.write_text(_config_text(server, repo))
     if user is not None:
         shutil.chown(server.pitr_config, user.pw_uid, user.pw_gid)
-    wanted = _archive_settings(server.pitr_config)
+    wanted = _archive_settings(server.pitr_config, binary)  # the server's PATH may not be ours
     report = PitrSetup(server.pitr_config, server.pitr_config.read_text(), wanted, applied=True)
     server.stop()
     server.start()  # the socket opens now that the configuration exists
