@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.tradedb-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-embedded lint format bench docs install clean
+.PHONY: demo test test-embedded test-timescale lint format bench docs install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: $(STAMP)
 test-embedded: $(STAMP)
 	@tools/system-deps.sh
 	env -u TRADEDB_TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The market-data tables as TimescaleDB hypertables on a real build (from ../shared/vendor, built once for
+## PostgreSQL 15 and cached in ~/.cache/tradedb; about 2 minutes the first time).
+test-timescale: $(STAMP)
+	tools/build-timescaledb.sh
+	$(BIN)/python -m pytest -m timescale $(PYTEST_ARGS)
 
 ## ruff (lint and format), mypy strict (src, tests, bench, tools), import-linter's layer contracts (pyproject.toml).
 lint: $(STAMP)

@@ -459,8 +459,8 @@ def url_dbname(url: str) -> str:
 
 #: Variables of the systems tradedb replaces that it does not read: refused, with what to use instead.
 REFUSED_PREFIXES = {
-    "TIMESCALEDB_": "TimescaleDB is used when the extension is installed in the trading database (see `tradedb "
-    "maintain --timescale-sql`); compression and retention come from TRADEDB_RETENTION",
+    "TIMESCALEDB_": "TimescaleDB is used when its library is preloaded: `tradedb maintain --timescale` converts the "
+    "market data tables; compression and retention are tradedb maintenance's (TRADEDB_RETENTION)",
 }
 
 

@@ -88,20 +88,36 @@ def test_cli_maintain_and_timescale_sql(db: TestDatabase) -> None:
     env = db.env(TRADEDB_RETENTION="quotes=30d")
     sql_text = run_cli("maintain", "--timescale-sql", env=env)
     assert sql_text.returncode == 0, sql_text.stderr
-    assert "create_hypertable('data_ingestion.quotes_hypertable', by_range('ts', INTERVAL '3600 seconds'))" in (
+    assert (
+        "create_hypertable('data_ingestion.quotes_hypertable', by_range('ts', INTERVAL '3600 seconds'), "
+        "create_default_indexes => false)"
+    ) in sql_text.stdout
+    # What LIKE does not copy comes back under the table's own names (read from this database's catalog).
+    assert (
+        "ALTER TABLE data_ingestion.bars ADD CONSTRAINT pk_bars PRIMARY KEY (security_id, timeframe, source, ts)"
+        in (sql_text.stdout)
+    )
+    assert "CREATE INDEX ix_quotes_security_id ON data_ingestion.quotes USING btree (security_id, ts DESC)" in (
         sql_text.stdout
     )
-    assert "add_retention_policy('data_ingestion.quotes', INTERVAL '30 days')" in sql_text.stdout
+    assert "CREATE TRIGGER maintenance_mode BEFORE INSERT OR DELETE OR UPDATE OR TRUNCATE ON data_ingestion.quotes" in (
+        sql_text.stdout
+    )
+    assert "-- retention 30 days: `tradedb maintain` drops chunks older than that" in sql_text.stdout
     assert "timescaledb.compress_segmentby = 'security_id'" in sql_text.stdout
+    with db.connect() as conn:  # printing changed nothing
+        assert conn.execute(
+            "SELECT relkind FROM pg_class WHERE oid = 'data_ingestion.quotes'::regclass"
+        ).fetchone() == ("p",)
 
 
 def test_timescale_sql_text() -> None:
     table = metadata.tables["data_ingestion.bars"]
     statements = maintenance.timescale_sql(table, chunk_interval="month", retain=timedelta(days=3650))
     assert statements[0].startswith('CREATE TABLE "data_ingestion"."bars_hypertable" (LIKE "data_ingestion"."bars"')
-    assert (
-        statements[1]
-        == "SELECT create_hypertable('data_ingestion.bars_hypertable', by_range('ts', INTERVAL '1 month'))"
+    assert statements[1] == (
+        "SELECT create_hypertable('data_ingestion.bars_hypertable', by_range('ts', INTERVAL '1 month'), "
+        "create_default_indexes => false)"
     )
-    assert statements[-1] == "SELECT add_retention_policy('data_ingestion.bars', INTERVAL '3650 days')"
-    assert not any("compression" in s for s in statements)
+    assert statements[-1] == "-- retention 3650 days: `tradedb maintain` drops chunks older than that"
+    assert not any("compress" in s for s in statements)

@@ -448,13 +448,21 @@ def maintain(
     timescale_sql: Annotated[
         bool, typer.Option("--timescale-sql", help="Print the SQL that turns the market data tables into hypertables.")
     ] = False,
+    timescale: Annotated[
+        bool,
+        typer.Option(
+            "--timescale",
+            help="Turn the market data tables into TimescaleDB hypertables (library preloaded; stop writers first).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Partition maintenance: repair default partitions, create partitions ahead, apply retention, vacuum tables
     with many dead tuples."""
     settings = _settings()
-    if timescale_sql:
-        for statement in maintenance.timescale_plan(settings):
+    if timescale_sql or timescale:
+        run = maintenance.timescale_plan if timescale_sql else maintenance.convert_to_hypertables
+        for statement in run(settings=settings):
             out.print(statement + ";", highlight=False, soft_wrap=True)
         return
     report = maintenance.maintain(settings=settings, ahead=ahead, retention=retention, mode=mode, dry_run=dry_run)
@@ -475,7 +483,7 @@ def maintain(
         if names:
             out.print(f"partitions {label}: {', '.join(names)}")
     if report.hypertables:
-        out.print(f"left to TimescaleDB policies: {', '.join(report.hypertables)}")
+        out.print(f"hypertables (chunks by TimescaleDB, retention by tradedb): {', '.join(report.hypertables)}")
     if report.vacuumed:
         out.print(f"vacuumed (many dead tuples): {', '.join(report.vacuumed)}")
     if report.audit_block is not None:

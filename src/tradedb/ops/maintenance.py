@@ -8,12 +8,14 @@
    ``TRADEDB_EVENTS_RETENTION``);
 4. gives new partitions of tenant tables their row-level security, and seals the audit ledger (``ledger.seal``);
 5. runs ``VACUUM (ANALYZE)`` on tables where at least 20% of the tuples (and 1,000) are dead.
-Tables that are TimescaleDB hypertables are left to TimescaleDB's own policies (see ``timescale_sql``).
+Tables that are TimescaleDB hypertables (``convert_to_hypertables``) get no partitions: their chunks past retention
+are dropped as partitions are (coverage kept right) and chunks older than a week are compressed.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +37,7 @@ from tradedb.schema.partitions import (
     covers,
     create_partition_sql,
     default_partition_name,
+    hypertables,
     partitions_around,
     spec_at,
     table_interval,
@@ -60,6 +63,8 @@ class MaintenanceReport:
     dropped: list[str] = field(default_factory=list)
     detached: list[str] = field(default_factory=list)
     hypertables: list[str] = field(default_factory=list)
+    #: Hypertable chunks compressed by this run.
+    compressed: list[str] = field(default_factory=list)
     #: Partitions past retention kept because they hold events not delivered yet.
     kept: list[str] = field(default_factory=list)
     #: Inbox rows removed (events handled longer ago than the events retention).
@@ -146,11 +151,15 @@ def maintain(
     with _connect.connect(target, settings, autocommit=True) as conn:
         try:
             _become_owner(conn, owner_role_name(settings.role_prefix))
-            hypertables = _hypertables(conn)
+            converted = hypertables(conn)
             for table in partitioned_tables():
                 qualified = f"{table.schema}.{table.name}"
-                if qualified in hypertables:
+                if qualified in converted:  # TimescaleDB makes its chunks; retention drops them as partitions
                     report.hypertables.append(qualified)
+                    chunks = _TableMaintenance(conn, table, settings, report, chunks=True)
+                    if qualified in retention:
+                        chunks.apply_retention(now - retention[qualified], "drop")
+                    chunks.compress(now - HYPERTABLE_COMPRESS_AFTER)
                     continue
                 worker = _TableMaintenance(conn, table, settings, report)
                 worker.repair_default()
@@ -183,17 +192,28 @@ def _become_owner(conn: psycopg.Connection[Any], owner: str) -> None:
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(owner)))
 
 
-def _hypertables(conn: psycopg.Connection[Any]) -> set[str]:
-    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
-    if row is None:
-        return set()
-    rows = conn.execute("SELECT hypertable_schema, hypertable_name FROM timescaledb_information.hypertables")
-    return {f"{schema}.{name}" for schema, name in rows.fetchall()}
+#: Hypertable chunks older than this are compressed by maintenance (the table's compression settings).
+HYPERTABLE_COMPRESS_AFTER = timedelta(days=7)
+_COMPRESSION_ENABLED = """
+SELECT compression_enabled FROM timescaledb_information.hypertables
+WHERE hypertable_schema = %s AND hypertable_name = %s
+"""
+#: A hypertable's chunks with their time ranges: retention drops them as it drops partitions.
+_CHUNKS = """
+SELECT chunk_schema, chunk_name, range_start, range_end FROM timescaledb_information.chunks
+WHERE hypertable_schema = %s AND hypertable_name = %s ORDER BY range_start
+"""
 
 
 class _TableMaintenance:
     def __init__(
-        self, conn: psycopg.Connection[Any], table: sa.Table, settings: Settings, report: MaintenanceReport
+        self,
+        conn: psycopg.Connection[Any],
+        table: sa.Table,
+        settings: Settings,
+        report: MaintenanceReport,
+        *,
+        chunks: bool = False,
     ) -> None:
         self.conn = conn
         self.table = table
@@ -201,9 +221,32 @@ class _TableMaintenance:
         self.column = str(table.info["partition_column"])
         self.interval = table_interval(table, settings.tick_partition_interval)
         self.parent = sql.Identifier(str(table.schema), table.name)
+        #: The schema of each partition (a hypertable's chunks live in TimescaleDB's own).
+        self.schemas: dict[str, str] = {}
+        if chunks:
+            found = conn.execute(_CHUNKS, (str(table.schema), table.name)).fetchall()
+            self.schemas = {str(name): str(schema) for schema, name, _, _ in found}
+            self.partitions = [(str(name), lo, hi) for _, name, lo, hi in found]
+            self.has_default = False
+            return
         rows = conn.execute(PARTITION_BOUNDS_SQL, (f"{table.schema}.{table.name}",)).fetchall()
         self.partitions = [(name, lo, hi) for name, lo, hi, is_default in rows if not is_default]
         self.has_default = any(is_default for *_, is_default in rows)
+
+    def compress(self, cutoff: datetime) -> None:
+        """Compress the hypertable's chunks that ended at or before ``cutoff`` (once compression is enabled)."""
+        enabled = self.conn.execute(_COMPRESSION_ENABLED, (str(self.table.schema), self.table.name)).fetchone()
+        if not enabled or not enabled[0]:
+            return
+        for name, _, hi in self.partitions:
+            if hi is not None and hi <= cutoff:
+                chunk = sql.Identifier(self.schemas[name], name)
+                self._run(
+                    sql.SQL("SELECT compress_chunk({}::regclass, if_not_compressed => true)").format(
+                        sql.Literal(f"{self.schemas[name]}.{name}")
+                    )
+                )
+                self.report.compressed.append(chunk.as_string(self.conn).replace('"', ""))
 
     def _run(self, statement: str | sql.Composed) -> None:
         text = statement if isinstance(statement, str) else statement.as_string(self.conn)
@@ -287,8 +330,9 @@ class _TableMaintenance:
         for name, lo, hi in sorted(self.partitions, key=lambda p: p[1] or datetime.min.replace(tzinfo=UTC)):
             if hi is None or hi > cutoff:
                 continue
-            partition = sql.Identifier(str(self.table.schema), name)
-            qualified = f"{self.table.schema}.{name}"
+            schema = self.schemas.get(name, str(self.table.schema))
+            partition = sql.Identifier(schema, name)
+            qualified = f"{schema}.{name}"
             if f"{self.table.schema}.{self.table.name}" == OUTBOX and self._undelivered(partition):
                 logger.warning("%s is past retention but holds undelivered events: kept (is a relay running?)", name)
                 self.report.kept.append(qualified)
@@ -318,12 +362,16 @@ def timescale_sql(
     chunk_interval: timedelta | str,
     compress_after: timedelta | None = None,
     retain: timedelta | None = None,
+    definitions: Sequence[str] = (),
 ) -> list[str]:
-    """The statements that turn a native partitioned table into a TimescaleDB hypertable with policies.
+    """The statements that turn a native partitioned table into a TimescaleDB hypertable with compression.
 
     A declaratively partitioned table cannot become a hypertable in place: the statements build a plain table
-    of the same shape, make it a hypertable, copy the rows, and swap the names (run them in one transaction,
-    with writers stopped). Compression segments by security (market data) and orders by time, newest first.
+    of the same shape, make it a hypertable, copy the rows, swap the names, then give it back what ``LIKE`` does
+    not copy: ``definitions`` (its keys, indexes, triggers, comment and grants, read from the catalog by
+    ``convert_to_hypertables``, which runs them in one transaction per table). Compression segments by security
+    and orders by time, newest first. Retention stays tradedb's (``retain``: ``tradedb maintain`` drops whole chunks
+    and keeps coverage right, as it does partitions), so no TimescaleDB retention policy is added.
     """
     schema, name = str(table.schema), table.name
     column = str(table.info["partition_column"])
@@ -335,12 +383,13 @@ def timescale_sql(
         sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS)").format(
             new_ident, ident
         ),
-        sql.SQL("SELECT create_hypertable({}, by_range({}, INTERVAL {}))").format(
+        sql.SQL("SELECT create_hypertable({}, by_range({}, INTERVAL {}), create_default_indexes => false)").format(
             sql.Literal(f"{schema}.{new}"), sql.Literal(column), sql.Literal(chunk)
         ),
         sql.SQL("INSERT INTO {} SELECT * FROM {}").format(new_ident, ident),
         sql.SQL("DROP TABLE {}").format(ident),
         sql.SQL("ALTER TABLE {} RENAME TO {}").format(new_ident, sql.Identifier(name)),
+        *(sql.SQL(d) for d in definitions),  # catalog-made DDL, not user input
     ]
     segment = "security_id" if "security_id" in table.c else None
     options = [
@@ -350,19 +399,98 @@ def timescale_sql(
     if segment:
         options.append(sql.SQL("timescaledb.compress_segmentby = {}").format(sql.Literal(segment)))
     if compress_after is not None:
+        # TimescaleDB's background jobs would run as the table's owner, which has no LOGIN: `tradedb maintain`
+        # compresses the chunks older than ``compress_after`` instead (hourly, in the maintenance flow).
         statements.append(sql.SQL("ALTER TABLE {} SET ({})").format(ident, sql.SQL(", ").join(options)))
         statements.append(
-            sql.SQL("SELECT add_compression_policy({}, INTERVAL {})").format(
-                sql.Literal(f"{schema}.{name}"), sql.Literal(_interval_text(compress_after))
+            sql.SQL("-- compression: `tradedb maintain` compresses chunks older than {}").format(
+                sql.SQL(_interval_text(compress_after))
             )
         )
     if retain is not None:
         statements.append(
-            sql.SQL("SELECT add_retention_policy({}, INTERVAL {})").format(
-                sql.Literal(f"{schema}.{name}"), sql.Literal(_interval_text(retain))
+            sql.SQL("-- retention {}: `tradedb maintain` drops chunks older than that").format(
+                sql.SQL(_interval_text(retain))
             )
         )
     return [s.as_string(None) for s in statements]
+
+
+#: What ``CREATE TABLE ... (LIKE ...)`` leaves behind, as statements to run once the hypertable has the table's
+#: name: keys, indexes that back no key (a partitioned parent's are "ON ONLY"), triggers, the comment, grants.
+_DEFINITIONS = """
+SELECT 1, format('ALTER TABLE %%s ADD CONSTRAINT %%I %%s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
+FROM pg_constraint c WHERE c.conrelid = %(t)s::regclass AND c.contype IN ('p', 'u', 'x')
+UNION ALL
+SELECT 2, replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ') FROM pg_index i
+WHERE i.indrelid = %(t)s::regclass AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+UNION ALL
+SELECT 3, pg_get_triggerdef(g.oid) FROM pg_trigger g WHERE g.tgrelid = %(t)s::regclass AND NOT g.tgisinternal
+UNION ALL
+SELECT 4, format('COMMENT ON TABLE %%s IS %%L', %(t)s::regclass, d)
+FROM obj_description(%(t)s::regclass, 'pg_class') d WHERE d IS NOT NULL
+UNION ALL
+SELECT 5, format('GRANT %%s ON %%s TO %%s', a.privilege_type, c.oid::regclass,
+                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END)
+FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = %(t)s::regclass AND a.grantee <> c.relowner
+ORDER BY 1
+"""
+
+
+def convert_to_hypertables(
+    *,
+    settings: Settings | None = None,
+    url: str | None = None,
+    compress_after: timedelta = timedelta(days=7),
+    dry_run: bool = False,
+) -> list[str]:
+    """Make the market-data tables TimescaleDB hypertables, one transaction per table; return the statements.
+
+    Needs the ``timescaledb`` library preloaded on the server; creates the extension (as the connecting user, an
+    administrator) and converts as the owner role, with the tables' keys, indexes, triggers, comments and grants.
+    Tables that are hypertables already are left alone, so a second run changes nothing. Stop writers first: each
+    table is locked while it is copied.
+    """
+    settings = settings or load_settings()
+    target = with_dbname(url or settings.direct_url() or server_url(settings), settings.trading_db_name)
+    retention = parse_retention(settings.retention or "")
+    done: list[str] = []
+    with _connect.connect(target, settings, autocommit=True) as conn:
+        try:
+            if not dry_run:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            _become_owner(conn, owner_role_name(settings.role_prefix))
+            converted = hypertables(conn)
+            for table in _market_data_tables():
+                qualified = f"{table.schema}.{table.name}"
+                if qualified in converted:
+                    continue
+                with conn.transaction():
+                    if not dry_run:
+                        conn.execute(
+                            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                                sql.Identifier(str(table.schema), table.name)
+                            )
+                        )
+                    found = conn.execute(_DEFINITIONS, {"t": qualified}).fetchall()
+                    statements = timescale_sql(
+                        table,
+                        chunk_interval=table_interval(table, settings.tick_partition_interval),
+                        compress_after=compress_after,
+                        retain=retention.get(qualified),
+                        definitions=[str(r[1]) for r in found],
+                    )
+                    for statement in statements:
+                        if not dry_run and not statement.startswith("--"):
+                            conn.execute(statement)  # made above from the catalog
+                    done += statements
+        except psycopg.Error as exc:
+            raise translate(exc, "converting to hypertables") from exc
+    return done
+
+
+def _market_data_tables() -> list[sa.Table]:
+    return [t for t in partitioned_tables() if t.schema == "data_ingestion" and t.name in coverage.COVERED_TABLES]
 
 
 def _interval_text(value: timedelta | str) -> str:
@@ -373,19 +501,6 @@ def _interval_text(value: timedelta | str) -> str:
     return f"{seconds} seconds"
 
 
-def timescale_plan(settings: Settings | None = None, *, compress_after: timedelta = timedelta(days=7)) -> list[str]:
-    """The TimescaleDB statements for every market-data table, with the configured retention."""
-    settings = settings or load_settings()
-    retention = parse_retention(settings.retention or "")
-    statements: list[str] = []
-    for table in partitioned_tables():
-        if table.schema != "data_ingestion" or table.name not in coverage.COVERED_TABLES:
-            continue
-        interval = table_interval(table, settings.tick_partition_interval)
-        statements += timescale_sql(
-            table,
-            chunk_interval=interval,
-            compress_after=compress_after,
-            retain=retention.get(f"{table.schema}.{table.name}"),
-        )
-    return statements
+def timescale_plan(settings: Settings | None = None, *, url: str | None = None) -> list[str]:
+    """The statements ``convert_to_hypertables`` would run (read from the database's catalog), without running them."""
+    return convert_to_hypertables(settings=settings, url=url, dry_run=True)

@@ -16,7 +16,7 @@ from tradedb.errors import UnknownRevisionError
 from tradedb.ops import migrate
 from tradedb.schema import SERVICE_SCHEMAS, metadata
 from tradedb.schema import privileges as roles
-from tradedb.schema.partitions import default_partition_name
+from tradedb.schema.partitions import default_partition_name, hypertables
 from tradedb.settings import Settings, load_settings, with_dbname
 
 
@@ -74,6 +74,7 @@ def check_catalog(conn: psycopg.Connection[TupleRow], settings: Settings) -> lis
     relations = {(str(r[0]), str(r[1])): str(r[2]) for r in conn.execute(_RELATIONS, (schemas,))}
     constraints = {(str(r[0]), str(r[1])) for r in conn.execute(_CONSTRAINTS, (schemas,))}
     defaults = {(str(r[0]), str(r[1])) for r in conn.execute(_DEFAULT_PARTITIONS)}
+    converted = hypertables(conn)  # partitioned by TimescaleDB's chunks instead
 
     for table in metadata.sorted_tables:
         schema = str(table.schema)
@@ -81,7 +82,7 @@ def check_catalog(conn: psycopg.Connection[TupleRow], settings: Settings) -> lis
         if kind is None:
             problems.append(Problem("table", table.fullname, "table is missing"))
             continue
-        if "partition_column" in table.info:
+        if "partition_column" in table.info and table.fullname not in converted:
             if kind != "p":
                 problems.append(Problem("partition", table.fullname, "table is not range-partitioned"))
             elif (schema, table.name) not in defaults:

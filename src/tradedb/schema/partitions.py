@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from psycopg import sql
@@ -125,11 +126,26 @@ def create_default_partition_sql(table: sa.Table) -> str:
 
 #: A partitioned table's partitions with their bounds (lo/hi NULL when unbounded; the default flagged).
 PARTITION_BOUNDS_SQL = r"""
+WITH parent AS (SELECT %s::regclass AS oid)
 SELECT c.relname AS name,
        (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz AS lo,
        (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS hi,
        pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' AS is_default
-FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = %s::regclass
+FROM parent JOIN pg_class p ON p.oid = parent.oid AND p.relkind = 'p'
+JOIN pg_inherits i ON i.inhparent = parent.oid JOIN pg_class c ON c.oid = i.inhrelid
+UNION ALL
+-- A table that is not partitioned (a TimescaleDB hypertable) holds every time itself: no partition to create.
+SELECT p.relname, NULL, NULL, false FROM parent JOIN pg_class p ON p.oid = parent.oid AND p.relkind <> 'p'
 ORDER BY lo NULLS FIRST
 """
+#: Whether TimescaleDB is installed, then its hypertables ("schema.table"): two statements, since the second
+#: names a catalog that exists only with the extension.
+TIMESCALEDB_INSTALLED_SQL = "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+HYPERTABLES_SQL = "SELECT hypertable_schema || '.' || hypertable_name FROM timescaledb_information.hypertables"
+
+
+def hypertables(conn: Any) -> set[str]:
+    """The TimescaleDB hypertables of a database ("schema.table"; none without the extension)."""
+    if conn.execute(TIMESCALEDB_INSTALLED_SQL).fetchone() is None:
+        return set()
+    return {str(r[0]) for r in conn.execute(HYPERTABLES_SQL).fetchall()}
