@@ -208,6 +208,8 @@ def test_retention_drops_whole_chunks_and_coverage_follows(databases: dict[str, 
     assert all(name.startswith("_timescaledb_internal.") for name in report.dropped)
     assert report.created == []  # no partition DDL on hypertables
     assert report.compressed  # chunks older than a week (all of them here), compressed
+    again = maintenance.maintain(settings=settings, url=server.url(), retention=retention, ahead=0)
+    assert (again.dropped, again.compressed) == ([], [])  # nothing left to do
     with tradedb.connect(server.url(settings.trading_db_name), settings=settings) as db:
         kept = db.market_data.bars("TSA", T0, T0 + timedelta(days=31), timeframe="1d")
         entry = next(c for c in db.market_data.coverage(symbol="TSA") if c["table_name"] == "bars")

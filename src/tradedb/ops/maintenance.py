@@ -200,7 +200,7 @@ WHERE hypertable_schema = %s AND hypertable_name = %s
 """
 #: A hypertable's chunks with their time ranges: retention drops them as it drops partitions.
 _CHUNKS = """
-SELECT chunk_schema, chunk_name, range_start, range_end FROM timescaledb_information.chunks
+SELECT chunk_schema, chunk_name, range_start, range_end, is_compressed FROM timescaledb_information.chunks
 WHERE hypertable_schema = %s AND hypertable_name = %s ORDER BY range_start
 """
 
@@ -223,10 +223,12 @@ class _TableMaintenance:
         self.parent = sql.Identifier(str(table.schema), table.name)
         #: The schema of each partition (a hypertable's chunks live in TimescaleDB's own).
         self.schemas: dict[str, str] = {}
+        self.compressed: set[str] = set()
         if chunks:
             found = conn.execute(_CHUNKS, (str(table.schema), table.name)).fetchall()
-            self.schemas = {str(name): str(schema) for schema, name, _, _ in found}
-            self.partitions = [(str(name), lo, hi) for _, name, lo, hi in found]
+            self.schemas = {str(name): str(schema) for schema, name, *_ in found}
+            self.compressed = {str(name) for _, name, _, _, done in found if done}
+            self.partitions = [(str(name), lo, hi) for _, name, lo, hi, _ in found]
             self.has_default = False
             return
         rows = conn.execute(PARTITION_BOUNDS_SQL, (f"{table.schema}.{table.name}",)).fetchall()
@@ -239,14 +241,10 @@ class _TableMaintenance:
         if not enabled or not enabled[0]:
             return
         for name, _, hi in self.partitions:
-            if hi is not None and hi <= cutoff:
-                chunk = sql.Identifier(self.schemas[name], name)
-                self._run(
-                    sql.SQL("SELECT compress_chunk({}::regclass, if_not_compressed => true)").format(
-                        sql.Literal(f"{self.schemas[name]}.{name}")
-                    )
-                )
-                self.report.compressed.append(chunk.as_string(self.conn).replace('"', ""))
+            if hi is not None and hi <= cutoff and name not in self.compressed:
+                qualified = f"{self.schemas[name]}.{name}"
+                self._run(sql.SQL("SELECT compress_chunk({}::regclass)").format(sql.Literal(qualified)))
+                self.report.compressed.append(qualified)
 
     def _run(self, statement: str | sql.Composed) -> None:
         text = statement if isinstance(statement, str) else statement.as_string(self.conn)
@@ -441,7 +439,6 @@ def convert_to_hypertables(
     *,
     settings: Settings | None = None,
     url: str | None = None,
-    compress_after: timedelta = timedelta(days=7),
     dry_run: bool = False,
 ) -> list[str]:
     """Make the market-data tables TimescaleDB hypertables, one transaction per table; return the statements.
@@ -476,7 +473,7 @@ def convert_to_hypertables(
                     statements = timescale_sql(
                         table,
                         chunk_interval=table_interval(table, settings.tick_partition_interval),
-                        compress_after=compress_after,
+                        compress_after=HYPERTABLE_COMPRESS_AFTER,
                         retain=retention.get(qualified),
                         definitions=[str(r[1]) for r in found],
                     )
