@@ -19,6 +19,7 @@ BENCHMARKS = [
     "events.py",
     "observe.py",
     "reference.py",
+    "timescale.py",
 ]
 
 if __name__ == "__main__":
