@@ -199,10 +199,10 @@ def restore(to: datetime, into: Path, *, settings: Settings | None = None) -> Pa
     if into.exists() and any(into.iterdir()):
         raise ValidationError(f"{into} exists and is not empty: restore into a new folder")
     source = EmbeddedServer(settings or load_settings())
-    backups = [b for b in info(settings=settings) if b["stopped_at"] <= to]
+    listed = info(settings=settings)
+    backups = [b for b in listed if b["stopped_at"] <= to]
     if not backups:
-        first = info(settings=settings)
-        when = first[0]["stopped_at"].isoformat() if first else "none taken yet"
+        when = listed[0]["stopped_at"].isoformat() if listed else "none taken yet"
         raise ValidationError(f"cannot restore to {to.isoformat()}: before the end of the first backup ({when})")
     target = EmbeddedServer(Settings(_env_file=None, home=into))
     user = source.run_as()
@@ -211,17 +211,21 @@ def restore(to: datetime, into: Path, *, settings: Settings | None = None) -> Pa
     target.data_dir.mkdir(mode=0o700)
     if user is not None:
         shutil.chown(target.data_dir, user.pw_uid, user.pw_gid)
-    _run(
-        source,
-        _pgbackrest(),
-        f"--pg1-path={target.data_dir}",
-        f"--set={backups[-1]['label']}",
-        "--type=time",
-        f"--target={to.strftime('%Y-%m-%d %H:%M:%S.%f+00')}",
-        "--target-action=promote",
-        "--archive-mode=off",  # the restored server must not archive into the source's repository
-        "restore",
-        what=f"restoring to {to.isoformat()}",
-    )
+    try:
+        _run(
+            source,
+            _pgbackrest(),
+            f"--pg1-path={target.data_dir}",
+            f"--set={backups[-1]['label']}",
+            "--type=time",
+            f"--target={to.strftime('%Y-%m-%d %H:%M:%S.%f+00')}",
+            "--target-action=promote",
+            "--archive-mode=off",  # the restored server must not archive into the source's repository
+            "restore",
+            what=f"restoring to {to.isoformat()}",
+        )
+    except BackupError:
+        shutil.rmtree(into, ignore_errors=True)  # no half-restored folder left behind (the source is untouched)
+        raise
     shutil.copy2(source.password_file, target.password_file)
     return target.data_dir
