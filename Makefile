@@ -30,11 +30,15 @@ test-embedded: $(STAMP)
 	@tools/system-deps.sh
 	env -u TRADEDB_TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## The market-data tables as TimescaleDB hypertables on a real build (from ../shared/vendor, built once for
-## PostgreSQL 15 and cached in ~/.cache/tradedb; about 2 minutes the first time).
+## The market-data suites with the market-data tables as TimescaleDB hypertables, on a real build (from
+## ../shared/vendor, built once for PostgreSQL 15 and cached in ~/.cache/tradedb; about 2 minutes the first time)
+## and a PostgreSQL 15 server of the session's own with TimescaleDB preloaded.
+TIMESCALE_SUITES := tests/integration/test_timescale.py tests/integration/test_marketdata.py \
+	tests/integration/test_marketdata_replace.py tests/integration/test_marketdata_real.py \
+	tests/integration/test_books.py tests/integration/test_analytics.py
 test-timescale: $(STAMP)
 	tools/build-timescaledb.sh
-	$(BIN)/python -m pytest -m timescale $(PYTEST_ARGS)
+	TRADEDB_TEST_TIMESCALE=1 $(BIN)/python -m pytest $(TIMESCALE_SUITES) $(PYTEST_ARGS)
 
 ## ruff (lint and format), mypy strict (src, tests, bench, tools), import-linter's layer contracts (pyproject.toml).
 lint: $(STAMP)

@@ -39,7 +39,10 @@ def main() -> None:
     server.start()
     try:
         with open(server.data_dir / "postgresql.auto.conf", "a") as conf:
-            conf.write("shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = 'off'\n")
+            conf.write(
+                "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = 'off'\n"
+                "timescaledb.max_background_workers = 0\n"
+            )
         server.stop()
         server.start()
         run(server.url("postgres"), home)

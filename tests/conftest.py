@@ -156,11 +156,26 @@ def embedded_home() -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
+#: `make test-timescale`: the session's server is PostgreSQL 15 with TimescaleDB preloaded, and the template's
+#: market-data tables are hypertables, so the market-data suite runs on them unchanged.
+TIMESCALE = os.environ.get("TRADEDB_TEST_TIMESCALE") == "1"
+PG15_BINDIR = Path("/usr/lib/postgresql/15/bin")
+
+
 @pytest.fixture(scope="session")
 def embedded_server(embedded_home: Path) -> Iterator[EmbeddedServer]:
     """An embedded PostgreSQL server of the session's own (scram auth, a generated password)."""
-    server = EmbeddedServer(Settings(_env_file=None, home=embedded_home))
+    server = EmbeddedServer(Settings(_env_file=None, home=embedded_home, pg_bindir=PG15_BINDIR if TIMESCALE else None))
     server.start()
+    if TIMESCALE:
+        with open(server.data_dir / "postgresql.auto.conf", "a") as conf:
+            # No background workers: they hold a connection to the template, which then cannot be cloned.
+            conf.write(
+                "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = 'off'\n"
+                "timescaledb.max_background_workers = 0\n"
+            )
+        server.stop()
+        server.start()
     yield server
     server.stop()
 
@@ -168,7 +183,7 @@ def embedded_server(embedded_home: Path) -> Iterator[EmbeddedServer]:
 @pytest.fixture(scope="session")
 def server_url(request: pytest.FixtureRequest) -> str:
     """The admin URL of the test server."""
-    configured = os.environ.get("TRADEDB_TEST_DATABASE_URL")
+    configured = None if TIMESCALE else os.environ.get("TRADEDB_TEST_DATABASE_URL")
     if configured:
         url = normalize_url(configured, variable="TRADEDB_TEST_DATABASE_URL")
     else:
@@ -186,6 +201,10 @@ def template_db(server_url: str) -> Iterator[str]:
     """A database set up once by ``tradedb setup``; each test module gets a clone of it."""
     name = f"{DB_PREFIX}tpl_{uuid.uuid4().hex[:8]}"
     provision.setup(settings=make_settings(server_url, name), url=server_url)
+    if TIMESCALE:
+        from tradedb.ops import maintenance
+
+        maintenance.convert_to_hypertables(settings=make_settings(server_url, name), url=server_url)
     yield name
     drop_database(server_url, name)
     drop_database(server_url, f"{name}_prefect")

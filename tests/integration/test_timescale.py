@@ -40,7 +40,11 @@ TABLES = (
 @pytest.fixture(scope="module")
 def server() -> Iterator[PgInstance]:
     instance = PgInstance(bindir=PG15, prefix="tradedb-timescale-").start()
-    instance.configure(shared_preload_libraries="timescaledb", **{"timescaledb.telemetry_level": "off"})
+    # No background workers: tradedb schedules no TimescaleDB jobs (maintenance compresses and drops chunks).
+    instance.configure(
+        shared_preload_libraries="timescaledb",
+        **{"timescaledb.telemetry_level": "off", "timescaledb.max_background_workers": "0"},
+    )
     instance.restart()
     yield instance
     instance.cleanup()
