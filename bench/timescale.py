@@ -85,13 +85,14 @@ def run(admin_url: str, folder: Path) -> None:
                     def server_copy(path: Path = binary) -> None:
                         conn.execute(f"COPY data_ingestion.quotes ({COLUMNS}) FROM '{path}' (FORMAT binary)")
 
-                    def append() -> None:
+                    def append(writers: int = 2) -> None:
                         with tradedb.connect(url, settings=settings) as fresh:
-                            fresh.market_data.write_quotes(data, source="b")
+                            fresh.market_data.write_quotes(data, source="b", writers=writers)
 
                     results[kind] = {
                         "server COPY FROM file (binary)": median_seconds(empty, server_copy),
-                        "tradedb append": median_seconds(empty, append),
+                        "tradedb append (2 writers)": median_seconds(empty, append),
+                        "tradedb append (1 writer)": median_seconds(empty, lambda: append(1)),
                     }
                     times = timed_latest(md, [f"B{i:03d}" for i in range(SYMBOLS)])
                     latest[kind] = statistics.median(times)
