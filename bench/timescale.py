@@ -38,11 +38,7 @@ def main() -> None:
     server = EmbeddedServer(Settings(_env_file=None, home=home, pg_bindir=PG15))
     server.start()
     try:
-        with open(server.data_dir / "postgresql.auto.conf", "a") as conf:
-            conf.write(
-                "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = 'off'\n"
-                "timescaledb.max_background_workers = 0\n"
-            )
+        server.configure(maintenance.TIMESCALEDB_SERVER_SETTINGS)
         server.stop()
         server.start()
         run(server.url("postgres"), home)

@@ -168,12 +168,9 @@ def embedded_server(embedded_home: Path) -> Iterator[EmbeddedServer]:
     server = EmbeddedServer(Settings(_env_file=None, home=embedded_home, pg_bindir=PG15_BINDIR if TIMESCALE else None))
     server.start()
     if TIMESCALE:
-        with open(server.data_dir / "postgresql.auto.conf", "a") as conf:
-            # No background workers: they hold a connection to the template, which then cannot be cloned.
-            conf.write(
-                "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = 'off'\n"
-                "timescaledb.max_background_workers = 0\n"
-            )
+        from tradedb.ops.maintenance import TIMESCALEDB_SERVER_SETTINGS
+
+        server.configure(TIMESCALEDB_SERVER_SETTINGS)
         server.stop()
         server.start()
     yield server

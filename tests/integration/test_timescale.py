@@ -15,12 +15,11 @@ import pyarrow as pa
 import pytest
 
 import tradedb
-from tests.conftest import make_settings
+from tests.conftest import PG15_BINDIR, make_settings
 from tests.servers import PgInstance
 from tradedb.ops import maintenance, verify
 from tradedb.ops import setup as provision
 
-PG15 = Path("/usr/lib/postgresql/15/bin")
 pytestmark = [
     pytest.mark.timescale,
     pytest.mark.skipif(
@@ -39,12 +38,8 @@ TABLES = (
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PgInstance]:
-    instance = PgInstance(bindir=PG15, prefix="tradedb-timescale-").start()
-    # No background workers: tradedb schedules no TimescaleDB jobs (maintenance compresses and drops chunks).
-    instance.configure(
-        shared_preload_libraries="timescaledb",
-        **{"timescaledb.telemetry_level": "off", "timescaledb.max_background_workers": "0"},
-    )
+    instance = PgInstance(bindir=PG15_BINDIR, prefix="tradedb-timescale-").start()
+    instance.configure(**maintenance.TIMESCALEDB_SERVER_SETTINGS)
     instance.restart()
     yield instance
     instance.cleanup()

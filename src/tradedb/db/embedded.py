@@ -22,7 +22,7 @@ import stat
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -217,6 +217,12 @@ class EmbeddedServer:
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
         return data if isinstance(data, dict) else {}
+
+    def configure(self, settings: Mapping[str, str]) -> None:
+        """Append server settings to ``postgresql.auto.conf`` (read at the next start)."""
+        with open(self.data_dir / "postgresql.auto.conf", "a") as handle:
+            for key, value in settings.items():
+                handle.write(f"{key} = '{value}'\n")
 
     def password(self) -> str:
         """Return the generated superuser password (for tools that take it from the environment)."""

@@ -192,6 +192,13 @@ def _become_owner(conn: psycopg.Connection[Any], owner: str) -> None:
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(owner)))
 
 
+#: The server settings tradedb's TimescaleDB mode needs. No background workers: tradedb schedules no TimescaleDB
+#: jobs (maintenance compresses and drops chunks), and a worker's connection keeps a database from being a template.
+TIMESCALEDB_SERVER_SETTINGS = {
+    "shared_preload_libraries": "timescaledb",
+    "timescaledb.telemetry_level": "off",
+    "timescaledb.max_background_workers": "0",
+}
 #: Hypertable chunks older than this are compressed by maintenance (the table's compression settings).
 HYPERTABLE_COMPRESS_AFTER = timedelta(days=7)
 _COMPRESSION_ENABLED = """
