@@ -264,6 +264,21 @@ class AmbiguousSymbol(ValidationError):
     """A symbol resolves to more than one security on one date (pass ``exchange=`` or a ``scheme=``)."""
 
 
+class ArchiveError(TradeDBError):
+    """A Parquet archive could not be written, read or restored (an unwritable folder, an unreachable bucket, a
+    partition that is back in PostgreSQL)."""
+
+    exit_code = 9
+
+
+class ArchiveCorrupt(ArchiveError):
+    """An archived file does not hold what its catalog row says (edited, truncated or replaced after archiving)."""
+
+
+class ArchivedRange(ValidationError):
+    """Rows fall in a range archived to Parquet: ``tradedb archive restore`` brings it back before writing there."""
+
+
 #: SQLSTATEs that tradedb's own server-side functions raise (class TD), and the errors they stand for.
 RAISED_BY_FUNCTIONS: dict[str, type[TradeDBError]] = {
     "TD001": NotFoundError,

@@ -178,6 +178,11 @@ class Settings(BaseSettings):
         default="drop", validation_alias=AliasChoices("TRADEDB_RETENTION_MODE")
     )
 
+    # Cold partitions to Parquet (`tradedb archive`): where ("/srv/archive" or "s3://bucket/prefix"; S3 credentials
+    # come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, never the URL) and after what age ("quotes=365d,bars=520w").
+    archive_url: str | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_ARCHIVE_URL"))
+    archive_after: str | None = Field(default=None, validation_alias=AliasChoices("TRADEDB_ARCHIVE_AFTER"))
+
     pool_timeout: float | None = Field(default=None, gt=0, validation_alias=AliasChoices("DATABASE_POOL_TIMEOUT"))
     retry_attempts: int = Field(default=3, ge=0, le=100, validation_alias=AliasChoices("DATABASE_RETRY_ATTEMPTS"))
 
@@ -255,7 +260,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 1 hour")
         return value
 
-    @field_validator("retention")
+    @field_validator("retention", "archive_after")
     @classmethod
     def _check_retention(cls, value: str | None) -> str | None:
         if value:

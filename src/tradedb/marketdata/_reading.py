@@ -4,7 +4,8 @@ sessions."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TypedDict
@@ -67,6 +68,43 @@ _TYPES: dict[str, pa.DataType] = {
 
 def check_table(table: Any) -> str:
     return check_choice(table, tuple(BY_TABLE), "table")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A checked read: one security's rows of ``table`` in [lo, hi), filtered by the options given."""
+
+    table: str
+    security_id: int
+    lo: datetime
+    hi: datetime
+    source: str | None
+    timeframe: str | None
+    contributor: str | None
+
+    def query(self, lo: datetime, hi: datetime) -> sql.Composed:
+        """The read of [lo, hi) (a part of the range) from PostgreSQL."""
+        return q.range_query(
+            self.table,
+            self.security_id,
+            lo,
+            hi,
+            source=self.source,
+            timeframe=self.timeframe,
+            contributor=self.contributor,
+        )
+
+    def equal(self) -> dict[str, str]:
+        """The column filters, for archived files."""
+        filters = {"source": self.source, "timeframe": self.timeframe, "contributor": self.contributor}
+        return {name: value for name, value in filters.items() if value is not None}
+
+
+def slices(table: pa.Table, chunk_bytes: int) -> Iterator[pa.Table]:
+    """``table`` in pieces of about ``chunk_bytes`` (of Arrow memory)."""
+    rows = max(1, table.num_rows * chunk_bytes // max(table.nbytes, 1))
+    for offset in range(0, table.num_rows, rows):
+        yield table.slice(offset, rows)
 
 
 class ReadOptions(TypedDict, total=False):
@@ -173,15 +211,25 @@ def latest_by_symbol(ids: Mapping[str, int], rows: Sequence[Sequence[Any]]) -> d
 
 
 def aggregate_statement(
-    source_table: str, timeframe: str, start: Any, end: Any, *, source: str, target_source: str | None
+    source_table: str,
+    timeframe: str,
+    start: Any,
+    end: Any,
+    *,
+    source: str,
+    target_source: str | None,
+    archived: bool = False,
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """The statement (and parameters less ``ids``) that computes and stores bars."""
+    """The statement (and parameters less ``ids``) that computes and stores bars (``archived``: from the table and
+    the archived rows staged in ``archived_rows``)."""
     check_choice(source_table, ("market_trades", "quotes"), "source_table")
     check_timeframe(timeframe)
     lo, hi = check_range(start, end)
     check_source(source)
     check_source(target_source or source)
     select = q.AGGREGATE_TRADES if source_table == "market_trades" else q.AGGREGATE_QUOTES
+    if archived:
+        select = q.with_archived(select, source_table)
     if timeframe == "1mo":
         select = select.replace("date_bin(%(step)s::interval, ts, %(origin)s::timestamptz)", q.MONTH_BUCKET)
     statement = sql.SQL(q.STORE_BARS).format(select=sql.SQL(select))

@@ -397,6 +397,22 @@ WHERE ts >= %(start)s AND ts < %(end)s AND security_id = ANY(%(ids)s) AND source
   AND bid IS NOT NULL AND ask IS NOT NULL
 GROUP BY 1, 2
 """
+#: The columns the computations read, from the table and from archived rows staged beside it.
+AGGREGATED_COLUMNS = {
+    "market_trades": "ts, security_id, price, size, trade_id, source",
+    "quotes": "ts, security_id, bid, ask, source",
+}
+
+
+def with_archived(select: str, table: str) -> str:
+    """An aggregation reading ``table`` and the archived rows staged in the temporary table ``archived_rows``."""
+    columns = AGGREGATED_COLUMNS[table]
+    source = f"FROM {SCHEMA}.{table}\n"
+    assert source in select
+    both = f"SELECT {columns} FROM {SCHEMA}.{table} UNION ALL SELECT {columns} FROM archived_rows"  # noqa: S608 - constants
+    return select.replace(source, f"FROM ({both}) AS {table}\n")
+
+
 #: Monthly bars cannot use date_bin (months differ in length).
 MONTH_BUCKET = "date_trunc('month', ts, 'UTC')"
 

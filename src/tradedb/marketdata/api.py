@@ -28,17 +28,21 @@ import pyarrow as pa
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
+from tradedb.archive import files
+from tradedb.archive.catalog import archived_files, archived_partitions
+from tradedb.archive.files import ArchivedFile, segments
+from tradedb.columnar.binary_encode import encode_copy
 from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader import copy_arrow, copy_table
 from tradedb.db.counters import COUNTERS
 from tradedb.db.inflight import InFlight
 from tradedb.db.outbox import emit
-from tradedb.errors import NotFoundError, ValidationError
+from tradedb.errors import ArchivedRange, NotFoundError, ValidationError
 from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _planning as write
 from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
-from tradedb.marketdata._reading import ReadOptions
+from tradedb.marketdata._reading import Range, ReadOptions
 from tradedb.masking import mask_secrets
 from tradedb.reference.securities import ensure_known_venues
 from tradedb.reference.symbology import LOOKUP, check_source, check_symbol, lookup_params, resolved
@@ -356,6 +360,13 @@ class MarketData:
         missing = [s for s in starts if not covers(known, s)]
         if not missing:
             return
+        archived = archived_partitions(self._db, table.name, missing)
+        if archived:
+            raise ArchivedRange(
+                f"rows fall in {qualified} partition(s) archived to Parquet ({', '.join(archived[:5])}): bring "
+                f"them back first with `tradedb archive restore --table {table.name} --start ... --end ...`; "
+                "nothing written"
+            )
         if self._db.role is not None or not self._may_create():
             logger.info(
                 "%d partition(s) of %s missing; rows go to the default partition until `tradedb maintain` runs",
@@ -581,7 +592,7 @@ class MarketData:
         return self._read_range(table, symbol, start, end, as_=as_, options=options)
 
     def _read_range(self, table: str, symbol: str, start: Any, end: Any, *, as_: str, options: ReadOptions) -> Any:
-        query = self._range(
+        wanted = self._range(
             table=table,
             symbol=symbol,
             start=start,
@@ -593,8 +604,20 @@ class MarketData:
             contributor=options.get("contributor"),
         )
         if as_ == "rows":
-            return self._db.fetch_all(query)
-        return convert(copy_table(self._db, query, read.schema(table)), as_)
+            rows: list[dict[str, Any]] = []
+            for lo, hi, held in self._parts(wanted):
+                if held:
+                    rows += (self._archived(wanted, lo, hi, held)).to_pylist()
+                else:
+                    rows += self._db.fetch_all(wanted.query(lo, hi))
+            return rows
+        tables = []
+        for lo, hi, held in self._parts(wanted):
+            if held:
+                tables.append(self._archived(wanted, lo, hi, held))
+            else:
+                tables.append(copy_table(self._db, wanted.query(lo, hi), read.schema(table)))
+        return convert(tables[0] if len(tables) == 1 else pa.concat_tables(tables), as_)
 
     def stream(
         self,
@@ -611,8 +634,9 @@ class MarketData:
         contributor: str | None = None,
     ) -> Iterator[Any]:
         """Like :meth:`read` for large ranges: yield the rows in pieces of about ``chunk_bytes`` of COPY data
-        each (Arrow tables, DataFrames or lists of dicts), holding about two pieces in memory at a time."""
-        query = self._range(
+        each (Arrow tables, DataFrames or lists of dicts), holding about two pieces in memory at a time (an
+        archived partition's rows of the security are read whole, then sliced)."""
+        wanted = self._range(
             table=table,
             symbol=symbol,
             start=start,
@@ -624,8 +648,13 @@ class MarketData:
             contributor=contributor,
         )
         read.check_chunk_bytes(chunk_bytes)
-        for piece in copy_arrow(self._db, query, read.schema(table), piece_bytes=chunk_bytes):
-            yield convert(piece, as_)
+        for lo, hi, held in self._parts(wanted):
+            if held:
+                for piece in read.slices(self._archived(wanted, lo, hi, held), chunk_bytes):
+                    yield convert(piece, as_)
+                continue
+            for piece in copy_arrow(self._db, wanted.query(lo, hi), read.schema(table), piece_bytes=chunk_bytes):
+                yield convert(piece, as_)
 
     def _range(
         self,
@@ -639,7 +668,7 @@ class MarketData:
         exchange: str | None,
         timeframe: str | None,
         contributor: str | None,
-    ) -> sql.Composed:
+    ) -> Range:
         read.check_table(table)
         if contributor is not None and table != "quotes":
             raise ValidationError("contributor= filters quotes only")
@@ -648,7 +677,20 @@ class MarketData:
         ids = self.security_ids([symbol], exchange=exchange)
         if timeframe is not None:
             read.check_timeframe(timeframe)
-        return q.range_query(table, ids[symbol], lo, hi, source=source, timeframe=timeframe, contributor=contributor)
+        return Range(table, ids[symbol], lo, hi, source, timeframe, contributor)
+
+    def _parts(self, wanted: Range) -> list[tuple[datetime, datetime, list[ArchivedFile]]]:
+        """The range in time order: archived partitions' parts (with their files) and PostgreSQL's between."""
+        held = archived_files(self._db, wanted.table, [wanted.security_id], wanted.lo, wanted.hi)
+        return segments(wanted.lo, wanted.hi, held)
+
+    @staticmethod
+    def _archived(wanted: Range, lo: datetime, hi: datetime, held: list[ArchivedFile]) -> pa.Table:
+        """The range's rows in [lo, hi) from archived files (each checked against its checksum), in time order."""
+        ids, equal = [wanted.security_id], wanted.equal()
+        tables = [_read_archived(file, ids, (lo, hi), equal) for file in held]
+        columns = list(q.READ_COLUMNS[wanted.table])
+        return pa.concat_tables(tables).select(columns).sort_by("ts").cast(read.schema(wanted.table))
 
     # --- derived data -------------------------------------------------------------------------------------
 
@@ -678,7 +720,18 @@ class MarketData:
             self._ensure_partitions(
                 base.BARS, write.needed_starts(read.month_span(params["start"], params["end"]), "month")
             )
-        return int(self._db.run_transaction(lambda conn: _value(conn, statement, params)))
+        held = archived_files(self._db, source_table, ids, params["start"], params["end"])
+        if held:
+            statement, _ = read.aggregate_statement(
+                source_table, timeframe, start, end, source=source, target_source=target_source, archived=True
+            )
+
+        def work(conn: Connection[TupleRow]) -> int:
+            if held:
+                _stage_archived(conn, held, ids=ids, lo=params["start"], hi=params["end"], source=source)
+            return _value(conn, statement, params)
+
+        return int(self._db.run_transaction(work))
 
     def _ids_or_all(self, symbols: Sequence[str] | None, table: str, source: str) -> list[int]:
         if symbols is not None:
@@ -808,6 +861,35 @@ def _copy(conn: Connection[TupleRow], statement: sql.Composed, payload: list[mem
     with conn.cursor().copy(statement) as copy:
         for buffer in payload:
             copy.write(buffer)
+
+
+def _stage_archived(
+    conn: Connection[TupleRow],
+    held: list[ArchivedFile],
+    *,
+    ids: list[int],
+    lo: datetime,
+    hi: datetime,
+    source: str,
+) -> None:
+    """Load the archived rows a computation needs into the temporary table ``archived_rows`` (dropped at commit)."""
+    table = held[0].table
+    conn.execute(files.stage_sql("archived_rows", table))
+    names = [c.name for c in files.COLUMNS[table]]
+    statement = sql.SQL("COPY archived_rows ({}) FROM STDIN (FORMAT binary)").format(
+        sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    for file in held:
+        rows = _read_archived(file, ids, (lo, hi), {"source": source})
+        if rows.num_rows:
+            _copy(conn, statement, encode_copy(rows, names))
+
+
+def _read_archived(
+    file: ArchivedFile, ids: list[int], span: tuple[datetime, datetime], equal: dict[str, str]
+) -> pa.Table:
+    """An archived file's rows of ``ids`` in [span) with columns equal to ``equal`` (on a worker thread)."""
+    return files.read_rows(file, security_ids=ids, lo=span[0], hi=span[1], equal=equal)
 
 
 def _value(conn: Connection[TupleRow], statement: Any, params: Any = None) -> int:

@@ -28,17 +28,21 @@ import pyarrow as pa
 from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
+from tradedb.archive import files
+from tradedb.archive.catalog_async import archived_files, archived_partitions
+from tradedb.archive.files import ArchivedFile, segments
+from tradedb.columnar.binary_encode import encode_copy
 from tradedb.columnar.formats import ReadFormat, check_format, convert
 from tradedb.columnar.reader_async import copy_arrow, copy_table
 from tradedb.db.counters import COUNTERS
 from tradedb.db.inflight import AsyncInFlight
 from tradedb.db.outbox_async import emit
-from tradedb.errors import NotFoundError, ValidationError
+from tradedb.errors import ArchivedRange, NotFoundError, ValidationError
 from tradedb.marketdata import _datasets as base
 from tradedb.marketdata import _planning as write
 from tradedb.marketdata import _reading as read
 from tradedb.marketdata import _sql as q
-from tradedb.marketdata._reading import ReadOptions
+from tradedb.marketdata._reading import Range, ReadOptions
 from tradedb.masking import mask_secrets
 from tradedb.reference.securities_async import ensure_known_venues
 from tradedb.reference.symbology import LOOKUP, check_source, check_symbol, lookup_params, resolved
@@ -360,6 +364,13 @@ class AsyncMarketData:
         missing = [s for s in starts if not covers(known, s)]
         if not missing:
             return
+        archived = await archived_partitions(self._db, table.name, missing)
+        if archived:
+            raise ArchivedRange(
+                f"rows fall in {qualified} partition(s) archived to Parquet ({', '.join(archived[:5])}): bring "
+                f"them back first with `tradedb archive restore --table {table.name} --start ... --end ...`; "
+                "nothing written"
+            )
         if self._db.role is not None or not await self._may_create():
             logger.info(
                 "%d partition(s) of %s missing; rows go to the default partition until `tradedb maintain` runs",
@@ -589,7 +600,7 @@ class AsyncMarketData:
     async def _read_range(
         self, table: str, symbol: str, start: Any, end: Any, *, as_: str, options: ReadOptions
     ) -> Any:
-        query = await self._range(
+        wanted = await self._range(
             table=table,
             symbol=symbol,
             start=start,
@@ -601,8 +612,20 @@ class AsyncMarketData:
             contributor=options.get("contributor"),
         )
         if as_ == "rows":
-            return await self._db.fetch_all(query)
-        return convert(await copy_table(self._db, query, read.schema(table)), as_)
+            rows: list[dict[str, Any]] = []
+            for lo, hi, held in await self._parts(wanted):
+                if held:
+                    rows += (await self._archived(wanted, lo, hi, held)).to_pylist()
+                else:
+                    rows += await self._db.fetch_all(wanted.query(lo, hi))
+            return rows
+        tables = []
+        for lo, hi, held in await self._parts(wanted):
+            if held:
+                tables.append(await self._archived(wanted, lo, hi, held))
+            else:
+                tables.append(await copy_table(self._db, wanted.query(lo, hi), read.schema(table)))
+        return convert(tables[0] if len(tables) == 1 else pa.concat_tables(tables), as_)
 
     async def stream(
         self,
@@ -619,8 +642,9 @@ class AsyncMarketData:
         contributor: str | None = None,
     ) -> AsyncIterator[Any]:
         """Like :meth:`read` for large ranges: yield the rows in pieces of about ``chunk_bytes`` of COPY data
-        each (Arrow tables, DataFrames or lists of dicts), holding about two pieces in memory at a time."""
-        query = await self._range(
+        each (Arrow tables, DataFrames or lists of dicts), holding about two pieces in memory at a time (an
+        archived partition's rows of the security are read whole, then sliced)."""
+        wanted = await self._range(
             table=table,
             symbol=symbol,
             start=start,
@@ -632,8 +656,13 @@ class AsyncMarketData:
             contributor=contributor,
         )
         read.check_chunk_bytes(chunk_bytes)
-        async for piece in copy_arrow(self._db, query, read.schema(table), piece_bytes=chunk_bytes):
-            yield convert(piece, as_)
+        for lo, hi, held in await self._parts(wanted):
+            if held:
+                for piece in read.slices(await self._archived(wanted, lo, hi, held), chunk_bytes):
+                    yield convert(piece, as_)
+                continue
+            async for piece in copy_arrow(self._db, wanted.query(lo, hi), read.schema(table), piece_bytes=chunk_bytes):
+                yield convert(piece, as_)
 
     async def _range(
         self,
@@ -647,7 +676,7 @@ class AsyncMarketData:
         exchange: str | None,
         timeframe: str | None,
         contributor: str | None,
-    ) -> sql.Composed:
+    ) -> Range:
         read.check_table(table)
         if contributor is not None and table != "quotes":
             raise ValidationError("contributor= filters quotes only")
@@ -656,7 +685,20 @@ class AsyncMarketData:
         ids = await self.security_ids([symbol], exchange=exchange)
         if timeframe is not None:
             read.check_timeframe(timeframe)
-        return q.range_query(table, ids[symbol], lo, hi, source=source, timeframe=timeframe, contributor=contributor)
+        return Range(table, ids[symbol], lo, hi, source, timeframe, contributor)
+
+    async def _parts(self, wanted: Range) -> list[tuple[datetime, datetime, list[ArchivedFile]]]:
+        """The range in time order: archived partitions' parts (with their files) and PostgreSQL's between."""
+        held = await archived_files(self._db, wanted.table, [wanted.security_id], wanted.lo, wanted.hi)
+        return segments(wanted.lo, wanted.hi, held)
+
+    @staticmethod
+    async def _archived(wanted: Range, lo: datetime, hi: datetime, held: list[ArchivedFile]) -> pa.Table:
+        """The range's rows in [lo, hi) from archived files (each checked against its checksum), in time order."""
+        ids, equal = [wanted.security_id], wanted.equal()
+        tables = [await asyncio.to_thread(_read_archived, file, ids, (lo, hi), equal) for file in held]
+        columns = list(q.READ_COLUMNS[wanted.table])
+        return pa.concat_tables(tables).select(columns).sort_by("ts").cast(read.schema(wanted.table))
 
     # --- derived data -------------------------------------------------------------------------------------
 
@@ -686,7 +728,18 @@ class AsyncMarketData:
             await self._ensure_partitions(
                 base.BARS, write.needed_starts(read.month_span(params["start"], params["end"]), "month")
             )
-        return int(await self._db.run_transaction(lambda conn: _value(conn, statement, params)))
+        held = await archived_files(self._db, source_table, ids, params["start"], params["end"])
+        if held:
+            statement, _ = read.aggregate_statement(
+                source_table, timeframe, start, end, source=source, target_source=target_source, archived=True
+            )
+
+        async def work(conn: AsyncConnection[TupleRow]) -> int:
+            if held:
+                await _stage_archived(conn, held, ids=ids, lo=params["start"], hi=params["end"], source=source)
+            return await _value(conn, statement, params)
+
+        return int(await self._db.run_transaction(work))
 
     async def _ids_or_all(self, symbols: Sequence[str] | None, table: str, source: str) -> list[int]:
         if symbols is not None:
@@ -816,6 +869,35 @@ async def _copy(conn: AsyncConnection[TupleRow], statement: sql.Composed, payloa
     async with conn.cursor().copy(statement) as copy:
         for buffer in payload:
             await copy.write(buffer)
+
+
+async def _stage_archived(
+    conn: AsyncConnection[TupleRow],
+    held: list[ArchivedFile],
+    *,
+    ids: list[int],
+    lo: datetime,
+    hi: datetime,
+    source: str,
+) -> None:
+    """Load the archived rows a computation needs into the temporary table ``archived_rows`` (dropped at commit)."""
+    table = held[0].table
+    await conn.execute(files.stage_sql("archived_rows", table))
+    names = [c.name for c in files.COLUMNS[table]]
+    statement = sql.SQL("COPY archived_rows ({}) FROM STDIN (FORMAT binary)").format(
+        sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    for file in held:
+        rows = await asyncio.to_thread(_read_archived, file, ids, (lo, hi), {"source": source})
+        if rows.num_rows:
+            await _copy(conn, statement, encode_copy(rows, names))
+
+
+def _read_archived(
+    file: ArchivedFile, ids: list[int], span: tuple[datetime, datetime], equal: dict[str, str]
+) -> pa.Table:
+    """An archived file's rows of ``ids`` in [span) with columns equal to ``equal`` (on a worker thread)."""
+    return files.read_rows(file, security_ids=ids, lo=span[0], hi=span[1], equal=equal)
 
 
 async def _value(conn: AsyncConnection[TupleRow], statement: Any, params: Any = None) -> int:

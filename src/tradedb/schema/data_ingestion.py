@@ -390,6 +390,42 @@ class DataQualityLog(Base):
     details: Mapped[Any | None] = mapped_column(JSONB, comment="What was found, and the rejected row")
 
 
+ARCHIVED_TABLES = ("quotes", "market_trades", "bars")
+
+
+class Archive(Base):
+    __tablename__ = "archives"
+    __table_args__ = plain(
+        SCHEMA,
+        "Parquet files of partitions moved out of PostgreSQL by `tradedb archive`: one row per file (a partition "
+        "and a range of securities), verified before its partition was dropped. Reads of the range read the file.",
+        one_of("table_name", ARCHIVED_TABLES),
+        sa.CheckConstraint("range_start < range_end", name="range_ordered"),
+        sa.CheckConstraint("first_security_id <= last_security_id", name="securities_ordered"),
+        sa.CheckConstraint("row_count > 0 AND file_bytes > 0", name="not_empty"),
+        sa.UniqueConstraint("table_name", "range_start", "seq"),
+        sa.Index(None, "table_name", "range_end", "range_start"),
+    )
+
+    archive_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    table_name: Mapped[str] = mapped_column(sa.Text, comment="quotes, market_trades or bars")
+    partition_name: Mapped[str] = mapped_column(sa.Text, comment="The partition the file was made from (dropped)")
+    range_start: Mapped[datetime] = mapped_column(Timestamp, comment="The partition's lower bound (inclusive)")
+    range_end: Mapped[datetime] = mapped_column(Timestamp, comment="The partition's upper bound (exclusive)")
+    seq: Mapped[int] = mapped_column(sa.Integer, comment="The file's place among its partition's files")
+    first_security_id: Mapped[int] = mapped_column(sa.BigInteger)
+    last_security_id: Mapped[int] = mapped_column(sa.BigInteger)
+    location: Mapped[str] = mapped_column(sa.Text, comment="The archive's folder or s3:// URL (no credentials)")
+    path: Mapped[str] = mapped_column(sa.Text, comment="The file, relative to location")
+    row_count: Mapped[int] = mapped_column(sa.BigInteger)
+    file_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    file_sha256: Mapped[str] = mapped_column(sa.Text, comment="SHA-256 of the file's bytes, checked on every read")
+    rows_sha256: Mapped[str] = mapped_column(
+        sa.Text, comment="SHA-256 of the rows (column by column), equal for the partition and the file read back"
+    )
+    archived_at: Mapped[datetime] = created_at()
+
+
 class Coverage(Base):
     __tablename__ = "coverage"
     __table_args__ = plain(
