@@ -2,7 +2,7 @@
 
 ``archive_table`` takes each partition that ended before a cutoff, oldest first, in a transaction of its own:
 it locks the partition against writes (SHARE: reads go on), reads it with a binary COPY in (security, time)
-order, writes files of about ``rows_per_file`` rows, reads each file back and compares its rows checksum with the
+order, writes files of ``rows_per_file`` rows (the last one the rest), reads each file back and compares its rows checksum with the
 partition's rows, compares the row counts with the partition's, records the files in ``data_ingestion.archives``
 and drops the partition, then commits. Any failure rolls the transaction back (the partition stays) and deletes
 the files written. Coverage is left as it was: the rows are still there for reads.
@@ -35,7 +35,7 @@ from tradedb.schema.partitions import PARTITION_BOUNDS_SQL, PartitionSpec, creat
 
 logger = logging.getLogger(__name__)
 
-#: About this many rows per file (cut where a COPY piece ends): bounds the memory an archive run holds.
+#: Rows per file (the last of a partition holds the rest): bounds the memory an archive run holds.
 ROWS_PER_FILE = 2_000_000
 PIECE_BYTES = 16 << 20
 #: One archiver or restorer per table at a time (two would race to drop or create the same partitions).
@@ -171,21 +171,19 @@ def _file_rows(conn: psycopg.Connection[Any], spec: PartitionSpec, rows_per_file
     query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY security_id, ts) TO STDOUT (FORMAT binary)").format(
         sql.SQL(", ").join(sql.SQL(c.select_sql) for c in columns), sql.Identifier(spec.schema, spec.name)
     )
-    schema = files.schema(spec.parent)
-    held: list[pa.Table] = []
+    held = files.schema(spec.parent).empty_table()
     with conn.cursor().copy(query) as copy:
         done = False
         while not done:
             piece, done = binary_copy.read_piece(conn.pgconn, PIECE_BYTES)
-            held.append(binary_copy.decode(piece, schema))
-            if sum(t.num_rows for t in held) >= rows_per_file:
-                yield pa.concat_tables(held)
-                held = []
+            held = pa.concat_tables([held, binary_copy.decode(piece, held.schema)])
+            while held.num_rows >= rows_per_file:
+                yield held.slice(0, rows_per_file)
+                held = held.slice(rows_per_file)
         while copy.read():
             pass
-    rest = pa.concat_tables(held) if held else schema.empty_table()
-    if rest.num_rows:
-        yield rest
+    if held.num_rows:
+        yield held
 
 
 def _record(
@@ -232,45 +230,46 @@ def restore_range(
     for file in catalog(conn, table):
         if file.range_start < end and file.range_end > start:
             by_partition.setdefault(file.partition, []).append(file)
-    for name, held in by_partition.items():
-        _restore_partition(conn, held, report)
-        report.restored.append(f"{SCHEMA}.{name}")
+    with conn.transaction():  # all or nothing: a file that fails its checksum restores no partition
+        conn.execute(LOCK, (table,))
+        conn.execute(files.stage_sql("archive_stage", table))
+        for name, held in by_partition.items():
+            _restore_partition(conn, held, report)
+            report.restored.append(f"{SCHEMA}.{name}")
 
 
 def _restore_partition(conn: psycopg.Connection[Any], held: list[files.ArchivedFile], report: RestoreReport) -> None:
     first = held[0]
     spec = PartitionSpec(SCHEMA, first.table, first.partition, first.range_start, first.range_end)
     columns = files.COLUMNS[first.table]
-    with conn.transaction():
-        conn.execute(LOCK, (spec.parent,))
-        if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{spec.name}",)).fetchone() != (None,):
-            raise ArchiveError(
-                f"{SCHEMA}.{spec.name} exists in PostgreSQL already: restoring its archive would duplicate rows "
-                "(drop or rename it first)"
-            )
-        conn.execute(create_partition_sql(spec))
-        conn.execute(files.stage_sql("archive_stage", spec.parent))
-        names = [c.name for c in columns]
-        copy_in = sql.SQL("COPY archive_stage ({}) FROM STDIN (FORMAT binary)").format(
-            sql.SQL(", ").join(map(sql.Identifier, names))
+    if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{spec.name}",)).fetchone() != (None,):
+        raise ArchiveError(
+            f"{SCHEMA}.{spec.name} exists in PostgreSQL already: restoring its archive would duplicate rows "
+            "(drop or rename it first)"
         )
-        for file in held:
-            rows = files.read_all(file)
-            with conn.cursor().copy(copy_in) as copy:
-                for buffer in binary_encode.encode_copy(rows, names):
-                    copy.write(buffer)
-        inserted = conn.execute(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM archive_stage").format(
-                sql.Identifier(SCHEMA, spec.name),
-                sql.SQL(", ").join(map(sql.Identifier, names)),
-                sql.SQL(", ").join(sql.SQL(c.restore_sql) for c in columns),
-            )
-        ).rowcount
-        expected = sum(f.row_count for f in held)
-        if inserted != expected:
-            raise ArchiveError(f"{spec.name}: {inserted} rows restored of {expected} archived: nothing restored")
-        conn.execute(
-            "DELETE FROM data_ingestion.archives WHERE table_name = %s AND range_start = %s",
-            (spec.parent, spec.start),
+    conn.execute(create_partition_sql(spec))
+    conn.execute("TRUNCATE archive_stage")
+    names = [c.name for c in columns]
+    copy_in = sql.SQL("COPY archive_stage ({}) FROM STDIN (FORMAT binary)").format(
+        sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    for file in held:
+        rows = files.read_all(file)
+        with conn.cursor().copy(copy_in) as copy:
+            for buffer in binary_encode.encode_copy(rows, names):
+                copy.write(buffer)
+    inserted = conn.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM archive_stage").format(
+            sql.Identifier(SCHEMA, spec.name),
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(", ").join(sql.SQL(c.restore_sql) for c in columns),
         )
+    ).rowcount
+    expected = sum(f.row_count for f in held)
+    if inserted != expected:
+        raise ArchiveError(f"{spec.name}: {inserted} rows restored of {expected} archived: nothing restored")
+    conn.execute(
+        "DELETE FROM data_ingestion.archives WHERE table_name = %s AND range_start = %s",
+        (spec.parent, spec.start),
+    )
     report.rows += expected

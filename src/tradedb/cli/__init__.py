@@ -9,6 +9,7 @@ import sys
 
 from tradedb.cli import (  # noqa: F401 - registers commands
     analytics,
+    archive,
     books,
     config,
     events,

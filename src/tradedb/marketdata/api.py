@@ -684,13 +684,16 @@ class MarketData:
         held = archived_files(self._db, wanted.table, [wanted.security_id], wanted.lo, wanted.hi)
         return segments(wanted.lo, wanted.hi, held)
 
-    @staticmethod
-    def _archived(wanted: Range, lo: datetime, hi: datetime, held: list[ArchivedFile]) -> pa.Table:
-        """The range's rows in [lo, hi) from archived files (each checked against its checksum), in time order."""
+    def _archived(self, wanted: Range, lo: datetime, hi: datetime, held: list[ArchivedFile]) -> pa.Table:
+        """The range's rows in [lo, hi) from archived files (each checked against its checksum) and from
+        PostgreSQL (rows written there since, by a writer that had not seen the archive), in time order."""
         ids, equal = [wanted.security_id], wanted.equal()
         tables = [_read_archived(file, ids, (lo, hi), equal) for file in held]
         columns = list(q.READ_COLUMNS[wanted.table])
-        return pa.concat_tables(tables).select(columns).sort_by("ts").cast(read.schema(wanted.table))
+        schema = read.schema(wanted.table)
+        archived = pa.concat_tables(tables).select(columns).cast(schema)
+        late = copy_table(self._db, wanted.query(lo, hi), schema)
+        return pa.concat_tables([archived, late]).sort_by("ts")
 
     # --- derived data -------------------------------------------------------------------------------------
 

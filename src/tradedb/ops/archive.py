@@ -28,7 +28,7 @@ from tradedb.settings import Settings, load_settings, with_dbname
 
 def parse_after(text: str) -> dict[str, timedelta]:
     """``"quotes=365d,bars=520w"`` as {table: age}; tables other than quotes, market_trades and bars are refused."""
-    ages = parse_retention_entries(text)
+    ages = {name.removeprefix("data_ingestion."): age for name, age in parse_retention_entries(text).items()}
     for name in ages:
         mover.check_table(name)
     return ages
@@ -108,16 +108,17 @@ def catalog(
 
 def verify(
     table: str | None = None, *, settings: Settings | None = None, url: str | None = None
-) -> list[tuple[ArchivedFile, str]]:
-    """Read every archived file (of ``table``) and check its bytes and rows against the catalog; return the
-    files that failed with why (empty: all verified)."""
+) -> tuple[int, list[tuple[ArchivedFile, str]]]:
+    """Read every archived file (of ``table``) and check its bytes and rows against the catalog; return how many
+    files were read and the ones that failed, with why."""
+    held = catalog(table, settings=settings, url=url)
     problems: list[tuple[ArchivedFile, str]] = []
-    for file in catalog(table, settings=settings, url=url):
+    for file in held:
         try:
             files.read_all(file)
         except ArchiveError as exc:
             problems.append((file, exc.message))
-    return problems
+    return len(held), problems
 
 
 def _range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
