@@ -13,6 +13,9 @@ from tradedb.database import Database, connect
 from tradedb.database_async import AsyncDatabase, connect_async
 from tradedb.errors import (
     AmbiguousSymbol,
+    ArchiveCorrupt,
+    ArchivedRange,
+    ArchiveError,
     BacktestConflict,
     BackupError,
     BookIntegrityError,
@@ -70,6 +73,9 @@ _MARKET_DATA_TYPES = ("OnConflict", "Policy", "WriteOptions", "WriteResult")
 
 __all__ = [
     "AmbiguousSymbol",
+    "ArchiveCorrupt",
+    "ArchiveError",
+    "ArchivedRange",
     "AsyncDatabase",
     "BacktestConflict",
     "BackupError",

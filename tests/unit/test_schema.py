@@ -22,6 +22,7 @@ SCHEMA_MD_TABLES = {
         "symbol_data_status",
         "load_runs",
         "data_quality_logs",
+        "archives",
     },
     "execution": {"accounts", "orders", "order_events", "fills", "positions"},
     "strategy_engine": {

@@ -2,14 +2,14 @@
 
 ``archive_table`` takes each partition that ended before a cutoff, oldest first, in a transaction of its own:
 it locks the partition against writes (SHARE: reads go on), reads it with a binary COPY in (security, time)
-order, writes files of ``rows_per_file`` rows (the last one the rest), reads each file back and compares its rows checksum with the
-partition's rows, compares the row counts with the partition's, records the files in ``data_ingestion.archives``
-and drops the partition, then commits. Any failure rolls the transaction back (the partition stays) and deletes
-the files written. Coverage is left as it was: the rows are still there for reads.
+order, writes files of ``rows_per_file`` rows (the last one the rest), reads each file back and compares its rows
+checksum with the partition's rows, compares the row counts with the partition's, records the files in
+``data_ingestion.archives`` and drops the partition, then commits. Any failure rolls the transaction back (the
+partition stays) and deletes the files written. Coverage is left as it was: the rows are still there for reads.
 
-``restore_range`` brings the archived partitions of a time range back: the partition is created again, every file
-is verified (bytes and rows) and loaded, the count compared, and the catalog rows removed in the same transaction.
-The files stay where they are (a second copy until they are removed by hand).
+``restore_range`` brings the archived partitions of a time range back in one transaction (a file that fails its
+checks restores nothing): each partition is created again, its files verified (bytes and rows) and loaded, the
+count compared, and its catalog rows removed. The files stay where they are (a second copy until removed by hand).
 
 Both take a connection in autocommit mode, as the owner role.
 """
