@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -290,6 +291,12 @@ def test_cli_archives_lists_and_restores(fresh_db: TestDatabase, conn: tradedb.D
     )
     assert back.returncode == 0 and "3 partition(s), 121 rows restored" in back.stdout, back.stderr
     assert catalog_rows(conn) == []
+    # `tradedb maintain` archives first when both settings are there (before any retention could drop them).
+    maintained = run_cli("maintain", "--json", env={**env, "TRADEDB_RETENTION": "quotes=60d"})
+    assert maintained.returncode == 0, maintained.stderr
+    report = json.loads(maintained.stdout)
+    assert len(report["archived"]) == 3 and report["dropped"] == []
+    assert len(catalog_rows(conn)) == 3
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from rich.table import Table
 from tradedb.cli._common import _cell, _database, _print_json, _settings, app, err, out
 from tradedb.marketdata import WriteResult, check_corporate_actions, check_timeframe, check_write_options, securities
 from tradedb.marketdata import files as ingest_files
-from tradedb.ops import maintenance
+from tradedb.ops import archive, maintenance
 
 ingest_app = typer.Typer(
     help="Load market data files (CSV, Parquet, HistData, LOBSTER) and listings into the database.",
@@ -457,7 +457,8 @@ def maintain(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Partition maintenance: repair default partitions, create partitions ahead, apply retention, vacuum tables
+    """Partition maintenance: archive to Parquet what TRADEDB_ARCHIVE_AFTER says is old enough (when it and
+    TRADEDB_ARCHIVE_URL are set), repair default partitions, create partitions ahead, apply retention, vacuum tables
     with many dead tuples."""
     settings = _settings()
     if timescale_sql or timescale:
@@ -465,17 +466,24 @@ def maintain(
         for statement in run(settings=settings):
             out.print(statement + ";", highlight=False, soft_wrap=True)
         return
+    archived = archive.archive_if_configured(settings, dry_run=dry_run)
     report = maintenance.maintain(settings=settings, ahead=ahead, retention=retention, mode=mode, dry_run=dry_run)
     snapshots: dict[str, int] = {}
     if book_snapshots and not dry_run:
         with _database() as db:
             snapshots = db.books.write_due_snapshots(every=book_snapshots)
     if as_json:
-        _print_json({**report.as_dict(), **({"book_snapshots": snapshots} if book_snapshots else {})})
+        extra: dict[str, Any] = {"book_snapshots": snapshots} if book_snapshots else {}
+        if archived is not None:
+            extra["archived"] = [a.partition for a in archived.archived] or archived.candidates
+        _print_json({**report.as_dict(), **extra})
         return
     for book, count in snapshots.items():
         out.print(f"order book snapshots written: {count} of {book}")
     verb = "would" if dry_run else ""
+    if archived is not None:
+        names = archived.candidates if dry_run else [a.partition for a in archived.archived]
+        out.print(f"partitions {verb} archived to {archived.location}: {len(names)}".replace("  ", " "))
     out.print(f"partitions {verb} created: {len(report.created)}".replace("  ", " "))
     for name, moved in report.moved.items():
         out.print(f"  moved {moved:,} row(s) out of the default partition into {name}")

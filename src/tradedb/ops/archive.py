@@ -77,6 +77,14 @@ def archive(
     return report
 
 
+def archive_if_configured(settings: Settings, *, dry_run: bool = False) -> ArchiveReport | None:
+    """What maintenance runs first: :func:`archive` when TRADEDB_ARCHIVE_URL and TRADEDB_ARCHIVE_AFTER are both set
+    (so partitions past their archive age are archived before any retention drops them), else None."""
+    if not (settings.archive_url and settings.archive_after):
+        return None
+    return archive(settings=settings, dry_run=dry_run)
+
+
 def restore(
     table: str, start: datetime, end: datetime, *, settings: Settings | None = None, url: str | None = None
 ) -> RestoreReport:
@@ -130,4 +138,13 @@ def _range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-__all__ = ["ArchiveReport", "RestoreReport", "archive", "catalog", "parse_after", "restore", "verify"]
+__all__ = [
+    "ArchiveReport",
+    "RestoreReport",
+    "archive",
+    "archive_if_configured",
+    "catalog",
+    "parse_after",
+    "restore",
+    "verify",
+]

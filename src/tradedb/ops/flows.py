@@ -22,7 +22,7 @@ from tradedb.database import connect
 from tradedb.db import direct as _connect
 from tradedb.db.embedded import server_url
 from tradedb.errors import BackupError
-from tradedb.ops import backup, maintenance, pitr
+from tradedb.ops import archive, backup, maintenance, pitr
 from tradedb.settings import load_settings, with_dbname
 
 #: Tables whose planner statistics matter most (ANALYZEd by the maintenance flow).
@@ -82,10 +82,12 @@ def restore_check_flow(folder: str = "backups") -> dict[str, Any]:
 
 @flow(name="tradedb-maintenance", timeout_seconds=3600)
 def maintenance_flow(ahead: int = 2, book_snapshots: str | None = "15min") -> dict[str, Any]:
-    """Partition maintenance (``tradedb.ops.maintenance.maintain``: repair default partitions, create partitions ahead,
-    apply TRADEDB_RETENTION), order book snapshots every ``book_snapshots`` up to each book's last event (None:
-    none), then ANALYZE the hot tables."""
+    """Archive to Parquet what TRADEDB_ARCHIVE_AFTER says is old enough (when set), partition maintenance
+    (``tradedb.ops.maintenance.maintain``: repair default partitions, create partitions ahead, apply
+    TRADEDB_RETENTION), order book snapshots every ``book_snapshots`` up to each book's last event (None: none),
+    then ANALYZE the hot tables."""
     settings = load_settings()
+    archived = archive.archive_if_configured(settings)
     report = maintenance.maintain(settings=settings, ahead=ahead)
     snapshots: dict[str, int] = {}
     if book_snapshots:
@@ -103,7 +105,8 @@ def maintenance_flow(ahead: int = 2, book_snapshots: str | None = "15min") -> di
         len(report.dropped),
         len(report.detached),
     )
-    return {**report.as_dict(), "book_snapshots": snapshots, "analyzed": list(HOT_TABLES)}
+    archived_names = [a.partition for a in archived.archived] if archived is not None else []
+    return {**report.as_dict(), "archived": archived_names, "book_snapshots": snapshots, "analyzed": list(HOT_TABLES)}
 
 
 @flow(name="tradedb-mark-to-market", timeout_seconds=600)
