@@ -20,6 +20,7 @@ BENCHMARKS = [
     "observe.py",
     "reference.py",
     "timescale.py",
+    "archive.py",
 ]
 
 if __name__ == "__main__":

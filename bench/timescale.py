@@ -5,7 +5,8 @@ trading databases set up alike, the second converted by ``convert_to_hypertables
 market_data.py (1M, 500 symbols, 5 days) by server-side binary COPY and by tradedb ``append``, ROUNDS rounds,
 medians (chunks and partitions exist before each timed round); then ``latest_quotes`` for 500 symbols. Goals
 (issue 19): ingest into hypertables within 10 % of native partitions (server COPY into each as the baseline),
-``latest_quotes(500)`` on hypertables within 1.5x native.
+``latest_quotes(500)`` on hypertables within 1.5x native. Last, what the quotes take: TimescaleDB's compression of
+every chunk against tradedb's Parquet archive of the native partitions (goal: at least 5x smaller than the heap).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import shutil
 import statistics
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pyarrow as pa
@@ -23,7 +26,7 @@ from _server import bench_database
 from market_data import BASELINE_COLUMNS, COLUMNS, SYMBOLS, median_seconds, sample, timed_latest
 from tradedb.columnar.binary_encode import encode_copy
 from tradedb.db.embedded import EmbeddedServer
-from tradedb.ops import maintenance
+from tradedb.ops import archive, maintenance
 from tradedb.settings import Settings
 
 PG15 = Path("/usr/lib/postgresql/15/bin")
@@ -51,6 +54,7 @@ def run(admin_url: str, folder: Path) -> None:
     data = sample([])
     results: dict[str, dict[str, float]] = {}
     latest: dict[str, float] = {}
+    sizes: dict[str, tuple[int, int]] = {}
     for kind in ("native", "hypertable"):
         with bench_database(admin_url, f"tdbbench_ts_{kind[:5]}") as (url, settings):
             if kind == "hypertable":
@@ -92,6 +96,7 @@ def run(admin_url: str, folder: Path) -> None:
                     }
                     times = timed_latest(md, [f"B{i:03d}" for i in range(SYMBOLS)])
                     latest[kind] = statistics.median(times)
+                    sizes[kind] = stored_size(conn, kind, url, settings, folder)
     n = data.num_rows
     print(f"\n{n:,} quotes, {SYMBOLS} symbols; medians of 3 rounds; PostgreSQL 15 + TimescaleDB, the same server")
     print(f"{'method':32} {'native s':>9} {'hypertable s':>13} {'hypertable/native':>18}")
@@ -99,11 +104,40 @@ def run(admin_url: str, folder: Path) -> None:
         a, b = results["native"][method], results["hypertable"][method]
         print(f"{method:32} {a:9.2f} {b:13.2f} {a / b:17.2f}x")
     print("  (throughput ratio: above 0.90x meets the goal 'within 10 %'; chunks and partitions exist before timing)")
+    (heap, parquet), (before, compressed) = sizes["native"], sizes["hypertable"]
+    print(
+        f"the same {n:,} quotes stored: heap {heap / 1e6:.1f} MB; TimescaleDB compressed {compressed / 1e6:.1f} MB "
+        f"({before / compressed:.1f}x smaller than its {before / 1e6:.1f} MB heap); tradedb's Parquet archive "
+        f"{parquet / 1e6:.1f} MB ({heap / parquet:.1f}x smaller than the heap; goal at least 5x)"
+    )
     ratio = latest["hypertable"] / latest["native"]
     print(
         f"latest_quotes({SYMBOLS}): native median {latest['native'] * 1000:.2f} ms, hypertables "
         f"{latest['hypertable'] * 1000:.2f} ms ({ratio:.2f}x; goal <= 1.5x)"
     )
+
+
+def stored_size(
+    conn: psycopg.Connection[Any], kind: str, url: str, settings: Settings, folder: Path
+) -> tuple[int, int]:
+    """Native: (heap bytes, Parquet bytes once archived); hypertable: (heap bytes, bytes once every chunk is
+    compressed). The quotes of the last timed round are what is stored."""
+    if kind == "hypertable":
+        conn.execute("SELECT compress_chunk(c, true) FROM show_chunks('data_ingestion.quotes') c")
+        row = conn.execute(
+            "SELECT sum(before_compression_heap_bytes), sum(after_compression_total_bytes) "
+            "FROM chunk_compression_stats('data_ingestion.quotes')"
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+    report = archive.archive(
+        settings=settings,
+        url=url,
+        location=str(folder / "archive"),
+        after="quotes=1d",
+        now=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    return sum(a.heap_bytes for a in report.archived), sum(a.file_bytes for a in report.archived)
 
 
 if __name__ == "__main__":

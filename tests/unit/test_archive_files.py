@@ -97,8 +97,7 @@ def test_segments_cut_a_range_into_archived_and_live_parts() -> None:
     parts = files.segments(h[0] + timedelta(minutes=30), h[7], [c, b2, a, b])
     assert [(lo, hi, [f.path for f in held]) for lo, hi, held in parts] == [
         (h[0] + timedelta(minutes=30), h[1], []),
-        (h[1], h[2], ["p1-0"]),
-        (h[2], h[3], ["p2-0", "p2-1"]),
+        (h[1], h[3], ["p1-0", "p2-0", "p2-1"]),  # adjacent partitions: one archived range
         (h[3], h[5], []),
         (h[5], h[6], ["p5-0"]),
         (h[6], h[7], []),

@@ -311,8 +311,8 @@ def delete(fs: pafs.FileSystem, root: str, paths: Sequence[str]) -> None:
 def segments(
     lo: datetime, hi: datetime, files: Sequence[ArchivedFile]
 ) -> list[tuple[datetime, datetime, list[ArchivedFile]]]:
-    """[lo, hi) cut into time order: the archived partitions' ranges (with their files) and the ranges between
-    them (no files: PostgreSQL's)."""
+    """[lo, hi) cut into time order: the archived ranges (with their files; adjacent partitions' files as one
+    range) and the ranges between them (no files: PostgreSQL's)."""
     ranges: dict[tuple[datetime, datetime], list[ArchivedFile]] = {}
     for file in sorted(files, key=lambda f: (f.range_start, f.seq)):
         ranges.setdefault((file.range_start, file.range_end), []).append(file)
@@ -324,7 +324,10 @@ def segments(
             continue
         if cursor < start:
             out.append((cursor, start, []))
-        out.append((start, end, held))
+        if out and out[-1][2] and out[-1][1] == start:
+            out[-1] = (out[-1][0], end, out[-1][2] + held)
+        else:
+            out.append((start, end, held))
         cursor = end
     if cursor < hi:
         out.append((cursor, hi, []))

@@ -16,6 +16,7 @@ Both take a connection in autocommit mode, as the owner role.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 ROWS_PER_FILE = 2_000_000
 PIECE_BYTES = 16 << 20
 #: One archiver or restorer per table at a time (two would race to drop or create the same partitions).
+NEXT_SEQ = "SELECT coalesce(max(seq) + 1, 0) FROM data_ingestion.archives WHERE table_name = %s AND range_start = %s"
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('tradedb.archive.' || %s))"
 
 
@@ -132,13 +134,17 @@ def _archive_partition(
                 )
             ).fetchone() or (0, 0, 0)
             if count:
+                # A range archived before (late rows came back into a partition of it) keeps its files: the new
+                # ones are numbered after them, and reads and restores take them all.
+                first = conn.execute(NEXT_SEQ, (spec.parent, spec.start)).fetchone()
+                seqs = itertools.count(first[0] if first else 0)
                 spans = []
-                for seq, rows in enumerate(_file_rows(conn, spec, rows_per_file)):
+                for seq, rows in zip(seqs, _file_rows(conn, spec, rows_per_file), strict=False):
                     written.append(files.write(fs, root, files.file_path(spec.parent, spec.name, seq), rows))
                     ids = rows["security_id"]  # in security order
-                    spans.append((ids[0].as_py(), ids[-1].as_py()))
-                for seq, (w, span) in enumerate(zip(written, spans, strict=True)):  # the COPY is over
-                    _record(conn, spec, seq=seq, span=span, location=location, w=w)
+                    spans.append((seq, ids[0].as_py(), ids[-1].as_py()))
+                for w, (seq, *span) in zip(written, spans, strict=True):  # the COPY is over
+                    _record(conn, spec, seq=seq, span=(span[0], span[1]), location=location, w=w)
                 archived = sum(w.row_count for w in written)
                 if archived != count:
                     raise ArchiveError(f"{spec.name}: {archived} rows archived of {count}: the partition is kept")

@@ -12,6 +12,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from tradedb.durations import parse_duration
@@ -105,6 +106,11 @@ def slices(table: pa.Table, chunk_bytes: int) -> Iterator[pa.Table]:
     rows = max(1, table.num_rows * chunk_bytes // max(table.nbytes, 1))
     for offset in range(0, table.num_rows, rows):
         yield table.slice(offset, rows)
+
+
+def in_time_order(table: pa.Table) -> bool:
+    ts = table["ts"].combine_chunks()
+    return len(ts) < 2 or bool(pc.all(pc.greater_equal(ts[1:], ts[:-1])).as_py())
 
 
 class ReadOptions(TypedDict, total=False):
