@@ -17,7 +17,8 @@ import pytest
 import tradedb
 from tests.conftest import PG15_BINDIR, make_settings
 from tests.servers import PgInstance
-from tradedb.ops import maintenance, verify
+from tradedb.errors import ArchiveError
+from tradedb.ops import archive, maintenance, verify
 from tradedb.ops import setup as provision
 
 pytestmark = [
@@ -219,3 +220,23 @@ def test_retention_drops_whole_chunks_and_coverage_follows(databases: dict[str, 
             "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'bars' AND is_compressed"
         )
         assert compressed == len(db.fetch_all("SELECT show_chunks('data_ingestion.bars')"))
+
+
+def test_archive_refuses_hypertables_and_takes_native_partitions(databases: dict[str, Any], tmp_path: Path) -> None:
+    """A hypertable's old chunks are compressed, not archived: the archive names that, nothing changes; the native
+    database on the same server archives the same quotes."""
+    server: PgInstance = databases["server"]
+    now = T0 + timedelta(days=400)
+    hyper = databases["hyper"]
+    with pytest.raises(ArchiveError, match="data_ingestion.quotes is a TimescaleDB hypertable"):
+        archive.archive(settings=hyper, url=server.url(), location=str(tmp_path / "h"), after="quotes=30d", now=now)
+    assert not (tmp_path / "h").exists()
+    native = databases["native"]
+    report = archive.archive(
+        settings=native, url=server.url(), location=str(tmp_path / "n"), after="quotes=30d", now=now
+    )
+    assert sum(a.rows for a in report.archived) == 7_200
+    with tradedb.connect(server.url(native.trading_db_name), settings=native) as db:
+        quotes = db.market_data.quotes("TSA", T0, T0 + timedelta(hours=2), as_="arrow")
+    with tradedb.connect(server.url(hyper.trading_db_name), settings=hyper) as db:
+        assert db.market_data.quotes("TSA", T0, T0 + timedelta(hours=2), as_="arrow").equals(quotes)
