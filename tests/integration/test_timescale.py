@@ -228,7 +228,7 @@ def test_archive_refuses_hypertables_and_takes_native_partitions(databases: dict
     server: PgInstance = databases["server"]
     now = T0 + timedelta(days=400)
     hyper = databases["hyper"]
-    with pytest.raises(ArchiveError, match="data_ingestion.quotes is a TimescaleDB hypertable"):
+    with pytest.raises(ArchiveError, match=r"data_ingestion\.quotes is a TimescaleDB hypertable"):
         archive.archive(settings=hyper, url=server.url(), location=str(tmp_path / "h"), after="quotes=30d", now=now)
     assert not (tmp_path / "h").exists()
     native = databases["native"]

@@ -33,7 +33,9 @@ def archive_run(
     location: Annotated[
         str | None, typer.Option(help="A folder or s3://bucket/prefix (default TRADEDB_ARCHIVE_URL).")
     ] = None,
-    rows_per_file: Annotated[int, typer.Option(help="Rows per Parquet file (the last of a partition holds the rest).")] = 2_000_000,
+    rows_per_file: Annotated[
+        int, typer.Option(help="Rows per Parquet file (the last of a partition holds the rest).")
+    ] = 2_000_000,
     dry_run: Annotated[bool, typer.Option(help="List the partitions that would be archived, change nothing.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
