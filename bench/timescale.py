@@ -125,7 +125,7 @@ def stored_size(
     if kind == "hypertable":
         conn.execute("SELECT compress_chunk(c, true) FROM show_chunks('data_ingestion.quotes') c")
         row = conn.execute(
-            "SELECT sum(before_compression_heap_bytes), sum(after_compression_total_bytes) "
+            "SELECT sum(before_compression_table_bytes), sum(after_compression_total_bytes) "
             "FROM chunk_compression_stats('data_ingestion.quotes')"
         ).fetchone()
         assert row is not None

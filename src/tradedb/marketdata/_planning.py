@@ -4,6 +4,7 @@ to the quality log, coverage and partitions a batch needs, and the counts of the
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +19,7 @@ from tradedb.db.outbox_rules import NewEvent, new_event
 from tradedb.errors import ValidationError
 from tradedb.marketdata._datasets import (
     BARS,
+    QUOTES,
     Dataset,
     OnConflict,
     Policy,
@@ -40,6 +42,27 @@ def _coverage_entries(table: pa.Table, dataset: Dataset) -> list[dict[str, Any]]
         "last_us": grouped["us_max"].to_numpy().tolist(),
         "row_count": grouped["us_count"].to_numpy().tolist(),
     }
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def last_quotes(table: pa.Table) -> list[dict[str, Any]]:
+    """Each security's last quote of a batch (the latest ts; of several at that instant, the last in the batch),
+    with times in µs since the epoch and non-finite floats as text (JSON has no NaN; PostgreSQL reads the text)."""
+    order = pc.sort_indices(table, sort_keys=[("security_id", "ascending"), ("ts", "ascending")])
+    rows = table.take(order)
+    ids = rows["security_id"].to_numpy()
+    last = np.flatnonzero(np.append(ids[1:] != ids[:-1], True)) if len(ids) else np.array([], np.int64)
+    picked = rows.take(pa.array(last))
+    columns: dict[str, list[Any]] = {
+        "security_id": picked["security_id"].to_pylist(),
+        "ts_us": picked["ts"].cast(pa.int64()).to_pylist(),
+        "contributor": picked["contributor"].to_pylist()
+        if "contributor" in picked.column_names
+        else [None] * picked.num_rows,
+    }
+    for name in ("bid", "ask", "bid_size", "ask_size"):
+        values = picked[name].to_pylist() if name in picked.column_names else [None] * picked.num_rows
+        columns[name] = [v if v is None or math.isfinite(v) else str(v) for v in values]
     return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
@@ -294,6 +317,8 @@ class Cooked:
     coverage: dict[str, Any] = field(default_factory=dict)
     #: The batch's window per security (and timeframe): first and last time in µs, rows.
     windows: list[dict[str, Any]] = field(default_factory=list)
+    #: Quotes: parameters of the last-quotes upsert from the batch's own rows.
+    last: dict[str, Any] = field(default_factory=dict)
 
 
 def cook(
@@ -339,6 +364,8 @@ def cook(
         cooked.starts = needed_starts(plan.rows, recipe.interval)
         cooked.windows = _coverage_entries(plan.rows, dataset)
         cooked.coverage = coverage_params(cooked.windows, dataset, recipe.source)
+        if dataset is QUOTES:
+            cooked.last = {"source": recipe.source, "last": json.dumps(last_quotes(plan.rows))}
     return cooked
 
 

@@ -278,6 +278,20 @@ SET ts = EXCLUDED.ts, bid = EXCLUDED.bid, ask = EXCLUDED.ask, bid_size = EXCLUDE
     ask_size = EXCLUDED.ask_size, contributor = EXCLUDED.contributor, updated_at = now()
 WHERE l.ts <= EXCLUDED.ts
 """
+#: The same from the batch's own last quote per security (sent by the writer): for a batch appended as it is, whose
+#: rows are exactly what was stored. No read of the quotes table (on a hypertable, 500 probes took 0.4 s a batch).
+LAST_QUOTES_FROM_BATCH = """
+INSERT INTO data_ingestion.last_quotes AS l (security_id, source, ts, bid, ask, bid_size, ask_size, contributor)
+SELECT security_id, %(source)s, timestamptz 'epoch' + ts_us * interval '1 microsecond', bid, ask, bid_size,
+       ask_size, contributor
+FROM jsonb_to_recordset(%(last)s::jsonb) AS x(security_id bigint, ts_us bigint, bid float8, ask float8,
+                                             bid_size float8, ask_size float8, contributor text)
+ORDER BY security_id
+ON CONFLICT (security_id, source) DO UPDATE
+SET ts = EXCLUDED.ts, bid = EXCLUDED.bid, ask = EXCLUDED.ask, bid_size = EXCLUDED.bid_size,
+    ask_size = EXCLUDED.ask_size, contributor = EXCLUDED.contributor, updated_at = now()
+WHERE l.ts <= EXCLUDED.ts
+"""
 
 #: Per security and source of the request: coverage's last time and the kept last quote. latest_quotes uses a
 #: security's kept quotes only where every source of it agrees with coverage (so writes that bypassed tradedb,

@@ -322,7 +322,12 @@ class MarketData:
                         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
                         written = _value(conn, q.insert_from_stage(dataset, skip_existing=True))
             if plan.rows.num_rows and dataset is base.QUOTES:
-                conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
+                # Appended as is, the batch's own last rows are what is stored; else (rows skipped or replaced) the
+                # stored rows are probed.
+                if mode == "append":
+                    conn.execute(q.LAST_QUOTES_FROM_BATCH, item.last)
+                else:
+                    conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
             if plan.logged:
                 conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
             if self._db.settings.events_outbox and written + replaced:

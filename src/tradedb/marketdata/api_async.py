@@ -326,7 +326,12 @@ class AsyncMarketData:
                         await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
                         written = await _value(conn, q.insert_from_stage(dataset, skip_existing=True))
             if plan.rows.num_rows and dataset is base.QUOTES:
-                await conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
+                # Appended as is, the batch's own last rows are what is stored; else (rows skipped or replaced) the
+                # stored rows are probed.
+                if mode == "append":
+                    await conn.execute(q.LAST_QUOTES_FROM_BATCH, item.last)
+                else:
+                    await conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
             if plan.logged:
                 await conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
             if self._db.settings.events_outbox and written + replaced:
