@@ -579,11 +579,28 @@ def test_top_once_json_and_the_live_view(fresh: TestDatabase) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)
+    # Interrupted once it has drawn twice (a fixed sleep raced the CLI's start on a loaded machine).
+    out, err = process.stdout, process.stderr
+    assert out is not None and err is not None
+    drawn: list[str] = []
+
+    def read() -> None:
+        for line in iter(out.readline, ""):
+            drawn.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while "".join(drawn).count("tradedb top") < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
     process.send_signal(2)
-    stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr
-    assert stdout.count("tradedb top") >= 2
+    process.wait(timeout=30)
+    reader.join(timeout=30)
+    problems = err.read()
+    out.close()
+    err.close()
+    assert process.returncode == 0, problems
+    assert "".join(drawn).count("tradedb top") >= 2
     bad = run_cli("top", "--once", "--limit", "0", env=fresh.env())
     assert bad.returncode != 0 and "limit" in bad.stderr and "Traceback" not in bad.stderr
 
