@@ -590,15 +590,20 @@ def test_top_once_json_and_the_live_view(fresh: TestDatabase) -> None:
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    deadline = time.monotonic() + 60
-    while "".join(drawn).count("tradedb top") < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.1)
-    process.send_signal(2)
-    process.wait(timeout=30)
-    reader.join(timeout=30)
-    problems = err.read()
-    out.close()
-    err.close()
+    try:
+        deadline = time.monotonic() + 60
+        while "".join(drawn).count("tradedb top") < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        process.send_signal(2)
+        process.wait(timeout=30)
+    finally:  # never leave the process (and its pipes) to a later test
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join(timeout=30)
+        problems = err.read()
+        out.close()
+        err.close()
     assert process.returncode == 0, problems
     assert "".join(drawn).count("tradedb top") >= 2
     bad = run_cli("top", "--once", "--limit", "0", env=fresh.env())
