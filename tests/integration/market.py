@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from tests.conftest import TestDatabase
@@ -38,3 +39,34 @@ def quotes(symbol: str, n: int, *, start: datetime = T0, step: timedelta = timed
             "ask_size": np.full(n, 200.0),
         }
     )
+
+
+def lobster_minute_bars(message_file: Any) -> pd.DataFrame:
+    """The independent reference for 1-minute trade bars of a LOBSTER message file (AMZN, 2012-06-21): executions
+    (types 4 and 5) at New York time, grouped by UTC minute with pandas."""
+    raw = pd.read_csv(message_file)
+    executed = raw[raw["Type"].isin([4, 5])].copy()
+    executed["ts"] = (
+        pd.Timestamp("2012-06-21", tz="America/New_York") + pd.to_timedelta(executed["Time"], unit="s")
+    ).dt.tz_convert("UTC")
+    executed["price"] = executed["Price"] / 10_000
+    grouped = executed.groupby(executed["ts"].dt.floor("1min"))
+    return pd.DataFrame(
+        {
+            "open": grouped["price"].first(),
+            "high": grouped["price"].max(),
+            "low": grouped["price"].min(),
+            "close": grouped["price"].last(),
+            "volume": grouped["Size"].sum().astype(float),
+            "trade_count": grouped["price"].size(),
+        }
+    )
+
+
+def assert_bars_equal(ours: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """tradedb's bars (indexed by ts) equal the reference's columns, minute by minute."""
+    ours = ours[expected.columns].copy()
+    ours.index = ours.index.as_unit("ns")
+    expected = expected.copy()
+    expected.index = expected.index.as_unit("ns")
+    pd.testing.assert_frame_equal(ours, expected, check_names=False, check_index_type=False, check_dtype=False)

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pytest
 from pyarrow.fs import S3FileSystem
 
 import tradedb
 from tests.conftest import SHARED_DATA, TestDatabase, run_cli
+from tests.integration.market import assert_bars_equal, lobster_minute_bars
 from tests.servers import free_port
 from tradedb import ValidationError
 from tradedb.archive import files
@@ -376,28 +376,9 @@ def test_real_trades_archived_give_the_same_bars_as_pandas(fresh_db: TestDatabas
             assert after.sort_by(keys).equals(before.sort_by(keys))
         stored = md.aggregate_bars("market_trades", "1m", start, end, symbols=["AMZN"], source="lobster")
         ours = md.bars("AMZN", start, end, timeframe="1m", source="lobster", as_="pandas").set_index("ts")
-    raw = pd.read_csv(lobster)
-    executed = raw[raw["Type"].isin([4, 5])].copy()
-    executed["ts"] = (
-        pd.Timestamp("2012-06-21", tz="America/New_York") + pd.to_timedelta(executed["Time"], unit="s")
-    ).dt.tz_convert("UTC")
-    executed["price"] = executed["Price"] / 10_000
-    grouped = executed.groupby(executed["ts"].dt.floor("1min"))
-    expected = pd.DataFrame(
-        {
-            "open": grouped["price"].first(),
-            "high": grouped["price"].max(),
-            "low": grouped["price"].min(),
-            "close": grouped["price"].last(),
-            "volume": grouped["Size"].sum().astype(float),
-            "trade_count": grouped["price"].size(),
-        }
-    )
+    expected = lobster_minute_bars(lobster)
     assert stored == len(expected)
-    ours = ours[expected.columns]
-    ours.index = ours.index.as_unit("ns")
-    expected.index = expected.index.as_unit("ns")
-    pd.testing.assert_frame_equal(ours, expected, check_names=False, check_index_type=False, check_dtype=False)
+    assert_bars_equal(ours, expected)
 
 
 def test_location_without_scheme_or_with_file_scheme(tmp_path: Path) -> None:

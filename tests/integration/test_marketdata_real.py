@@ -16,6 +16,7 @@ import pytest
 
 import tradedb
 from tests.conftest import SHARED_DATA, TestDatabase, run_cli
+from tests.integration.market import assert_bars_equal, lobster_minute_bars
 from tradedb.marketdata import files as ingest_files
 
 DATA = SHARED_DATA
@@ -56,27 +57,7 @@ def test_lobster_day_and_bars_equal_an_independent_computation(conn: tradedb.Dat
     ours = md.bars("AMZN", start, end, timeframe="1m", source="lobster", as_="pandas")
     assert stored == len(ours)
 
-    raw = pd.read_csv(LOBSTER)
-    executed = raw[raw["Type"].isin([4, 5])].copy()
-    executed["ts"] = (
-        pd.Timestamp("2012-06-21", tz="America/New_York") + pd.to_timedelta(executed["Time"], unit="s")
-    ).dt.tz_convert("UTC")
-    executed["price"] = executed["Price"] / 10_000
-    grouped = executed.groupby(executed["ts"].dt.floor("1min"))
-    expected = pd.DataFrame(
-        {
-            "open": grouped["price"].first(),
-            "high": grouped["price"].max(),
-            "low": grouped["price"].min(),
-            "close": grouped["price"].last(),
-            "volume": grouped["Size"].sum().astype(float),
-            "trade_count": grouped["price"].size(),
-        }
-    )
-    ours = ours.set_index("ts")[expected.columns]
-    ours.index = ours.index.as_unit("ns")
-    expected.index = expected.index.as_unit("ns")
-    pd.testing.assert_frame_equal(ours, expected, check_names=False, check_index_type=False, check_dtype=False)
+    assert_bars_equal(ours.set_index("ts"), lobster_minute_bars(LOBSTER))
 
 
 def test_binance_trades_and_quotes_parquet(conn: tradedb.Database) -> None:

@@ -138,13 +138,13 @@ def _archive_partition(
                 # ones are numbered after them, and reads and restores take them all.
                 first = conn.execute(NEXT_SEQ, (spec.parent, spec.start)).fetchone()
                 seqs = itertools.count(first[0] if first else 0)
-                spans = []
+                spans: list[tuple[int, tuple[int, int]]] = []
                 for seq, rows in zip(seqs, _file_rows(conn, spec, rows_per_file), strict=False):
                     written.append(files.write(fs, root, files.file_path(spec.parent, spec.name, seq), rows))
                     ids = rows["security_id"]  # in security order
-                    spans.append((seq, ids[0].as_py(), ids[-1].as_py()))
-                for w, (seq, *span) in zip(written, spans, strict=True):  # the COPY is over
-                    _record(conn, spec, seq=seq, span=(span[0], span[1]), location=location, w=w)
+                    spans.append((seq, (ids[0].as_py(), ids[-1].as_py())))
+                for w, (seq, span) in zip(written, spans, strict=True):  # the COPY is over
+                    _record(conn, spec, seq=seq, span=span, location=location, w=w)
                 archived = sum(w.row_count for w in written)
                 if archived != count:
                     raise ArchiveError(f"{spec.name}: {archived} rows archived of {count}: the partition is kept")
@@ -172,7 +172,7 @@ def _archive_partition(
 
 
 def _file_rows(conn: psycopg.Connection[Any], spec: PartitionSpec, rows_per_file: int) -> Iterator[pa.Table]:
-    """The partition's rows in (security, time) order, as tables of about ``rows_per_file`` rows."""
+    """The partition's rows in (security, time) order, as tables of ``rows_per_file`` rows (the last: the rest)."""
     columns = files.COLUMNS[spec.parent]
     query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY security_id, ts) TO STDOUT (FORMAT binary)").format(
         sql.SQL(", ").join(sql.SQL(c.select_sql) for c in columns), sql.Identifier(spec.schema, spec.name)
