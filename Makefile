@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.tradedb-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-embedded test-timescale lint format bench docs install clean
+.PHONY: demo test test-embedded test-timescale test-citus lint format bench docs install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ TIMESCALE_SUITES := tests/integration/test_timescale.py tests/integration/test_m
 test-timescale: $(STAMP)
 	tools/build-timescaledb.sh
 	TRADEDB_TEST_TIMESCALE=1 $(BIN)/python -m pytest $(TIMESCALE_SUITES) $(PYTEST_ARGS)
+
+## tradedb on a real Citus cluster: Citus built from ../shared/vendor for PostgreSQL 15 (once, cached in
+## ~/.cache/tradedb; about 1 minute the first time), a coordinator and two workers started by the tests.
+test-citus: $(STAMP)
+	tools/build-citus.sh
+	$(BIN)/python -m pytest tests/integration/test_citus.py $(PYTEST_ARGS)
 
 ## ruff (lint and format), mypy strict (src, tests, bench, tools), import-linter's layer contracts (pyproject.toml).
 lint: $(STAMP)

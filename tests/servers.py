@@ -15,6 +15,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import psycopg
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -171,3 +172,57 @@ def make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(key, key_path)
     return ca_path, cert_path, key_path
+
+
+# --- Citus -----------------------------------------------------------------------------------------------------
+
+CITUS_SERVER_SETTINGS = {
+    "shared_preload_libraries": "citus",
+    "citus.enable_statistics_collection": "off",
+    "max_prepared_transactions": "100",  # Citus's two-phase commit of multi-shard writes
+    "wal_level": "logical",  # shard moves (rebalancing) use logical replication
+    # Nodes talk over loopback here; a real cluster keeps Citus's default (sslmode=require) with certificates.
+    "citus.node_conninfo": "sslmode=disable",
+}
+
+
+class CitusCluster:
+    """A coordinator and ``workers`` workers, PostgreSQL 15 with Citus preloaded, on free ports of this machine.
+
+    The nodes trust each other's loopback connections (``host all all 127.0.0.1/32 trust`` first in pg_hba), the
+    way a real cluster trusts its private network or its certificates: Citus connects between nodes as the
+    client's role, which has no password on the workers. Clients still log in to the coordinator with its URL.
+    """
+
+    def __init__(self, bindir: Path, workers: int = 2) -> None:
+        self.coordinator = PgInstance(bindir=bindir, prefix="tradedb-citus-coordinator-")
+        self.workers = [PgInstance(bindir=bindir, prefix=f"tradedb-citus-worker{i}-") for i in range(workers)]
+
+    @property
+    def nodes(self) -> list[PgInstance]:
+        return [self.coordinator, *self.workers]
+
+    def start(self) -> CitusCluster:
+        for node in self.nodes:
+            _start_citus_node(node)
+        for node in self.nodes:
+            with psycopg.connect(node.url(), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
+        with psycopg.connect(self.coordinator.url(), autocommit=True) as conn:
+            conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (self.coordinator.port,))
+            for worker in self.workers:
+                conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (worker.port,))
+        return self
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()
+
+
+def _start_citus_node(node: PgInstance) -> PgInstance:
+    node.start()
+    node.configure(**CITUS_SERVER_SETTINGS)
+    hba = node.data_dir / "pg_hba.conf"
+    hba.write_text("host all all 127.0.0.1/32 trust\n" + hba.read_text())
+    node.restart()
+    return node

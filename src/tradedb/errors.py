@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +51,14 @@ class ConnectionLost(ConnectionError):
     """The connection to the server was lost (server restart, failover, terminated backend)."""
 
     transient = True
+
+
+class NodeUnavailable(ConnectionError):
+    """A node of the Citus cluster could not be reached; ``node`` is its host:port."""
+
+    def __init__(self, message: str | None = None, *, node: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.node = node
 
 
 class PoolTimeout(ConnectionError):
@@ -184,6 +193,9 @@ class StaleVersion(ConcurrencyError):
     """The order changed since the version the caller saw (optimistic locking)."""
 
 
+_REMOTE_NODE = re.compile(r"connection to the remote node (?:[^@\s]+@)?(\S+?) failed")
+
+
 def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
     """Map a psycopg error to the matching tradedb error, keeping SQLSTATE and constraint name."""
     diag = getattr(exc, "diag", None)
@@ -206,6 +218,10 @@ def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
         kind = PermissionDenied
     elif isinstance(exc, pgerrors.SerializationFailure | pgerrors.DeadlockDetected):
         kind = RetryableError
+    elif (node := _REMOTE_NODE.search(detail)) is not None:
+        # Citus names the worker it could not reach; the coordinator's own connection is fine, so this does not
+        # heal by retrying at once.
+        return NodeUnavailable(message, node=node.group(1), sqlstate=sqlstate)
     elif isinstance(exc, psycopg.OperationalError):
         # Authentication (class 28) and a missing database do not heal by retrying; everything else that breaks
         # a connection (admin shutdown 57P01, crash 57P02, network loss with no SQLSTATE) may.
@@ -262,6 +278,12 @@ class IdentifierConflict(ValidationError):
 
 class AmbiguousSymbol(ValidationError):
     """A symbol resolves to more than one security on one date (pass ``exchange=`` or a ``scheme=``)."""
+
+
+class ClusterError(TradeDBError):
+    """The Citus cluster is not in a state tradedb can use (no workers, a worker unreachable during setup)."""
+
+    exit_code = 2
 
 
 class ArchiveError(TradeDBError):

@@ -186,6 +186,9 @@ class Settings(BaseSettings):
     pool_timeout: float | None = Field(default=None, gt=0, validation_alias=AliasChoices("DATABASE_POOL_TIMEOUT"))
     retry_attempts: int = Field(default=3, ge=0, le=100, validation_alias=AliasChoices("DATABASE_RETRY_ATTEMPTS"))
 
+    # A Citus coordinator: setup distributes the tables (found from the extension; true makes its absence an error).
+    citus: bool = Field(default=False, validation_alias=AliasChoices("TRADEDB_CITUS"))
+
     # PgBouncer, direct connections, replicas, service scoping.
     pgbouncer: bool = Field(default=False, validation_alias=AliasChoices("DATABASE_PGBOUNCER"))
     direct_database_url: SecretStr | None = Field(

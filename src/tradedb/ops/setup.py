@@ -23,7 +23,7 @@ from tradedb._version import __version__
 from tradedb.db import direct as _connect
 from tradedb.db.embedded import server_url
 from tradedb.errors import ConfigError, PermissionDenied, VerificationError
-from tradedb.ops import logins, maintenance, migrate
+from tradedb.ops import citus, logins, maintenance, migrate
 from tradedb.ops.verify import Problem, verify
 from tradedb.schema import SERVICE_SCHEMAS
 from tradedb.schema import privileges as roles
@@ -144,6 +144,9 @@ def setup(
         ).fetchone()
         assert row is not None
         me, superuser, createrole, createdb = str(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
+        on_citus = citus.is_coordinator(conn, settings)
+        if on_citus:
+            citus.workers_of(conn)  # a coordinator with no workers is refused before anything changes
         if me in roles.all_role_names(prefix):
             raise ConfigError(f"connect as an administrative user, not as tradedb's own role {me!r}")
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.trading_db_name,)).fetchone():
@@ -209,7 +212,13 @@ def setup(
                 statement = sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(dbname), sql.Identifier(db_owner)
                 )
+                # On a Citus coordinator the trading database is created on every node (the prefect one is not).
+                cluster_wide = on_citus and dbname == settings.trading_db_name
+                if cluster_wide:
+                    runner.run(conn, "SET citus.enable_create_database_propagation = on")
                 runner.run(conn, statement.as_string(None), f"create database {dbname}")
+                if cluster_wide:
+                    runner.run(conn, "RESET citus.enable_create_database_propagation")
             runner.run(
                 conn,
                 sql.SQL("GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {} TO {}")
@@ -248,6 +257,10 @@ def setup(
 
         runner.timed("schemas", ensure_schemas)
 
+    if on_citus and not dry_run:
+        with _connect.maintenance_connect(target, settings) as admin:
+            runner.timed("cluster", lambda: citus.prepare(target, settings, admin, runner.run))
+
     def run_migrations() -> None:
         state = migrate.status(settings=settings, url=trading_url)
         if not state.pending:
@@ -261,6 +274,14 @@ def setup(
         report.actions.append(f"migrated {', '.join(state.pending)}")
 
     runner.timed("migrations", run_migrations)
+
+    if on_citus and not dry_run:
+        with _connect.connect(trading_url, settings, autocommit=True) as conn:
+
+            def distribute() -> None:
+                citus.distribute(conn, runner.run)
+
+            runner.timed("distribution", distribute)
 
     with _connect.connect(trading_url, settings) as conn:
 

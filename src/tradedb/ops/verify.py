@@ -13,7 +13,7 @@ from tradedb.database import Database
 from tradedb.db import direct as _connect
 from tradedb.db.embedded import server_url
 from tradedb.errors import UnknownRevisionError
-from tradedb.ops import migrate
+from tradedb.ops import citus, migrate
 from tradedb.schema import SERVICE_SCHEMAS, metadata
 from tradedb.schema import privileges as roles
 from tradedb.schema.partitions import default_partition_name, hypertables
@@ -139,6 +139,8 @@ def verify(*, settings: Settings | None = None, url: str | None = None) -> list[
             Problem("trigger", table, "no maintenance_mode trigger: writes go on in maintenance mode")
             for table in unguarded_tables(conn)
         ]
+        if citus.citus_version(conn) is not None:
+            problems += [Problem("distribution", table, detail) for table, detail in citus.differences(conn)]
     try:
         state = migrate.status(settings=settings, url=trading_url)
     except UnknownRevisionError as exc:

@@ -1,0 +1,131 @@
+"""tradedb on a real Citus cluster (a coordinator and two workers, PostgreSQL 15 with Citus 13.2 built from
+../shared/vendor by `make test-citus`): setup makes the trading database a database of the cluster and distributes
+the market-data tables by security, co-located; verify reports a table that should be distributed and is not; a
+coordinator with no workers is a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import PG15_BINDIR, make_settings
+from tests.servers import CitusCluster, PgInstance
+from tradedb.errors import ClusterError, NodeUnavailable, translate
+from tradedb.ops import citus, verify
+from tradedb.ops import setup as provision
+from tradedb.settings import with_dbname
+
+pytestmark = [
+    pytest.mark.citus,
+    pytest.mark.skipif(
+        not (Path("/usr/lib/postgresql/15/lib") / "citus.so").exists(),
+        reason="Citus is not built for PostgreSQL 15 (make test-citus builds it)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[CitusCluster]:
+    made = CitusCluster(PG15_BINDIR).start()
+    yield made
+    made.cleanup()
+
+
+@pytest.fixture(scope="module")
+def trading(cluster: CitusCluster) -> str:
+    """A tradedb database set up through the coordinator; returns its name."""
+    settings = make_settings(cluster.coordinator.url(), "tdbt_citus")
+    report = provision.setup(settings=settings, url=cluster.coordinator.url())
+    assert "citus extension on the coordinator" in report.actions
+    assert [a for a in report.actions if a.startswith("citus node ")] == [
+        f"citus node 127.0.0.1:{w.port}" for w in cluster.workers
+    ]
+    return settings.trading_db_name
+
+
+def test_setup_distributes_market_data_by_security_co_located(cluster: CitusCluster, trading: str) -> None:
+    with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
+        placed = citus.distribution(conn)
+        assert citus.differences(conn) == []
+        shards_per_node = {row["node"]: row["shards"] for row in citus.shard_counts(conn)}
+    market = [table for table, _ in citus.DISTRIBUTED["market data, by security"]]
+    assert {placed[t].kind for t in market} == {"distributed"}
+    assert {placed[t].column for t in market} == {"security_id"}
+    assert len({placed[t].group for t in market}) == 1  # one co-location group: a security's rows on one node
+    for worker in cluster.workers:  # the shards are spread over both workers, none on the coordinator
+        assert shards_per_node[f"127.0.0.1:{worker.port}"] > 0
+    assert shards_per_node[f"127.0.0.1:{cluster.coordinator.port}"] == 0
+    for worker in cluster.workers:  # the trading database, its extension and its roles exist on every worker
+        with psycopg.connect(worker.url(trading), autocommit=True) as conn:
+            assert citus.citus_version(conn) is not None
+
+
+def test_setup_again_changes_nothing(cluster: CitusCluster, trading: str) -> None:
+    settings = make_settings(cluster.coordinator.url(), trading)
+    report = provision.setup(settings=settings, url=cluster.coordinator.url())
+    assert not [a for a in report.actions if a.startswith(("citus", "distribute"))]
+
+
+def test_verify_reports_a_table_that_should_be_distributed(cluster: CitusCluster, trading: str) -> None:
+    settings = make_settings(cluster.coordinator.url(), trading)
+    with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
+        conn.execute("SELECT undistribute_table('data_ingestion.coverage')")
+        try:
+            found = [
+                (p.kind, p.name, p.detail) for p in verify.verify(settings=settings, url=cluster.coordinator.url())
+            ]
+            assert (
+                "distribution",
+                "data_ingestion.coverage",
+                "should be distributed by security_id and is not",
+            ) in found
+        finally:
+            assert citus.distribute(conn, lambda c, statement, action=None: c.execute(statement)) == [
+                "data_ingestion.coverage"
+            ]
+        assert citus.differences(conn) == []
+
+
+def test_a_coordinator_with_no_workers_is_a_clear_error() -> None:
+    lone = CitusCluster(PG15_BINDIR, workers=0).start()
+    try:
+        settings = make_settings(lone.coordinator.url(), "tdbt_citus_lone")
+        with pytest.raises(ClusterError, match="no workers"):
+            provision.setup(settings=settings, url=lone.coordinator.url())
+        with psycopg.connect(lone.coordinator.url(), autocommit=True) as conn:  # refused before anything changed
+            assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'tdbt_citus_lone'").fetchone() is None
+    finally:
+        lone.cleanup()
+
+
+def test_citus_setting_without_the_extension_is_a_clear_error() -> None:
+    plain = PgInstance(bindir=PG15_BINDIR, prefix="tradedb-not-citus-").start()
+    try:
+        settings = make_settings(plain.url(), "tdbt_not_citus").model_copy(update={"citus": True})
+        with pytest.raises(ClusterError, match="no citus extension"):
+            provision.setup(settings=settings, url=plain.url())
+    finally:
+        plain.cleanup()
+
+
+def test_a_worker_down_is_named(cluster: CitusCluster, trading: str) -> None:
+    worker = cluster.workers[0]
+    worker.stop()
+    try:
+        with (
+            psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn,
+            pytest.raises(psycopg.Error) as caught,
+        ):
+            conn.execute("SELECT count(*) FROM data_ingestion.quotes")
+        error = translate(caught.value)
+        assert isinstance(error, NodeUnavailable)
+        assert error.node == f"127.0.0.1:{worker.port}"
+        assert not error.transient
+    finally:
+        worker.start()
+    with psycopg.connect(with_dbname(cluster.coordinator.url(), trading), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM data_ingestion.quotes").fetchone() == (0,)
