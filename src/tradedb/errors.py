@@ -193,6 +193,7 @@ class StaleVersion(ConcurrencyError):
     """The order changed since the version the caller saw (optimistic locking)."""
 
 
+_MAINTENANCE_MESSAGE = "the platform is in maintenance mode: "
 _REMOTE_NODE = re.compile(r"connection to the remote node (?:[^@\s]+@)?(\S+?) failed")
 
 
@@ -206,6 +207,9 @@ def translate(exc: psycopg.Error, context: str = "") -> TradeDBError:
     kind: type[TradeDBError]
     if sqlstate in RAISED_BY_FUNCTIONS:
         kind = RAISED_BY_FUNCTIONS[sqlstate]
+    elif sqlstate == "XX000" and detail.startswith(_MAINTENANCE_MESSAGE):
+        # Citus re-raises a worker's error with SQLSTATE XX000: the guard on a shard is known by its message.
+        kind = MaintenanceMode
     elif isinstance(exc, pgerrors.UniqueViolation):
         kind = DuplicateError
     elif isinstance(exc, pgerrors.ExclusionViolation):

@@ -7,14 +7,18 @@ coordinator with no workers is a clear error.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import psycopg
+import pyarrow as pa
 import pytest
 
+import tradedb
 from tests.conftest import PG15_BINDIR, make_settings
 from tests.servers import CitusCluster, PgInstance
-from tradedb.errors import ClusterError, NodeUnavailable, translate
+from tradedb.errors import ClusterError, MaintenanceMode, NodeUnavailable, translate
 from tradedb.ops import citus, verify
 from tradedb.ops import setup as provision
 from tradedb.settings import with_dbname
@@ -56,12 +60,79 @@ def test_setup_distributes_market_data_by_security_co_located(cluster: CitusClus
     assert {placed[t].kind for t in market} == {"distributed"}
     assert {placed[t].column for t in market} == {"security_id"}
     assert len({placed[t].group for t in market}) == 1  # one co-location group: a security's rows on one node
-    for worker in cluster.workers:  # the shards are spread over both workers, none on the coordinator
-        assert shards_per_node[f"127.0.0.1:{worker.port}"] > 0
-    assert shards_per_node[f"127.0.0.1:{cluster.coordinator.port}"] == 0
+    assert {placed[t].kind for t in citus.REFERENCE} == {"reference"}
+    for worker in cluster.workers:  # the shards are spread over both workers; the coordinator has the references
+        assert shards_per_node[f"127.0.0.1:{worker.port}"] > len(citus.REFERENCE)
+    assert shards_per_node[f"127.0.0.1:{cluster.coordinator.port}"] == len(citus.REFERENCE)
     for worker in cluster.workers:  # the trading database, its extension and its roles exist on every worker
         with psycopg.connect(worker.url(trading), autocommit=True) as conn:
             assert citus.citus_version(conn) is not None
+
+
+T0 = datetime(2026, 11, 2, 14, tzinfo=UTC)
+
+
+def quotes(symbols: list[str], n: int, start: datetime = T0) -> pa.Table:
+    ts = pa.array([start + timedelta(milliseconds=10 * i) for i in range(n)], pa.timestamp("us", "UTC"))
+    bid = 100 + np.arange(n) * 0.01
+    return pa.table(
+        {
+            "ts": ts,
+            "symbol": [symbols[i % len(symbols)] for i in range(n)],
+            "bid": bid,
+            "ask": bid + 0.02,
+            "bid_size": np.full(n, 100.0),
+            "ask_size": np.full(n, 200.0),
+        }
+    )
+
+
+def test_market_data_written_and_read_through_the_coordinator(cluster: CitusCluster, trading: str) -> None:
+    settings = make_settings(cluster.coordinator.url(), trading)
+    symbols = [f"CT{i}" for i in range(8)]
+    table = quotes(symbols, 8_000)
+    with tradedb.connect(cluster.coordinator.url(trading), settings=settings) as db:
+        written = db.market_data.write_quotes(table, source="feed", exchange="XNAS", create_securities=True)
+        assert written.written == 8_000
+        back = db.market_data.quotes("CT3", T0, T0 + timedelta(hours=1), as_="arrow")
+        assert back.num_rows == 1_000
+        assert (
+            back.column("bid").to_pylist() == table.filter(pa.compute.equal(table["symbol"], "CT3"))["bid"].to_pylist()
+        )
+        latest = db.market_data.latest_quotes(symbols)
+        assert sorted(latest) == symbols
+        security_id = db.securities.get("CT3")["security_id"]
+    with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
+        rows = dict(
+            conn.execute(
+                """
+                SELECT s.nodename || ':' || s.nodeport, sum(r.result::bigint)
+                FROM run_command_on_shards('data_ingestion.quotes', 'SELECT count(*) FROM %s') r
+                JOIN citus_shards s USING (shardid) GROUP BY 1
+                """
+            ).fetchall()
+        )
+        plan = "\n".join(
+            str(r[0])
+            for r in conn.execute(
+                "EXPLAIN SELECT * FROM data_ingestion.quotes WHERE security_id = %s AND ts >= %s", (security_id, T0)
+            )
+        )
+    assert "Task Count: 1" in plan  # a read by security is routed to the one shard that holds it
+    assert sum(rows.values()) == 8_000
+    assert all(rows[f"127.0.0.1:{w.port}"] > 0 for w in cluster.workers)  # the securities spread over both workers
+
+
+def test_maintenance_mode_holds_on_the_workers(cluster: CitusCluster, trading: str) -> None:
+    settings = make_settings(cluster.coordinator.url(), trading)
+    with tradedb.connect(cluster.coordinator.url(trading), settings=settings) as db:
+        db.config.set("maintenance_mode", True)
+        try:
+            with pytest.raises(MaintenanceMode, match="maintenance mode"):
+                db.market_data.write_quotes(quotes(["CT0"], 10, T0 + timedelta(minutes=30)), source="feed")
+        finally:
+            db.config.set("maintenance_mode", False)
+        assert db.market_data.write_quotes(quotes(["CT0"], 10, T0 + timedelta(minutes=30)), source="feed").written == 10
 
 
 def test_setup_again_changes_nothing(cluster: CitusCluster, trading: str) -> None:
@@ -128,4 +199,4 @@ def test_a_worker_down_is_named(cluster: CitusCluster, trading: str) -> None:
     finally:
         worker.start()
     with psycopg.connect(with_dbname(cluster.coordinator.url(), trading), autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM data_ingestion.quotes").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM data_ingestion.quotes").fetchone() == (8_010,)  # all back

@@ -77,6 +77,8 @@ TRADEDB_TABLES = {
         # the audit ledger (issue 18): sealed transactions and the chain of blocks
         "audit_transactions",
         "audit_blocks",
+        # scale-out (issue 21): maintenance mode's flag, which a Citus cluster copies to every node
+        "maintenance_state",
     },
 }
 

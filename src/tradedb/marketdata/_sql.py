@@ -45,7 +45,7 @@ FROM jsonb_to_recordset(%(rows)s::jsonb)
 ORDER BY security_id, timeframe
 ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
 SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
-    row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
+    row_count = c.row_count + EXCLUDED.row_count, updated_at = EXCLUDED.updated_at
 """
 
 
@@ -212,7 +212,7 @@ WITH ins AS (
     ORDER BY security_id, timeframe
     ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
     SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
-        row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
+        row_count = c.row_count + EXCLUDED.row_count, updated_at = EXCLUDED.updated_at
 )
 SELECT coalesce(sum(n), 0)::bigint FROM agg
 """
@@ -275,7 +275,7 @@ CROSS JOIN LATERAL (
 ORDER BY q.security_id
 ON CONFLICT (security_id, source) DO UPDATE
 SET ts = EXCLUDED.ts, bid = EXCLUDED.bid, ask = EXCLUDED.ask, bid_size = EXCLUDED.bid_size,
-    ask_size = EXCLUDED.ask_size, contributor = EXCLUDED.contributor, updated_at = now()
+    ask_size = EXCLUDED.ask_size, contributor = EXCLUDED.contributor, updated_at = EXCLUDED.updated_at
 WHERE l.ts <= EXCLUDED.ts
 """
 #: The same from the batch's own last quote per security (sent by the writer): for a batch appended as it is, whose
@@ -289,7 +289,7 @@ FROM jsonb_to_recordset(%(last)s::jsonb) AS x(security_id bigint, ts_us bigint, 
 ORDER BY security_id
 ON CONFLICT (security_id, source) DO UPDATE
 SET ts = EXCLUDED.ts, bid = EXCLUDED.bid, ask = EXCLUDED.ask, bid_size = EXCLUDED.bid_size,
-    ask_size = EXCLUDED.ask_size, contributor = EXCLUDED.contributor, updated_at = now()
+    ask_size = EXCLUDED.ask_size, contributor = EXCLUDED.contributor, updated_at = EXCLUDED.updated_at
 WHERE l.ts <= EXCLUDED.ts
 """
 
@@ -454,7 +454,7 @@ stored AS (
     ORDER BY security_id
     ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
     SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
-        row_count = c.row_count + EXCLUDED.row_count, updated_at = now()
+        row_count = c.row_count + EXCLUDED.row_count, updated_at = EXCLUDED.updated_at
 )
 SELECT coalesce(sum(m), 0)::bigint FROM agg
 """
@@ -488,7 +488,7 @@ WITH cur AS (
     ORDER BY security_id, timeframe
     ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
     SET first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, row_count = EXCLUDED.row_count,
-        updated_at = now()
+        updated_at = EXCLUDED.updated_at
 )
 SELECT count(*) FROM cur
 """

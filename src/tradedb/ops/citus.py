@@ -38,8 +38,8 @@ DISTRIBUTED: dict[str, tuple[tuple[str, str], ...]] = {
         ("data_ingestion.last_quotes", "security_id"),
     ),
 }
-#: Tables copied whole to every node: what the shards' triggers read (maintenance mode reads system_config).
-REFERENCE: tuple[str, ...] = ()
+#: Tables copied whole to every node: what the shards' triggers read (the maintenance guard's flag).
+REFERENCE: tuple[str, ...] = ("shared.maintenance_state",)
 #: Tables of the execution path the scale-out plan distributes by account; not distributed yet (see the docs'
 #: scale-out page): their keys and the security master's foreign keys change first.
 PLANNED_BY_ACCOUNT: tuple[str, ...] = (

@@ -238,6 +238,21 @@ class SystemConfig(Base):
     updated_at: Mapped[datetime] = updated_at()
 
 
+class MaintenanceState(Base):
+    __tablename__ = "maintenance_state"
+    __table_args__ = plain(
+        SCHEMA,
+        "Maintenance mode's flag, kept equal to system_config maintenance_mode by a trigger; what the maintenance "
+        "guard reads (a Citus cluster copies it to every node).",
+        sa.CheckConstraint("id", name="one_row"),
+    )
+
+    id: Mapped[bool] = mapped_column(
+        sa.Boolean, primary_key=True, server_default=sa.true(), comment="Always true: one row"
+    )
+    active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+
+
 _audit_seq, _audit_default = sequence_default(SCHEMA, "audit_log", "audit_id")
 
 
