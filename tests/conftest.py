@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -61,6 +62,11 @@ def admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(with_dbname(url, "postgres"), autocommit=True)
 
 
+#: `make test-citus`: the admin URLs of the session cluster's workers. A database of the cluster is cloned and
+#: dropped on every node (a clone of each node's template is a consistent copy of the cluster's database).
+CLUSTER_WORKERS: list[str] = []
+
+
 def create_database(url: str, name: str, template: str | None = None) -> None:
     """Create database ``name`` (owned by the test owner role, so migrations run as it)."""
     statement = sql.SQL("CREATE DATABASE {} OWNER {}").format(
@@ -68,14 +74,28 @@ def create_database(url: str, name: str, template: str | None = None) -> None:
     )
     if template:
         statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
-    with admin(url) as conn:
-        conn.execute(statement)
+    for node in [url, *(CLUSTER_WORKERS if template else [])]:
+        with admin(node) as conn:
+            if node in CLUSTER_WORKERS:
+                conn.execute("SET citus.enable_ddl_propagation = off")  # a worker refuses database DDL otherwise
+            if template and CLUSTER_WORKERS:
+                # Citus keeps sessions open on its databases (its maintenance daemon, connections between nodes):
+                # the template takes none any more, and those it has are closed, so it can be copied.
+                conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(template)))
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (template,),
+                )
+            conn.execute(statement)
 
 
 def drop_database(url: str, name: str) -> None:
     """Drop database ``name`` if it exists, disconnecting its sessions."""
-    with admin(url) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    for node in [url, *CLUSTER_WORKERS]:
+        with admin(node) as conn:
+            if node in CLUSTER_WORKERS:
+                conn.execute("SET citus.enable_ddl_propagation = off")
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -159,7 +179,22 @@ def embedded_home() -> Iterator[Path]:
 #: `make test-timescale`: the session's server is PostgreSQL 15 with TimescaleDB preloaded, and the template's
 #: market-data tables are hypertables, so the market-data suite runs on them unchanged.
 TIMESCALE = os.environ.get("TRADEDB_TEST_TIMESCALE") == "1"
+#: `make test-citus`: the session's server is the coordinator of a Citus cluster (two workers), so the market-data
+#: suites run unchanged on distributed tables.
+CITUS = os.environ.get("TRADEDB_TEST_CITUS") == "1"
 PG15_BINDIR = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="session")
+def citus_cluster() -> Iterator[Any]:
+    """A coordinator and two workers of the session's own (`make test-citus`)."""
+    from tests.servers import CitusCluster
+
+    cluster = CitusCluster(PG15_BINDIR).start()
+    CLUSTER_WORKERS[:] = [w.url() for w in cluster.workers]
+    yield cluster
+    CLUSTER_WORKERS.clear()
+    cluster.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -180,8 +215,10 @@ def embedded_server(embedded_home: Path) -> Iterator[EmbeddedServer]:
 @pytest.fixture(scope="session")
 def server_url(request: pytest.FixtureRequest) -> str:
     """The admin URL of the test server."""
-    configured = None if TIMESCALE else os.environ.get("TRADEDB_TEST_DATABASE_URL")
-    if configured:
+    configured = None if TIMESCALE or CITUS else os.environ.get("TRADEDB_TEST_DATABASE_URL")
+    if CITUS:
+        url = str(request.getfixturevalue("citus_cluster").coordinator.url())
+    elif configured:
         url = normalize_url(configured, variable="TRADEDB_TEST_DATABASE_URL")
     else:
         server: EmbeddedServer = request.getfixturevalue("embedded_server")

@@ -214,6 +214,16 @@ class CitusCluster:
                 conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (worker.port,))
         return self
 
+    def add_worker(self) -> PgInstance:
+        """Start one more worker, with the extension in its maintenance database (not yet a node of anything)."""
+        worker = _start_citus_node(
+            PgInstance(bindir=self.coordinator.settings.pg_bindir, prefix="tradedb-citus-worker-")
+        )
+        with psycopg.connect(worker.url(), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
+        self.workers.append(worker)
+        return worker
+
     def cleanup(self) -> None:
         for node in self.nodes:
             node.cleanup()

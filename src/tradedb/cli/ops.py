@@ -173,6 +173,9 @@ def health(
     table.add_row("extensions installed", ", ".join(report.extensions_installed) or "(none)")
     for name, size in report.database_sizes.items():
         table.add_row(f"size of {name}", f"{size / 1e6:.1f} MB")
+    for node in report.cluster_nodes:
+        state = "" if node["active"] else ", inactive"
+        table.add_row(f"citus {node['role']} {node['node']}", f"{node['shards']} shards{state}")
     out.print(table)
 
 

@@ -252,3 +252,50 @@ def shard_counts(conn: psycopg.Connection[TupleRow]) -> list[dict[str, Any]]:
         {"node": f"{h}:{p}", "role": "coordinator" if c else "worker", "active": bool(a), "shards": int(n)}
         for h, p, c, a, n in rows
     ]
+
+
+def add_worker(url: str, settings: Settings, host: str, port: int) -> list[str]:
+    """Make a new worker a node of the cluster and of the trading database; return the statements run.
+
+    ``url`` is an admin URL of the coordinator; the new server must have Citus preloaded and accept the same
+    admin login. Its shards come with ``rebalance``. Idempotent.
+    """
+    worker = Node(host, port)
+    done: list[str] = []
+
+    def run(conn: psycopg.Connection[TupleRow], statement: str, action: str | None = None) -> None:
+        conn.execute(statement)
+        done.append(statement)
+
+    dbname = settings.trading_db_name
+    try:
+        with psycopg.connect(node_url(url, worker, "postgres"), autocommit=True, connect_timeout=10) as conn:
+            if citus_version(conn) is None:
+                run(conn, "CREATE EXTENSION citus")
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is None:
+                run(conn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)).as_string(None))
+        with psycopg.connect(node_url(url, worker, dbname), autocommit=True, connect_timeout=10) as conn:
+            if citus_version(conn) is None:
+                run(conn, "CREATE EXTENSION citus")
+    except psycopg.OperationalError as exc:
+        raise ClusterError(f"the new worker {worker} is unreachable: {exc}") from None
+    add = sql.SQL("SELECT citus_add_node({}, {})").format(sql.Literal(host), sql.Literal(port)).as_string(None)
+    for database in ("postgres", dbname):
+        with _connect.connect(with_dbname(url, database), settings, autocommit=True) as conn:
+            if (host, port) not in {(n.host, n.port) for n in nodes(conn)}:
+                run(conn, add)
+    return done
+
+
+def rebalance(url: str, settings: Settings) -> int:
+    """Move shards so every worker holds its share, and wait; return the number of shard moves.
+
+    Writes go on while a shard moves (``force_logical``: the tick tables have no replica identity, and appends are
+    all their writers make); updates and deletes of a moving shard's rows wait or fail (``ConcurrencyError``).
+    """
+    with _connect.connect(with_dbname(url, settings.trading_db_name), settings, autocommit=True) as conn:
+        moves = len(conn.execute("SELECT * FROM get_rebalance_table_shards_plan()").fetchall())
+        if moves:
+            conn.execute("SELECT citus_rebalance_start(shard_transfer_mode => 'force_logical')")
+            conn.execute("SELECT citus_rebalance_wait()")
+        return moves

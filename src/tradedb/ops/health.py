@@ -14,7 +14,7 @@ from tradedb.db.embedded import server_url
 from tradedb.db.pooling import REPLICATION_LAG_SQL
 from tradedb.errors import ConnectionError, TradeDBError, ValidationError
 from tradedb.masking import mask_url
-from tradedb.ops import migrate
+from tradedb.ops import citus, migrate
 from tradedb.settings import Settings, load_settings, with_dbname
 
 #: Extensions tradedb can use when present; never assumed.
@@ -44,6 +44,8 @@ class HealthReport:
     extensions_available: dict[str, str] = field(default_factory=dict)
     extensions_installed: dict[str, str] = field(default_factory=dict)
     database_sizes: dict[str, int] = field(default_factory=dict)
+    #: On a Citus coordinator: each node of the trading database (host:port, role, active, shards it holds).
+    cluster_nodes: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         """Return the report as a plain dict (for JSON)."""
@@ -148,11 +150,14 @@ def health(
         _replica_report(settings, r) for r in (settings.replica_url_list() if replica_urls is None else replica_urls)
     ]
     installed: dict[str, str] = {}
+    cluster_nodes: list[dict[str, Any]] = []
     if settings.trading_db_name in sizes:
         with _connect.connect(target, settings, dbname=settings.trading_db_name, autocommit=True) as conn:
             installed = {
                 str(r[0]): str(r[1]) for r in conn.execute("SELECT extname, extversion FROM pg_extension ORDER BY 1")
             }
+            if "citus" in installed:
+                cluster_nodes = citus.shard_counts(conn)
     return HealthReport(
         url=mask_url(target),
         server_version=str(version_row[0]),
@@ -165,6 +170,7 @@ def health(
         extensions_available=available,
         extensions_installed=installed,
         database_sizes=sizes,
+        cluster_nodes=cluster_nodes,
     )
 
 
