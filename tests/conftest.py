@@ -83,7 +83,8 @@ def create_database(url: str, name: str, template: str | None = None) -> None:
                 # the template takes none any more, and those it has are closed, so it can be copied.
                 conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(template)))
                 conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
                     (template,),
                 )
             conn.execute(statement)

@@ -185,8 +185,20 @@ def test_citus_setting_without_the_extension_is_a_clear_error() -> None:
         plain.cleanup()
 
 
-def test_a_worker_down_is_named(cluster: CitusCluster, trading: str) -> None:
-    worker = cluster.workers[0]
+def test_a_worker_down_is_named_and_the_other_shards_go_on(cluster: CitusCluster, trading: str) -> None:
+    worker, alive = cluster.workers[0], cluster.workers[1]
+    with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
+        on_alive = conn.execute(  # a security whose shard is on the worker that stays up
+            """
+            SELECT s.security_id FROM shared.securities s
+            JOIN citus_shards c ON c.shardid = get_shard_id_for_distribution_column('data_ingestion.quotes', s.security_id)
+            WHERE c.nodeport = %s AND s.symbol LIKE 'CT%%' LIMIT 1
+            """,
+            (alive.port,),
+        ).fetchone()
+        assert on_alive is not None
+        rows = conn.execute("SELECT count(*) FROM data_ingestion.quotes WHERE security_id = %s", on_alive).fetchone()
+    assert rows is not None and rows[0] > 0
     worker.stop()
     try:
         with (
@@ -198,6 +210,9 @@ def test_a_worker_down_is_named(cluster: CitusCluster, trading: str) -> None:
         assert isinstance(error, NodeUnavailable)
         assert error.node == f"127.0.0.1:{worker.port}"
         assert not error.transient
+        with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
+            count = conn.execute("SELECT count(*) FROM data_ingestion.quotes WHERE security_id = %s", on_alive)
+            assert count.fetchone() == rows  # a read of a security on the live worker goes on
     finally:
         worker.start()
     with psycopg.connect(with_dbname(cluster.coordinator.url(), trading), autocommit=True) as conn:
@@ -255,9 +270,9 @@ def test_a_worker_added_and_rebalanced_under_a_running_ingest_loses_nothing(
         writer.start()
         try:
             new = cluster.add_worker()
-            citus.add_worker(cluster.coordinator.url(), settings, "127.0.0.1", new.port)
+            citus.add_worker("127.0.0.1", new.port, settings=settings, url=cluster.coordinator.url())
             before = len(written)
-            moves = citus.rebalance(cluster.coordinator.url(), settings)
+            moves = citus.rebalance(settings=settings, url=cluster.coordinator.url())
             during = len(written) - before
         finally:
             done.set()

@@ -11,6 +11,7 @@ from tradedb.cli import (  # noqa: F401 - registers commands
     analytics,
     archive,
     books,
+    cluster,
     config,
     events,
     execution,

@@ -19,9 +19,10 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from tradedb.db import direct as _connect
-from tradedb.errors import ClusterError
+from tradedb.db.embedded import server_url
+from tradedb.errors import ClusterError, ValidationError
 from tradedb.schema import privileges as roles
-from tradedb.settings import Settings, with_dbname
+from tradedb.settings import Settings, load_settings, with_dbname
 
 logger = logging.getLogger(__name__)
 
@@ -254,12 +255,16 @@ def shard_counts(conn: psycopg.Connection[TupleRow]) -> list[dict[str, Any]]:
     ]
 
 
-def add_worker(url: str, settings: Settings, host: str, port: int) -> list[str]:
+def add_worker(host: str, port: int, *, settings: Settings | None = None, url: str | None = None) -> list[str]:
     """Make a new worker a node of the cluster and of the trading database; return the statements run.
 
-    ``url`` is an admin URL of the coordinator; the new server must have Citus preloaded and accept the same
-    admin login. Its shards come with ``rebalance``. Idempotent.
+    ``url`` is an admin URL of the coordinator (default: the configured server); the new server must have Citus
+    preloaded and accept the same admin login. Its shards come with ``rebalance``. Idempotent.
     """
+    settings = settings or load_settings()
+    url = url or server_url(settings)
+    if not host or not 0 < port < 65536:
+        raise ValidationError(f"a worker is host and port (1-65535), not {host!r}:{port}")
     worker = Node(host, port)
     done: list[str] = []
 
@@ -287,12 +292,16 @@ def add_worker(url: str, settings: Settings, host: str, port: int) -> list[str]:
     return done
 
 
-def rebalance(url: str, settings: Settings) -> int:
+def rebalance(*, settings: Settings | None = None, url: str | None = None) -> int:
     """Move shards so every worker holds its share, and wait; return the number of shard moves.
 
     Writes go on while a shard moves (``force_logical``: the tick tables have no replica identity, and appends are
     all their writers make); updates and deletes of a moving shard's rows wait or fail (``ConcurrencyError``).
+    Create the partitions the writers need first (``tradedb maintain``): Citus cannot create one while a shard
+    moves.
     """
+    settings = settings or load_settings()
+    url = url or server_url(settings)
     with _connect.connect(with_dbname(url, settings.trading_db_name), settings, autocommit=True) as conn:
         moves = len(conn.execute("SELECT * FROM get_rebalance_table_shards_plan()").fetchall())
         if moves:
