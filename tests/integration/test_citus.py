@@ -191,7 +191,8 @@ def test_a_worker_down_is_named_and_the_other_shards_go_on(cluster: CitusCluster
         on_alive = conn.execute(  # a security whose shard is on the worker that stays up
             """
             SELECT s.security_id FROM shared.securities s
-            JOIN citus_shards c ON c.shardid = get_shard_id_for_distribution_column('data_ingestion.quotes', s.security_id)
+            JOIN citus_shards c
+              ON c.shardid = get_shard_id_for_distribution_column('data_ingestion.quotes', s.security_id)
             WHERE c.nodeport = %s AND s.symbol LIKE 'CT%%' LIMIT 1
             """,
             (alive.port,),
