@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -36,10 +37,10 @@ def bench_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def bench_database(admin_url: str, name: str) -> Iterator[tuple[str, Settings]]:
+def bench_database(admin_url: str, name: str, **overrides: Any) -> Iterator[tuple[str, Settings]]:
     """A trading database ``name`` set up from nothing by ``tradedb setup``, dropped afterwards: its URL and
-    settings."""
-    settings = Settings(_env_file=None, trading_db_name=name, role_prefix="tdbbench_")
+    settings (``overrides``: other settings)."""
+    settings = Settings(_env_file=None, trading_db_name=name, role_prefix="tdbbench_", **overrides)
 
     def drop() -> None:
         with psycopg.connect(admin_url, autocommit=True) as admin:

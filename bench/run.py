@@ -21,6 +21,7 @@ BENCHMARKS = [
     "reference.py",
     "timescale.py",
     "archive.py",
+    "citus.py",
 ]
 
 if __name__ == "__main__":

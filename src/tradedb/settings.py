@@ -188,6 +188,7 @@ class Settings(BaseSettings):
 
     # A Citus coordinator: setup distributes the tables (found from the extension; true makes its absence an error).
     citus: bool = Field(default=False, validation_alias=AliasChoices("TRADEDB_CITUS"))
+    citus_shards: int | None = Field(default=None, ge=1, le=4096, validation_alias=AliasChoices("TRADEDB_CITUS_SHARDS"))
 
     # PgBouncer, direct connections, replicas, service scoping.
     pgbouncer: bool = Field(default=False, validation_alias=AliasChoices("DATABASE_PGBOUNCER"))

@@ -49,13 +49,25 @@ SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_t
 """
 
 
-def window_overlap(dataset: Dataset) -> sql.Composed:
+def window_overlap(dataset: Dataset, *, distributed: bool = False) -> sql.Composed:
     """How many of a batch's securities already have rows of this source inside the batch's window for them.
 
     Zero (new data, the usual case) lets ``skip`` and ``replace`` COPY straight into the table: nothing can be
-    skipped or replaced. One index probe per security; the parameters are COVERAGE_UPSERT's.
+    skipped or replaced. One index probe per security; the parameters are COVERAGE_UPSERT's. ``distributed``
+    (Citus): a join instead, which each shard runs for its securities (Citus plans no ``LATERAL ... LIMIT`` over
+    a set-returning function).
     """
     tf = sql.SQL(" AND t.timeframe = w.timeframe") if dataset is BARS else sql.SQL("")
+    if distributed:
+        return sql.SQL(
+            """
+SELECT count(DISTINCT w.security_id) FROM jsonb_to_recordset(%(rows)s::jsonb)
+     AS w(security_id bigint, timeframe text, first_us bigint, last_us bigint, row_count bigint)
+JOIN {target} t ON t.security_id = w.security_id AND t.source = %(source)s{tf}
+ AND t.ts BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'
+              AND timestamptz 'epoch' + w.last_us * interval '1 microsecond'
+"""
+        ).format(target=target(dataset), tf=tf)
     return sql.SQL(
         """
 SELECT count(*) FROM jsonb_to_recordset(%(rows)s::jsonb)
@@ -339,6 +351,17 @@ CROSS JOIN LATERAL (
     ORDER BY q.ts DESC LIMIT 1
 ) q
 """
+
+#: LATEST_QUOTES_WALK on Citus (no ``LATERAL ... LIMIT`` over a set-returning function there): each shard reads
+#: its securities' rows, newest first. Only for securities without coverage (writes that bypassed tradedb).
+LATEST_QUOTES_WALK_DISTRIBUTED = """
+SELECT DISTINCT ON (security_id) security_id, ts, bid, ask, bid_size, ask_size, source
+FROM data_ingestion.quotes
+WHERE security_id = ANY(%(ids)s::bigint[]) AND (%(source)s::text IS NULL OR source = %(source)s)
+ORDER BY security_id, ts DESC
+"""
+#: Whether the database is a Citus database (its market-data tables distributed by setup).
+ON_CITUS = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
 
 #: The same answer the usual way (a scan): kept for the benchmark's baseline.
 LATEST_QUOTES_DISTINCT_ON = """

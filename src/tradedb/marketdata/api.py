@@ -75,6 +75,13 @@ class MarketData:
         self._known_ids: set[int] = set()
         self._partitions: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
         self._may_create_partitions: bool | None = None
+        self._distributed: bool | None = None
+
+    def _on_citus(self, conn: Connection[TupleRow]) -> bool:
+        """Whether the tables are distributed (Citus), asked once: a few statements have a variant there."""
+        if self._distributed is None:
+            self._distributed = bool(_value(conn, q.ON_CITUS))
+        return self._distributed
 
     # --- writes -------------------------------------------------------------------------------------------
 
@@ -304,7 +311,8 @@ class MarketData:
         def work(conn: Connection[TupleRow]) -> tuple[int, int]:
             written, replaced = 0, 0
             mode = on_conflict
-            if plan.rows.num_rows and mode != "append" and not _value(conn, q.window_overlap(dataset), probe):
+            overlap = q.window_overlap(dataset, distributed=self._on_citus(conn))
+            if plan.rows.num_rows and mode != "append" and not _value(conn, overlap, probe):
                 mode = "append"  # nothing stored in the batch's window: nothing to skip or replace
             if plan.rows.num_rows:
                 if mode == "append":
@@ -464,7 +472,8 @@ class MarketData:
                     rows += cursor.fetchall()
             missing = read.missing_ids(ids.values(), rows)
             if missing:
-                cursor = conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})
+                walk = q.LATEST_QUOTES_WALK_DISTRIBUTED if self._on_citus(conn) else q.LATEST_QUOTES_WALK
+                cursor = conn.execute(walk, {"ids": read.id_array(missing), "source": source})
                 rows += cursor.fetchall()
         return read.latest_by_symbol(ids, rows)
 

@@ -77,6 +77,13 @@ class AsyncMarketData:
         self._known_ids: set[int] = set()
         self._partitions: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
         self._may_create_partitions: bool | None = None
+        self._distributed: bool | None = None
+
+    async def _on_citus(self, conn: AsyncConnection[TupleRow]) -> bool:
+        """Whether the tables are distributed (Citus), asked once: a few statements have a variant there."""
+        if self._distributed is None:
+            self._distributed = bool(await _value(conn, q.ON_CITUS))
+        return self._distributed
 
     # --- writes -------------------------------------------------------------------------------------------
 
@@ -308,7 +315,8 @@ class AsyncMarketData:
         async def work(conn: AsyncConnection[TupleRow]) -> tuple[int, int]:
             written, replaced = 0, 0
             mode = on_conflict
-            if plan.rows.num_rows and mode != "append" and not await _value(conn, q.window_overlap(dataset), probe):
+            overlap = q.window_overlap(dataset, distributed=await self._on_citus(conn))
+            if plan.rows.num_rows and mode != "append" and not await _value(conn, overlap, probe):
                 mode = "append"  # nothing stored in the batch's window: nothing to skip or replace
             if plan.rows.num_rows:
                 if mode == "append":
@@ -470,7 +478,8 @@ class AsyncMarketData:
                     rows += await cursor.fetchall()
             missing = read.missing_ids(ids.values(), rows)
             if missing:
-                cursor = await conn.execute(q.LATEST_QUOTES_WALK, {"ids": read.id_array(missing), "source": source})
+                walk = q.LATEST_QUOTES_WALK_DISTRIBUTED if await self._on_citus(conn) else q.LATEST_QUOTES_WALK
+                cursor = await conn.execute(walk, {"ids": read.id_array(missing), "source": source})
                 rows += await cursor.fetchall()
         return read.latest_by_symbol(ids, rows)
 

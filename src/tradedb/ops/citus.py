@@ -180,8 +180,13 @@ def _roles_for_workers(conn: psycopg.Connection[TupleRow], settings: Settings, r
             run(conn, "DROP FUNCTION shared.tradedb_citus_role_probe()")
 
 
-def distribute(conn: psycopg.Connection[TupleRow], run: Any) -> list[str]:
-    """Distribute what ``DISTRIBUTED`` and ``REFERENCE`` name and is not distributed yet; return those tables."""
+def distribute(conn: psycopg.Connection[TupleRow], run: Any, shard_count: int | None = None) -> list[str]:
+    """Distribute what ``DISTRIBUTED`` and ``REFERENCE`` name and is not distributed yet; return those tables.
+
+    ``shard_count``: shards of each co-location group (default: the server's ``citus.shard_count``, 32). Fewer
+    shards make each COPY through the coordinator cheaper (one stream per shard); more let more workers share
+    a group later (a shard is the unit a rebalance moves).
+    """
     done = distribution(conn)
     changed: list[str] = []
     # Shards keep the tables' triggers (maintenance mode, audit); Citus asks for this to create them on shards.
@@ -195,10 +200,17 @@ def distribute(conn: psycopg.Connection[TupleRow], run: Any) -> list[str]:
         for table, column in group:
             if table in done:
                 continue
-            colocate = "none" if table == anchor else anchor
-            statement = sql.SQL("SELECT create_distributed_table({}, {}, colocate_with => {})").format(
-                sql.Literal(table), sql.Literal(column), sql.Literal(colocate)
-            )
+            if table == anchor:
+                shards = sql.SQL(
+                    "current_setting('citus.shard_count')::int" if shard_count is None else str(shard_count)
+                )
+                statement = sql.SQL(
+                    "SELECT create_distributed_table({}, {}, colocate_with => 'none', shard_count => {})"
+                ).format(sql.Literal(table), sql.Literal(column), shards)
+            else:
+                statement = sql.SQL("SELECT create_distributed_table({}, {}, colocate_with => {})").format(
+                    sql.Literal(table), sql.Literal(column), sql.Literal(anchor)
+                )
             run(conn, statement.as_string(None), f"distribute {table} by {column}")
             changed.append(table)
     return changed

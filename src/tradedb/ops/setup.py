@@ -279,7 +279,7 @@ def setup(
         with _connect.connect(trading_url, settings, autocommit=True) as conn:
 
             def distribute() -> None:
-                citus.distribute(conn, runner.run)
+                citus.distribute(conn, runner.run, settings.citus_shards)
 
             runner.timed("distribution", distribute)
 
