@@ -41,16 +41,6 @@ DISTRIBUTED: dict[str, tuple[tuple[str, str], ...]] = {
 }
 #: Tables copied whole to every node: what the shards' triggers read (the maintenance guard's flag).
 REFERENCE: tuple[str, ...] = ("shared.maintenance_state",)
-#: Tables of the execution path the scale-out plan distributes by account; not distributed yet (see the docs'
-#: scale-out page): their keys and the security master's foreign keys change first.
-PLANNED_BY_ACCOUNT: tuple[str, ...] = (
-    "execution.accounts",
-    "execution.orders",
-    "execution.order_events",
-    "execution.fills",
-    "execution.positions",
-)
-
 _IS_CITUS = "SELECT extversion FROM pg_extension WHERE extname = 'citus'"
 _NODES = """
 SELECT nodename, nodeport, groupid = 0 AS coordinator FROM pg_dist_node
