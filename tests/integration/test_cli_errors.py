@@ -72,3 +72,15 @@ def test_help_names_the_environment_variables() -> None:
     result = run_cli("--help", env=cli_env())
     assert result.returncode == 0
     assert "DATABASE_URL" in result.stdout and "TRADEDB_HOME" in result.stdout
+
+
+def test_cluster_commands_on_a_server_without_citus(db: TestDatabase) -> None:
+    for args in (("cluster", "rebalance"), ("cluster", "add-worker", "127.0.0.1:5999")):
+        result = run_cli(*args, env=db.env())
+        assert result.returncode == 2, result.stderr
+        assert_one_clean_line(result.stderr)
+        assert "not on a Citus coordinator" in result.stderr
+    result = run_cli("cluster", "add-worker", "no-port-here", env=db.env())
+    assert result.returncode == 8
+    assert_one_clean_line(result.stderr)
+    assert "HOST:PORT" in result.stderr

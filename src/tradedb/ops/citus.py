@@ -70,6 +70,15 @@ def citus_version(conn: psycopg.Connection[TupleRow]) -> str | None:
     return str(row[0]) if row else None
 
 
+def require_citus(conn: psycopg.Connection[TupleRow]) -> None:
+    """ClusterError unless the connected database has Citus (cluster operations on a plain server)."""
+    if citus_version(conn) is None:
+        raise ClusterError(
+            f"database {conn.info.dbname!r} is not on a Citus coordinator (no citus extension): "
+            "cluster operations need one (see the docs' Scale-out page)"
+        )
+
+
 def is_coordinator(conn: psycopg.Connection[TupleRow], settings: Settings) -> bool:
     """True when setup must treat this server as a Citus coordinator (its maintenance database has Citus)."""
     found = citus_version(conn) is not None
@@ -269,6 +278,8 @@ def add_worker(host: str, port: int, *, settings: Settings | None = None, url: s
         raise ValidationError(f"a worker is host and port (1-65535), not {host!r}:{port}")
     worker = Node(host, port)
     done: list[str] = []
+    with _connect.connect(with_dbname(url, settings.trading_db_name), settings, autocommit=True) as conn:
+        require_citus(conn)
 
     def run(conn: psycopg.Connection[TupleRow], statement: str, action: str | None = None) -> None:
         conn.execute(statement)
@@ -305,6 +316,7 @@ def rebalance(*, settings: Settings | None = None, url: str | None = None) -> in
     settings = settings or load_settings()
     url = url or server_url(settings)
     with _connect.connect(with_dbname(url, settings.trading_db_name), settings, autocommit=True) as conn:
+        require_citus(conn)
         moves = len(conn.execute("SELECT * FROM get_rebalance_table_shards_plan()").fetchall())
         if moves:
             conn.execute("SELECT citus_rebalance_start(shard_transfer_mode => 'force_logical')")
