@@ -15,15 +15,7 @@ tarball="$vendor/citus-$version.tar.gz"
 [ -f "$tarball" ] || { echo "the Citus source is not at $tarball (set TRADEDB_VENDOR)" >&2; exit 1; }
 (cd "$vendor" && grep " citus-$version.tar.gz" SHA256SUMS | sha256sum -c --quiet -)
 # libkrb5-dev: PostgreSQL 15's server headers include gssapi.h.
-need=()
-for pkg in postgresql-server-dev-15 libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q "${need[@]}" >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
-fi
+"$here/tools/apt-install.sh" postgresql-server-dev-15 libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev
 mkdir -p "$cache"
 src="$cache/citus-$version"
 if [ ! -f "$src/src/backend/distributed/citus.so" ]; then

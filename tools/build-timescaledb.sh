@@ -13,14 +13,7 @@ cache="${TRADEDB_BUILD_CACHE:-$HOME/.cache/tradedb}"
 tarball="$vendor/timescaledb-$version.tar.gz"
 [ -f "$tarball" ] || { echo "the TimescaleDB source is not at $tarball (set TRADEDB_VENDOR)" >&2; exit 1; }
 (cd "$vendor" && grep " timescaledb-$version.tar.gz" SHA256SUMS | sha256sum -c --quiet -)
-need=()
-[ -f "$("$pg_config" --includedir-server)/postgres.h" ] || need+=(postgresql-server-dev-15)
-command -v cmake >/dev/null 2>&1 || need+=(cmake)
-if [ ${#need[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q "${need[@]}" >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
-fi
+"$here/tools/apt-install.sh" postgresql-server-dev-15 cmake
 mkdir -p "$cache"
 src="$cache/timescaledb-$version"
 if [ ! -f "$src/build/src/timescaledb-$version.so" ]; then

@@ -10,7 +10,6 @@ knows nothing of Citus: distribution is run-time placement, like the partitions 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +22,6 @@ from tradedb.db.embedded import server_url
 from tradedb.errors import ClusterError, ValidationError
 from tradedb.schema import privileges as roles
 from tradedb.settings import Settings, load_settings, with_dbname
-
-logger = logging.getLogger(__name__)
 
 #: Tables distributed by a column, in co-location groups: the first table of a group anchors it, the others are
 #: co-located with it, so a join or a transaction on one key stays on one shard.
@@ -95,9 +92,9 @@ def nodes(conn: psycopg.Connection[TupleRow]) -> list[Node]:
     return [Node(str(h), int(p), bool(c)) for h, p, c in conn.execute(_NODES)]
 
 
-def workers_of(conn: psycopg.Connection[TupleRow]) -> list[Node]:
-    """The cluster's workers as the maintenance database knows them; ClusterError when there are none."""
-    found = [n for n in nodes(conn) if not n.coordinator]
+def workers_of(conn: psycopg.Connection[TupleRow], known: list[Node] | None = None) -> list[Node]:
+    """The cluster's workers (of ``known``, else of the connected database's metadata); ClusterError if none."""
+    found = [n for n in (nodes(conn) if known is None else known) if not n.coordinator]
     if not found:
         raise ClusterError(
             "the Citus coordinator has no workers: add them in its maintenance database first "
@@ -118,10 +115,11 @@ def prepare(url: str, settings: Settings, admin: psycopg.Connection[TupleRow], r
     """Make the trading database a database of the cluster: the extension on every node, the nodes in its metadata.
 
     ``url`` is setup's admin URL of the coordinator, ``admin`` its connection to the maintenance database (for the
-    workers), ``run(conn, statement, action)`` setup's runner. Returns the workers, as text. Idempotent.
+    workers), ``run(conn, statement, action)`` setup's runner. Idempotent.
     """
-    workers = workers_of(admin)
-    coordinator = next((n for n in nodes(admin) if n.coordinator), None)
+    cluster = nodes(admin)
+    workers = workers_of(admin, cluster)
+    coordinator = next((n for n in cluster if n.coordinator), None)
     dbname = settings.trading_db_name
     for worker in workers:
         try:

@@ -39,11 +39,12 @@ END
 $fn$
 """
 
-GUARD = r"""
+# The guard of 0017 with another test of the flag; OLD_GUARD is the frozen 0017 function, restored by downgrade.
+GUARD_TEMPLATE = r"""
 CREATE OR REPLACE FUNCTION shared.refuse_in_maintenance() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
-    IF EXISTS (SELECT 1 FROM shared.maintenance_state WHERE active)
+    IF EXISTS (FLAG)
        AND current_setting('tradedb.maintenance_writes', true) IS DISTINCT FROM 'on' THEN
         RAISE EXCEPTION USING ERRCODE = 'TD005',
             MESSAGE = format('the platform is in maintenance mode: %s.%s is read-only until maintenance_mode is '
@@ -53,22 +54,10 @@ BEGIN
 END
 $fn$
 """
-
-# The frozen 0017 guard, restored by downgrade.
-OLD_GUARD = r"""
-CREATE OR REPLACE FUNCTION shared.refuse_in_maintenance() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    IF EXISTS (SELECT 1 FROM shared.system_config WHERE key = 'maintenance_mode' AND value = 'true'::jsonb)
-       AND current_setting('tradedb.maintenance_writes', true) IS DISTINCT FROM 'on' THEN
-        RAISE EXCEPTION USING ERRCODE = 'TD005',
-            MESSAGE = format('the platform is in maintenance mode: %s.%s is read-only until maintenance_mode is '
-                             'turned off (tradedb config set maintenance_mode false)', TG_TABLE_SCHEMA, TG_TABLE_NAME);
-    END IF;
-    RETURN NULL;
-END
-$fn$
-"""
+GUARD = GUARD_TEMPLATE.replace("FLAG", "SELECT 1 FROM shared.maintenance_state WHERE active")
+OLD_GUARD = GUARD_TEMPLATE.replace(
+    "FLAG", "SELECT 1 FROM shared.system_config WHERE key = 'maintenance_mode' AND value = 'true'::jsonb"
+)
 
 
 def upgrade() -> None:
