@@ -216,7 +216,7 @@ def latest_by_symbol(ids: Mapping[str, int], rows: Sequence[Sequence[Any]]) -> d
 # --- derived data ---------------------------------------------------------------------------------------------
 
 
-def aggregate_statement(
+def aggregate_statements(
     source_table: str,
     timeframe: str,
     start: Any,
@@ -225,9 +225,11 @@ def aggregate_statement(
     source: str,
     target_source: str | None,
     archived: bool = False,
-) -> tuple[sql.Composed, dict[str, Any]]:
-    """The statement (and parameters less ``ids``) that computes and stores bars (``archived``: from the table and
-    the archived rows staged in ``archived_rows``)."""
+    distributed: bool = False,
+) -> tuple[list[sql.Composed], dict[str, Any]]:
+    """The statements (run in order, in one transaction; the one that returns a row returns the bars stored) and
+    the parameters (less ``ids``) that compute and store bars. ``archived``: from the table and the archived rows
+    staged in ``archived_rows``; ``distributed``: on Citus (see ``COUNT_COMPUTED``)."""
     check_choice(source_table, ("market_trades", "quotes"), "source_table")
     check_timeframe(timeframe)
     lo, hi = check_range(start, end)
@@ -238,7 +240,14 @@ def aggregate_statement(
         select = q.with_archived(select, source_table)
     if timeframe == "1mo":
         select = select.replace("date_bin(%(step)s::interval, ts, %(origin)s::timestamptz)", q.MONTH_BUCKET)
-    statement = sql.SQL(q.STORE_BARS).format(select=sql.SQL(select))
+    if distributed:
+        statements = [
+            sql.SQL(q.STAGE_COMPUTED).format(select=sql.SQL(select)),
+            sql.Composed([sql.SQL(q.COUNT_COMPUTED)]),
+            sql.Composed([sql.SQL(q.STORE_COMPUTED)]),
+        ]
+    else:
+        statements = [sql.SQL(q.STORE_BARS).format(select=sql.SQL(select))]
     params: dict[str, Any] = {
         "step": STEPS.get(timeframe),
         "origin": ORIGIN,
@@ -248,7 +257,7 @@ def aggregate_statement(
         "target_source": target_source or source,
         "timeframe": timeframe,
     }
-    return statement, params
+    return statements, params
 
 
 def month_span(start: datetime, end: datetime) -> pa.Table:

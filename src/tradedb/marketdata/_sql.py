@@ -130,10 +130,14 @@ def _row_match(dataset: Dataset) -> sql.Composed:
 
 
 def _windows(parameter: str) -> sql.Composed:
-    """The rows ``w`` of a JSON parameter of windows (COVERAGE_UPSERT's row shape), numbered ``i`` from 1."""
+    """The rows ``w`` of a JSON parameter of windows (COVERAGE_UPSERT's row shape), numbered ``i`` from 1, with
+    their bounds as times ``lo`` and ``hi`` (computed here, so that no statement compares a row with a STABLE
+    expression of the window's columns: Citus refuses that in an UPDATE or DELETE)."""
     return sql.SQL(
-        "ROWS FROM (jsonb_to_recordset({}::jsonb) AS (security_id bigint, timeframe text, first_us bigint,"
-        " last_us bigint)) WITH ORDINALITY AS w(security_id, timeframe, first_us, last_us, i)"
+        "(SELECT security_id, timeframe, i, timestamptz 'epoch' + first_us * interval '1 microsecond' AS lo,"
+        " timestamptz 'epoch' + last_us * interval '1 microsecond' AS hi"
+        " FROM ROWS FROM (jsonb_to_recordset({}::jsonb) AS (security_id bigint, timeframe text, first_us bigint,"
+        " last_us bigint)) WITH ORDINALITY AS x(security_id, timeframe, first_us, last_us, i)) w"
     ).format(sql.Placeholder(parameter))
 
 
@@ -145,10 +149,7 @@ def _stored_in_window(dataset: Dataset) -> sql.Composed:
 
 
 def _window_bounds(alias: str) -> sql.Composed:
-    return sql.SQL(
-        "{ts} BETWEEN timestamptz 'epoch' + w.first_us * interval '1 microsecond'"
-        " AND timestamptz 'epoch' + w.last_us * interval '1 microsecond'"
-    ).format(ts=sql.Identifier(alias, "ts"))
+    return sql.SQL("{ts} BETWEEN w.lo AND w.hi").format(ts=sql.Identifier(alias, "ts"))
 
 
 def _in_window(dataset: Dataset, alias: str) -> sql.Composed:
@@ -189,13 +190,20 @@ WHERE (stored.n, stored.h0, stored.h1) = (staged.n, staged.h0, staged.h1)
     )
 
 
-def insert_from_stage(dataset: Dataset, *, skip_existing: bool, unchanged: bool = False) -> sql.Composed:
+def insert_from_stage(
+    dataset: Dataset, *, skip_existing: bool, unchanged: bool = False, distributed: bool = False
+) -> sql.Composed:
     """One statement: insert the staged rows (less those already stored when skipping, less those in the
     ``unchanged`` windows, a JSON parameter, when given) and update coverage.
+
+    ``distributed`` (Citus, which joins no local table with a distributed one in a write): skipping reads the
+    stored rows of the stage's securities, sources and time span first (an intermediate result on the
+    coordinator), and anti-joins the stage with them there.
 
     Returns one row: the number of rows inserted.
     """
     where: sql.Composable = sql.SQL("")
+    stored: sql.Composable = sql.SQL("")
     if unchanged:
         where = sql.SQL(" WHERE NOT EXISTS (SELECT 1 FROM {} WHERE {})").format(
             _windows("unchanged"), _in_window(dataset, "s")
@@ -203,6 +211,14 @@ def insert_from_stage(dataset: Dataset, *, skip_existing: bool, unchanged: bool 
     elif skip_existing and dataset.key is not None:
         # A keyed table says itself what exists: its unique index, probed once per row.
         where = sql.SQL(" ON CONFLICT DO NOTHING")
+    elif skip_existing and distributed:
+        stored = sql.SQL(
+            "stored AS MATERIALIZED (SELECT {columns} FROM {target} t"
+            " WHERE t.security_id IN (SELECT DISTINCT security_id FROM {stage})"
+            " AND t.source IN (SELECT DISTINCT source FROM {stage})"
+            " AND t.ts BETWEEN (SELECT min(ts) FROM {stage}) AND (SELECT max(ts) FROM {stage})), "
+        ).format(columns=_columns(dataset, "t"), target=target(dataset), stage=sql.Identifier(STAGE))
+        where = sql.SQL(" LEFT JOIN stored t ON {} WHERE t.ts IS NULL").format(_row_match(dataset))
     elif skip_existing:
         # The bounds let PostgreSQL prune the partitions outside the batch's time window before it joins.
         where = sql.SQL(
@@ -211,7 +227,7 @@ def insert_from_stage(dataset: Dataset, *, skip_existing: bool, unchanged: bool 
         ).format(target(dataset), _row_match(dataset), stage=sql.Identifier(STAGE))
     return sql.SQL(
         """
-WITH ins AS (
+WITH {stored}ins AS (
     INSERT INTO {target} ({columns}) SELECT {staged} FROM {stage} s{where}
     RETURNING security_id, source, {tf} AS timeframe, ts
 ), agg AS (
@@ -234,21 +250,23 @@ SELECT coalesce(sum(n), 0)::bigint FROM agg
         staged=_columns(dataset, "s"),
         stage=sql.Identifier(STAGE),
         where=where,
+        stored=stored,
         tf=sql.Identifier("timeframe") if dataset is BARS else sql.Literal(""),
         table_name=sql.Literal(dataset.table),
     )
 
 
-def delete_window(dataset: Dataset) -> sql.Composed:
+def delete_window(dataset: Dataset, *, distributed: bool = False) -> sql.Composed:
     """Delete the stored rows of this source inside the given windows (per security and timeframe, in µs).
 
     The windows are what the batch's replace may clear (``ClearedWindows.claim``): its own window less what earlier
     batches of the same call cleared. Parameters ``windows`` (JSON, COVERAGE_UPSERT's row shape), ``source``, and
-    ``lo`` and ``hi``, the span of the windows (for partition pruning). Returns the rows deleted.
+    ``lo`` and ``hi``, the span of the windows (for partition pruning). Returns the rows deleted. ``distributed``
+    (Citus): the windows are computed once on the coordinator and sent to the shards as values.
     """
     return sql.SQL(
         """
-WITH w AS (SELECT * FROM {windows}), d AS (
+WITH w AS {materialized}(SELECT * FROM {windows}), d AS (
     DELETE FROM {target} t USING w WHERE {stored_in}
     RETURNING t.security_id, t.source, {tf_deleted} AS timeframe
 ), agg AS (
@@ -261,6 +279,7 @@ WITH w AS (SELECT * FROM {windows}), d AS (
 SELECT coalesce(sum(n), 0)::bigint FROM agg
 """
     ).format(
+        materialized=sql.SQL("MATERIALIZED " if distributed else ""),
         windows=_windows("windows"),
         target=target(dataset),
         stored_in=_stored_in_window(dataset),
@@ -284,6 +303,21 @@ CROSS JOIN LATERAL (
       AND q.ts = timestamptz 'epoch' + w.last_us * interval '1 microsecond'
     LIMIT 1
 ) q
+ORDER BY q.security_id
+ON CONFLICT (security_id, source) DO UPDATE
+SET ts = EXCLUDED.ts, bid = EXCLUDED.bid, ask = EXCLUDED.ask, bid_size = EXCLUDED.bid_size,
+    ask_size = EXCLUDED.ask_size, contributor = EXCLUDED.contributor, updated_at = EXCLUDED.updated_at
+WHERE l.ts <= EXCLUDED.ts
+"""
+#: LAST_QUOTES_UPSERT on Citus (no ``LATERAL ... LIMIT`` over a set-returning function there): a join, which each
+#: shard runs for its securities; one row per security either way (DISTINCT ON, as LIMIT 1 picks one).
+LAST_QUOTES_UPSERT_DISTRIBUTED = """
+INSERT INTO data_ingestion.last_quotes AS l (security_id, source, ts, bid, ask, bid_size, ask_size, contributor)
+SELECT DISTINCT ON (q.security_id) q.security_id, q.source, q.ts, q.bid, q.ask, q.bid_size, q.ask_size,
+       q.contributor
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS w(security_id bigint, last_us bigint)
+JOIN data_ingestion.quotes q ON q.security_id = w.security_id AND q.source = %(source)s
+ AND q.ts = timestamptz 'epoch' + w.last_us * interval '1 microsecond'
 ORDER BY q.security_id
 ON CONFLICT (security_id, source) DO UPDATE
 SET ts = EXCLUDED.ts, bid = EXCLUDED.bid, ask = EXCLUDED.ask, bid_size = EXCLUDED.bid_size,
@@ -482,6 +516,44 @@ stored AS (
 SELECT coalesce(sum(m), 0)::bigint FROM agg
 """
 
+#: ``aggregate_bars`` on Citus, in three statements: there, the sub-statements of one statement run one after
+#: another (a count after the insert would see the bars it wrote), and no write joins a local table with a
+#: distributed one. The computed bars are staged on the coordinator (``{select}``: AGGREGATE_TRADES or _QUOTES) ...
+STAGE_COMPUTED = "CREATE TEMP TABLE tradedb_computed ON COMMIT DROP AS {select}"
+#: ... counted against the bars stored before (those of the computed securities and span, read first) to update
+#: coverage, and returns how many were computed ...
+COUNT_COMPUTED = """
+WITH stored AS MATERIALIZED (
+    SELECT security_id, ts FROM data_ingestion.bars
+    WHERE timeframe = %(timeframe)s AND source = %(target_source)s
+      AND security_id IN (SELECT DISTINCT security_id FROM tradedb_computed)
+      AND ts BETWEEN (SELECT min(bucket) FROM tradedb_computed) AND (SELECT max(bucket) FROM tradedb_computed)
+), agg AS (
+    SELECT c.security_id, min(c.bucket) AS first_ts, max(c.bucket) AS last_ts, count(*) AS m,
+           count(*) FILTER (WHERE b.ts IS NULL) AS n
+    FROM tradedb_computed c LEFT JOIN stored b ON b.security_id = c.security_id AND b.ts = c.bucket GROUP BY 1
+), cov AS (
+    INSERT INTO data_ingestion.coverage AS c
+        (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
+    SELECT security_id, 'bars', %(target_source)s, %(timeframe)s, first_ts, last_ts, n FROM agg
+    ORDER BY security_id
+    ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
+    SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
+        row_count = c.row_count + EXCLUDED.row_count, updated_at = EXCLUDED.updated_at
+)
+SELECT coalesce(sum(m), 0)::bigint FROM agg
+"""
+#: ... and stored.
+STORE_COMPUTED = """
+INSERT INTO data_ingestion.bars AS b
+    (security_id, timeframe, source, ts, open, high, low, close, volume, trade_count, vwap)
+SELECT security_id, %(timeframe)s, %(target_source)s, bucket, open, high, low, close, volume, trade_count, vwap
+FROM tradedb_computed
+ON CONFLICT (security_id, timeframe, source, ts) DO UPDATE
+SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    volume = EXCLUDED.volume, trade_count = EXCLUDED.trade_count, vwap = EXCLUDED.vwap
+"""
+
 COVERAGE = """
 SELECT s.symbol, c.security_id, c.table_name, c.source, c.timeframe, c.first_ts, c.last_ts, c.row_count
 FROM data_ingestion.coverage c LEFT JOIN shared.securities s USING (security_id)
@@ -561,24 +633,26 @@ def days_query(dataset: Dataset, *, timeframe: bool) -> sql.Composed:
 # when it has one, else the first source by name. With each, the closes a dividend factor needs (the last bar
 # before the ex-date, the first on or after it), read whatever window of bars was asked for.
 CORPORATE_ACTIONS = """
-SELECT a.ex_date, a.kind, a.value, a.source,
+SELECT DISTINCT ON (ex_date, kind) ex_date, kind, value, source
+FROM data_ingestion.corporate_actions
+WHERE security_id = %(security_id)s AND kind IN ('dividend', 'special_dividend', 'split', 'reverse_split')
+ORDER BY ex_date, kind, (source = %(bar_source)s) DESC NULLS LAST, source
+"""
+#: The closes around each ex-date (the last before it, the first from it), read wherever they are. A statement of
+#: its own, filtered by the security: on Citus it then goes whole to the one shard holding that security's bars.
+ACTION_CLOSES = """
+SELECT d.ex_date,
   (SELECT b.close FROM data_ingestion.bars b
-   WHERE b.security_id = a.security_id AND b.timeframe = %(timeframe)s
+   WHERE b.security_id = %(security_id)s AND b.timeframe = %(timeframe)s
      AND (%(bar_source)s::text IS NULL OR b.source = %(bar_source)s)
-     AND b.ts < (a.ex_date::timestamp AT TIME ZONE 'UTC')
+     AND b.ts < (d.ex_date::timestamp AT TIME ZONE 'UTC')
    ORDER BY b.ts DESC, b.source LIMIT 1) AS close_before,
   (SELECT b.close FROM data_ingestion.bars b
-   WHERE b.security_id = a.security_id AND b.timeframe = %(timeframe)s
+   WHERE b.security_id = %(security_id)s AND b.timeframe = %(timeframe)s
      AND (%(bar_source)s::text IS NULL OR b.source = %(bar_source)s)
-     AND b.ts >= (a.ex_date::timestamp AT TIME ZONE 'UTC')
+     AND b.ts >= (d.ex_date::timestamp AT TIME ZONE 'UTC')
    ORDER BY b.ts, b.source LIMIT 1) AS close_from
-FROM (
-  SELECT DISTINCT ON (ex_date, kind) security_id, ex_date, kind, value, source
-  FROM data_ingestion.corporate_actions
-  WHERE security_id = %(security_id)s AND kind IN ('dividend', 'special_dividend', 'split', 'reverse_split')
-  ORDER BY ex_date, kind, (source = %(bar_source)s) DESC NULLS LAST, source
-) a
-ORDER BY a.ex_date, a.kind
+FROM unnest(%(dates)s::date[]) AS d(ex_date)
 """
 INSERT_ACTION = """
 INSERT INTO data_ingestion.corporate_actions (security_id, ex_date, kind, value, currency, source)

@@ -315,7 +315,8 @@ class AsyncMarketData:
         async def work(conn: AsyncConnection[TupleRow]) -> tuple[int, int]:
             written, replaced = 0, 0
             mode = on_conflict
-            overlap = q.window_overlap(dataset, distributed=await self._on_citus(conn))
+            distributed = await self._on_citus(conn)
+            overlap = q.window_overlap(dataset, distributed=distributed)
             if plan.rows.num_rows and mode != "append" and not await _value(conn, overlap, probe):
                 mode = "append"  # nothing stored in the batch's window: nothing to skip or replace
             if plan.rows.num_rows:
@@ -327,19 +328,23 @@ class AsyncMarketData:
                     await conn.execute(q.create_stage(dataset))
                     await _copy(conn, q.copy_into(dataset, stage=True), payload)
                     if mode == "replace":
-                        written, replaced = await _replace(conn, dataset, windows, recipe.source, plan.rows.num_rows)
+                        written, replaced = await _replace(
+                            conn, dataset, windows, recipe.source, plan.rows.num_rows, distributed=distributed
+                        )
                     else:
                         # Statistics for the anti-join against the table (replace joins the stage with the windows
                         # only, where they buy nothing).
                         await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(q.STAGE)))
-                        written = await _value(conn, q.insert_from_stage(dataset, skip_existing=True))
+                        insert = q.insert_from_stage(dataset, skip_existing=True, distributed=distributed)
+                        written = await _value(conn, insert)
             if plan.rows.num_rows and dataset is base.QUOTES:
                 # Appended as is, the batch's own last rows are what is stored; else (rows skipped or replaced) the
                 # stored rows are probed.
                 if mode == "append":
                     await conn.execute(q.LAST_QUOTES_FROM_BATCH, item.last)
                 else:
-                    await conn.execute(q.LAST_QUOTES_UPSERT, item.coverage)
+                    upsert = q.LAST_QUOTES_UPSERT_DISTRIBUTED if distributed else q.LAST_QUOTES_UPSERT
+                    await conn.execute(upsert, item.coverage)
             if plan.logged:
                 await conn.execute(q.QUALITY_INSERT, plan.quality_params(dataset))
             if self._db.settings.events_outbox and written + replaced:
@@ -738,7 +743,7 @@ class AsyncMarketData:
         ``date_trunc``). Stored with source ``target_source`` (default: ``source``), replacing bars of the same
         key. Returns the number of bars stored.
         """
-        statement, params = read.aggregate_statement(
+        _, params = read.aggregate_statements(
             source_table, timeframe, start, end, source=source, target_source=target_source
         )
         ids = await self._ids_or_all(symbols, source_table, source)
@@ -748,15 +753,26 @@ class AsyncMarketData:
                 base.BARS, write.needed_starts(read.month_span(params["start"], params["end"]), "month")
             )
         held = await archived_files(self._db, source_table, ids, params["start"], params["end"])
-        if held:
-            statement, _ = read.aggregate_statement(
-                source_table, timeframe, start, end, source=source, target_source=target_source, archived=True
-            )
 
         async def work(conn: AsyncConnection[TupleRow]) -> int:
+            statements, _ = read.aggregate_statements(
+                source_table,
+                timeframe,
+                start,
+                end,
+                source=source,
+                target_source=target_source,
+                archived=bool(held),
+                distributed=await self._on_citus(conn),
+            )
             if held:
                 await _stage_archived(conn, held, ids=ids, lo=params["start"], hi=params["end"], source=source)
-            return await _value(conn, statement, params)
+            stored = 0
+            for statement in statements:
+                cursor = await conn.execute(statement, params)
+                row = await cursor.fetchone() if cursor.description is not None else None
+                stored = int(row[0]) if row is not None else stored
+            return stored
 
         return int(await self._db.run_transaction(work))
 
@@ -795,9 +811,15 @@ class AsyncMarketData:
         table = await self._read_range(
             "bars", symbol, start, end, as_="arrow", options={"source": source, "timeframe": timeframe}
         )
-        actions = await self._db.fetch_all(
-            q.CORPORATE_ACTIONS, {"security_id": ids[symbol], "timeframe": timeframe, "bar_source": source}
-        )
+        params = {"security_id": ids[symbol], "timeframe": timeframe, "bar_source": source}
+        actions = await self._db.fetch_all(q.CORPORATE_ACTIONS, params)
+        if actions:
+            dates = sorted({a["ex_date"] for a in actions})
+            closes = await self._db.fetch_all(q.ACTION_CLOSES, {**params, "dates": dates})
+            around = {r["ex_date"]: r for r in closes}
+            for action in actions:
+                found = around[action["ex_date"]]
+                action.update(close_before=found["close_before"], close_from=found["close_from"])
         return convert(read.adjust(table, actions, dividend_method), as_)
 
     async def write_corporate_actions(self, rows: Iterable[dict[str, Any]], *, source: str) -> int:
@@ -926,9 +948,16 @@ async def _value(conn: AsyncConnection[TupleRow], statement: Any, params: Any = 
 
 
 async def _replace(
-    conn: AsyncConnection[TupleRow], dataset: base.Dataset, windows: list[dict[str, Any]], source: str, staged: int
+    conn: AsyncConnection[TupleRow],
+    dataset: base.Dataset,
+    windows: list[dict[str, Any]],
+    source: str,
+    staged: int,
+    *,
+    distributed: bool,
 ) -> tuple[int, int]:
-    """Replace the stored rows of ``windows`` with the staged rows; return (written, replaced).
+    """Replace the stored rows of ``windows`` with the staged rows; return (written, replaced) (``distributed``:
+    on Citus).
 
     Windows whose stored rows are the staged rows already (a file ingested again) are left as they are and count
     as written and replaced; only the windows that changed are deleted and inserted again.
@@ -944,7 +973,9 @@ async def _replace(
     changed = [w for i, w in enumerate(windows, start=1) if i not in positions]
     replaced = kept
     if changed:
-        replaced += await _value(conn, q.delete_window(dataset), {**params, "windows": json.dumps(changed)})
+        replaced += await _value(
+            conn, q.delete_window(dataset, distributed=distributed), {**params, "windows": json.dumps(changed)}
+        )
     if not unchanged:
         return await _value(conn, q.insert_from_stage(dataset, skip_existing=False)), replaced
     if kept == staged:  # every staged row is in a window that did not change: nothing to insert
