@@ -394,8 +394,6 @@ FROM data_ingestion.quotes
 WHERE security_id = ANY(%(ids)s::bigint[]) AND (%(source)s::text IS NULL OR source = %(source)s)
 ORDER BY security_id, ts DESC
 """
-#: Whether the database is a Citus database (its market-data tables distributed by setup).
-ON_CITUS = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
 
 #: The same answer the usual way (a scan): kept for the benchmark's baseline.
 LATEST_QUOTES_DISTINCT_ON = """

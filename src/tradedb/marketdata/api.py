@@ -47,6 +47,7 @@ from tradedb.masking import mask_secrets
 from tradedb.reference.securities import ensure_known_venues
 from tradedb.reference.symbology import LOOKUP, check_source, check_symbol, lookup_params, resolved
 from tradedb.schema import metadata
+from tradedb.schema.distribution import ON_CITUS
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
 
@@ -80,7 +81,7 @@ class MarketData:
     def _on_citus(self, conn: Connection[TupleRow]) -> bool:
         """Whether the tables are distributed (Citus), asked once: a few statements have a variant there."""
         if self._distributed is None:
-            self._distributed = bool(_value(conn, q.ON_CITUS))
+            self._distributed = bool(_value(conn, ON_CITUS))
         return self._distributed
 
     # --- writes -------------------------------------------------------------------------------------------

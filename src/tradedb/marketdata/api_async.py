@@ -47,6 +47,7 @@ from tradedb.masking import mask_secrets
 from tradedb.reference.securities_async import ensure_known_venues
 from tradedb.reference.symbology import LOOKUP, check_source, check_symbol, lookup_params, resolved
 from tradedb.schema import metadata
+from tradedb.schema.distribution import ON_CITUS
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
 
@@ -82,7 +83,7 @@ class AsyncMarketData:
     async def _on_citus(self, conn: AsyncConnection[TupleRow]) -> bool:
         """Whether the tables are distributed (Citus), asked once: a few statements have a variant there."""
         if self._distributed is None:
-            self._distributed = bool(await _value(conn, q.ON_CITUS))
+            self._distributed = bool(await _value(conn, ON_CITUS))
         return self._distributed
 
     # --- writes -------------------------------------------------------------------------------------------

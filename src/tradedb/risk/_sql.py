@@ -10,24 +10,33 @@ SELECT account_id, base_currency, now() AS tx_now,
 FROM execution.accounts WHERE account_id = %s
 """
 STATE = "SELECT * FROM risk_management.account_risk WHERE account_id = %s"
-#: Each position with its mark: the newest of the last quote's mid, the last trade and the last bar close.
-POSITIONS_MARKED = """
-SELECT p.security_id, p.quantity, p.avg_price, p.realized_pnl, s.currency, m.price AS mark, m.ts AS marked_at
-FROM execution.positions p JOIN shared.securities s USING (security_id)
-LEFT JOIN LATERAL (
+#: The newest of a security's last quote mid, last trade and last bar close (``{id}``: the security's id).
+_LATEST_PRICE = """
     SELECT price, ts FROM (
         (SELECT (q.bid + q.ask) / 2 AS price, q.ts FROM data_ingestion.last_quotes q
-         WHERE q.security_id = p.security_id AND q.bid > 0 AND q.ask > 0 ORDER BY q.ts DESC LIMIT 1)
+         WHERE q.security_id = {id} AND q.bid > 0 AND q.ask > 0 ORDER BY q.ts DESC LIMIT 1)
         UNION ALL
         (SELECT t.price, t.ts FROM data_ingestion.market_trades t
-         WHERE t.security_id = p.security_id ORDER BY t.ts DESC LIMIT 1)
+         WHERE t.security_id = {id} ORDER BY t.ts DESC LIMIT 1)
         UNION ALL
-        (SELECT b.close, b.ts FROM data_ingestion.bars b WHERE b.security_id = p.security_id ORDER BY b.ts DESC LIMIT 1)
+        (SELECT b.close, b.ts FROM data_ingestion.bars b WHERE b.security_id = {id} ORDER BY b.ts DESC LIMIT 1)
     ) latest ORDER BY ts DESC LIMIT 1
-) m ON true
+"""
+_POSITIONS = """
+SELECT p.security_id, p.quantity, p.avg_price, p.realized_pnl, s.currency{marked}
+FROM execution.positions p JOIN shared.securities s USING (security_id){join}
 WHERE p.account_id = %s
 ORDER BY p.security_id
 """
+#: Each position with its mark, the newest price of its security.
+POSITIONS_MARKED = _POSITIONS.format(
+    marked=", m.price AS mark, m.ts AS marked_at",
+    join=f"\nLEFT JOIN LATERAL ({_LATEST_PRICE.format(id='p.security_id')}) m ON true",
+)
+#: On Citus, where the market data is distributed: the positions, then each one's mark (MARK, a single-shard
+#: statement per security, all sent in one round trip).
+POSITIONS = _POSITIONS.format(marked="", join="")
+MARK = _LATEST_PRICE.format(id="%(security_id)s")
 PNL_LIMITS = """
 SELECT * FROM risk_management.risk_limits
 WHERE account_id = %s AND security_id IS NULL AND limit_type IN ('max_daily_loss', 'max_drawdown') AND is_active

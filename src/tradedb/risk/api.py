@@ -37,9 +37,11 @@ from tradedb.risk._sql import (
     HALT,
     INSERT_EVENT,
     LIMITS,
+    MARK,
     OPEN_BREACHES,
     PNL_LIMITED,
     PNL_LIMITS,
+    POSITIONS,
     POSITIONS_MARKED,
     REMOVE_LIMIT,
     RESOLVE,
@@ -49,6 +51,7 @@ from tradedb.risk._sql import (
     SET_LIMIT,
     STATE,
 )
+from tradedb.schema.distribution import ON_CITUS
 
 if TYPE_CHECKING:
     from tradedb.db.connections import Connections
@@ -67,6 +70,7 @@ class Risk:
     def __init__(self, db: Connections) -> None:
         self._db = db
         self._outbox = db.settings.events_outbox
+        self._distributed: bool | None = None
 
     # --- limits -------------------------------------------------------------------------------------------
 
@@ -162,12 +166,18 @@ class Risk:
         now: datetime = account["tx_now"]
         # What the check reads, in one round trip (after the lock).
         read_positions, read_state, read_limits = (conn.cursor(row_factory=dict_row) for _ in range(3))
+        if self._distributed is None:  # asked once: on Citus the marks are read per security
+            found = (conn.execute(ON_CITUS)).fetchone()
+            self._distributed = found is not None and bool(found[0])
         with conn.pipeline():
-            read_positions.execute(POSITIONS_MARKED, (account_id,))
+            read_positions.execute(POSITIONS if self._distributed else POSITIONS_MARKED, (account_id,))
             read_state.execute(STATE, (account_id,))
             read_limits.execute(PNL_LIMITS, (account_id,))
+        held = read_positions.fetchall()
+        if self._distributed:
+            _mark(conn, held)
         positions = []
-        for row in read_positions.fetchall():
+        for row in held:
             stored = None if row["mark"] is None else to_decimal(row["mark"], "mark")
             mark = marks.get(row["security_id"], stored)
             if row["security_id"] in marks:
@@ -359,3 +369,14 @@ def _breach_key(breach: rules.Breach, state: rules.RiskState) -> str:
     if breach.limit_type == "max_daily_loss":
         return f"{breach.limit_id}@{state.session_date.isoformat()}"
     return str(breach.limit_id)
+
+
+def _mark(conn: Connection[TupleRow], positions: list[DictRow]) -> None:
+    """Give each position its mark and when it was marked (MARK per security, all in one round trip)."""
+    cursors = [conn.cursor(row_factory=dict_row) for _ in positions]
+    with conn.pipeline():
+        for cursor, row in zip(cursors, positions, strict=True):
+            cursor.execute(MARK, {"security_id": row["security_id"]})
+    for cursor, row in zip(cursors, positions, strict=True):
+        found = cursor.fetchone()
+        row["mark"], row["marked_at"] = (found["price"], found["ts"]) if found is not None else (None, None)

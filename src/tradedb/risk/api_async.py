@@ -36,9 +36,11 @@ from tradedb.risk._sql import (
     HALT,
     INSERT_EVENT,
     LIMITS,
+    MARK,
     OPEN_BREACHES,
     PNL_LIMITED,
     PNL_LIMITS,
+    POSITIONS,
     POSITIONS_MARKED,
     REMOVE_LIMIT,
     RESOLVE,
@@ -48,6 +50,7 @@ from tradedb.risk._sql import (
     SET_LIMIT,
     STATE,
 )
+from tradedb.schema.distribution import ON_CITUS
 
 if TYPE_CHECKING:
     from tradedb.db.connections_async import AsyncConnections
@@ -66,6 +69,7 @@ class AsyncRisk:
     def __init__(self, db: AsyncConnections) -> None:
         self._db = db
         self._outbox = db.settings.events_outbox
+        self._distributed: bool | None = None
 
     # --- limits -------------------------------------------------------------------------------------------
 
@@ -161,12 +165,18 @@ class AsyncRisk:
         now: datetime = account["tx_now"]
         # What the check reads, in one round trip (after the lock).
         read_positions, read_state, read_limits = (conn.cursor(row_factory=dict_row) for _ in range(3))
+        if self._distributed is None:  # asked once: on Citus the marks are read per security
+            found = await (await conn.execute(ON_CITUS)).fetchone()
+            self._distributed = found is not None and bool(found[0])
         async with conn.pipeline():
-            await read_positions.execute(POSITIONS_MARKED, (account_id,))
+            await read_positions.execute(POSITIONS if self._distributed else POSITIONS_MARKED, (account_id,))
             await read_state.execute(STATE, (account_id,))
             await read_limits.execute(PNL_LIMITS, (account_id,))
+        held = await read_positions.fetchall()
+        if self._distributed:
+            await _mark(conn, held)
         positions = []
-        for row in await read_positions.fetchall():
+        for row in held:
             stored = None if row["mark"] is None else to_decimal(row["mark"], "mark")
             mark = marks.get(row["security_id"], stored)
             if row["security_id"] in marks:
@@ -362,3 +372,14 @@ def _breach_key(breach: rules.Breach, state: rules.RiskState) -> str:
     if breach.limit_type == "max_daily_loss":
         return f"{breach.limit_id}@{state.session_date.isoformat()}"
     return str(breach.limit_id)
+
+
+async def _mark(conn: AsyncConnection[TupleRow], positions: list[DictRow]) -> None:
+    """Give each position its mark and when it was marked (MARK per security, all in one round trip)."""
+    cursors = [conn.cursor(row_factory=dict_row) for _ in positions]
+    async with conn.pipeline():
+        for cursor, row in zip(cursors, positions, strict=True):
+            await cursor.execute(MARK, {"security_id": row["security_id"]})
+    for cursor, row in zip(cursors, positions, strict=True):
+        found = await cursor.fetchone()
+        row["mark"], row["marked_at"] = (found["price"], found["ts"]) if found is not None else (None, None)
