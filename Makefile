@@ -41,10 +41,16 @@ test-timescale: $(STAMP)
 	TRADEDB_TEST_TIMESCALE=1 $(BIN)/python -m pytest $(TIMESCALE_SUITES) $(PYTEST_ARGS)
 
 ## tradedb on a real Citus cluster: Citus built from ../shared/vendor for PostgreSQL 15 (once, cached in
-## ~/.cache/tradedb; about 1 minute the first time), a coordinator and two workers started by the tests.
+## ~/.cache/tradedb; about 1 minute the first time), a coordinator and two workers started by the tests; then the
+## market-data, execution, risk, order-book and analytics suites, unchanged, against a cluster's coordinator
+## (the market-data tables distributed by security).
+CITUS_SUITES := tests/integration/test_marketdata.py tests/integration/test_marketdata_replace.py \
+	tests/integration/test_marketdata_real.py tests/integration/test_execution.py tests/integration/test_risk.py \
+	tests/integration/test_books.py tests/integration/test_analytics.py
 test-citus: $(STAMP)
 	tools/build-citus.sh
 	$(BIN)/python -m pytest tests/integration/test_citus.py $(PYTEST_ARGS)
+	TRADEDB_TEST_CITUS=1 $(BIN)/python -m pytest $(CITUS_SUITES) $(PYTEST_ARGS)
 
 ## ruff (lint and format), mypy strict (src, tests, bench, tools), import-linter's layer contracts (pyproject.toml).
 lint: $(STAMP)

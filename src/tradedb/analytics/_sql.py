@@ -24,19 +24,19 @@ SELECT security_id, side, quantity, price, commission, (executed_at AT TIME ZONE
 FROM execution.fills WHERE account_id = %s AND executed_at < (%s::date + 1)::timestamp AT TIME ZONE 'UTC'
 ORDER BY fill_id
 """
-#: Each security's close of each day: the newest bar close or trade at or before the day's end (UTC).
+#: A security's close of each day: the newest bar close or trade at or before the day's end (UTC). One statement
+#: per security (sent together): filtered by one security, it goes whole to one shard on Citus.
 CLOSES = """
-SELECT s.security_id, d.day::date AS day, c.price
-FROM unnest(%(securities)s::bigint[]) s(security_id)
-CROSS JOIN generate_series(%(first)s::timestamp, %(last)s::timestamp, interval '1 day') d(day)
+SELECT %(security_id)s::bigint AS security_id, d.day::date AS day, c.price
+FROM generate_series(%(first)s::timestamp, %(last)s::timestamp, interval '1 day') d(day)
 CROSS JOIN LATERAL (SELECT (d.day + interval '1 day') AT TIME ZONE 'UTC' AS day_end) e
 LEFT JOIN LATERAL (
     SELECT price FROM (
         (SELECT b.close AS price, b.ts FROM data_ingestion.bars b
-         WHERE b.security_id = s.security_id AND b.ts < e.day_end ORDER BY b.ts DESC LIMIT 1)
+         WHERE b.security_id = %(security_id)s AND b.ts < e.day_end ORDER BY b.ts DESC LIMIT 1)
         UNION ALL
         (SELECT t.price, t.ts FROM data_ingestion.market_trades t
-         WHERE t.security_id = s.security_id AND t.ts < e.day_end ORDER BY t.ts DESC LIMIT 1)
+         WHERE t.security_id = %(security_id)s AND t.ts < e.day_end ORDER BY t.ts DESC LIMIT 1)
     ) latest ORDER BY ts DESC LIMIT 1
 ) c ON true
 """

@@ -114,10 +114,14 @@ class Analytics:
             earliest = min(f.day for f in fills)
             days = rules.days_between(min(earliest, first or earliest), last)
             securities = sorted({f.security_id for f in fills})
-            cursor.execute(CLOSES, {"securities": securities, "first": days[0], "last": last})
+            reads = [conn.cursor(row_factory=dict_row) for _ in securities]
+            with conn.pipeline():
+                for read, security_id in zip(reads, securities, strict=True):
+                    read.execute(CLOSES, {"security_id": security_id, "first": days[0], "last": last})
             closes: dict[tuple[int, date], Decimal | None] = {
                 (r["security_id"], r["day"]): None if r["price"] is None else to_decimal(r["price"], "close")
-                for r in cursor.fetchall()
+                for read in reads
+                for r in read.fetchall()
             }
         computed = rules.daily_performance(account["capital"], fills, closes, days)
         wanted = [d for d in computed if first is None or d.date >= first]

@@ -35,7 +35,7 @@ INSERT INTO data_ingestion.order_book_snapshots (security_id, source, ts, order_
 VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (security_id, source, ts) DO UPDATE
 SET order_count = EXCLUDED.order_count, event_count = EXCLUDED.event_count, orders = EXCLUDED.orders,
-    created_at = now()
+    created_at = EXCLUDED.created_at
 """
 SNAPSHOTS = """
 SELECT s.symbol, b.source, b.ts, b.order_count, b.event_count, b.created_at
