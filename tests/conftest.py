@@ -180,8 +180,8 @@ def embedded_home() -> Iterator[Path]:
 #: `make test-timescale`: the session's server is PostgreSQL 15 with TimescaleDB preloaded, and the template's
 #: market-data tables are hypertables, so the market-data suite runs on them unchanged.
 TIMESCALE = os.environ.get("TRADEDB_TEST_TIMESCALE") == "1"
-#: `make test-citus`: the session's server is the coordinator of a Citus cluster (two workers), so the market-data
-#: suites run unchanged on distributed tables.
+#: `make test-citus`: the session's server is the coordinator of a Citus cluster (two workers), so the market-data,
+#: execution, risk, order-book and analytics suites run unchanged against it (market data distributed).
 CITUS = os.environ.get("TRADEDB_TEST_CITUS") == "1"
 PG15_BINDIR = Path("/usr/lib/postgresql/15/bin")
 
