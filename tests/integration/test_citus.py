@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -18,11 +19,12 @@ import pyarrow as pa
 import pytest
 
 import tradedb
-from tests.conftest import PG15_BINDIR, make_settings
+from tests.conftest import PG15_BINDIR, ROLE_PREFIX, make_settings
 from tests.servers import CitusCluster, PgInstance
-from tradedb.errors import ClusterError, MaintenanceMode, NodeUnavailable, translate
+from tradedb.errors import ClusterError, MaintenanceMode, NodeUnavailable, PermissionDenied, translate
 from tradedb.ops import citus, health, verify
 from tradedb.ops import setup as provision
+from tradedb.schema.privileges import role_name
 from tradedb.settings import with_dbname
 
 pytestmark = [
@@ -155,6 +157,42 @@ def test_maintenance_mode_holds_on_the_workers(cluster: CitusCluster, trading: s
         finally:
             db.config.set("maintenance_mode", False)
         assert db.market_data.write_quotes(quotes(["CT0"], 10, T0 + timedelta(minutes=30)), source="feed").written == 10
+
+
+def test_service_roles_hold_on_the_workers(cluster: CitusCluster, trading: str) -> None:
+    settings = make_settings(cluster.coordinator.url(), trading)
+    url = cluster.coordinator.url(trading)
+    with tradedb.connect(url, settings=settings) as owner:  # the security master is the owner's to extend
+        owner.market_data.write_quotes(quotes(["CTS"], 1, T0), source="svc", create_securities=True)
+    with tradedb.connect(url, settings=settings, service="data_ingestion") as ingest:
+        window = T0 + timedelta(minutes=50)
+        assert ingest.market_data.write_quotes(quotes(["CTS"], 10, window), source="svc").written == 10
+    # The strategy engine reads market data (through the workers, as its own role) and may not write it.
+    with tradedb.connect(url, settings=settings, service="strategy_engine") as strategy:
+        assert len(strategy.market_data.quotes("CTS", window, window + timedelta(minutes=1))) == 10
+        with pytest.raises(PermissionDenied):
+            strategy.market_data.write_quotes(quotes(["CTS"], 10, window), source="svc")
+    # Every shard on every worker grants each service role what the coordinator's table grants it.
+    roles = [role_name(ROLE_PREFIX, service) for service in ("data_ingestion", "strategy_engine", "execution")]
+    check = (
+        "SELECT has_table_privilege(%(role)s, %(table)s, 'SELECT'), has_table_privilege(%(role)s, %(table)s, 'INSERT')"
+    )
+
+    def granted(conn: psycopg.Connection[tuple[Any, ...]], table: str) -> dict[str, tuple[Any, ...] | None]:
+        return {role: conn.execute(check, {"role": role, "table": table}).fetchone() for role in roles}
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        expected = granted(conn, "data_ingestion.quotes")
+        shards = conn.execute(
+            "SELECT nodeport, shard_name FROM citus_shards WHERE table_name = 'data_ingestion.quotes'::regclass"
+        ).fetchall()
+    assert list(expected.values()) == [(True, True), (True, False), (True, False)]
+    assert {port for port, _ in shards} == {w.port for w in cluster.workers}
+    for worker in cluster.workers:
+        with psycopg.connect(worker.url(trading), autocommit=True) as conn:
+            for port, shard in shards:
+                if port == worker.port:
+                    assert granted(conn, shard) == expected, shard
 
 
 def test_setup_again_changes_nothing(cluster: CitusCluster, trading: str) -> None:
