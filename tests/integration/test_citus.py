@@ -244,18 +244,19 @@ def test_citus_setting_without_the_extension_is_a_clear_error() -> None:
 
 
 def test_a_worker_down_is_named_and_the_other_shards_go_on(cluster: CitusCluster, trading: str) -> None:
+    settings = make_settings(cluster.coordinator.url(), trading)
     worker, alive = cluster.workers[0], cluster.workers[1]
     with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
-        on_alive = conn.execute(  # a security whose shard is on the worker that stays up
-            """
-            SELECT s.security_id FROM shared.securities s
+        on_node = """
+            SELECT s.security_id, s.symbol FROM shared.securities s
             JOIN citus_shards c
               ON c.shardid = get_shard_id_for_distribution_column('data_ingestion.quotes', s.security_id)
-            WHERE c.nodeport = %s AND s.symbol LIKE 'CT%%' LIMIT 1
-            """,
-            (alive.port,),
-        ).fetchone()
-        assert on_alive is not None
+            WHERE c.nodeport = %s AND s.symbol LIKE 'CT%%' ORDER BY s.symbol LIMIT 1
+            """
+        alive_row = conn.execute(on_node, (alive.port,)).fetchone()  # a security on the worker that stays up
+        down_row = conn.execute(on_node, (worker.port,)).fetchone()  # and one on the worker that goes down
+        assert alive_row is not None and down_row is not None
+        on_alive, alive_symbol, down_symbol = (alive_row[0],), alive_row[1], down_row[1]
         rows = conn.execute("SELECT count(*) FROM data_ingestion.quotes WHERE security_id = %s", on_alive).fetchone()
         total = conn.execute("SELECT count(*) FROM data_ingestion.quotes").fetchone()
     assert rows is not None and rows[0] > 0
@@ -273,10 +274,22 @@ def test_a_worker_down_is_named_and_the_other_shards_go_on(cluster: CitusCluster
         with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
             count = conn.execute("SELECT count(*) FROM data_ingestion.quotes WHERE security_id = %s", on_alive)
             assert count.fetchone() == rows  # a read of a security on the live worker goes on
+        # Through the API, in an hour whose partitions exist: a batch that needs the down worker fails naming it
+        # and writes nothing (not even its rows for the live worker); a batch for the live worker goes on.
+        late = T0 + timedelta(minutes=58)
+        with tradedb.connect(cluster.coordinator.url(trading), settings=settings) as db:
+            with pytest.raises(NodeUnavailable, match=f"127.0.0.1:{worker.port}"):
+                db.market_data.write_quotes(quotes([alive_symbol, down_symbol], 20, late), source="down")
+            assert db.market_data.write_quotes(quotes([alive_symbol], 10, late), source="down").written == 10
     finally:
         worker.start()
     with psycopg.connect(with_dbname(cluster.coordinator.url(), trading), autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM data_ingestion.quotes").fetchone() == total  # all back
+        assert conn.execute("SELECT count(*) FROM data_ingestion.quotes WHERE source <> 'down'").fetchone() == total
+        written = conn.execute(
+            "SELECT s.symbol, count(*) FROM data_ingestion.quotes q JOIN shared.securities s USING (security_id)"
+            " WHERE q.source = 'down' GROUP BY 1"
+        ).fetchall()
+    assert written == [(alive_symbol, 10)]  # the failed batch left nothing, on either worker
 
 
 def test_health_shows_the_nodes_and_their_shards(cluster: CitusCluster, trading: str) -> None:
