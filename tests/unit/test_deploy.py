@@ -163,6 +163,29 @@ def test_chart_scrapes_metrics_and_probes_readiness_apart_from_liveness() -> Non
     assert any(heartbeat.startswith(m["mountPath"]) for m in relay_container["volumeMounts"])  # writable
 
 
+def test_chart_sets_up_a_citus_coordinator_after_the_migrations_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tradedb.settings import Settings
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    template = (CHART / "templates" / "citus-setup-job.yaml").read_text()
+    assert not [d for d in yaml.safe_load_all(render(template, values)) if d]  # off by default
+    values["citus"] |= {"enabled": True, "shards": "8"}
+    job = yaml.safe_load(render(template, values))
+    kubernetes_validate.validate(job, VERSION, strict=True)
+    migrations = yaml.safe_load(render((CHART / "templates" / "migrations-job.yaml").read_text(), values))
+    hooks = [int(j["metadata"]["annotations"]["helm.sh/hook-weight"]) for j in (migrations, job)]
+    assert hooks[0] < hooks[1]  # setup runs once the migrations are at head
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == migrations["metadata"]["annotations"]["helm.sh/hook"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["setup"]
+    assert container["envFrom"] == [{"secretRef": {"name": "tradedb-citus-admin"}}]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None, database_url="postgresql://postgres@coordinator/trading_system")
+    assert (settings.citus, settings.citus_shards) == (True, 8)  # the names are settings tradedb reads
+
+
 def test_every_dashboard_panel_queries_metrics_tradedb_exports() -> None:
     from tradedb.observe.metrics import NAMES
 
