@@ -216,39 +216,16 @@ def latest_by_symbol(ids: Mapping[str, int], rows: Sequence[Sequence[Any]]) -> d
 # --- derived data ---------------------------------------------------------------------------------------------
 
 
-def aggregate_statements(
-    source_table: str,
-    timeframe: str,
-    start: Any,
-    end: Any,
-    *,
-    source: str,
-    target_source: str | None,
-    archived: bool = False,
-    distributed: bool = False,
-) -> tuple[list[sql.Composed], dict[str, Any]]:
-    """The statements (run in order, in one transaction; the one that returns a row returns the bars stored) and
-    the parameters (less ``ids``) that compute and store bars. ``archived``: from the table and the archived rows
-    staged in ``archived_rows``; ``distributed``: on Citus (see ``COUNT_COMPUTED``)."""
+def aggregate_params(
+    source_table: str, timeframe: str, start: Any, end: Any, *, source: str, target_source: str | None
+) -> dict[str, Any]:
+    """Check what ``aggregate_bars`` was asked; return the parameters (less ``ids``) of its statements."""
     check_choice(source_table, ("market_trades", "quotes"), "source_table")
     check_timeframe(timeframe)
     lo, hi = check_range(start, end)
     check_source(source)
     check_source(target_source or source)
-    select = q.AGGREGATE_TRADES if source_table == "market_trades" else q.AGGREGATE_QUOTES
-    if archived:
-        select = q.with_archived(select, source_table)
-    if timeframe == "1mo":
-        select = select.replace("date_bin(%(step)s::interval, ts, %(origin)s::timestamptz)", q.MONTH_BUCKET)
-    if distributed:
-        statements = [
-            sql.SQL(q.STAGE_COMPUTED).format(select=sql.SQL(select)),
-            sql.Composed([sql.SQL(q.COUNT_COMPUTED)]),
-            sql.Composed([sql.SQL(q.STORE_COMPUTED)]),
-        ]
-    else:
-        statements = [sql.SQL(q.STORE_BARS).format(select=sql.SQL(select))]
-    params: dict[str, Any] = {
+    return {
         "step": STEPS.get(timeframe),
         "origin": ORIGIN,
         "start": lo,
@@ -257,7 +234,21 @@ def aggregate_statements(
         "target_source": target_source or source,
         "timeframe": timeframe,
     }
-    return statements, params
+
+
+def aggregate_statements(source_table: str, timeframe: str, *, archived: bool, distributed: bool) -> list[sql.Composed]:
+    """The statements that compute and store bars (checked by ``aggregate_params``), run in order in one
+    transaction; the one that returns a row returns the bars stored. ``archived``: from the table and the archived
+    rows staged in ``archived_rows``; ``distributed``: on Citus (see ``COUNT_COMPUTED``)."""
+    select = q.AGGREGATE_TRADES if source_table == "market_trades" else q.AGGREGATE_QUOTES
+    if archived:
+        select = q.with_archived(select, source_table)
+    if timeframe == "1mo":
+        select = select.replace("date_bin(%(step)s::interval, ts, %(origin)s::timestamptz)", q.MONTH_BUCKET)
+    if distributed:
+        stage = sql.SQL(q.STAGE_COMPUTED).format(select=sql.SQL(select))
+        return [stage, q.COUNT_COMPUTED, q.STORE_COMPUTED]
+    return [q.store_bars(select)]
 
 
 def month_span(start: datetime, end: datetime) -> pa.Table:

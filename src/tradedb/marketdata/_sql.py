@@ -485,24 +485,27 @@ def with_archived(select: str, table: str) -> str:
 #: Monthly bars cannot use date_bin (months differ in length).
 MONTH_BUCKET = "date_trunc('month', ts, 'UTC')"
 
-STORE_BARS = """
-WITH computed AS ({select}),
-stored AS (
-    INSERT INTO data_ingestion.bars AS b
-        (security_id, timeframe, source, ts, open, high, low, close, volume, trade_count, vwap)
-    SELECT security_id, %(timeframe)s, %(target_source)s, bucket, open, high, low, close, volume, trade_count, vwap
-    FROM computed
-    ON CONFLICT (security_id, timeframe, source, ts) DO UPDATE
-    SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-        volume = EXCLUDED.volume, trade_count = EXCLUDED.trade_count, vwap = EXCLUDED.vwap
-), agg AS (
-    -- Counted against the snapshot before the insert: which computed bars are new.
-    SELECT c.security_id, min(c.bucket) AS first_ts, max(c.bucket) AS last_ts, count(*) AS m,
-           count(*) FILTER (WHERE NOT EXISTS (
-               SELECT 1 FROM data_ingestion.bars b WHERE b.security_id = c.security_id
-               AND b.timeframe = %(timeframe)s AND b.source = %(target_source)s AND b.ts = c.bucket)) AS n
-    FROM computed c GROUP BY 1
-), cov AS (
+
+def _upsert_bars(computed: str) -> sql.Composed:
+    """Store the bars of ``computed`` (columns security_id, bucket and the prices), replacing those of the same key."""
+    return sql.SQL(
+        """
+INSERT INTO data_ingestion.bars AS b
+    (security_id, timeframe, source, ts, open, high, low, close, volume, trade_count, vwap)
+SELECT security_id, %(timeframe)s, %(target_source)s, bucket, open, high, low, close, volume, trade_count, vwap
+FROM {computed}
+ON CONFLICT (security_id, timeframe, source, ts) DO UPDATE
+SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    volume = EXCLUDED.volume, trade_count = EXCLUDED.trade_count, vwap = EXCLUDED.vwap
+"""
+    ).format(computed=sql.Identifier(computed))
+
+
+#: The coverage of the bars counted in ``agg`` (per security: first and last bucket, ``n`` new bars), and the
+#: statement's result: how many bars were computed (``m``).
+_BARS_COVERAGE = sql.SQL(
+    """
+cov AS (
     INSERT INTO data_ingestion.coverage AS c
         (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
     SELECT security_id, 'bars', %(target_source)s, %(timeframe)s, first_ts, last_ts, n FROM agg
@@ -513,6 +516,25 @@ stored AS (
 )
 SELECT coalesce(sum(m), 0)::bigint FROM agg
 """
+)
+
+
+def store_bars(select: str) -> sql.Composed:
+    """Compute bars (``select``: AGGREGATE_TRADES or _QUOTES), store them and their coverage in one statement;
+    returns how many were computed."""
+    return sql.SQL(
+        """
+WITH computed AS ({select}),
+stored AS ({upsert}), agg AS (
+    -- Counted against the snapshot before the insert: which computed bars are new.
+    SELECT c.security_id, min(c.bucket) AS first_ts, max(c.bucket) AS last_ts, count(*) AS m,
+           count(*) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM data_ingestion.bars b WHERE b.security_id = c.security_id
+               AND b.timeframe = %(timeframe)s AND b.source = %(target_source)s AND b.ts = c.bucket)) AS n
+    FROM computed c GROUP BY 1
+),{coverage}"""
+    ).format(select=sql.SQL(select), upsert=_upsert_bars("computed"), coverage=_BARS_COVERAGE)
+
 
 #: ``aggregate_bars`` on Citus, in three statements: there, the sub-statements of one statement run one after
 #: another (a count after the insert would see the bars it wrote), and no write joins a local table with a
@@ -520,7 +542,8 @@ SELECT coalesce(sum(m), 0)::bigint FROM agg
 STAGE_COMPUTED = "CREATE TEMP TABLE tradedb_computed ON COMMIT DROP AS {select}"
 #: ... counted against the bars stored before (those of the computed securities and span, read first) to update
 #: coverage, and returns how many were computed ...
-COUNT_COMPUTED = """
+COUNT_COMPUTED = sql.SQL(
+    """
 WITH stored AS MATERIALIZED (
     SELECT security_id, ts FROM data_ingestion.bars
     WHERE timeframe = %(timeframe)s AND source = %(target_source)s
@@ -530,27 +553,10 @@ WITH stored AS MATERIALIZED (
     SELECT c.security_id, min(c.bucket) AS first_ts, max(c.bucket) AS last_ts, count(*) AS m,
            count(*) FILTER (WHERE b.ts IS NULL) AS n
     FROM tradedb_computed c LEFT JOIN stored b ON b.security_id = c.security_id AND b.ts = c.bucket GROUP BY 1
-), cov AS (
-    INSERT INTO data_ingestion.coverage AS c
-        (security_id, table_name, source, timeframe, first_ts, last_ts, row_count)
-    SELECT security_id, 'bars', %(target_source)s, %(timeframe)s, first_ts, last_ts, n FROM agg
-    ORDER BY security_id
-    ON CONFLICT (security_id, table_name, source, timeframe) DO UPDATE
-    SET first_ts = least(c.first_ts, EXCLUDED.first_ts), last_ts = greatest(c.last_ts, EXCLUDED.last_ts),
-        row_count = c.row_count + EXCLUDED.row_count, updated_at = EXCLUDED.updated_at
-)
-SELECT coalesce(sum(m), 0)::bigint FROM agg
-"""
+),{coverage}"""
+).format(coverage=_BARS_COVERAGE)
 #: ... and stored.
-STORE_COMPUTED = """
-INSERT INTO data_ingestion.bars AS b
-    (security_id, timeframe, source, ts, open, high, low, close, volume, trade_count, vwap)
-SELECT security_id, %(timeframe)s, %(target_source)s, bucket, open, high, low, close, volume, trade_count, vwap
-FROM tradedb_computed
-ON CONFLICT (security_id, timeframe, source, ts) DO UPDATE
-SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-    volume = EXCLUDED.volume, trade_count = EXCLUDED.trade_count, vwap = EXCLUDED.vwap
-"""
+STORE_COMPUTED = _upsert_bars("tradedb_computed")
 
 COVERAGE = """
 SELECT s.symbol, c.security_id, c.table_name, c.source, c.timeframe, c.first_ts, c.last_ts, c.row_count

@@ -736,9 +736,7 @@ class MarketData:
         ``date_trunc``). Stored with source ``target_source`` (default: ``source``), replacing bars of the same
         key. Returns the number of bars stored.
         """
-        _, params = read.aggregate_statements(
-            source_table, timeframe, start, end, source=source, target_source=target_source
-        )
+        params = read.aggregate_params(source_table, timeframe, start, end, source=source, target_source=target_source)
         ids = self._ids_or_all(symbols, source_table, source)
         params["ids"] = ids
         if ids:
@@ -748,15 +746,9 @@ class MarketData:
         held = archived_files(self._db, source_table, ids, params["start"], params["end"])
 
         def work(conn: Connection[TupleRow]) -> int:
-            statements, _ = read.aggregate_statements(
-                source_table,
-                timeframe,
-                start,
-                end,
-                source=source,
-                target_source=target_source,
-                archived=bool(held),
-                distributed=self._on_citus(conn),
+            distributed = self._on_citus(conn)
+            statements = read.aggregate_statements(
+                source_table, timeframe, archived=bool(held), distributed=distributed
             )
             if held:
                 _stage_archived(conn, held, ids=ids, lo=params["start"], hi=params["end"], source=source)

@@ -744,9 +744,7 @@ class AsyncMarketData:
         ``date_trunc``). Stored with source ``target_source`` (default: ``source``), replacing bars of the same
         key. Returns the number of bars stored.
         """
-        _, params = read.aggregate_statements(
-            source_table, timeframe, start, end, source=source, target_source=target_source
-        )
+        params = read.aggregate_params(source_table, timeframe, start, end, source=source, target_source=target_source)
         ids = await self._ids_or_all(symbols, source_table, source)
         params["ids"] = ids
         if ids:
@@ -756,15 +754,9 @@ class AsyncMarketData:
         held = await archived_files(self._db, source_table, ids, params["start"], params["end"])
 
         async def work(conn: AsyncConnection[TupleRow]) -> int:
-            statements, _ = read.aggregate_statements(
-                source_table,
-                timeframe,
-                start,
-                end,
-                source=source,
-                target_source=target_source,
-                archived=bool(held),
-                distributed=await self._on_citus(conn),
+            distributed = await self._on_citus(conn)
+            statements = read.aggregate_statements(
+                source_table, timeframe, archived=bool(held), distributed=distributed
             )
             if held:
                 await _stage_archived(conn, held, ids=ids, lo=params["start"], hi=params["end"], source=source)
