@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from tradedb.db import pooling as base
 from tradedb.db.counters import COUNTERS, DbClock
 from tradedb.errors import ConnectionLost, PoolTimeout, RetriesExhausted, TradeDBError, translate
+from tradedb.schema.distribution import ON_CITUS
 from tradedb.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class Connections:
         self._replica_pools: dict[int, ConnectionPool[Connection[TupleRow]]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._on_citus: bool | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -342,6 +344,15 @@ class Connections:
             cursor = conn.execute(query, params)
             row = cursor.fetchone()
             return row[0] if row is not None else None
+
+    def on_citus(self, conn: Connection[TupleRow]) -> bool:
+        """Whether the database is a Citus database, asked once on ``conn`` (one of this Database's): the features
+        have a variant of the few statements Citus does not plan."""
+        if self._on_citus is None:
+            cursor = conn.execute(ON_CITUS)
+            found = cursor.fetchone()
+            self._on_citus = found is not None and bool(found[0])
+        return self._on_citus
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Return psycopg_pool statistics per pool that exists (primary and replicas)."""

@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from tradedb.db import pooling as base
 from tradedb.db.counters import COUNTERS, DbClock
 from tradedb.errors import ConnectionLost, PoolTimeout, RetriesExhausted, TradeDBError, translate
+from tradedb.schema.distribution import ON_CITUS
 from tradedb.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class AsyncConnections:
         self._replica_pools: dict[int, AsyncConnectionPool[AsyncConnection[TupleRow]]] = {}
         self._lock = asyncio.Lock()
         self._closed = False
+        self._on_citus: bool | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -345,6 +347,15 @@ class AsyncConnections:
             cursor = await conn.execute(query, params)
             row = await cursor.fetchone()
             return row[0] if row is not None else None
+
+    async def on_citus(self, conn: AsyncConnection[TupleRow]) -> bool:
+        """Whether the database is a Citus database, asked once on ``conn`` (one of this Database's): the features
+        have a variant of the few statements Citus does not plan."""
+        if self._on_citus is None:
+            cursor = await conn.execute(ON_CITUS)
+            found = await cursor.fetchone()
+            self._on_citus = found is not None and bool(found[0])
+        return self._on_citus
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Return psycopg_pool statistics per pool that exists (primary and replicas)."""

@@ -47,7 +47,6 @@ from tradedb.masking import mask_secrets
 from tradedb.reference.securities_async import ensure_known_venues
 from tradedb.reference.symbology import LOOKUP, check_source, check_symbol, lookup_params, resolved
 from tradedb.schema import metadata
-from tradedb.schema.distribution import ON_CITUS
 from tradedb.schema.partitions import covers, create_partition_sql, spec_at, table_interval
 from tradedb.schema.privileges import owner_role_name
 
@@ -78,13 +77,6 @@ class AsyncMarketData:
         self._known_ids: set[int] = set()
         self._partitions: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
         self._may_create_partitions: bool | None = None
-        self._distributed: bool | None = None
-
-    async def _on_citus(self, conn: AsyncConnection[TupleRow]) -> bool:
-        """Whether the tables are distributed (Citus), asked once: a few statements have a variant there."""
-        if self._distributed is None:
-            self._distributed = bool(await _value(conn, ON_CITUS))
-        return self._distributed
 
     # --- writes -------------------------------------------------------------------------------------------
 
@@ -316,7 +308,7 @@ class AsyncMarketData:
         async def work(conn: AsyncConnection[TupleRow]) -> tuple[int, int]:
             written, replaced = 0, 0
             mode = on_conflict
-            distributed = await self._on_citus(conn)
+            distributed = await self._db.on_citus(conn)
             overlap = q.window_overlap(dataset, distributed=distributed)
             if plan.rows.num_rows and mode != "append" and not await _value(conn, overlap, probe):
                 mode = "append"  # nothing stored in the batch's window: nothing to skip or replace
@@ -484,7 +476,7 @@ class AsyncMarketData:
                     rows += await cursor.fetchall()
             missing = read.missing_ids(ids.values(), rows)
             if missing:
-                walk = q.LATEST_QUOTES_WALK_DISTRIBUTED if await self._on_citus(conn) else q.LATEST_QUOTES_WALK
+                walk = q.LATEST_QUOTES_WALK_DISTRIBUTED if await self._db.on_citus(conn) else q.LATEST_QUOTES_WALK
                 cursor = await conn.execute(walk, {"ids": read.id_array(missing), "source": source})
                 rows += await cursor.fetchall()
         return read.latest_by_symbol(ids, rows)
@@ -754,7 +746,7 @@ class AsyncMarketData:
         held = await archived_files(self._db, source_table, ids, params["start"], params["end"])
 
         async def work(conn: AsyncConnection[TupleRow]) -> int:
-            distributed = await self._on_citus(conn)
+            distributed = await self._db.on_citus(conn)
             statements = read.aggregate_statements(
                 source_table, timeframe, archived=bool(held), distributed=distributed
             )

@@ -51,7 +51,6 @@ from tradedb.risk._sql import (
     SET_LIMIT,
     STATE,
 )
-from tradedb.schema.distribution import ON_CITUS
 
 if TYPE_CHECKING:
     from tradedb.db.connections import Connections
@@ -70,7 +69,6 @@ class Risk:
     def __init__(self, db: Connections) -> None:
         self._db = db
         self._outbox = db.settings.events_outbox
-        self._distributed: bool | None = None
 
     # --- limits -------------------------------------------------------------------------------------------
 
@@ -166,15 +164,13 @@ class Risk:
         now: datetime = account["tx_now"]
         # What the check reads, in one round trip (after the lock).
         read_positions, read_state, read_limits = (conn.cursor(row_factory=dict_row) for _ in range(3))
-        if self._distributed is None:  # asked once: on Citus the marks are read per security
-            found = (conn.execute(ON_CITUS)).fetchone()
-            self._distributed = found is not None and bool(found[0])
+        distributed = self._db.on_citus(conn)  # on Citus the marks are read per security
         with conn.pipeline():
-            read_positions.execute(POSITIONS if self._distributed else POSITIONS_MARKED, (account_id,))
+            read_positions.execute(POSITIONS if distributed else POSITIONS_MARKED, (account_id,))
             read_state.execute(STATE, (account_id,))
             read_limits.execute(PNL_LIMITS, (account_id,))
         held = read_positions.fetchall()
-        if self._distributed:
+        if distributed:
             _mark(conn, held)
         positions = []
         for row in held:

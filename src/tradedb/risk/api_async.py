@@ -50,7 +50,6 @@ from tradedb.risk._sql import (
     SET_LIMIT,
     STATE,
 )
-from tradedb.schema.distribution import ON_CITUS
 
 if TYPE_CHECKING:
     from tradedb.db.connections_async import AsyncConnections
@@ -69,7 +68,6 @@ class AsyncRisk:
     def __init__(self, db: AsyncConnections) -> None:
         self._db = db
         self._outbox = db.settings.events_outbox
-        self._distributed: bool | None = None
 
     # --- limits -------------------------------------------------------------------------------------------
 
@@ -165,15 +163,13 @@ class AsyncRisk:
         now: datetime = account["tx_now"]
         # What the check reads, in one round trip (after the lock).
         read_positions, read_state, read_limits = (conn.cursor(row_factory=dict_row) for _ in range(3))
-        if self._distributed is None:  # asked once: on Citus the marks are read per security
-            found = await (await conn.execute(ON_CITUS)).fetchone()
-            self._distributed = found is not None and bool(found[0])
+        distributed = await self._db.on_citus(conn)  # on Citus the marks are read per security
         async with conn.pipeline():
-            await read_positions.execute(POSITIONS if self._distributed else POSITIONS_MARKED, (account_id,))
+            await read_positions.execute(POSITIONS if distributed else POSITIONS_MARKED, (account_id,))
             await read_state.execute(STATE, (account_id,))
             await read_limits.execute(PNL_LIMITS, (account_id,))
         held = await read_positions.fetchall()
-        if self._distributed:
+        if distributed:
             await _mark(conn, held)
         positions = []
         for row in held:
