@@ -24,7 +24,7 @@ import psycopg
 
 import tradedb
 from _server import bench_database
-from market_data import SYMBOLS, median_seconds, sample, timed_latest
+from market_data import SYMBOLS, median_seconds, sample, timed_calls
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' server helpers
 from tests.servers import CitusCluster, PgInstance
@@ -71,7 +71,7 @@ def measure(admin_url: str, **overrides: Any) -> dict[str, float]:
 
         out["append s"] = median_seconds(empty, append)
         symbols = [f"B{i:03d}" for i in range(SYMBOLS)]
-        out["latest_quotes(500) ms"] = statistics.median(timed_latest(md, symbols)) * 1000
+        out["latest_quotes(500) ms"] = statistics.median(timed_calls(lambda: md.latest_quotes(symbols))) * 1000
         one = md.security_ids(["B007"])["B007"]
         out["one security read ms"] = _median_ms(
             lambda: conn.execute("SELECT count(*) FROM data_ingestion.quotes WHERE security_id = %s", (one,))

@@ -31,7 +31,8 @@ from adbc_driver_postgresql import dbapi as adbc
 import tradedb
 from _server import bench_database, bench_server
 from tradedb.columnar.binary_encode import encode_copy
-from tradedb.marketdata._sql import LATEST_QUOTES_DISTINCT_ON
+from tradedb.marketdata._reading import id_array
+from tradedb.marketdata._sql import LAST_QUOTES, LATEST_QUOTES_DISTINCT_ON
 
 ROWS = int(os.environ.get("TRADEDB_BENCH_QUOTES", "1000000"))
 SYMBOLS = 500
@@ -126,13 +127,13 @@ def bars_append(conn: psycopg.Connection[Any], md: Any, ids: dict[str, int], fol
     print(f"  same, with a foreign key       {with_fk:6.2f} s  {n / with_fk:11,.0f} rows/s  {server / with_fk:4.0%}")
 
 
-def timed_latest(md: Any, symbols: list[str]) -> list[float]:
-    """100 timed latest_quotes calls after a warm-up one, sorted."""
-    md.latest_quotes(symbols)
+def timed_calls(call: Callable[[], object]) -> list[float]:
+    """100 timed calls after a warm-up one, sorted."""
+    call()
     times = []
     for _ in range(100):
         started = time.perf_counter()
-        md.latest_quotes(symbols)
+        call()
         times.append(time.perf_counter() - started)
     return sorted(times)
 
@@ -231,7 +232,12 @@ def main() -> None:
         conn.execute("VACUUM ANALYZE data_ingestion.coverage")
         symbols = [f"B{i:03d}" for i in range(SYMBOLS)]
         id_list = list(ids.values())
-        lateral = timed_latest(md, symbols)
+        lateral = timed_calls(lambda: md.latest_quotes(symbols))
+        # The floor under it on this machine: one round trip, and psycopg running the same statement (the kept
+        # last quotes of the 500, 500 rows back) on a connection it holds.
+        ping = timed_calls(lambda: conn.execute("SELECT 1").fetchall())
+        kept_rows = {"ids": id_array(id_list), "source": None}
+        wire = timed_calls(lambda: conn.execute(LAST_QUOTES, kept_rows).fetchall())
         distinct = []
         for _ in range(5):
             started = time.perf_counter()
@@ -239,12 +245,17 @@ def main() -> None:
             distinct.append(time.perf_counter() - started)
         # The same calls without the kept last quotes: one index probe per symbol (latest_quotes before them).
         conn.execute("TRUNCATE data_ingestion.last_quotes")
-        probes = timed_latest(md, symbols)
+        probes = timed_calls(lambda: md.latest_quotes(symbols))
         kept_ms, probes_ms = statistics.median(lateral) * 1000, statistics.median(probes) * 1000
         print(
             f"\nlatest_quotes({SYMBOLS} symbols): median {kept_ms:.2f} ms, p99 {lateral[98] * 1000:.2f} ms from the "
             f"kept last quotes; {probes_ms:.2f} ms by index probes ({probes_ms / kept_ms:.1f}x slower); DISTINCT ON "
             f"median {statistics.median(distinct) * 1000:.0f} ms ({statistics.median(distinct) * 1000 / kept_ms:.0f}x)"
+        )
+        wire_ms, ping_ms = statistics.median(wire) * 1000, statistics.median(ping) * 1000
+        print(
+            f"  floor on this machine: psycopg running the kept-quotes statement {wire_ms:.2f} ms (tradedb "
+            f"{kept_ms / wire_ms:.2f}x that), one round trip (SELECT 1) {ping_ms:.2f} ms"
         )
 
         # Reading 1M rows of one symbol.

@@ -15,6 +15,7 @@ import shutil
 import statistics
 import tempfile
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import pyarrow as pa
 
 import tradedb
 from _server import bench_database
-from market_data import BASELINE_COLUMNS, COLUMNS, SYMBOLS, median_seconds, sample, timed_latest
+from market_data import BASELINE_COLUMNS, COLUMNS, SYMBOLS, median_seconds, sample, timed_calls
 from tradedb.columnar.binary_encode import encode_copy
 from tradedb.db.embedded import EmbeddedServer
 from tradedb.ops import archive, maintenance
@@ -94,7 +95,7 @@ def run(admin_url: str, folder: Path) -> None:
                         "tradedb append (2 writers)": median_seconds(empty, append),
                         "tradedb append (1 writer)": median_seconds(empty, lambda: append(1)),
                     }
-                    times = timed_latest(md, [f"B{i:03d}" for i in range(SYMBOLS)])
+                    times = timed_calls(partial(md.latest_quotes, [f"B{i:03d}" for i in range(SYMBOLS)]))
                     latest[kind] = statistics.median(times)
                     sizes[kind] = stored_size(conn, kind, url, settings, folder)
     n = data.num_rows

@@ -524,6 +524,22 @@ def test_latest_quotes_from_the_kept_last_quotes_are_never_stale(md: Feature, db
     check(source)
 
 
+def test_latest_quotes_answers_when_its_pooled_connections_were_ended(md: Feature, db: TestDatabase) -> None:
+    """latest_quotes is one statement sent without the pool's checkout check (issue 18: one round trip): when the
+    server has ended the pooled connections meanwhile, that attempt fails and is retried on a new connection."""
+    symbol = f"PQ{md.kind[0].upper()}"
+    md.write_quotes(quotes(symbol, 5), source=f"pq-{md.kind}", create_securities=True)
+    first = md.latest_quotes([symbol])[symbol]
+    assert first is not None and first["ts"] == T0 + timedelta(seconds=4)
+    with db.connect(autocommit=True) as conn:
+        ended = conn.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'tradedb'"
+        ).fetchone()
+    assert ended is not None and int(str(ended[0])) >= 1
+    assert md.latest_quotes([symbol])[symbol] == first
+
+
 def test_created_securities_get_a_known_venue_and_an_unknown_one_is_named(md: Feature, db: TestDatabase) -> None:
     """create_securities with exchange= adds a venue tradedb knows, as securities.add does (on a database whose
     exchanges table is empty this was a foreign-key error), and refuses an unknown MIC by name, writing nothing."""

@@ -427,6 +427,11 @@ class AsyncMarketData:
     async def security_ids(self, symbols: Sequence[str], *, exchange: str | None = None) -> dict[str, int]:
         """Map symbols to security ids (cached); raise NotFoundError naming the unknown ones."""
         names = read.check_symbols(symbols)
+        known = self._symbols
+        try:  # every one resolved before, the usual case: one pass
+            return {s: known[(exchange, s)] for s in names}
+        except KeyError:
+            pass
         await self._resolve(list(dict.fromkeys(names)), write.PrepareOptions(exchange=exchange))
         unknown = [s for s in names if (exchange, s) not in self._symbols]
         if unknown:
@@ -460,7 +465,8 @@ class AsyncMarketData:
         wanted = read.missing_ids(ids.values(), cached)
         # Ids as one array literal: dumping 500 Python ints one by one costs more than the text.
         params: dict[str, Any] = {"ids": read.id_array(wanted), "source": source}
-        async with self._db.connection(readonly=True) as conn:
+
+        async def newest(conn: AsyncConnection[TupleRow]) -> list[tuple[Any, ...]]:
             cursor = await conn.execute(q.LAST_QUOTES, params)
             rows = cached + read.kept_quotes(await cursor.fetchall())
             missing = read.missing_ids(ids.values(), rows)
@@ -479,6 +485,12 @@ class AsyncMarketData:
                 walk = q.LATEST_QUOTES_WALK_DISTRIBUTED if await self._db.on_citus(conn) else q.LATEST_QUOTES_WALK
                 cursor = await conn.execute(walk, {"ids": read.id_array(missing), "source": source})
                 rows += await cursor.fetchall()
+            return rows
+
+        # Usually the kept last quotes answer in one statement: run as its own transaction, that is one round trip
+        # (no BEGIN, COMMIT or checkout check; a read is safe to retry). The probes for the rest, when any, read
+        # later snapshots: each security's answer is still its newest quote at an instant within the call.
+        rows = await self._db.run_transaction(newest, readonly=True, single_statement=True)
         return read.latest_by_symbol(ids, rows)
 
     @staticmethod
