@@ -24,6 +24,33 @@ def test_import_tradedb_loads_neither_pyarrow_nor_numpy() -> None:
     assert "'pyarrow'" in first_use.stdout  # the market data loads them when it is first used
 
 
+HEAVY = ("sqlalchemy", "alembic", "numba", "pyarrow", "numpy", "pandas", "polars")
+
+
+def test_the_cli_starts_without_the_heavy_libraries() -> None:
+    """Every command module is imported to build the command tree: `tradedb --help` or `tradedb health` must not
+    pay for SQLAlchemy's models, Alembic, the compiled kernels or Arrow (they load when a command uses them)."""
+    probe = (
+        "import sys, importlib.util as u, tradedb.cli; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
+        "and not isinstance(getattr(sys.modules[m].__spec__, 'loader', None), u.LazyLoader)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+    # A command that needs them still finds them.
+    used = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe.replace("tradedb.cli;", "tradedb.cli; tradedb.cli.migrations.migrate_module.script_location;"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "'alembic'" in used.stdout
+
+
 def test_no_module_of_tradedb_imports_itself_back() -> None:
     graph = grimp.build_graph("tradedb")
     cycles = []

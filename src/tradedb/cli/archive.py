@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from tradedb.cli._common import _print_json, _settings, app, out
+from tradedb.cli._lazy import lazy
 from tradedb.errors import ValidationError
-from tradedb.ops import archive
+
+if TYPE_CHECKING:
+    from tradedb.ops import archive
+else:
+    archive = lazy("tradedb.ops.archive")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 TableOpt = Annotated[str | None, typer.Option("--table", help="quotes, market_trades or bars (default: all).")]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from tradedb.books import Book, Finding, Level
 from tradedb.cli._common import _database, _print_json, app, err, out
+
+if TYPE_CHECKING:
+    from tradedb.books import Book, Finding, Level
 
 SourceOpt = Annotated[str | None, typer.Option(help="Source of the events (needed when there are several).")]
 ExchangeOpt = Annotated[str | None, typer.Option(help="MIC of the listing venue, to resolve symbols.")]
@@ -179,6 +179,9 @@ def replay(
                 source=source,
                 exchange=exchange,
             )
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         writer: pq.ParquetWriter | None = None
         try:
             for batch in stream:

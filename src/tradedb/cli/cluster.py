@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tradedb.cli._common import _settings, app, out
+from tradedb.cli._lazy import lazy
 from tradedb.errors import ValidationError
-from tradedb.ops import citus
+
+if TYPE_CHECKING:
+    from tradedb.ops import citus
+else:
+    citus = lazy("tradedb.ops.citus")
 
 cluster_app = typer.Typer(help="A Citus cluster's workers: add one, spread the shards (see docs: Scale-out).")
 app.add_typer(cluster_app, name="cluster")

@@ -7,16 +7,25 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tradedb.cli._common import _cell, _database, _print_json, _settings, app, err, out
-from tradedb.marketdata import WriteResult, check_corporate_actions, check_timeframe, check_write_options, securities
-from tradedb.marketdata import files as ingest_files
-from tradedb.ops import archive, maintenance
+from tradedb.cli._lazy import lazy
+
+if TYPE_CHECKING:
+    from tradedb import marketdata
+    from tradedb.marketdata import WriteResult
+    from tradedb.marketdata import files as ingest_files
+    from tradedb.ops import archive, maintenance
+else:
+    marketdata = lazy("tradedb.marketdata")
+    ingest_files = lazy("tradedb.marketdata.files")
+    archive = lazy("tradedb.ops.archive")
+    maintenance = lazy("tradedb.ops.maintenance")
 
 ingest_app = typer.Typer(
     help="Load market data files (CSV, Parquet, HistData, LOBSTER) and listings into the database.",
@@ -164,16 +173,16 @@ def _load(
     Bars and their corporate actions are one unit: every action is checked before any bar is written.
     """
     options = _options(**writer)
-    check_write_options(source=source, **{k: v for k, v in options.items() if k in _CHECKED})
+    marketdata.check_write_options(source=source, **{k: v for k, v in options.items() if k in _CHECKED})
     if "timeframe" in options:
-        check_timeframe(options["timeframe"])
+        marketdata.check_timeframe(options["timeframe"])
     ready, raw, chosen = _read(kind, file, fmt=fmt, symbol=symbol, time_column=time_column, time_format=time_format)
     if chosen == "histdata" and tz is None:
         tz = ingest_files.HISTDATA_TZ
     actions = []
     if kind == "bars":
         actions = ingest_files.corporate_actions(raw, symbol, name=file.name, first_line=ready.first_line)
-        check_corporate_actions(actions)
+        marketdata.check_corporate_actions(actions)
     extra = _options(source=source, symbol=symbol, tz=tz, first_line=ready.first_line)
     result = _write(kind, ready.table, {**options, **extra}, label=kind, target=str(file))
     notes = _notes(ready)
@@ -349,7 +358,7 @@ def ingest_securities(
     """Load listings (NASDAQ Trader files, S&P 500 constituents, any CSV with Symbol and Name)."""
     rows, skipped = ingest_files.read_securities(file, exchange=exchange)
     with _database() as db, db.loads.run(source="listing", table="securities", target=str(file)) as run:
-        added, updated = securities.upsert(db, rows)
+        added, updated = marketdata.securities.upsert(db, rows)
         run.rows_loaded = added + updated
     if as_json:
         _print_json({"added": added, "updated": updated, "skipped": skipped})

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from tradedb.cli._common import _print_json, _settings, err, migrate_app, out
-from tradedb.ops import migrate as migrate_module
+from tradedb.cli._lazy import lazy
+
+if TYPE_CHECKING:
+    from tradedb.ops import migrate as migrate_module
+else:
+    migrate_module = lazy("tradedb.ops.migrate")
 
 # --- migrate -----------------------------------------------------------------------------------------------
 

@@ -7,18 +7,24 @@ import signal
 import time
 from collections.abc import Iterator
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import RenderableType
 from rich.live import Live
 
 from tradedb.cli._common import _database, _print_json, _settings, app, err, out
+from tradedb.cli._lazy import lazy
 from tradedb.observe import DatabaseHandler, SlowQueryCapture, Snapshot, snapshot
 from tradedb.observe.timing import logger as performance_logger
 from tradedb.observe.top import render
-from tradedb.ops import health as health_module
-from tradedb.ops.maintenance import effective_retention
+
+if TYPE_CHECKING:
+    from tradedb.ops import health as health_module
+    from tradedb.ops import maintenance
+else:
+    health_module = lazy("tradedb.ops.health")
+    maintenance = lazy("tradedb.ops.maintenance")
 
 metrics_app = typer.Typer(help="Prometheus metrics of the database and this process.", no_args_is_help=True)
 app.add_typer(metrics_app, name="metrics")
@@ -41,7 +47,7 @@ def top(
     if interval <= 0:
         raise typer.BadParameter("--interval must be positive")
     settings = _settings()
-    retention = effective_retention(settings)
+    retention = maintenance.effective_retention(settings)
     with _database() as db:
 
         def look() -> Snapshot:

@@ -5,21 +5,31 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tradedb.cli._common import _cell, _print_json, _settings, app, err, out
+from tradedb.cli._lazy import lazy
 from tradedb.db.embedded import server_url
 from tradedb.errors import ConfigError
-from tradedb.ops import backup as backup_module
-from tradedb.ops import demo as demo_module
-from tradedb.ops import health as health_module
-from tradedb.ops import logins
-from tradedb.ops import setup as provision
-from tradedb.ops import verify as verify_module
+
+if TYPE_CHECKING:
+    from tradedb.ops import backup as backup_module
+    from tradedb.ops import demo as demo_module
+    from tradedb.ops import health as health_module
+    from tradedb.ops import logins
+    from tradedb.ops import setup as provision
+    from tradedb.ops import verify as verify_module
+else:
+    backup_module = lazy("tradedb.ops.backup")
+    demo_module = lazy("tradedb.ops.demo")
+    health_module = lazy("tradedb.ops.health")
+    logins = lazy("tradedb.ops.logins")
+    provision = lazy("tradedb.ops.setup")
+    verify_module = lazy("tradedb.ops.verify")
 
 # --- setup, verify, health, demo --------------------------------------------------------------------------
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from tradedb.cli._common import _settings, app, out
+from tradedb.cli._lazy import lazy
 from tradedb.errors import ValidationError
-from tradedb.ops import pitr
+
+if TYPE_CHECKING:
+    from tradedb.ops import pitr
+else:
+    pitr = lazy("tradedb.ops.pitr")
 
 pitr_app = typer.Typer(
     help="Point-in-time recovery (pgBackRest): WAL archiving, full and incremental backups, restore to a moment.",

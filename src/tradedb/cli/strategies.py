@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from tradedb.cli._common import _database, _print_json, app, err, out
+from tradedb.cli._lazy import lazy
 from tradedb.errors import ValidationError
-from tradedb.strategies.backtests import COMPARED
+
+if TYPE_CHECKING:
+    from tradedb.strategies import backtests
+else:
+    backtests = lazy("tradedb.strategies.backtests")
 
 strategies_app = typer.Typer(help="Strategies and their typed parameters.", no_args_is_help=True)
 backtests_app = typer.Typer(help="Backtest runs: list, show, compare, tear sheets.", no_args_is_help=True)
@@ -194,7 +199,7 @@ def compare_runs(
     table = Table("metric", *(f"run {r['run_id']}" for r in rows))
     table.add_row("strategy", *(r["strategy"] for r in rows))
     table.add_row("parameters", *(", ".join(f"{k}={v}" for k, v in r["parameters"].items()) for r in rows))
-    for key in COMPARED:
+    for key in backtests.COMPARED:
         table.add_row(key, *(_text(r.get(key)) for r in rows))
     out.print(table)
 

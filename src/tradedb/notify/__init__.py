@@ -6,6 +6,6 @@ backoff are in ``_rules``; ``senders`` does the blocking sends.
 """
 
 from tradedb.notify._rules import Retry
-from tradedb.schema.notification import CHANNELS
+from tradedb.schema.names import CHANNELS
 
 __all__ = ["CHANNELS", "Retry"]

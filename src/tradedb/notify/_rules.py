@@ -11,8 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tradedb.errors import ValidationError
-from tradedb.schema.notification import CHANNELS
-from tradedb.schema.risk_management import SEVERITIES
+from tradedb.schema.names import CHANNELS, SEVERITIES
 
 DEFAULT_EVENTS = ("risk.*",)
 DEFAULT_MIN_SEVERITY = "high"

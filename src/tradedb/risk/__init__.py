@@ -5,6 +5,6 @@ high-water state and breach detection are I/O-free in ``_rules``, the SQL in ``_
 """
 
 from tradedb.risk._rules import PNL_LIMITS, Breach, PositionValue, RiskCheck, RiskState, exposure
-from tradedb.schema.risk_management import LIMIT_TYPES
+from tradedb.schema.names import LIMIT_TYPES
 
 __all__ = ["LIMIT_TYPES", "PNL_LIMITS", "Breach", "PositionValue", "RiskCheck", "RiskState", "exposure"]

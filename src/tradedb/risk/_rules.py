@@ -16,7 +16,7 @@ from typing import Any
 
 from tradedb.db.inputs import check_id, one_of, to_decimal
 from tradedb.errors import ValidationError
-from tradedb.schema.risk_management import LIMIT_TYPES
+from tradedb.schema.names import LIMIT_TYPES
 
 #: Limits checked after the trade, on the account's PnL (account-wide only).
 PNL_LIMITS = ("max_daily_loss", "max_drawdown")

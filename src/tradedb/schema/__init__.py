@@ -1,25 +1,59 @@
-"""SQLAlchemy models of the ``trading_system`` database: one module per service schema, one MetaData."""
+"""SQLAlchemy models of the ``trading_system`` database: one module per service schema, one MetaData.
+
+The models load on first use of ``metadata``, ``Base`` or a service module: the connection layer needs only the
+schema names (``tradedb.schema.names``), and SQLAlchemy with every model was half of ``import tradedb``.
+"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from tradedb.schema import (
-    analytics,
-    data_ingestion,
-    execution,
-    logs,
-    notification,
-    risk_management,
-    shared,
-    strategy_engine,
+from tradedb.schema.names import SERVICE_SCHEMAS
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from tradedb.schema import (
+        analytics,
+        data_ingestion,
+        execution,
+        logs,
+        notification,
+        risk_management,
+        shared,
+        strategy_engine,
+    )
+    from tradedb.schema._base import NAMING_CONVENTION, Base, metadata
+
+#: The model modules, one per service schema (``logs`` holds the ``logging`` schema).
+_MODELS = (
+    "analytics",
+    "data_ingestion",
+    "execution",
+    "logs",
+    "notification",
+    "risk_management",
+    "shared",
+    "strategy_engine",
 )
-from tradedb.schema._base import NAMING_CONVENTION, SERVICE_SCHEMAS, Base, metadata
+
+
+def __getattr__(name: str) -> Any:
+    """Load the models on the first use of what needs them (PEP 562)."""
+    if name in _MODELS:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in ("NAMING_CONVENTION", "Base", "metadata"):
+        for module in _MODELS:  # every table in the one MetaData before anyone reads it
+            importlib.import_module(f"{__name__}.{module}")
+        return getattr(importlib.import_module(f"{__name__}._base"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def partitioned_tables() -> list[sa.Table]:
     """Return the time-partitioned tables, in metadata order."""
-    return [t for t in metadata.sorted_tables if "partition_column" in t.info]
+    tables: list[sa.Table] = __getattr__("metadata").sorted_tables
+    return [t for t in tables if "partition_column" in t.info]
 
 
 __all__ = [

@@ -8,6 +8,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
+from tradedb.schema.names import SERVICE_SCHEMAS
+
 #: Every constraint and index gets a stable, explicit name: error translation and migrations rely on them.
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -16,18 +18,6 @@ NAMING_CONVENTION: dict[str, str] = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-#: The service schemas of the trading database, in dependency order.
-SERVICE_SCHEMAS: tuple[str, ...] = (
-    "shared",
-    "data_ingestion",
-    "execution",
-    "strategy_engine",
-    "risk_management",
-    "analytics",
-    "notification",
-    "logging",
-)
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -19,10 +19,10 @@ from tradedb.schema._base import (
     sequence_default,
     updated_at,
 )
+from tradedb.schema.names import CHANNELS
 
 SCHEMA = "notification"
 
-CHANNELS = ("email", "sms", "webhook", "slack")
 STATUSES = ("pending", "sent", "failed")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg import sql
 
-from tradedb.schema import SERVICE_SCHEMAS
+from tradedb.schema.names import SERVICE_SCHEMAS
 from tradedb.settings import SERVICES
 
 WRITE_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")

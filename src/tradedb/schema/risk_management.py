@@ -22,17 +22,9 @@ from tradedb.schema._base import (
     sequence_default,
     updated_at,
 )
+from tradedb.schema.names import LIMIT_TYPES, SEVERITIES
 
 SCHEMA = "risk_management"
-
-LIMIT_TYPES = (
-    "max_position_quantity",
-    "max_position_notional",
-    "max_order_quantity",
-    "max_daily_loss",
-    "max_drawdown",
-)
-SEVERITIES = ("low", "medium", "high", "critical")
 
 
 class RiskLimit(Base):
