@@ -343,6 +343,10 @@ def test_snapshot_shows_blocking_chains_sizes_and_default_rows(fresh: TestDataba
 
     from tradedb.observe import snapshot
 
+    # A fixed clock: with the real one, the template's own daily log partitions come within a 1-day retention
+    # once the run crosses midnight (this test failed so in a run that did).
+    now = datetime(2001, 2, 3, tzinfo=UTC)
+
     with psycopg.connect(fresh.url) as conn:
         conn.execute(
             "INSERT INTO logging.system_logs (ts, service, level, message) VALUES ('2001-01-01', 's', 'info', 'old')"
@@ -354,7 +358,9 @@ def test_snapshot_shows_blocking_chains_sizes_and_default_rows(fresh: TestDataba
     with tradedb.connect(fresh.url, settings=fresh.settings) as db:
         for holder, waiter in blocked_pair(fresh.url):
             with db.connection() as conn:
-                snap = snapshot(conn, pools=db.stats(), retention={"logging.system_logs": timedelta(days=1)})
+                snap = snapshot(
+                    conn, pools=db.stats(), retention={"logging.system_logs": timedelta(days=1)}, now=now
+                )
             assert [holder, waiter] in snap.blocking
             waiting = next(a for a in snap.activity if a["pid"] == waiter)
             assert waiting["wait_event_type"] == "Lock" and waiting["blocked_by"] == [holder]
