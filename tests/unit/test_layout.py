@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import grimp
+
+import tradedb.cli
 
 
 def test_import_tradedb_loads_neither_pyarrow_nor_numpy() -> None:
@@ -49,6 +54,30 @@ def test_the_cli_starts_without_the_heavy_libraries() -> None:
         check=True,
     )
     assert "'alembic'" in used.stdout
+
+
+def test_what_the_cli_uses_of_a_lazy_module_is_there() -> None:
+    """mypy reads the TYPE_CHECKING imports, where ``package.submodule`` passes although a package does not hold a
+    submodule nobody imported: check each ``name.attribute`` of a ``name = lazy("module")`` against the module."""
+    missing = []
+    for path in sorted((Path(tradedb.cli.__file__).parent).glob("*.py")):
+        tree = ast.parse(path.read_text())
+        lazies = {
+            node.targets[0].id: node.value.args[0].value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "lazy"
+            and isinstance(node.value.args[0], ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in lazies:
+                module = importlib.import_module(lazies[node.value.id])
+                if not hasattr(module, node.attr):
+                    missing.append(f"{path.name}: {lazies[node.value.id]}.{node.attr}")
+    assert missing == []
 
 
 def test_no_module_of_tradedb_imports_itself_back() -> None:

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
     from tradedb import marketdata
     from tradedb.marketdata import WriteResult
     from tradedb.marketdata import files as ingest_files
+    from tradedb.marketdata import securities
     from tradedb.ops import archive, maintenance
 else:
     marketdata = lazy("tradedb.marketdata")
     ingest_files = lazy("tradedb.marketdata.files")
+    securities = lazy("tradedb.marketdata.securities")
     archive = lazy("tradedb.ops.archive")
     maintenance = lazy("tradedb.ops.maintenance")
 
@@ -358,7 +360,7 @@ def ingest_securities(
     """Load listings (NASDAQ Trader files, S&P 500 constituents, any CSV with Symbol and Name)."""
     rows, skipped = ingest_files.read_securities(file, exchange=exchange)
     with _database() as db, db.loads.run(source="listing", table="securities", target=str(file)) as run:
-        added, updated = marketdata.securities.upsert(db, rows)
+        added, updated = securities.upsert(db, rows)
         run.rows_loaded = added + updated
     if as_json:
         _print_json({"added": added, "updated": updated, "skipped": skipped})
