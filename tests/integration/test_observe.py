@@ -358,9 +358,7 @@ def test_snapshot_shows_blocking_chains_sizes_and_default_rows(fresh: TestDataba
     with tradedb.connect(fresh.url, settings=fresh.settings) as db:
         for holder, waiter in blocked_pair(fresh.url):
             with db.connection() as conn:
-                snap = snapshot(
-                    conn, pools=db.stats(), retention={"logging.system_logs": timedelta(days=1)}, now=now
-                )
+                snap = snapshot(conn, pools=db.stats(), retention={"logging.system_logs": timedelta(days=1)}, now=now)
             assert [holder, waiter] in snap.blocking
             waiting = next(a for a in snap.activity if a["pid"] == waiter)
             assert waiting["wait_event_type"] == "Lock" and waiting["blocked_by"] == [holder]

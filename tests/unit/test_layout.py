@@ -63,7 +63,7 @@ def test_what_the_cli_uses_of_a_lazy_module_is_there() -> None:
     for path in sorted((Path(tradedb.cli.__file__).parent).glob("*.py")):
         tree = ast.parse(path.read_text())
         lazies = {
-            node.targets[0].id: node.value.args[0].value
+            node.targets[0].id: str(node.value.args[0].value)
             for node in ast.walk(tree)
             if isinstance(node, ast.Assign)
             and isinstance(node.targets[0], ast.Name)

@@ -18,9 +18,8 @@ from tradedb.cli._lazy import lazy
 
 if TYPE_CHECKING:
     from tradedb import marketdata
-    from tradedb.marketdata import WriteResult
+    from tradedb.marketdata import WriteResult, securities
     from tradedb.marketdata import files as ingest_files
-    from tradedb.marketdata import securities
     from tradedb.ops import archive, maintenance
 else:
     marketdata = lazy("tradedb.marketdata")
