@@ -179,6 +179,7 @@ def replay(
                 source=source,
                 exchange=exchange,
             )
+        # Here, not at the top: every command would pay for Arrow at start (see cli/_lazy.py).
         import pyarrow as pa
         import pyarrow.parquet as pq
 
