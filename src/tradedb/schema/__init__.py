@@ -7,6 +7,7 @@ schema names (``tradedb.schema.names``), and SQLAlchemy with every model was hal
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from tradedb.schema.names import SERVICE_SCHEMAS
@@ -39,20 +40,25 @@ _MODELS = (
 )
 
 
+def _models() -> ModuleType:
+    """The module of the one MetaData, once every service schema's tables are in it."""
+    for module in _MODELS:
+        importlib.import_module(f"{__name__}.{module}")
+    return importlib.import_module(f"{__name__}._base")
+
+
 def __getattr__(name: str) -> Any:
     """Load the models on the first use of what needs them (PEP 562)."""
     if name in _MODELS:
         return importlib.import_module(f"{__name__}.{name}")
     if name in ("NAMING_CONVENTION", "Base", "metadata"):
-        for module in _MODELS:  # every table in the one MetaData before anyone reads it
-            importlib.import_module(f"{__name__}.{module}")
-        return getattr(importlib.import_module(f"{__name__}._base"), name)
+        return getattr(_models(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def partitioned_tables() -> list[sa.Table]:
     """Return the time-partitioned tables, in metadata order."""
-    tables: list[sa.Table] = __getattr__("metadata").sorted_tables
+    tables: list[sa.Table] = _models().metadata.sorted_tables
     return [t for t in tables if "partition_column" in t.info]
 
 
