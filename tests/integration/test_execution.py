@@ -163,6 +163,35 @@ def test_a_bad_fill_in_a_batch_writes_nothing(api: Api, db: TestDatabase, securi
     assert snapshot(db) == before
 
 
+def test_client_order_ids_and_execution_ids_are_unique_per_account(api: Api, db: TestDatabase, security: int) -> None:
+    first, second = new_account(db), new_account(db)
+    coid = uuid.uuid4()
+    a = order(api, first, security, quantity=5, client_order_id=coid)
+    b = order(api, second, security, quantity=5, client_order_id=coid)
+    assert a["order_id"] != b["order_id"]
+    assert order(api, second, security, quantity=5, client_order_id=coid)["order_id"] == b["order_id"]
+    # one execution id in two accounts: two executions; again in one account (given or not): the same one
+    shared = f"E-{uuid.uuid4().hex}"
+    on_a = call(api, "record_fill", shared, a["order_id"], 2, 10, account_id=first)
+    on_b = call(api, "record_fill", shared, b["order_id"], 3, 11)
+    assert not on_a.duplicate and not on_b.duplicate
+    assert (on_a.fill["account_id"], on_b.fill["account_id"]) == (first, second)
+    assert call(api, "record_fill", shared, b["order_id"], 3, 11, account_id=second).duplicate
+    with pytest.raises(OrderConflict):
+        call(api, "record_fill", shared, b["order_id"], 1, 11)
+    # the same in a batch: keyed by the orders' accounts
+    again = f"E-{uuid.uuid4().hex}"
+    batch = [
+        {"execution_id": again, "order_id": a["order_id"], "quantity": 1, "price": 10},
+        {"execution_id": again, "order_id": b["order_id"], "quantity": 1, "price": 10, "account_id": second},
+        {"execution_id": shared, "order_id": b["order_id"], "quantity": 3, "price": 11},
+    ]
+    result = call(api, "record_fills", batch)
+    assert (result.recorded, result.duplicates) == (2, 1)
+    assert [call(api, "position", acc, security)["quantity"] for acc in (first, second)] == [3, 4]
+    assert call(api, "reconcile", first) == [] and call(api, "reconcile", second) == []
+
+
 def batch_fill(order_id: int, quantity: Any, price: Any = 10, **extra: Any) -> dict[str, Any]:
     return {
         "execution_id": f"X-{uuid.uuid4().hex}",
@@ -181,6 +210,7 @@ def bad_inputs(api: Api, db: TestDatabase, security: int) -> list[tuple[str, typ
     coid = uuid.uuid4()
     order(api, account, security, quantity=1, client_order_id=coid)
     oid = live["order_id"]
+    other = new_account(db)
     return [
         ("zero quantity", ValidationError, lambda: order(api, account, security, quantity=0)),
         ("negative quantity", ValidationError, lambda: order(api, account, security, quantity=-3)),
@@ -215,6 +245,13 @@ def bad_inputs(api: Api, db: TestDatabase, security: int) -> list[tuple[str, typ
             "used client_order_id, other content",
             OrderConflict,
             lambda: order(api, account, security, quantity=2, client_order_id=coid),
+        ),
+        ("an order of another account", NotFoundError, lambda: fill(api, oid, 1, 10, account_id=other)),
+        ("a bad account_id", ValidationError, lambda: fill(api, oid, 1, 10, account_id="no spaces")),
+        (
+            "a batch naming another account",
+            NotFoundError,
+            lambda: call(api, "record_fills", [batch_fill(oid, 1), batch_fill(oid, 1, account_id=other)]),
         ),
     ]
 

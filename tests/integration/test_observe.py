@@ -547,7 +547,7 @@ def test_readiness_reports_pending_migrations_and_liveness_a_stale_heartbeat(
     assert health.readiness(settings=fresh.settings, url=fresh.url).ok
     migrate.downgrade("-1", settings=fresh.settings, url=fresh.url)
     probe = health.readiness(settings=fresh.settings, url=fresh.url)
-    assert not probe.ok and "pending 0021" in probe.checks["migrations"]
+    assert not probe.ok and "pending 0022" in probe.checks["migrations"]
     result = run_cli("health", "--ready", "--json", env=fresh.env())
     assert result.returncode == 1 and json.loads(result.stdout)["ok"] is False
     migrate.upgrade(settings=fresh.settings, url=fresh.url)

@@ -27,7 +27,7 @@ SNAPSHOT_QUERIES = {
     "version": "SELECT version_num FROM shared.alembic_version",
 }
 
-MIGRATED = "migrated " + ", ".join(f"{n:04d}" for n in range(1, 22))
+MIGRATED = "migrated " + ", ".join(f"{n:04d}" for n in range(1, 23))
 
 
 @pytest.fixture

@@ -181,3 +181,76 @@ def test_ddl_runs_in_a_transaction(empty_db: TestDatabase) -> None:
 
 def test_psycopg_is_the_driver() -> None:
     assert Version(psycopg.__version__) >= Version("3.2")
+
+
+RECORD_FILL_DEF = "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE proname = 'record_fill'"
+
+
+def test_0022_keys_lead_with_the_account_and_downgrade_restores_0015(empty_db: TestDatabase) -> None:
+    migrate.upgrade("0021", settings=empty_db.settings, url=empty_db.url)
+    with empty_db.connect() as conn:
+        conn.execute("INSERT INTO execution.accounts (account_id, name) VALUES ('A', 'a'), ('B', 'b')")
+        security = conn.execute(
+            "INSERT INTO shared.securities (symbol, asset_type) VALUES ('ACME', 'equity') RETURNING security_id"
+        ).fetchone()
+        assert security is not None
+        order = conn.execute(
+            "INSERT INTO execution.orders (client_order_id, account_id, security_id, side, order_type, quantity) "
+            "VALUES ('00000000-0000-0000-0000-000000000001', 'A', %s, 'buy', 'market', 10) RETURNING order_id",
+            security,
+        ).fetchone()
+        assert order is not None
+        # 0015's function, called with its nine arguments
+        conn.execute("SELECT * FROM execution.record_fill('E1', %s, 4, 10, 0, NULL, NULL, NULL, false)", order)
+        before = conn.execute(RECORD_FILL_DEF).fetchall()
+        conn.commit()
+
+    migrate.upgrade(settings=empty_db.settings, url=empty_db.url)
+    with empty_db.connect() as conn:
+        keys = dict(
+            conn.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype IN ('p', 'u', 'f') "
+                "AND conrelid IN ('execution.orders'::regclass, 'execution.fills'::regclass, "
+                "'execution.order_events'::regclass, 'risk_management.risk_limits'::regclass)"
+            ).fetchall()
+        )
+        assert keys["pk_orders"] == "PRIMARY KEY (account_id, order_id)"
+        assert keys["uq_orders_account_id_client_order_id"] == "UNIQUE (account_id, client_order_id)"
+        assert keys["pk_fills"] == "PRIMARY KEY (account_id, fill_id)"
+        assert keys["uq_fills_account_id_execution_id"] == "UNIQUE (account_id, execution_id)"
+        assert keys["pk_order_events"] == "PRIMARY KEY (account_id, event_id, ts)"
+        assert keys["pk_risk_limits"] == "PRIMARY KEY (account_id, limit_id)"
+        for table in ("fills", "order_events"):
+            assert keys[f"fk_{table}_account_id_order_id_orders"] == (
+                "FOREIGN KEY (account_id, order_id) REFERENCES execution.orders(account_id, order_id)"
+            )
+        # the nine-argument call still resolves, and finds the fill of the order's account
+        row = conn.execute(
+            "SELECT duplicate FROM execution.record_fill('E1', %s, 4, 10, 0, NULL, NULL, NULL, false)", order
+        ).fetchone()
+        assert row == (True,)
+        # a fill whose account is not its order's is refused by the database now
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="fk_fills_account_id_order_id_orders"):
+            conn.execute(
+                "INSERT INTO execution.fills (execution_id, order_id, account_id, security_id, side, quantity, "
+                "price, executed_at) VALUES ('E2', %s, 'B', %s, 'buy', 1, 10, now())",
+                (order[0], security[0]),
+            )
+        conn.rollback()
+
+    migrate.downgrade("0021", settings=empty_db.settings, url=empty_db.url)
+    with empty_db.connect() as conn:
+        assert conn.execute(RECORD_FILL_DEF).fetchall() == before
+        assert conn.execute("SELECT count(*) FROM execution.fills").fetchone() == (1,)
+    migrate.upgrade(settings=empty_db.settings, url=empty_db.url)
+    with empty_db.connect() as conn:
+        # one client order id in two accounts: allowed at 0022, so a downgrade must refuse, naming the key
+        conn.execute(
+            "INSERT INTO execution.orders (client_order_id, account_id, security_id, side, order_type, quantity) "
+            "VALUES ('00000000-0000-0000-0000-000000000001', 'B', %s, 'buy', 'market', 10)",
+            security,
+        )
+        conn.commit()
+    with pytest.raises(MigrationError, match="uq_orders_client_order_id"):
+        migrate.downgrade("0021", settings=empty_db.settings, url=empty_db.url)
+    assert migrate.status(settings=empty_db.settings, url=empty_db.url).current == (HEAD,)

@@ -38,6 +38,21 @@ DELIBERATE: dict[str, tuple[str, ...]] = {
     # 0018 checks accounts.capital > 0 in the revision that adds the column: every row holds NULL, and the accounts
     # table holds one row per trading account, so the validating scan is instant.
     "0018": ("constraint-missing-not-valid",),
+    # 0022 changes the execution tables' keys to lead with the account (what a Citus cluster requires): a key is
+    # replaced by dropping it and building the new one, and the foreign keys on it with it, in one transaction
+    # (NOT VALID would save nothing there: the index builds hold the tables anyway, and a partitioned table takes
+    # no NOT VALID foreign key before PostgreSQL 18). The Runbook says to apply it in a quiet window, with what it
+    # takes per million fills. record_fill is replaced, not overloaded, so calls with 0015's nine arguments
+    # resolve to the new one.
+    "0022": (
+        "ban-drop-constraint",
+        "constraint-missing-not-valid",
+        "disallowed-unique-constraint",
+        "adding-serial-primary-key-field",
+        "adding-foreign-key-constraint",
+        "require-concurrent-index-creation",
+        "ban-drop-function",
+    ),
 }
 
 

@@ -272,6 +272,8 @@ class FillInput:
     executed_at: datetime | None
     liquidity: str | None
     settlement_date: date | None
+    #: The order's account, when the caller knows it: checked, and a cluster routes the fill by it.
+    account_id: str | None = None
 
     def matches(self, row: Mapping[str, Any]) -> bool:
         """Tell whether a stored fill is this very execution (same order, quantity, price, commission)."""
@@ -293,6 +295,7 @@ def fill_input(
     executed_at: Any = None,
     liquidity: Any = None,
     settlement_date: Any = None,
+    account_id: Any = None,
 ) -> FillInput:
     """Validate one fill (``execution_id`` a string or a UUID); raise ValidationError naming the bad field."""
     if isinstance(execution_id, uuid.UUID):
@@ -310,6 +313,7 @@ def fill_input(
         executed_at=None if executed_at is None else check_time(executed_at, "executed_at"),
         liquidity=None if liquidity is None else one_of(liquidity, "liquidity", LIQUIDITY),
         settlement_date=settlement_date,
+        account_id=None if account_id is None else check_account(account_id),
     )
 
 

@@ -2,7 +2,8 @@
 
 from tradedb.db.outbox_rules import EMIT_VERSIONED
 
-ORDER_BY_CLIENT_ID = "SELECT * FROM execution.orders WHERE client_order_id = %s"
+#: Client order ids are unique per account (migration 0022).
+ORDER_BY_CLIENT_ID = "SELECT * FROM execution.orders WHERE account_id = %s AND client_order_id = %s"
 ORDER_FOR_UPDATE = "SELECT * FROM execution.orders WHERE order_id = %s FOR UPDATE"
 #: The account, and its halt if the post-trade check (or a person) halted it.
 ACCOUNT_FOR_SHARE = """
@@ -29,7 +30,7 @@ INSERT INTO execution.orders (client_order_id, account_id, security_id, side, or
     stop_price, time_in_force, expire_at, strategy_instance_id, signal_id)
 VALUES (%(client_order_id)s, %(account_id)s, %(security_id)s, %(side)s, %(order_type)s, %(quantity)s,
     %(limit_price)s, %(stop_price)s, %(time_in_force)s, %(expire_at)s, %(strategy_instance_id)s, %(signal_id)s)
-ON CONFLICT (client_order_id) DO NOTHING
+ON CONFLICT (account_id, client_order_id) DO NOTHING
 RETURNING *
 """
 INSERT_EVENT = """
@@ -45,7 +46,7 @@ VALUES (%s, %s, 'order_blocked', 'high', %s, %s)
 UPDATE_STATUS = """
 UPDATE execution.orders SET status = %s, version = version + 1, updated_at = now(),
     reject_reason = CASE WHEN %s = 'rejected' THEN %s ELSE reject_reason END
-WHERE order_id = %s RETURNING *
+WHERE account_id = %s AND order_id = %s RETURNING *
 """
 POSITION = "SELECT * FROM execution.positions WHERE account_id = %s AND security_id = %s"
 #: One fill, one round trip: the server-side function (migration 0015) does what record_fill documents; its row is
@@ -56,13 +57,15 @@ SELECT (r.fill).*, NULL AS "|", (r.ord).*, NULL AS "|", (r.pos).*, NULL AS "|", 
     EXISTS (SELECT 1 FROM risk_management.risk_limits l WHERE l.account_id = (r.ord).account_id AND l.is_active
             AND l.limit_type IN ('max_daily_loss', 'max_drawdown')) AS pnl_limited
 FROM execution.record_fill(%s::text, %s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz, %s::text,
-    %s::date, %s::boolean) r
+    %s::date, %s::boolean, %s::text) r
 """
 # --- a batch of fills: locks in the order single fills take them (orders by id, then positions by key) ---
+ACCOUNTS_OF_ORDERS = "SELECT order_id, account_id FROM execution.orders WHERE order_id = ANY(%s::bigint[])"
+#: Execution ids are unique per account (migration 0022): the batch's are looked up with their orders' accounts.
 FILLS_BY_EXECUTION_IDS = """
-SELECT execution_id, order_id, quantity, price, commission FROM execution.fills WHERE execution_id = ANY(%s::text[])
+SELECT f.account_id, f.execution_id, f.order_id, f.quantity, f.price, f.commission
+FROM execution.fills f JOIN unnest(%s::text[], %s::text[]) k(account_id, execution_id) USING (account_id, execution_id)
 """
-ACCOUNTS_OF_ORDERS = "SELECT DISTINCT account_id FROM execution.orders WHERE order_id = ANY(%s::bigint[])"
 ORDERS_FOR_UPDATE = """
 SELECT *, now() AS tx_now FROM execution.orders WHERE order_id = ANY(%s::bigint[]) ORDER BY order_id FOR UPDATE
 """

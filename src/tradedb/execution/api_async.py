@@ -15,6 +15,7 @@ the position is locked, so ``fill_id`` order is the order in which fills were ap
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -130,7 +131,7 @@ class AsyncExecution:
 
         async def store(conn: AsyncConnection[TupleRow]) -> Row | RiskLimitExceeded:
             cursor = conn.cursor(row_factory=dict_row)
-            existing = await _one(cursor, ORDER_BY_CLIENT_ID, (request.client_order_id,))
+            existing = await _one(cursor, ORDER_BY_CLIENT_ID, (request.account_id, request.client_order_id))
             if existing is not None:
                 return self._idempotent(request, existing)
             halt = await self._require_references(cursor, request)
@@ -139,7 +140,7 @@ class AsyncExecution:
                 return breach
             row = await _one(cursor, INSERT_ORDER, request.__dict__)
             if row is None:  # the same client_order_id committed concurrently
-                raced = await _one(cursor, ORDER_BY_CLIENT_ID, (request.client_order_id,))
+                raced = await _one(cursor, ORDER_BY_CLIENT_ID, (request.account_id, request.client_order_id))
                 assert raced is not None
                 return self._idempotent(request, raced)
             event = (row["order_id"], row["account_id"], None, row["status"], "submitted to tradedb", None)
@@ -267,7 +268,7 @@ class AsyncExecution:
                     f"order {order_id} is at version {order['version']}, not {expected_version}: reload it"
                 )
             base.check_transition(order["status"], to)
-            row = await _one(cursor, UPDATE_STATUS, (to, to, reason, order_id))
+            row = await _one(cursor, UPDATE_STATUS, (to, to, reason, order["account_id"], order_id))
             assert row is not None
             await _order_event(
                 cursor,
@@ -308,14 +309,17 @@ class AsyncExecution:
         executed_at: datetime | None = None,
         liquidity: str | None = None,
         settlement_date: date | None = None,
+        account_id: str | None = None,
     ) -> base.FillResult:
         """Record an execution of an order: the fill, the order's fill state and the position, in one transaction.
 
         Recording the same ``execution_id`` again changes nothing and returns the first result
-        (``duplicate=True``). A fill beyond the remaining quantity raises ``Overfill``; a fill of a cancelled
-        (or otherwise final) order raises ``InvalidTransition``; neither writes anything. When the account has a
-        PnL limit (``max_daily_loss``, ``max_drawdown``), the post-trade risk check follows the commit
-        (``db.risk.check``: breaches become risk events and may halt the account).
+        (``duplicate=True``); execution ids are unique per account. ``account_id``, when the caller knows the
+        order's account, is checked (an order of another account is ``NotFoundError``) and lets a Citus cluster
+        run the whole call on the account's node. A fill beyond the remaining quantity raises ``Overfill``; a fill
+        of a cancelled (or otherwise final) order raises ``InvalidTransition``; neither writes anything. When the
+        account has a PnL limit (``max_daily_loss``, ``max_drawdown``), the post-trade risk check follows the
+        commit (``db.risk.check``: breaches become risk events and may halt the account).
         """
         fill = base.fill_input(
             execution_id,
@@ -326,6 +330,7 @@ class AsyncExecution:
             executed_at=executed_at,
             liquidity=liquidity,
             settlement_date=settlement_date,
+            account_id=account_id,
         )
 
         async def record(conn: AsyncConnection[TupleRow]) -> tuple[base.FillResult, bool]:
@@ -341,6 +346,7 @@ class AsyncExecution:
                     fill.liquidity,
                     fill.settlement_date,
                     self._outbox,
+                    fill.account_id,
                 ),
             )
             row = await cursor.fetchone()
@@ -367,36 +373,41 @@ class AsyncExecution:
         Executions already recorded are compared, then skipped; the new ones are applied in batch order with the
         arithmetic of single fills, and written set-wise: the fills and order events by COPY, each order and
         position updated once. Any bad fill fails the whole batch: nothing is written. The accounts of the batch that
-        have a PnL limit are checked after the commit, as after a single fill.
+        have a PnL limit are checked after the commit, as after a single fill. Execution ids are unique per account
+        (the account of the fill's order; a fill may name it, as ``account_id``, to have it checked).
         """
         batch = [base.fill_input(**dict(f)) for f in fills]
-        seen: dict[str, base.FillInput] = {}
-        for fill in batch:
-            first = seen.setdefault(fill.execution_id, fill)
-            if first != fill:
-                raise OrderConflict(f"execution_id {fill.execution_id!r} appears twice with different content")
-        unique = list(seen.values())
 
-        async def replay_batch(conn: AsyncConnection[TupleRow]) -> tuple[int, list[str]]:
+        async def replay_batch(conn: AsyncConnection[TupleRow]) -> tuple[int, int, list[str]]:
             cursor = conn.cursor(row_factory=dict_row)
-            await cursor.execute(FILLS_BY_EXECUTION_IDS, ([f.execution_id for f in unique],))
-            recorded_before = {row["execution_id"]: row for row in await cursor.fetchall()}
-            for fill in unique:
-                if fill.execution_id in recorded_before and not fill.matches(recorded_before[fill.execution_id]):
+            await cursor.execute(ACCOUNTS_OF_ORDERS, (sorted({f.order_id for f in batch}),))
+            account_of = {row["order_id"]: row["account_id"] for row in await cursor.fetchall()}
+            seen: dict[tuple[str, str], base.FillInput] = {}
+            for fill in batch:
+                account = account_of.get(fill.order_id)
+                if account is None or fill.account_id not in (None, account):
+                    of = "" if fill.account_id is None else f" of account {fill.account_id!r}"
+                    raise NotFoundError(f"unknown order {fill.order_id}{of}")
+                resolved = replace(fill, account_id=account)
+                if seen.setdefault((account, fill.execution_id), resolved) != resolved:
+                    raise OrderConflict(f"execution_id {fill.execution_id!r} appears twice with different content")
+            await cursor.execute(FILLS_BY_EXECUTION_IDS, ([k[0] for k in seen], [k[1] for k in seen]))
+            recorded_before = {(row["account_id"], row["execution_id"]): row for row in await cursor.fetchall()}
+            for key, fill in seen.items():
+                if key in recorded_before and not fill.matches(recorded_before[key]):
                     raise OrderConflict(
                         f"execution_id {fill.execution_id!r} was already recorded with different content"
                     )
-            new = [f for f in unique if f.execution_id not in recorded_before]
+            new = [fill for key, fill in seen.items() if key not in recorded_before]
             if new:
                 await self._apply_batch(cursor, new)
-            await cursor.execute(ACCOUNTS_OF_ORDERS, ([f.order_id for f in unique],))
-            return len(recorded_before), [row["account_id"] for row in await cursor.fetchall()]
+            return len(new), len(batch) - len(new), sorted(set(account_of.values()))
 
-        already, accounts = await self._db.run_transaction(replay_batch)
-        COUNTERS.wrote("execution.fills", len(unique) - already)
+        recorded, duplicates, accounts = await self._db.run_transaction(replay_batch)
+        COUNTERS.wrote("execution.fills", recorded)
         if self._after_fills is not None and accounts:
             await self._after_fills(accounts, False)
-        return base.BatchResult(recorded=len(unique) - already, duplicates=len(batch) - len(unique) + already)
+        return base.BatchResult(recorded=recorded, duplicates=duplicates)
 
     async def _apply_batch(self, cursor: AsyncCursor[DictRow], fills: list[base.FillInput]) -> None:
         await cursor.execute(ORDERS_FOR_UPDATE, (sorted({f.order_id for f in fills}),))

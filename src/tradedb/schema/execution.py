@@ -33,6 +33,7 @@ LIQUIDITY = ("maker", "taker", "auction", "other")
 
 _ACCOUNT_FK = "execution.accounts.account_id"
 _SECURITY_FK = "shared.securities.security_id"
+_ORDER_KEY_ACCOUNT, _ORDER_KEY_ID = "execution.orders.account_id", "execution.orders.order_id"
 
 
 class Account(Base):
@@ -80,15 +81,17 @@ class Order(Base):
         sa.CheckConstraint("time_in_force <> 'gtd' OR expire_at IS NOT NULL", name="gtd_has_expiry"),
         sa.CheckConstraint("filled_quantity >= 0 AND filled_quantity <= quantity", name="filled_within_quantity"),
         sa.CheckConstraint("version > 0", name="version_positive"),
+        # The account leads every key: a Citus cluster distributes the execution tables by it (migration 0022).
+        sa.PrimaryKeyConstraint("account_id", "order_id"),
+        sa.UniqueConstraint("account_id", "client_order_id"),
+        sa.Index(None, "order_id"),
         sa.Index(None, "account_id", "status"),
         sa.Index(None, "security_id", "created_at"),
         sa.Index(None, "strategy_instance_id"),
     )
 
-    order_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    client_order_id: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, unique=True, comment="Idempotency key chosen by the client"
-    )
+    order_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity())
+    client_order_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, comment="Idempotency key chosen by the client")
     account_id: Mapped[str] = mapped_column(sa.ForeignKey(_ACCOUNT_FK))
     security_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey(_SECURITY_FK))
     side: Mapped[str] = mapped_column(sa.Text)
@@ -127,11 +130,13 @@ class OrderEvent(Base):
         one_of("from_status", ORDER_STATUSES),
         one_of("to_status", ORDER_STATUSES),
         sa.Index(None, "order_id", "ts"),
+        sa.PrimaryKeyConstraint("account_id", "event_id", "ts"),
+        sa.ForeignKeyConstraint(["account_id", "order_id"], [_ORDER_KEY_ACCOUNT, _ORDER_KEY_ID]),
     )
 
-    event_id: Mapped[int] = mapped_column(sa.BigInteger, server_default=_event_default, primary_key=True)
-    ts: Mapped[datetime] = mapped_column(Timestamp, primary_key=True, server_default=sa.func.now())
-    order_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("execution.orders.order_id"))
+    event_id: Mapped[int] = mapped_column(sa.BigInteger, server_default=_event_default)
+    ts: Mapped[datetime] = mapped_column(Timestamp, server_default=sa.func.now())
+    order_id: Mapped[int] = mapped_column(sa.BigInteger)
     account_id: Mapped[str] = mapped_column(sa.String(64), comment="Copied from the order, for row-level security")
     from_status: Mapped[str | None] = mapped_column(sa.Text, comment="NULL for the creation event")
     to_status: Mapped[str] = mapped_column(sa.Text)
@@ -151,11 +156,14 @@ class Fill(Base):
         sa.CheckConstraint("commission >= 0", name="commission_non_negative"),
         sa.Index(None, "order_id"),
         sa.Index(None, "account_id", "security_id", "executed_at"),
+        sa.PrimaryKeyConstraint("account_id", "fill_id"),
+        sa.UniqueConstraint("account_id", "execution_id"),
+        sa.ForeignKeyConstraint(["account_id", "order_id"], [_ORDER_KEY_ACCOUNT, _ORDER_KEY_ID]),
     )
 
-    fill_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    execution_id: Mapped[str] = mapped_column(sa.Text, unique=True, comment="The venue's execution id")
-    order_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("execution.orders.order_id"))
+    fill_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity())
+    execution_id: Mapped[str] = mapped_column(sa.Text, comment="The venue's execution id")
+    order_id: Mapped[int] = mapped_column(sa.BigInteger)
     account_id: Mapped[str] = mapped_column(sa.ForeignKey(_ACCOUNT_FK))
     security_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey(_SECURITY_FK))
     side: Mapped[str] = mapped_column(sa.Text)

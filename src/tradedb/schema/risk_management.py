@@ -34,11 +34,13 @@ class RiskLimit(Base):
         "Limits per account, account-wide (security_id NULL) or per security: quantities and notionals are checked "
         "before an order, max_daily_loss and max_drawdown after every fill and mark-to-market.",
         sa.UniqueConstraint("account_id", "security_id", "limit_type", postgresql_nulls_not_distinct=True),
+        sa.PrimaryKeyConstraint("account_id", "limit_id"),
+        sa.Index(None, "limit_id"),
         one_of("limit_type", LIMIT_TYPES),
         sa.CheckConstraint("limit_value > 0", name="limit_value_positive"),
     )
 
-    limit_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    limit_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity())
     account_id: Mapped[str] = mapped_column(sa.ForeignKey("execution.accounts.account_id"))
     security_id: Mapped[int | None] = mapped_column(
         sa.BigInteger,
