@@ -207,13 +207,14 @@ def test_0022_keys_lead_with_the_account_and_downgrade_restores_0015(empty_db: T
 
     migrate.upgrade(settings=empty_db.settings, url=empty_db.url)
     with empty_db.connect() as conn:
-        keys = dict(
-            conn.execute(
+        keys = {
+            str(name): str(definition)
+            for name, definition in conn.execute(
                 "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype IN ('p', 'u', 'f') "
                 "AND conrelid IN ('execution.orders'::regclass, 'execution.fills'::regclass, "
                 "'execution.order_events'::regclass, 'risk_management.risk_limits'::regclass)"
-            ).fetchall()
-        )
+            )
+        }
         assert keys["pk_orders"] == "PRIMARY KEY (account_id, order_id)"
         assert keys["uq_orders_account_id_client_order_id"] == "UNIQUE (account_id, client_order_id)"
         assert keys["pk_fills"] == "PRIMARY KEY (account_id, fill_id)"

@@ -21,6 +21,7 @@ from tradedb.db import direct as _connect
 from tradedb.db.embedded import server_url
 from tradedb.errors import ClusterError, ValidationError
 from tradedb.schema import privileges as roles
+from tradedb.schema.distribution import UNHELD_FOREIGN_KEYS
 from tradedb.settings import Settings, load_settings, with_dbname
 
 #: Tables distributed by a column, in co-location groups: the first table of a group anchors it, the others are
@@ -35,16 +36,40 @@ DISTRIBUTED: dict[str, tuple[tuple[str, str], ...]] = {
         ("data_ingestion.coverage", "security_id"),
         ("data_ingestion.last_quotes", "security_id"),
     ),
+    # Every row of one fill (the fill, its order and order event, the position, the risk state) on one node: a
+    # fill is a single-shard transaction. The keys lead with the account since migration 0022.
+    "execution, by account": (
+        ("execution.accounts", "account_id"),
+        ("execution.orders", "account_id"),
+        ("execution.order_events", "account_id"),
+        ("execution.fills", "account_id"),
+        ("execution.positions", "account_id"),
+        ("risk_management.risk_limits", "account_id"),
+        ("risk_management.account_risk", "account_id"),
+        ("analytics.portfolio_summary", "account_id"),
+    ),
 }
-#: Tables copied whole to every node: what the shards' triggers read (the maintenance guard's flag).
-REFERENCE: tuple[str, ...] = ("shared.maintenance_state",)
+#: Tables copied whole to every node: what the shards' triggers read (the maintenance guard's flag), and what the
+#: distributed tables' foreign keys reference (the security master and its exchanges). Citus keeps the tables
+#: that reference these (reference data, strategies) on the coordinator, as local tables of its metadata.
+REFERENCE: tuple[str, ...] = ("shared.maintenance_state", "shared.exchanges", "shared.securities")
 _IS_CITUS = "SELECT extversion FROM pg_extension WHERE extname = 'citus'"
+_FOREIGN_KEYS = """
+SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)
+"""
+#: Foreign keys of tables, or to them (declared on a table itself, not inherited by its partitions).
+_FOREIGN_KEYS_OF = """
+SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+WHERE contype = 'f' AND conparentid = 0 AND (conrelid::regclass::text = ANY(%s) OR confrelid::regclass::text = ANY(%s))
+ORDER BY 1, 2
+"""
 _NODES = """
 SELECT nodename, nodeport, groupid = 0 AS coordinator FROM pg_dist_node
 WHERE noderole = 'primary' AND isactive ORDER BY groupid
 """
 _DISTRIBUTION = """
-SELECT logicalrelid::regclass::text, partmethod, column_to_column_name(logicalrelid, partkey), colocationid
+SELECT logicalrelid::regclass::text, partmethod::text || repmodel::text, column_to_column_name(logicalrelid, partkey),
+       colocationid
 FROM pg_dist_partition
 """
 
@@ -151,6 +176,76 @@ def prepare(url: str, settings: Settings, admin: psycopg.Connection[TupleRow], r
         _roles_for_workers(conn, settings, run)
 
 
+#: The audit ledger's functions and the triggers of its tables, copied from the coordinator to every worker.
+_LEDGER_FUNCTIONS = ("audit_log_guard()", "audit_row()", "audit_inserts()", "audit_seal()")
+_LEDGER_TABLES = ("audit_log", "audit_blocks", "audit_transactions")
+#: Block 0 of a worker's ledger: no chain before it (the hash of an empty legacy chain, as on a new server).
+_GENESIS = """
+INSERT INTO shared.audit_blocks (block_id, prev_hash, block_hash, transactions, row_count, horizon, sealed_at)
+VALUES (0, NULL, sha256(convert_to('tradedb legacy chain|0|', 'UTF8')), 0, 0,
+        pg_snapshot_xmin(pg_current_snapshot())::text::bigint, now())
+"""
+
+
+def ledger_statements(conn: psycopg.Connection[TupleRow]) -> list[str]:
+    """The statements that give a worker an audit ledger of its own, as the coordinator's trading database has it.
+
+    The audited tables' triggers run on their shards, on the workers (Citus runs a shard's triggers where the
+    shard is), and append to the ledger of that node: a fill's audit rows stay on the fill's node, in its
+    transaction, with no lock across nodes. Each node seals its own ledger (transaction ids are per node).
+    """
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable
+
+    from tradedb.schema import metadata
+
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    statements = [str(CreateSequence(metadata._sequences["shared.audit_log_audit_id_seq"]).compile(dialect=dialect))]
+    for name in _LEDGER_TABLES:
+        table = metadata.tables[f"shared.{name}"]
+        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        statements += [str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes]
+    # The coordinator's monthly partitions are its own: a worker's rows go to one default partition.
+    statements.append("CREATE TABLE shared.audit_log_default PARTITION OF shared.audit_log DEFAULT")
+    statements += [
+        str(r[0]).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+        for r in conn.execute(
+            "SELECT pg_get_functiondef(to_regprocedure('shared.' || f)) FROM unnest(%s::text[]) f",
+            (list(_LEDGER_FUNCTIONS),),
+        )
+    ]
+    statements += [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid = ANY("
+            "SELECT to_regclass('shared.' || n) FROM unnest(%s::text[]) n) ORDER BY t.tgname",
+            (list(_LEDGER_TABLES),),
+        )
+    ]
+    statements += [f"REVOKE ALL ON FUNCTION shared.{f} FROM PUBLIC" for f in ("audit_inserts()", "audit_seal()")]
+    statements.append(_GENESIS)
+    return statements
+
+
+def ledgers_on_workers(url: str, settings: Settings, run: Any) -> None:
+    """Give every worker of the trading database an audit ledger of its own (see ``ledger_statements``)."""
+    dbname = settings.trading_db_name
+    owner = sql.Identifier(roles.owner_role_name(settings.role_prefix)).as_string(None)
+    with _connect.connect(with_dbname(url, dbname), settings, autocommit=True) as conn:
+        statements = ledger_statements(conn)
+        workers = workers_of(conn)
+    for worker in workers:
+        with psycopg.connect(node_url(url, worker, dbname), connect_timeout=10) as conn:
+            if conn.execute("SELECT to_regclass('shared.audit_blocks')").fetchone() != (None,):
+                continue
+            # One transaction per worker, as the owner of the coordinator's ledger: all of it, or none.
+            run(conn, "SET LOCAL citus.enable_ddl_propagation = off")
+            run(conn, f"SET LOCAL ROLE {owner}")
+            for statement in statements:
+                run(conn, statement)
+            run(conn, "COMMIT", f"audit ledger on worker {worker}")
+
+
 def _roles_for_workers(conn: psycopg.Connection[TupleRow], settings: Settings, run: Any) -> None:
     # Citus opens its connections to the workers as the current role, so the migrations' owner role and the
     # services' roles (which tradedb's logins SET ROLE to) must be able to log in there (citusdata/citus#7719).
@@ -183,34 +278,101 @@ def distribute(conn: psycopg.Connection[TupleRow], run: Any, shard_count: int | 
     ``shard_count``: shards of each co-location group (default: the server's ``citus.shard_count``, 32). Fewer
     shards make each COPY through the coordinator cheaper (one stream per shard); more let more workers share
     a group later (a shard is the unit a rebalance moves).
+
+    The order is Citus's (13.2): a table it already holds on the coordinator (a "local" table of its metadata,
+    as a table that references a reference table becomes) cannot be distributed when it has an identity column,
+    and no foreign key may point from such a table to a distributed one. So the groups are distributed first,
+    with their foreign keys set aside, then the reference tables are made, then the foreign keys come back.
     """
     done = distribution(conn)
     changed: list[str] = []
+
+    def drop(table: str, name: str, action: str | None = None) -> None:
+        run(conn, f"ALTER TABLE {table} DROP CONSTRAINT {sql.Identifier(name).as_string(None)}", action)
+
+    def add(table: str, name: str, definition: str) -> None:
+        run(conn, f"ALTER TABLE {table} ADD CONSTRAINT {sql.Identifier(name).as_string(None)} {definition}")
+
     # Shards keep the tables' triggers (maintenance mode, audit); Citus asks for this to create them on shards.
     run(conn, "SET citus.enable_unsafe_triggers = on")
+    # Reference tables with foreign keys pointing at them are changed over one connection per node.
+    run(conn, "SET citus.multi_shard_modify_mode = 'sequential'")
+    held = {(str(t), str(n)) for t, n in conn.execute(_FOREIGN_KEYS, ([t for t, _ in UNHELD_FOREIGN_KEYS],))}
+    for table, name in UNHELD_FOREIGN_KEYS:
+        if (table, name) in held:
+            drop(_qualified(table).as_string(None), name, f"drop foreign key {name} (a cluster cannot hold it)")
+    pending = [
+        (group[0][0], table, column)
+        for group in DISTRIBUTED.values()
+        for table, column in group
+        if table not in done or done[table].kind != "distributed"
+    ]
+    names = [table for _, table, _ in pending]
+    set_aside = conn.execute(_FOREIGN_KEYS_OF, (names, names)).fetchall()
+    for table, name, _ in set_aside:
+        drop(table, name)
+    for anchor, table, column in pending:
+        if table == anchor:
+            shards = sql.SQL("current_setting('citus.shard_count')::int" if shard_count is None else str(shard_count))
+            statement = sql.SQL(
+                "SELECT create_distributed_table({}, {}, colocate_with => 'none', shard_count => {})"
+            ).format(sql.Literal(table), sql.Literal(column), shards)
+        else:
+            statement = sql.SQL("SELECT create_distributed_table({}, {}, colocate_with => {})").format(
+                sql.Literal(table), sql.Literal(column), sql.Literal(anchor)
+            )
+        run(conn, statement.as_string(None), f"distribute {table} by {column}")
+        changed.append(table)
     for table in REFERENCE:
-        if table not in done:
+        if table not in done or done[table].kind != "reference":
             run(conn, sql.SQL("SELECT create_reference_table({})").format(sql.Literal(table)).as_string(None))
             changed.append(table)
-    for group in DISTRIBUTED.values():
-        anchor = group[0][0]
-        for table, column in group:
-            if table in done:
-                continue
-            if table == anchor:
-                shards = sql.SQL(
-                    "current_setting('citus.shard_count')::int" if shard_count is None else str(shard_count)
-                )
-                statement = sql.SQL(
-                    "SELECT create_distributed_table({}, {}, colocate_with => 'none', shard_count => {})"
-                ).format(sql.Literal(table), sql.Literal(column), shards)
-            else:
-                statement = sql.SQL("SELECT create_distributed_table({}, {}, colocate_with => {})").format(
-                    sql.Literal(table), sql.Literal(column), sql.Literal(anchor)
-                )
-            run(conn, statement.as_string(None), f"distribute {table} by {column}")
-            changed.append(table)
+    for table, name, definition in set_aside:
+        add(table, name, definition)
+    for comment in comment_statements(conn):
+        run(conn, comment)
     return changed
+
+
+def comment_statements(conn: psycopg.Connection[TupleRow]) -> list[str]:
+    """COMMENT statements for the comments of the models that Citus's tables lost.
+
+    Citus 13.2 recreates a table it takes into its metadata for a foreign key to a reference table (the security
+    master's dependents) without the table's and columns' comments.
+    """
+    from tradedb.schema import metadata
+
+    placed = distribution(conn)
+    statements: list[str] = []
+    for table in metadata.sorted_tables:
+        if table.fullname not in placed:
+            continue
+        stored = {
+            str(column): str(text)
+            for column, text in conn.execute(
+                "SELECT coalesce(a.attname, ''), d.description FROM pg_description d LEFT JOIN pg_attribute a"
+                " ON a.attrelid = d.objoid AND a.attnum = d.objsubid WHERE d.objoid = %s::regclass"
+                " AND d.classoid = 'pg_class'::regclass",
+                (table.fullname,),
+            )
+        }
+        name = _qualified(table.fullname)
+        if table.comment and stored.get("") != table.comment:
+            statements.append(
+                sql.SQL("COMMENT ON TABLE {} IS {}").format(name, sql.Literal(table.comment)).as_string(None)
+            )
+        for column in table.columns:
+            if column.comment and stored.get(column.name) != column.comment:
+                target = sql.SQL("{}.{}").format(name, sql.Identifier(column.name))
+                statements.append(
+                    sql.SQL("COMMENT ON COLUMN {} IS {}").format(target, sql.Literal(column.comment)).as_string(None)
+                )
+    return statements
+
+
+def _qualified(table: str) -> sql.Composable:
+    schema, name = table.split(".")
+    return sql.Identifier(schema, name)
 
 
 @dataclass(frozen=True)
@@ -226,7 +388,8 @@ def distribution(conn: psycopg.Connection[TupleRow]) -> dict[str, Placement]:
     """Every Citus table of the connected database, by qualified name."""
     out: dict[str, Placement] = {}
     for table, method, column, group in conn.execute(_DISTRIBUTION):
-        kind = {"h": "distributed", "n": "reference"}.get(str(method), "local")
+        # By method and replication: hash-distributed, or one shard copied to every node, or one on the coordinator.
+        kind = "distributed" if str(method)[0] == "h" else "reference" if method == "nt" else "local"
         out[str(table)] = Placement(kind, str(column) if column else None, int(group))
     return out
 

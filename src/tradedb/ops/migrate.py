@@ -33,6 +33,7 @@ from tradedb.db.embedded import server_url
 from tradedb.errors import MigrationError, MigrationLockTimeout, TradeDBError, UnknownRevisionError, translate
 from tradedb.schema import SERVICE_SCHEMAS, metadata
 from tradedb.schema import privileges as roles
+from tradedb.schema.distribution import ON_CITUS, UNHELD_FOREIGN_KEYS
 from tradedb.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ def autogenerate_options(connection: sa.Connection) -> dict[str, Any]:
     never propose to drop them.
     """
     children = {(row[0], row[1]) for row in connection.exec_driver_sql(_PARTITION_CHILDREN)}
+    on_citus = bool(connection.exec_driver_sql(ON_CITUS).scalar())
+    unheld = {name for _, name in UNHELD_FOREIGN_KEYS} if on_citus else set()
 
     def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
         if type_ == "schema":
@@ -75,11 +78,16 @@ def autogenerate_options(connection: sa.Connection) -> dict[str, Any]:
             return (parent_names.get("schema_name"), name) not in children
         return True
 
+    def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        # On a Citus cluster, setup drops the foreign keys it cannot hold: not a drift to repair.
+        return not (type_ == "foreign_key_constraint" and name in unheld)
+
     return {
         "target_metadata": metadata,
         "version_table_schema": VERSION_TABLE_SCHEMA,
         "include_schemas": True,
         "include_name": include_name,
+        "include_object": include_object,
         "compare_type": True,
     }
 

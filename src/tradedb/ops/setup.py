@@ -280,12 +280,15 @@ def setup(
 
             def distribute() -> None:
                 citus.distribute(conn, runner.run, settings.citus_shards)
+                citus.ledgers_on_workers(target, settings, runner.run)
 
             runner.timed("distribution", distribute)
 
     with _connect.connect(trading_url, settings) as conn:
 
         def grant_and_seed() -> None:
+            if on_citus:  # grants reach every shard; then reference tables change: one connection per node
+                runner.run(conn, "SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
             for statement in roles.grant_statements(prefix) + roles.restriction_statements(prefix):
                 runner.run(conn, statement)
             protected: set[str] = set()
