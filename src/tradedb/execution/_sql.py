@@ -5,6 +5,9 @@ from tradedb.db.outbox_rules import EMIT_VERSIONED
 #: Client order ids are unique per account (migration 0022).
 ORDER_BY_CLIENT_ID = "SELECT * FROM execution.orders WHERE account_id = %s AND client_order_id = %s"
 ORDER_FOR_UPDATE = "SELECT * FROM execution.orders WHERE order_id = %s FOR UPDATE"
+#: On Citus a row is locked only by a statement routed to one node: by its whole key, the account found first.
+ORDER_ACCOUNT = "SELECT account_id FROM execution.orders WHERE order_id = %s"
+ORDER_OF_ACCOUNT_FOR_UPDATE = "SELECT * FROM execution.orders WHERE account_id = %s AND order_id = %s FOR UPDATE"
 #: The account, and its halt if the post-trade check (or a person) halted it.
 ACCOUNT_FOR_SHARE = """
 SELECT a.is_active, r.halted_at, r.halt_reason FROM execution.accounts a
@@ -49,13 +52,11 @@ UPDATE execution.orders SET status = %s, version = version + 1, updated_at = now
 WHERE account_id = %s AND order_id = %s RETURNING *
 """
 POSITION = "SELECT * FROM execution.positions WHERE account_id = %s AND security_id = %s"
-#: One fill, one round trip: the server-side function (migration 0015) does what record_fill documents; its row is
-#: the fill's, the order's and the position's columns with a column named ``|`` between each, then the flag, then
-#: whether the account has a PnL limit (then a post-trade check follows).
+#: One fill, one round trip: the server-side function (migrations 0015, 0022) does what record_fill documents; its
+#: row is the fill's, the order's and the position's columns with a column named ``|`` between each, then the flag,
+#: then whether the account has a PnL limit (then a post-trade check follows).
 RECORD_FILL = """
-SELECT (r.fill).*, NULL AS "|", (r.ord).*, NULL AS "|", (r.pos).*, NULL AS "|", r.duplicate,
-    EXISTS (SELECT 1 FROM risk_management.risk_limits l WHERE l.account_id = (r.ord).account_id AND l.is_active
-            AND l.limit_type IN ('max_daily_loss', 'max_drawdown')) AS pnl_limited
+SELECT (r.fill).*, NULL AS "|", (r.ord).*, NULL AS "|", (r.pos).*, NULL AS "|", r.duplicate, r.pnl_limited
 FROM execution.record_fill(%s::text, %s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz, %s::text,
     %s::date, %s::boolean, %s::text) r
 """
@@ -78,6 +79,16 @@ POSITIONS_FOR_UPDATE = """
 SELECT p.* FROM execution.positions p JOIN unnest(%s::text[], %s::bigint[]) k(account_id, security_id)
     USING (account_id, security_id)
 ORDER BY p.account_id, p.security_id FOR UPDATE OF p
+"""
+# On Citus a batch is applied account by account, each statement routed to the account's node (a lock or a join
+# with a list of values is planned there only for one node's rows).
+ORDERS_OF_ACCOUNT_FOR_UPDATE = """
+SELECT *, now() AS tx_now FROM execution.orders WHERE account_id = %s AND order_id = ANY(%s::bigint[])
+ORDER BY order_id FOR UPDATE
+"""
+POSITIONS_OF_ACCOUNT_FOR_UPDATE = """
+SELECT * FROM execution.positions WHERE account_id = %s AND security_id = ANY(%s::bigint[])
+ORDER BY security_id FOR UPDATE
 """
 RESERVE_FILL_IDS = "SELECT nextval(pg_get_serial_sequence('execution.fills', 'fill_id')) FROM generate_series(1, %s)"
 COPY_FILLS = """
@@ -111,6 +122,7 @@ UPDATE execution.orders o SET filled_quantity = u.filled, avg_fill_price = u.avg
 FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::text[], %s::int[]) u(order_id, filled, avg, status, fills)
 WHERE o.order_id = u.order_id
 """
+UPDATE_ORDERS_OF_ACCOUNT_FILLED = UPDATE_ORDERS_FILLED.replace("WHERE o.", "WHERE o.account_id = %s AND o.")
 UPDATE_POSITIONS = """
 UPDATE execution.positions p SET quantity = u.quantity, avg_price = u.avg, realized_pnl = u.pnl,
     total_commission = u.fees, opened_at = u.opened_at, version = p.version + u.fills, updated_at = now()
@@ -118,6 +130,7 @@ FROM unnest(%s::text[], %s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[
     %s::int[]) u(account_id, security_id, quantity, avg, pnl, fees, opened_at, fills)
 WHERE p.account_id = u.account_id AND p.security_id = u.security_id
 """
+UPDATE_POSITIONS_OF_ACCOUNT = UPDATE_POSITIONS.replace("WHERE p.account_id = u.account_id", "WHERE p.account_id = %s")
 FILLS_FOR_REPLAY = """
 SELECT account_id, security_id, side, quantity, price, commission FROM execution.fills
 WHERE (%(account)s::text IS NULL OR account_id = %(account)s)

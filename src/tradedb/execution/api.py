@@ -59,21 +59,27 @@ from tradedb.execution._sql import (
     INSERT_RISK_EVENT,
     INSERT_STAGED,
     LAST_PRICE,
+    ORDER_ACCOUNT,
     ORDER_BY_CLIENT_ID,
     ORDER_FOR_UPDATE,
+    ORDER_OF_ACCOUNT_FOR_UPDATE,
     ORDERS,
     ORDERS_FOR_UPDATE,
+    ORDERS_OF_ACCOUNT_FOR_UPDATE,
     POSITION,
     POSITION_QUANTITY,
     POSITIONS,
     POSITIONS_FOR_UPDATE,
+    POSITIONS_OF_ACCOUNT_FOR_UPDATE,
     RECORD_FILL,
     RESERVE_FILL_IDS,
     RLS_ACTIVE,
     SECURITY_EXISTS,
     STAGE,
     UPDATE_ORDERS_FILLED,
+    UPDATE_ORDERS_OF_ACCOUNT_FILLED,
     UPDATE_POSITIONS,
+    UPDATE_POSITIONS_OF_ACCOUNT,
     UPDATE_STATUS,
 )
 
@@ -247,21 +253,27 @@ class Execution:
         expected_version: int | None = None,
         reason: str | None = None,
         payload: Mapping[str, Any] | None = None,
+        account_id: str | None = None,
     ) -> Row:
         """Move an order to ``to`` (submitted, cancelled, rejected, expired); write an order event.
 
         An illegal transition raises ``InvalidTransition``; a version other than ``expected_version`` raises
-        ``StaleVersion``. Both leave the database unchanged.
+        ``StaleVersion``. Both leave the database unchanged. ``account_id``, the order's account when the caller
+        knows it, is checked (an order of another account is ``NotFoundError``); on a Citus cluster it saves
+        looking the account up on every node.
         """
         check_id(order_id, "order_id")
         if expected_version is not None:
             check_id(expected_version, "expected_version")
+        if account_id is not None:
+            account_id = check_account(account_id)
 
         def move(conn: Connection[TupleRow]) -> Row:
             cursor = conn.cursor(row_factory=dict_row)
-            order = _one(cursor, ORDER_FOR_UPDATE, (order_id,))
+            order = self._lock_order(cursor, order_id, account_id)
             if order is None:
-                raise NotFoundError(f"unknown order {order_id}")
+                of = "" if account_id is None else f" of account {account_id!r}"
+                raise NotFoundError(f"unknown order {order_id}{of}")
             if expected_version is not None and order["version"] != expected_version:
                 raise StaleVersion(
                     f"order {order_id} is at version {order['version']}, not {expected_version}: reload it"
@@ -289,9 +301,29 @@ class Execution:
         # a transition that did commit is not retried (run_transaction never retries a lost COMMIT).
         return self._db.run_transaction(move)
 
-    def cancel_order(self, order_id: int, *, reason: str | None = None, expected_version: int | None = None) -> Row:
+    def cancel_order(
+        self,
+        order_id: int,
+        *,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        account_id: str | None = None,
+    ) -> Row:
         """Cancel an order that is pending, submitted or partially filled."""
-        return self.transition(order_id, "cancelled", expected_version=expected_version, reason=reason)
+        return self.transition(
+            order_id, "cancelled", expected_version=expected_version, reason=reason, account_id=account_id
+        )
+
+    def _lock_order(self, cursor: Cursor[DictRow], order_id: int, account_id: str | None) -> Row | None:
+        """The order, locked (None: no such order, or not of ``account_id``)."""
+        if account_id is None and self._db.on_citus(cursor.connection):
+            found = _one(cursor, ORDER_ACCOUNT, (order_id,))
+            if found is None:
+                return None
+            account_id = found["account_id"]
+        if account_id is None:
+            return _one(cursor, ORDER_FOR_UPDATE, (order_id,))
+        return _one(cursor, ORDER_OF_ACCOUNT_FOR_UPDATE, (account_id, order_id))
 
     # --- fills --------------------------------------------------------------------------------------------
 
@@ -396,7 +428,10 @@ class Execution:
                         f"execution_id {fill.execution_id!r} was already recorded with different content"
                     )
             new = [fill for key, fill in seen.items() if key not in recorded_before]
-            if new:
+            if new and self._db.on_citus(conn):
+                for account in sorted({key[0] for key in seen if key not in recorded_before}):
+                    self._apply_batch(cursor, [f for f in new if f.account_id == account], account)
+            elif new:
                 self._apply_batch(cursor, new)
             return len(new), len(batch) - len(new), sorted(set(account_of.values()))
 
@@ -406,8 +441,13 @@ class Execution:
             self._after_fills(accounts, False)
         return base.BatchResult(recorded=recorded, duplicates=duplicates)
 
-    def _apply_batch(self, cursor: Cursor[DictRow], fills: list[base.FillInput]) -> None:
-        cursor.execute(ORDERS_FOR_UPDATE, (sorted({f.order_id for f in fills}),))
+    def _apply_batch(self, cursor: Cursor[DictRow], fills: list[base.FillInput], account: str | None = None) -> None:
+        """Apply new fills set-wise; ``account``: all are of that account (Citus: every statement on its node)."""
+        order_ids = sorted({f.order_id for f in fills})
+        if account is None:
+            cursor.execute(ORDERS_FOR_UPDATE, (order_ids,))
+        else:
+            cursor.execute(ORDERS_OF_ACCOUNT_FOR_UPDATE, (account, order_ids))
         orders = {row["order_id"]: row for row in cursor.fetchall()}
         missing = next((f.order_id for f in fills if f.order_id not in orders), None)
         if missing is not None:
@@ -415,7 +455,10 @@ class Execution:
         keys = sorted({(row["account_id"], row["security_id"]) for row in orders.values()})
         columns = ([k[0] for k in keys], [k[1] for k in keys])
         cursor.execute(CREATE_POSITIONS, columns)
-        cursor.execute(POSITIONS_FOR_UPDATE, columns)
+        if account is None:
+            cursor.execute(POSITIONS_FOR_UPDATE, columns)
+        else:
+            cursor.execute(POSITIONS_OF_ACCOUNT_FOR_UPDATE, (account, columns[1]))
         positions = {(row["account_id"], row["security_id"]): row for row in cursor.fetchall()}
         # Ids taken while the positions are locked: fill_id order is application order, as for single fills.
         cursor.execute(RESERVE_FILL_IDS, (len(fills),))
@@ -436,8 +479,14 @@ class Execution:
                 copy.write_row(row)
         if staged:
             cursor.execute(INSERT_STAGED)
-        cursor.execute(UPDATE_ORDERS_FILLED, [list(column) for column in zip(*plan.orders(), strict=True)])
-        cursor.execute(UPDATE_POSITIONS, [list(column) for column in zip(*plan.positions(), strict=True)])
+        updated_orders = [list(column) for column in zip(*plan.orders(), strict=True)]
+        updated_positions = [list(column) for column in zip(*plan.positions(), strict=True)]
+        if account is None:
+            cursor.execute(UPDATE_ORDERS_FILLED, updated_orders)
+            cursor.execute(UPDATE_POSITIONS, updated_positions)
+        else:
+            cursor.execute(UPDATE_ORDERS_OF_ACCOUNT_FILLED, [*updated_orders, account])
+            cursor.execute(UPDATE_POSITIONS_OF_ACCOUNT, [*updated_positions, account])
         if plan.events:
             emit(cursor.connection, plan.events)
 

@@ -17,8 +17,9 @@ contains that column. The keys change on every server, so one schema holds on bo
   index on ``limit_id`` for removals by id.
 
 ``execution.record_fill`` looks the execution id up within the order's account and takes the account as an
-optional last argument (``p_account_id``): given, the order must belong to it (TD001 otherwise), and a Citus
-cluster can send the whole call to the account's node. Calls with the nine arguments of 0015 work unchanged.
+optional last argument (``p_account_id``): given, the order must belong to it (TD001 otherwise); not given, it is
+looked up before the order is locked by its whole key. It also returns whether the account has a PnL limit.
+Calls with the nine arguments of 0015 work unchanged.
 The downgrade fails, naming the key, if two accounts share a client order id or an execution id by then.
 """
 
@@ -40,7 +41,7 @@ RECORD_FILL_TEMPLATE = r"""
 CREATE FUNCTION execution.record_fill(
     p_execution_id text, p_order_id bigint, p_quantity numeric, p_price numeric, p_commission numeric,
     p_executed_at timestamptz, p_liquidity text, p_settlement_date date, p_emit boolean{ACCOUNT_ARG}
-) RETURNS TABLE (duplicate boolean, fill execution.fills, ord execution.orders, pos execution.positions)
+) RETURNS TABLE (duplicate boolean, fill execution.fills, ord execution.orders, pos execution.positions{PNL_COLUMN})
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     o execution.orders;
@@ -55,7 +56,7 @@ DECLARE
     n_pnl numeric;
     n_fees numeric;
     filled numeric;
-    pos_version integer;
+    pos_version integer;{ACCOUNT_VAR}
 BEGIN
     -- Lock order: the order, then the position (as every writer of fills does), so fills never deadlock.{LOCK_ORDER}
     SELECT * INTO f FROM execution.fills WHERE {FILL_KEY}execution_id = p_execution_id;
@@ -66,7 +67,7 @@ BEGIN
                 quote_literal(p_execution_id), f.fill_id USING ERRCODE = 'TD004';
         END IF;
         SELECT * INTO p FROM execution.positions WHERE account_id = o.account_id AND security_id = o.security_id;
-        RETURN QUERY SELECT true, f, o, p;
+        RETURN QUERY SELECT true, f, o, p{PNL_VALUE};
         RETURN;
     END IF;
     IF o.status NOT IN ('pending', 'submitted', 'partially_filled') THEN
@@ -145,7 +146,7 @@ BEGIN
                 'fill_id', f.fill_id),
                 pos_version)));
     END IF;
-    RETURN QUERY SELECT false, f, o, p;
+    RETURN QUERY SELECT false, f, o, p{PNL_VALUE};
 END
 $fn$
 """
@@ -154,22 +155,29 @@ OLD_LOCK_ORDER = """
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown order %', p_order_id USING ERRCODE = 'TD001';
     END IF;"""
-# Two statements rather than one with "p_account_id IS NULL OR": a router (Citus) needs the account as an equality.
+# The order is locked by its whole key: a router (Citus) locks a row only where the account names its node, so an
+# order given without its account has the account looked up first (a read, then the lock).
 NEW_LOCK_ORDER = """
-    IF p_account_id IS NULL THEN
-        SELECT * INTO o FROM execution.orders WHERE order_id = p_order_id FOR UPDATE;
-    ELSE
-        SELECT * INTO o FROM execution.orders WHERE account_id = p_account_id AND order_id = p_order_id FOR UPDATE;
-    END IF;
+    v_account := coalesce(p_account_id, (SELECT account_id FROM execution.orders WHERE order_id = p_order_id));
+    SELECT * INTO o FROM execution.orders WHERE account_id = v_account AND order_id = p_order_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown order %', p_order_id || coalesce(' of account ' || p_account_id, '')
             USING ERRCODE = 'TD001';
     END IF;"""
 
 
+# Whether the account has a PnL limit (the caller's post-trade check follows then), asked here rather than by the
+# caller's statement around the call: a router (Citus) plans no subquery correlated with a function's result.
+PNL_LIMITED = """, EXISTS (SELECT 1 FROM risk_management.risk_limits l WHERE l.account_id = o.account_id
+        AND l.is_active AND l.limit_type IN ('max_daily_loss', 'max_drawdown'))"""
+
+
 def _record_fill(new: bool) -> str:
     parts = {
         "ACCOUNT_ARG": ", p_account_id text DEFAULT NULL" if new else "",
+        "ACCOUNT_VAR": "\n    v_account text;" if new else "",
+        "PNL_COLUMN": ", pnl_limited boolean" if new else "",
+        "PNL_VALUE": PNL_LIMITED if new else "",
         "LOCK_ORDER": NEW_LOCK_ORDER if new else OLD_LOCK_ORDER,
         "FILL_KEY": "account_id = o.account_id AND " if new else "",
         "ORDER_KEY": "account_id = o.account_id AND " if new else "",
