@@ -221,13 +221,13 @@ class Connections:
                 with conn.transaction():
                     conn.execute(base.set_role_sql(self.role, local=True))
                     if tenant or self.app_user:
-                        conn.execute(base.SCOPE_SQL, (tenant or "", self.app_user or ""))
+                        self._scope(conn, tenant)
                     yield conn
             else:
                 if tenant or self.app_user:
-                    # Transaction-local (set_config(..., true)): a pooled connection never carries one tenant's
-                    # scope into another's transaction, and a commit inside the block ends the scope.
-                    conn.execute(base.SCOPE_SQL, (tenant or "", self.app_user or ""))
+                    # Transaction-local (SET LOCAL): a pooled connection never carries one tenant's scope into
+                    # another's transaction, and a commit inside the block ends the scope.
+                    self._scope(conn, tenant)
                 yield conn
             # pgconn.transaction_status, not conn.info: no object per call on this hot path.
             if conn.pgconn.transaction_status == pq.TransactionStatus.INTRANS:
@@ -344,6 +344,9 @@ class Connections:
             cursor = conn.execute(query, params)
             row = cursor.fetchone()
             return row[0] if row is not None else None
+
+    def _scope(self, conn: Connection[TupleRow], tenant: str | None) -> None:
+        conn.execute(base.scope_sql(tenant or "", self.app_user or "", citus=self.on_citus(conn)))
 
     def on_citus(self, conn: Connection[TupleRow]) -> bool:
         """Whether the database is a Citus database, asked once on ``conn`` (one of this Database's): the features

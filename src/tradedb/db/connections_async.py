@@ -222,13 +222,13 @@ class AsyncConnections:
                 async with conn.transaction():
                     await conn.execute(base.set_role_sql(self.role, local=True))
                     if tenant or self.app_user:
-                        await conn.execute(base.SCOPE_SQL, (tenant or "", self.app_user or ""))
+                        await self._scope(conn, tenant)
                     yield conn
             else:
                 if tenant or self.app_user:
-                    # Transaction-local (set_config(..., true)): a pooled connection never carries one tenant's
-                    # scope into another's transaction, and a commit inside the block ends the scope.
-                    await conn.execute(base.SCOPE_SQL, (tenant or "", self.app_user or ""))
+                    # Transaction-local (SET LOCAL): a pooled connection never carries one tenant's scope into
+                    # another's transaction, and a commit inside the block ends the scope.
+                    await self._scope(conn, tenant)
                 yield conn
             # pgconn.transaction_status, not conn.info: no object per call on this hot path.
             if conn.pgconn.transaction_status == pq.TransactionStatus.INTRANS:
@@ -347,6 +347,9 @@ class AsyncConnections:
             cursor = await conn.execute(query, params)
             row = await cursor.fetchone()
             return row[0] if row is not None else None
+
+    async def _scope(self, conn: AsyncConnection[TupleRow], tenant: str | None) -> None:
+        await conn.execute(base.scope_sql(tenant or "", self.app_user or "", citus=await self.on_citus(conn)))
 
     async def on_citus(self, conn: AsyncConnection[TupleRow]) -> bool:
         """Whether the database is a Citus database, asked once on ``conn`` (one of this Database's): the features

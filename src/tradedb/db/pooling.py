@@ -109,8 +109,18 @@ def reset_session_sql(role: str | None) -> list[sql.SQL | sql.Composed]:
     return statements
 
 
-#: Sets the transaction's tenant (row-level security) and application user (audit log), transaction-locally.
-SCOPE_SQL = "SELECT set_config('tradedb.account', %s, true), set_config('tradedb.app_user', %s, true)"
+def scope_sql(account: str, app_user: str, *, citus: bool = False) -> sql.Composed:
+    """Set the transaction's tenant (row-level security) and application user (audit log), transaction-locally.
+
+    ``SET LOCAL`` rather than ``set_config``: on a Citus coordinator (``citus``) the transaction passes its
+    ``SET LOCAL`` commands on to the workers it opens, where the shards' policies and audit triggers read them.
+    """
+    statement = sql.SQL("SET LOCAL tradedb.account = {}; SET LOCAL tradedb.app_user = {}").format(
+        sql.Literal(account), sql.Literal(app_user)
+    )
+    if citus:
+        return sql.Composed([sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'; "), statement])
+    return statement
 
 
 def check_scope(value: str | None, name: str) -> str | None:

@@ -48,11 +48,12 @@ SELECT data->>'breach' AS breach FROM risk_management.risk_events
 WHERE account_id = %s AND event_type = 'limit_breach' AND resolved_at IS NULL
 """
 SAVE_STATE = """
-INSERT INTO risk_management.account_risk (account_id, session_date, session_start_pnl, high_water_pnl, pnl)
-VALUES (%(account)s, %(session_date)s, %(start)s, %(high)s, %(pnl)s)
+INSERT INTO risk_management.account_risk (account_id, session_date, session_start_pnl, high_water_pnl, pnl,
+    checked_at)
+VALUES (%(account)s, %(session_date)s, %(start)s, %(high)s, %(pnl)s, now())
 ON CONFLICT (account_id) DO UPDATE SET session_date = EXCLUDED.session_date,
     session_start_pnl = EXCLUDED.session_start_pnl, high_water_pnl = EXCLUDED.high_water_pnl, pnl = EXCLUDED.pnl,
-    checked_at = now()
+    checked_at = EXCLUDED.checked_at
 RETURNING *
 """
 HALT = """
@@ -95,10 +96,11 @@ WHERE (%(account)s::text IS NULL OR account_id = %(account)s) AND (%(all)s OR is
 ORDER BY account_id, security_id NULLS FIRST, limit_type
 """
 SET_LIMIT = """
-INSERT INTO risk_management.risk_limits (account_id, security_id, limit_type, limit_value, halt_on_breach)
-VALUES (%(account_id)s, %(security_id)s, %(limit_type)s, %(limit_value)s, %(halt_on_breach)s)
+INSERT INTO risk_management.risk_limits (account_id, security_id, limit_type, limit_value, halt_on_breach,
+    updated_at)
+VALUES (%(account_id)s, %(security_id)s, %(limit_type)s, %(limit_value)s, %(halt_on_breach)s, now())
 ON CONFLICT (account_id, security_id, limit_type) DO UPDATE SET limit_value = EXCLUDED.limit_value,
-    halt_on_breach = EXCLUDED.halt_on_breach, is_active = true, updated_at = now()
+    halt_on_breach = EXCLUDED.halt_on_breach, is_active = true, updated_at = EXCLUDED.updated_at
 RETURNING *
 """
 REMOVE_LIMIT = "DELETE FROM risk_management.risk_limits WHERE limit_id = %s RETURNING *"
