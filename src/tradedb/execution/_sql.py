@@ -110,6 +110,17 @@ CREATE TEMP TABLE IF NOT EXISTS tradedb_order_events_stage (LIKE execution.order
     ON COMMIT DELETE ROWS
 """
 COPY_FILLS_STAGED = COPY_FILLS.replace("execution.fills", "tradedb_fills_stage")
+#: On Citus under row-level security: the shards refuse COPY (and Citus copies an INSERT ... SELECT's rows to
+#: them), so such a batch is inserted row by row, in a pipeline.
+INSERT_FILL_ROW = """
+INSERT INTO execution.fills (fill_id, execution_id, order_id, account_id, security_id, side, quantity, price,
+    commission, liquidity, executed_at, settlement_date)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+INSERT_ORDER_EVENT_ROW = """
+INSERT INTO execution.order_events (order_id, account_id, from_status, to_status, reason, payload)
+VALUES (%s, %s, %s, %s, %s, %s::jsonb)
+"""
 COPY_ORDER_EVENTS_STAGED = COPY_ORDER_EVENTS.replace("execution.order_events", "tradedb_order_events_stage")
 INSERT_STAGED = """
 INSERT INTO execution.fills SELECT * FROM tradedb_fills_stage;

@@ -55,7 +55,9 @@ from tradedb.execution._sql import (
     FILLS_FOR_REPLAY,
     INSERT_EVENT,
     INSERT_EVENT_EMIT,
+    INSERT_FILL_ROW,
     INSERT_ORDER,
+    INSERT_ORDER_EVENT_ROW,
     INSERT_RISK_EVENT,
     INSERT_STAGED,
     LAST_PRICE,
@@ -466,8 +468,26 @@ class Execution:
         now = next(iter(orders.values()))["tx_now"]
         plan = _batch.BatchPlan(fills, orders, positions, fill_ids, now, emit=self._outbox)
         cursor.execute(RLS_ACTIVE)
-        # On Citus the shards apply the policies (the coordinator's tables do not say): a batch is always staged.
-        staged = bool((cursor.fetchone() or {}).get("rls")) or self._db.on_citus(cursor.connection)
+        rls = bool((cursor.fetchone() or {}).get("rls"))
+        if rls and self._db.on_citus(cursor.connection):
+            # The shards apply the policies and take no COPY under them: rows go one by one, in a pipeline.
+            cursor.executemany(INSERT_FILL_ROW, list(plan.fill_rows()))
+            cursor.executemany(INSERT_ORDER_EVENT_ROW, plan.order_events)
+        else:
+            self._copy_batch(cursor, plan, staged=rls)
+        updated_orders = [list(column) for column in zip(*plan.orders(), strict=True)]
+        updated_positions = [list(column) for column in zip(*plan.positions(), strict=True)]
+        if account is None:
+            cursor.execute(UPDATE_ORDERS_FILLED, updated_orders)
+            cursor.execute(UPDATE_POSITIONS, updated_positions)
+        else:
+            cursor.execute(UPDATE_ORDERS_OF_ACCOUNT_FILLED, [*updated_orders, account])
+            cursor.execute(UPDATE_POSITIONS_OF_ACCOUNT, [*updated_positions, account])
+        if plan.events:
+            emit(cursor.connection, plan.events)
+
+    @staticmethod
+    def _copy_batch(cursor: Cursor[DictRow], plan: _batch.BatchPlan, *, staged: bool) -> None:
         if staged:
             cursor.execute(STAGE)
         # Each fill is applied as its row is sent: the server stores rows while the next ones are planned. A bad
@@ -480,16 +500,6 @@ class Execution:
                 copy.write_row(row)
         if staged:
             cursor.execute(INSERT_STAGED)
-        updated_orders = [list(column) for column in zip(*plan.orders(), strict=True)]
-        updated_positions = [list(column) for column in zip(*plan.positions(), strict=True)]
-        if account is None:
-            cursor.execute(UPDATE_ORDERS_FILLED, updated_orders)
-            cursor.execute(UPDATE_POSITIONS, updated_positions)
-        else:
-            cursor.execute(UPDATE_ORDERS_OF_ACCOUNT_FILLED, [*updated_orders, account])
-            cursor.execute(UPDATE_POSITIONS_OF_ACCOUNT, [*updated_positions, account])
-        if plan.events:
-            emit(cursor.connection, plan.events)
 
     # --- positions ----------------------------------------------------------------------------------------
 

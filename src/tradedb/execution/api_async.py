@@ -54,7 +54,9 @@ from tradedb.execution._sql import (
     FILLS_FOR_REPLAY,
     INSERT_EVENT,
     INSERT_EVENT_EMIT,
+    INSERT_FILL_ROW,
     INSERT_ORDER,
+    INSERT_ORDER_EVENT_ROW,
     INSERT_RISK_EVENT,
     INSERT_STAGED,
     LAST_PRICE,
@@ -469,8 +471,26 @@ class AsyncExecution:
         now = next(iter(orders.values()))["tx_now"]
         plan = _batch.BatchPlan(fills, orders, positions, fill_ids, now, emit=self._outbox)
         await cursor.execute(RLS_ACTIVE)
-        # On Citus the shards apply the policies (the coordinator's tables do not say): a batch is always staged.
-        staged = bool((await cursor.fetchone() or {}).get("rls")) or await self._db.on_citus(cursor.connection)
+        rls = bool((await cursor.fetchone() or {}).get("rls"))
+        if rls and await self._db.on_citus(cursor.connection):
+            # The shards apply the policies and take no COPY under them: rows go one by one, in a pipeline.
+            await cursor.executemany(INSERT_FILL_ROW, list(plan.fill_rows()))
+            await cursor.executemany(INSERT_ORDER_EVENT_ROW, plan.order_events)
+        else:
+            await self._copy_batch(cursor, plan, staged=rls)
+        updated_orders = [list(column) for column in zip(*plan.orders(), strict=True)]
+        updated_positions = [list(column) for column in zip(*plan.positions(), strict=True)]
+        if account is None:
+            await cursor.execute(UPDATE_ORDERS_FILLED, updated_orders)
+            await cursor.execute(UPDATE_POSITIONS, updated_positions)
+        else:
+            await cursor.execute(UPDATE_ORDERS_OF_ACCOUNT_FILLED, [*updated_orders, account])
+            await cursor.execute(UPDATE_POSITIONS_OF_ACCOUNT, [*updated_positions, account])
+        if plan.events:
+            await emit(cursor.connection, plan.events)
+
+    @staticmethod
+    async def _copy_batch(cursor: AsyncCursor[DictRow], plan: _batch.BatchPlan, *, staged: bool) -> None:
         if staged:
             await cursor.execute(STAGE)
         # Each fill is applied as its row is sent: the server stores rows while the next ones are planned. A bad
@@ -483,16 +503,6 @@ class AsyncExecution:
                 await copy.write_row(row)
         if staged:
             await cursor.execute(INSERT_STAGED)
-        updated_orders = [list(column) for column in zip(*plan.orders(), strict=True)]
-        updated_positions = [list(column) for column in zip(*plan.positions(), strict=True)]
-        if account is None:
-            await cursor.execute(UPDATE_ORDERS_FILLED, updated_orders)
-            await cursor.execute(UPDATE_POSITIONS, updated_positions)
-        else:
-            await cursor.execute(UPDATE_ORDERS_OF_ACCOUNT_FILLED, [*updated_orders, account])
-            await cursor.execute(UPDATE_POSITIONS_OF_ACCOUNT, [*updated_positions, account])
-        if plan.events:
-            await emit(cursor.connection, plan.events)
 
     # --- positions ----------------------------------------------------------------------------------------
 
