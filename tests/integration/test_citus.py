@@ -6,6 +6,7 @@ coordinator with no workers is a clear error.
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -21,10 +22,20 @@ import pytest
 import tradedb
 from tests.conftest import PG15_BINDIR, ROLE_PREFIX, make_settings
 from tests.servers import CitusCluster, PgInstance
-from tradedb.errors import ClusterError, MaintenanceMode, NodeUnavailable, PermissionDenied, translate
+from tradedb.errors import (
+    ClusterError,
+    LedgerTampered,
+    MaintenanceMode,
+    NodeUnavailable,
+    PermissionDenied,
+    translate,
+)
 from tradedb.ops import citus, health, verify
 from tradedb.ops import setup as provision
+from tradedb.schema.distribution import UNHELD_FOREIGN_KEYS
 from tradedb.schema.privileges import role_name
+from tradedb.security import ledger
+from tradedb.security.secrets import Keyring, generate_key
 from tradedb.settings import with_dbname
 
 pytestmark = [
@@ -55,22 +66,39 @@ def trading(cluster: CitusCluster) -> str:
     return settings.trading_db_name
 
 
-def test_setup_distributes_market_data_by_security_co_located(cluster: CitusCluster, trading: str) -> None:
+def test_setup_distributes_market_data_by_security_and_execution_by_account(
+    cluster: CitusCluster, trading: str
+) -> None:
     with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
         placed = citus.distribution(conn)
         assert citus.differences(conn) == []
         shards_per_node = {row["node"]: row["shards"] for row in citus.shard_counts(conn)}
-    market = [table for table, _ in citus.DISTRIBUTED["market data, by security"]]
-    assert {placed[t].kind for t in market} == {"distributed"}
-    assert {placed[t].column for t in market} == {"security_id"}
-    assert len({placed[t].group for t in market}) == 1  # one co-location group: a security's rows on one node
+        foreign_keys = {
+            (str(t), str(n)) for t, n in conn.execute("SELECT conrelid::regclass::text, conname FROM pg_constraint")
+        }
+    for group, column in (("market data, by security", "security_id"), ("execution, by account", "account_id")):
+        tables = [table for table, _ in citus.DISTRIBUTED[group]]
+        assert {placed[t].kind for t in tables} == {"distributed"}
+        assert {placed[t].column for t in tables} == {column}
+        assert len({placed[t].group for t in tables}) == 1  # one co-location group: a key's rows on one node
+    assert placed["execution.orders"].group != placed["data_ingestion.quotes"].group
     assert {placed[t].kind for t in citus.REFERENCE} == {"reference"}
-    for worker in cluster.workers:  # the shards are spread over both workers; the coordinator has the references
+    # the tables that reference the security master stay on the coordinator, as local tables of the metadata
+    assert placed["shared.security_identifiers"].kind == "local"
+    # the foreign keys a cluster cannot hold are gone; those between co-located tables and to references hold
+    assert not foreign_keys & set(UNHELD_FOREIGN_KEYS)
+    assert {
+        ("execution.fills", "fk_fills_account_id_order_id_orders"),
+        ("execution.orders", "fk_orders_security_id_securities"),
+    } <= foreign_keys
+    on_coordinator = sum(1 for p in placed.values() if p.kind != "distributed")
+    for worker in cluster.workers:  # the shards are spread over both workers; the coordinator has the rest
         assert shards_per_node[f"127.0.0.1:{worker.port}"] > len(citus.REFERENCE)
-    assert shards_per_node[f"127.0.0.1:{cluster.coordinator.port}"] == len(citus.REFERENCE)
-    for worker in cluster.workers:  # the trading database, its extension and its roles exist on every worker
+    assert shards_per_node[f"127.0.0.1:{cluster.coordinator.port}"] == on_coordinator
+    for worker in cluster.workers:  # the trading database, its extension and an audit ledger on every worker
         with psycopg.connect(worker.url(trading), autocommit=True) as conn:
             assert citus.citus_version(conn) is not None
+            assert conn.execute("SELECT block_id FROM shared.audit_blocks WHERE block_id = 0").fetchall() == [(0,)]
 
 
 T0 = datetime(2026, 11, 2, 14, tzinfo=UTC)
@@ -243,6 +271,91 @@ def test_citus_setting_without_the_extension_is_a_clear_error() -> None:
         plain.cleanup()
 
 
+def accounts_on_each_worker(cluster: CitusCluster, trading: str, security: int) -> dict[int, tuple[str, int]]:
+    """By worker port: an account whose shards that worker holds, and a submitted order of it on ``security``."""
+    found: dict[int, tuple[str, int]] = {}
+    settings = make_settings(cluster.coordinator.url(), trading)
+    with (
+        psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn,
+        tradedb.connect(cluster.coordinator.url(trading), settings=settings) as db,
+    ):
+        for i in range(64):
+            account = f"CA-{time.monotonic_ns()}-{i}"
+            row = conn.execute(
+                "SELECT nodeport FROM citus_shards"
+                " WHERE shardid = get_shard_id_for_distribution_column('execution.accounts', %s::text)",
+                (account,),
+            ).fetchone()
+            assert row is not None
+            if row[0] in found:
+                continue
+            db.accounts.create(account, account)
+            order = db.execution.submit_order(account_id=account, security_id=security, side="buy", quantity=100)
+            found[int(row[0])] = (account, int(order["order_id"]))
+            if len(found) == len(cluster.workers):
+                return found
+    raise AssertionError("no account found for every worker")
+
+
+def a_security(cluster: CitusCluster, trading: str) -> int:
+    with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO shared.securities (symbol, asset_type) VALUES (%s, 'equity') RETURNING security_id",
+            (f"EX{time.monotonic_ns()}",),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_fill_is_written_and_audited_on_its_account_node(cluster: CitusCluster, trading: str) -> None:
+    settings = make_settings(cluster.coordinator.url(), trading)
+    accounts = accounts_on_each_worker(cluster, trading, a_security(cluster, trading))
+    worker = cluster.workers[0]
+    account, order = accounts[worker.port]
+    with tradedb.connect(cluster.coordinator.url(trading), settings=settings) as db:
+        result = db.execution.record_fill("CX-1", order, 40, "100.5", account_id=account)
+        assert (result.position["quantity"], result.order["status"]) == (40, "partially_filled")
+        assert db.execution.record_fill("CX-1", order, 40, "100.5").duplicate  # the account looked up first
+        assert db.execution.reconcile(account) == []
+        sealed = ledger.seal_workers(db)
+        assert set(sealed) == {f"127.0.0.1:{w.port}" for w in cluster.workers}
+        assert ledger.verify(db).findings == []
+        document = ledger.digest(db, Keyring((("k1", base64.b64decode(generate_key())),)))
+    # the fill and its audit rows are on the account's worker, in that worker's ledger (not the coordinator's)
+    with psycopg.connect(worker.url(trading), autocommit=True) as conn:
+        audited = conn.execute(
+            "SELECT table_name FROM shared.audit_log WHERE row_key->>'fill_id' = %s OR row_key->>'order_id' = %s"
+            " ORDER BY audit_id",
+            (str(result.fill["fill_id"]), str(order)),
+        ).fetchall()
+        assert ("fills",) in audited and ("orders",) in audited
+        sealed_here = conn.execute("SELECT count(*) FROM shared.audit_transactions").fetchone()
+        assert sealed_here is not None and sealed_here[0] > 0
+    with psycopg.connect(cluster.coordinator.url(trading), autocommit=True) as conn:
+        on_coordinator = conn.execute(
+            "SELECT count(*) FROM shared.audit_log WHERE row_key->>'fill_id' = %s", (str(result.fill["fill_id"]),)
+        ).fetchone()
+    assert on_coordinator == (0,)
+    assert set(document["nodes"]) == {f"127.0.0.1:{w.port}" for w in cluster.workers}
+    # a row of a worker's ledger edited: verify names the worker and the row
+    with psycopg.connect(worker.url(trading), autocommit=True) as conn:
+        conn.execute("ALTER TABLE shared.audit_log DISABLE TRIGGER USER")
+        edited = conn.execute(
+            "UPDATE shared.audit_log SET db_user = 'mallory' WHERE audit_id = "
+            "(SELECT max(audit_id) FROM shared.audit_log) RETURNING audit_id"
+        ).fetchone()
+        conn.execute("ALTER TABLE shared.audit_log ENABLE TRIGGER USER")
+    assert edited is not None
+    with (
+        tradedb.connect(cluster.coordinator.url(trading), settings=settings) as db,
+        pytest.raises(LedgerTampered) as caught,
+    ):
+        ledger.verify(db)
+    assert f"worker 127.0.0.1:{worker.port}: audit_id {edited[0]}: its content does not match" in "\n".join(
+        caught.value.report.findings
+    )
+
+
 def test_a_worker_down_is_named_and_the_other_shards_go_on(cluster: CitusCluster, trading: str) -> None:
     settings = make_settings(cluster.coordinator.url(), trading)
     worker, alive = cluster.workers[0], cluster.workers[1]
@@ -260,6 +373,7 @@ def test_a_worker_down_is_named_and_the_other_shards_go_on(cluster: CitusCluster
         rows = conn.execute("SELECT count(*) FROM data_ingestion.quotes WHERE security_id = %s", on_alive).fetchone()
         total = conn.execute("SELECT count(*) FROM data_ingestion.quotes").fetchone()
     assert rows is not None and rows[0] > 0
+    accounts = accounts_on_each_worker(cluster, trading, on_alive[0])
     worker.stop()
     try:
         with (
@@ -281,6 +395,13 @@ def test_a_worker_down_is_named_and_the_other_shards_go_on(cluster: CitusCluster
             with pytest.raises(NodeUnavailable, match=f"127.0.0.1:{worker.port}"):
                 db.market_data.write_quotes(quotes([alive_symbol, down_symbol], 20, late), source="down")
             assert db.market_data.write_quotes(quotes([alive_symbol], 10, late), source="down").written == 10
+            # a fill of an account on the down worker fails naming it; one on the live worker goes on
+            down_account, down_order = accounts[worker.port]
+            with pytest.raises(NodeUnavailable, match=f"127.0.0.1:{worker.port}"):
+                db.execution.record_fill("DOWN-1", down_order, 1, 10, account_id=down_account)
+            alive_account, alive_order = accounts[alive.port]
+            filled = db.execution.record_fill("DOWN-2", alive_order, 1, 10, account_id=alive_account)
+            assert filled.position["quantity"] == 1
     finally:
         worker.start()
     with psycopg.connect(with_dbname(cluster.coordinator.url(), trading), autocommit=True) as conn:

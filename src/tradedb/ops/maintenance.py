@@ -29,6 +29,7 @@ from tradedb.db.embedded import server_url
 from tradedb.durations import parse_retention_entries
 from tradedb.errors import ValidationError, translate
 from tradedb.marketdata import coverage
+from tradedb.ops import citus
 from tradedb.schema import partitioned_tables
 from tradedb.schema.partitions import (
     MONTH,
@@ -173,6 +174,11 @@ def maintain(
                 sealed = conn.execute(ledger.SEAL).fetchone()
                 if sealed is not None:
                     report.audit_block, report.audit_rows_sealed = sealed[0], sealed[2]
+                if citus.citus_version(conn) is not None:  # every worker keeps (and seals) a ledger of its own
+                    for node in citus.workers_of(conn):
+                        on_node = citus.node_url(target, node, settings.trading_db_name)
+                        with psycopg.connect(on_node, autocommit=True, connect_timeout=10) as on_worker:
+                            on_worker.execute(ledger.SEAL)
             if vacuum:
                 for candidate in vacuum_candidates(conn):
                     statement = sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(*candidate))

@@ -5,6 +5,10 @@ into a block whose hash covers the block before it. A digest is the latest block
 ``TRADEDB_ENCRYPTION_KEYS``, kept outside the database (a write-once folder): a ledger rewritten and re-hashed after
 a digest was taken no longer matches it. ``verify`` recomputes every hash with SQL of its own (it trusts no
 function stored in the audited database) and names each row, transaction and block that does not match.
+
+On a Citus cluster every worker keeps a ledger of its own (the audited tables' triggers run on their shards):
+``seal`` seals every node's, a digest names every node's latest block, and ``verify`` checks every node. The
+workers are reached with the Database's login, at the addresses the coordinator's metadata gives them.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from tradedb.db.connections import Connections
-from tradedb.errors import DigestError, LedgerTampered
+from tradedb.errors import DigestError, LedgerTampered, NodeUnavailable
 from tradedb.security.secrets import Keyring
 
 DIGEST_FORMAT = "tradedb-audit-digest/1"
@@ -64,6 +70,11 @@ SELECT b.block_id, b.prev_hash, b.block_hash, b.transactions, b.row_count, b.hor
 FROM shared.audit_blocks b LEFT JOIN shared.audit_transactions t ON t.block_id = b.block_id
 GROUP BY b.block_id ORDER BY b.block_id
 """
+#: The workers of a Citus coordinator (none on one server).
+WORKERS = """
+SELECT nodename || ':' || nodeport FROM pg_dist_node WHERE groupid > 0 AND noderole = 'primary' AND isactive
+ORDER BY groupid
+"""
 LATEST_BLOCK = """
 SELECT block_id, block_hash, sealed_at, (SELECT sum(row_count) FROM shared.audit_blocks) AS rows,
        current_database() AS database
@@ -95,11 +106,45 @@ class LedgerReport:
 
 
 def seal(db: Connections) -> Sealed | None:
-    """Seal the transactions committed since the last seal into a block; None when there were none."""
+    """Seal the transactions committed since the last seal into a block; None when there were none.
+
+    On a Citus cluster every worker's ledger is sealed too (``seal_workers``); the coordinator's block is returned.
+    """
     row = db.fetch_one(SEAL, readonly=False)
+    seal_workers(db)
     if row is None:
         return None
     return Sealed(row["block_id"], row["transactions"], row["row_count"], bytes(row["block_hash"]).hex())
+
+
+def workers(db: Connections) -> list[str]:
+    """The workers (``host:port``) whose ledgers belong to this database: none unless it is a Citus coordinator."""
+    with db.connection() as conn:
+        if conn.execute("SELECT to_regclass('pg_catalog.pg_dist_node')").fetchone() == (None,):
+            return []
+        return [str(r[0]) for r in conn.execute(WORKERS)]
+
+
+def _on_node(db: Connections, node: str) -> psycopg.Connection[Any]:
+    """A connection to ``node`` (``host:port``) with the Database's login and options."""
+    host, _, port = node.rpartition(":")
+    info = psycopg.conninfo.conninfo_to_dict(db.options.conninfo)
+    info.pop("hostaddr", None)
+    info.update(host=host, port=port)
+    try:
+        return psycopg.connect(psycopg.conninfo.make_conninfo("", **info), **db.options.kwargs)
+    except psycopg.OperationalError as exc:
+        raise NodeUnavailable(f"worker {node} of the Citus cluster is unreachable: {exc}") from None
+
+
+def seal_workers(db: Connections) -> dict[str, Sealed | None]:
+    """Seal the ledger of every worker of a Citus cluster; by worker, its new block (None: nothing to seal)."""
+    out: dict[str, Sealed | None] = {}
+    for node in workers(db):
+        with _on_node(db, node) as conn:
+            row = conn.execute(SEAL).fetchone()
+            out[node] = None if row is None else Sealed(row[0], row[1], row[2], bytes(row[3]).hex())
+    return out
 
 
 def block_hash(prev: bytes | None, block_id: int, transactions: int, rows: int, tx_hashes: bytes) -> bytes:
@@ -119,7 +164,7 @@ def _signed_fields(digest: dict[str, Any]) -> bytes:
 
 def digest(db: Connections, keyring: Keyring, *, seal_first: bool = True) -> dict[str, Any]:
     """Seal what is committed, then return the latest block's digest signed with the newest key (HMAC-SHA256 with
-    a key derived for digests)."""
+    a key derived for digests). On a Citus cluster, ``nodes`` holds every worker's latest block too."""
     if seal_first:
         seal(db)
     row = db.fetch_one(LATEST_BLOCK, readonly=False)
@@ -135,6 +180,15 @@ def digest(db: Connections, keyring: Keyring, *, seal_first: bool = True) -> dic
         "sealed_at": row["sealed_at"].isoformat(),
         "key_id": kid,
     }
+    nodes = {}
+    for node in workers(db):
+        with _on_node(db, node) as conn:
+            latest = conn.execute(LATEST_BLOCK).fetchone()
+        if latest is None:
+            raise DigestError(f"worker {node} has no audit ledger: run `tradedb setup` against the coordinator")
+        nodes[node] = {"block_id": latest[0], "block_hash": bytes(latest[1]).hex(), "rows": int(latest[3])}
+    if nodes:
+        document["nodes"] = nodes
     document["signature"] = hmac.new(key, _signed_fields(document), hashlib.sha256).hexdigest()
     return document
 
@@ -164,7 +218,10 @@ def read_digests(folder: Path, keyring: Keyring) -> list[tuple[Path, dict[str, A
             document = json.loads(path.read_text(encoding="utf-8"))
             kid, block_id, signature = document["key_id"], document["block_id"], document["signature"]
             bytes.fromhex(document["block_hash"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            for _, block in _nodes(document):
+                int(block["block_id"])
+                bytes.fromhex(block["block_hash"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DigestError(f"digest {path} is not a tradedb audit digest ({type(exc).__name__})") from None
         if document.get("format") != DIGEST_FORMAT or not isinstance(block_id, int):
             raise DigestError(f"digest {path} is not a tradedb audit digest (format {document.get('format')!r})")
@@ -183,66 +240,95 @@ def read_digests(folder: Path, keyring: Keyring) -> list[tuple[Path, dict[str, A
 
 def verify(db: Connections, *, digests: list[tuple[Path, dict[str, Any]]] | None = None) -> LedgerReport:
     """Recompute the ledger: the chain before it, each row, each sealed transaction and each block, then compare
-    the blocks with ``digests`` (from ``read_digests``). Raise LedgerTampered naming what differs."""
+    the blocks with ``digests`` (from ``read_digests``). Raise LedgerTampered naming what differs. On a Citus
+    cluster every worker's ledger is checked too (its findings name the worker)."""
     report = LedgerReport()
-    findings = report.findings
     with db.connection() as conn:
-        legacy_last = _legacy_chain(conn, report)
-        counted = conn.execute(EDITED_ROWS).fetchone()
-        assert counted is not None
-        report.rows = report.legacy_rows + int(counted[0])
-        edited: list[int] = counted[1]
-        findings.extend(f"audit_id {a}: its content does not match its row_hash (edited)" for a in edited[:_SHOWN])
-        _more(findings, len(edited), "edited rows")
-        blocks = conn.execute(BLOCKS).fetchall()
-        horizon = max((b[5] for b in blocks), default=0)
-        problems = conn.execute(TRANSACTIONS).fetchall()
-        report.transactions = sum(b[7] for b in blocks)
-        unsealed = [p for p in problems if p[1] is None and p[0] >= horizon]
-        report.unsealed_rows = sum(p[3] for p in unsealed)
-        shown = 0
-        for txid, block_id, sealed_rows, found_rows, same in problems:
-            if block_id is None and txid >= horizon:
-                continue  # committed after the last seal: the next seal takes it
-            shown += 1
-            if shown > _SHOWN:
-                continue
-            if block_id is None:
-                findings.append(
-                    f"transaction {txid}: {found_rows} audit row(s) that no seal took although the transaction ended "
-                    f"before the last seal (inserted)"
-                )
-            elif found_rows is None:
-                findings.append(
-                    f"transaction {txid} (block {block_id}): all {sealed_rows} of its rows are gone (deleted)"
-                )
-            elif sealed_rows != found_rows:
-                change = "deleted" if found_rows < sealed_rows else "inserted"
-                findings.append(
-                    f"transaction {txid} (block {block_id}): {found_rows} row(s) where {sealed_rows} were sealed "
-                    f"({change})"
-                )
-            elif not same:
-                findings.append(
-                    f"transaction {txid} (block {block_id}): its rows hash differently than when sealed (edited, "
-                    f"reordered or replaced)"
-                )
-        _more(findings, shown, "transactions that differ")
-    report.blocks = len(blocks)
-    stored = _check_blocks(blocks, legacy_last, report)
+        stored = {"": _verify_node(conn, report, "")}
+    for node in workers(db):
+        with _on_node(db, node) as conn:
+            stored[node] = _verify_node(conn, report, f"worker {node}: ")
+    findings = report.findings
     for path, document in digests or []:
         report.digests += 1
-        block_id = document["block_id"]
-        if block_id not in stored:
-            findings.append(f"digest {path.name}: block {block_id} is not in the ledger (truncated or rewritten)")
-        elif stored[block_id] != bytes.fromhex(document["block_hash"]):
-            findings.append(
-                f"digest {path.name}: block {block_id} hashes differently than when the digest was taken "
-                f"({document.get('sealed_at')}): the ledger was rewritten"
-            )
+        signed = [("", document["block_id"], document["block_hash"], document.get("sealed_at"))]
+        signed += [(n, b["block_id"], b["block_hash"], document.get("sealed_at")) for n, b in _nodes(document)]
+        for node, block_id, block_hash, sealed_at in signed:
+            where = f"worker {node}: " if node else ""
+            blocks = stored.get(node)
+            if blocks is None:
+                findings.append(f"digest {path.name}: worker {node} is not a node of the cluster any more")
+            elif block_id not in blocks:
+                findings.append(
+                    f"digest {path.name}: {where}block {block_id} is not in the ledger (truncated or rewritten)"
+                )
+            elif blocks[block_id] != bytes.fromhex(block_hash):
+                findings.append(
+                    f"digest {path.name}: {where}block {block_id} hashes differently than when the digest was taken "
+                    f"({sealed_at}): the ledger was rewritten"
+                )
     if findings:
         raise LedgerTampered(f"the audit ledger does not verify: {len(findings)} finding(s)", report=report)
     return report
+
+
+def _nodes(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A digest's workers and their latest blocks (a digest of one server has none)."""
+    return list(document.get("nodes", {}).items())
+
+
+def _verify_node(conn: Any, total: LedgerReport, where: str) -> dict[int, bytes]:
+    """Check one node's ledger, adding its counts and findings (prefixed with ``where``) to ``total``; return its
+    blocks' stored hashes by block id."""
+    report = LedgerReport()
+    findings = report.findings
+    legacy_last = _legacy_chain(conn, report)
+    counted = conn.execute(EDITED_ROWS).fetchone()
+    assert counted is not None
+    report.rows = report.legacy_rows + int(counted[0])
+    edited: list[int] = counted[1]
+    findings.extend(f"audit_id {a}: its content does not match its row_hash (edited)" for a in edited[:_SHOWN])
+    _more(findings, len(edited), "edited rows")
+    blocks = conn.execute(BLOCKS).fetchall()
+    horizon = max((b[5] for b in blocks), default=0)
+    problems = conn.execute(TRANSACTIONS).fetchall()
+    report.transactions = sum(b[7] for b in blocks)
+    unsealed = [p for p in problems if p[1] is None and p[0] >= horizon]
+    report.unsealed_rows = sum(p[3] for p in unsealed)
+    shown = 0
+    for txid, block_id, sealed_rows, found_rows, same in problems:
+        if block_id is None and txid >= horizon:
+            continue  # committed after the last seal: the next seal takes it
+        shown += 1
+        if shown > _SHOWN:
+            continue
+        if block_id is None:
+            findings.append(
+                f"transaction {txid}: {found_rows} audit row(s) that no seal took although the transaction ended "
+                f"before the last seal (inserted)"
+            )
+        elif found_rows is None:
+            findings.append(f"transaction {txid} (block {block_id}): all {sealed_rows} of its rows are gone (deleted)")
+        elif sealed_rows != found_rows:
+            change = "deleted" if found_rows < sealed_rows else "inserted"
+            findings.append(
+                f"transaction {txid} (block {block_id}): {found_rows} row(s) where {sealed_rows} were sealed ({change})"
+            )
+        elif not same:
+            findings.append(
+                f"transaction {txid} (block {block_id}): its rows hash differently than when sealed (edited, "
+                f"reordered or replaced)"
+            )
+    _more(findings, shown, "transactions that differ")
+    report.blocks = len(blocks)
+    stored = _check_blocks(blocks, legacy_last, report)
+    total.rows += report.rows
+    total.legacy_rows += report.legacy_rows
+    total.transactions += report.transactions
+    total.blocks += report.blocks
+    total.unsealed_rows += report.unsealed_rows
+    total.findings += [where + finding for finding in findings]
+    return stored
 
 
 def _legacy_chain(conn: Any, report: LedgerReport) -> bytes | None:
