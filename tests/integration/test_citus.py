@@ -290,7 +290,9 @@ def accounts_on_each_worker(cluster: CitusCluster, trading: str, security: int) 
             if row[0] in found:
                 continue
             db.accounts.create(account, account)
-            order = db.execution.submit_order(account_id=account, security_id=security, side="buy", quantity=100)
+            order = db.execution.submit_order(
+                account_id=account, security_id=security, side="buy", quantity=100, order_type="limit", limit_price=10
+            )
             found[int(row[0])] = (account, int(order["order_id"]))
             if len(found) == len(cluster.workers):
                 return found
@@ -313,9 +315,9 @@ def test_a_fill_is_written_and_audited_on_its_account_node(cluster: CitusCluster
     worker = cluster.workers[0]
     account, order = accounts[worker.port]
     with tradedb.connect(cluster.coordinator.url(trading), settings=settings) as db:
-        result = db.execution.record_fill("CX-1", order, 40, "100.5", account_id=account)
+        result = db.execution.record_fill("CX-1", order, 40, "9.5", account_id=account)
         assert (result.position["quantity"], result.order["status"]) == (40, "partially_filled")
-        assert db.execution.record_fill("CX-1", order, 40, "100.5").duplicate  # the account looked up first
+        assert db.execution.record_fill("CX-1", order, 40, "9.5").duplicate  # the account looked up first
         assert db.execution.reconcile(account) == []
         sealed = ledger.seal_workers(db)
         assert set(sealed) == {f"127.0.0.1:{w.port}" for w in cluster.workers}

@@ -179,6 +179,12 @@ def prepare(url: str, settings: Settings, admin: psycopg.Connection[TupleRow], r
 #: The audit ledger's functions and the triggers of its tables, copied from the coordinator to every worker.
 _LEDGER_FUNCTIONS = ("audit_log_guard()", "audit_row()", "audit_inserts()", "audit_seal()")
 _LEDGER_TABLES = ("audit_log", "audit_blocks", "audit_transactions")
+#: A trigger on a shard sees the shard's table name (orders_102008): the workers' ledger functions record the
+#: table's own, as the coordinator's do.
+_SHARD_TABLE_NAMES = (
+    ("table_name text := TG_TABLE_NAME;", "table_name text := regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '');"),
+    ("TG_TABLE_NAME::text AS table_name", "regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') AS table_name"),
+)
 #: Block 0 of a worker's ledger: no chain before it (the hash of an empty legacy chain, as on a new server).
 _GENESIS = """
 INSERT INTO shared.audit_blocks (block_id, prev_hash, block_hash, transactions, row_count, horizon, sealed_at)
@@ -207,13 +213,7 @@ def ledger_statements(conn: psycopg.Connection[TupleRow]) -> list[str]:
         statements += [str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes]
     # The coordinator's monthly partitions are its own: a worker's rows go to one default partition.
     statements.append("CREATE TABLE shared.audit_log_default PARTITION OF shared.audit_log DEFAULT")
-    statements += [
-        str(r[0]).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-        for r in conn.execute(
-            "SELECT pg_get_functiondef(to_regprocedure('shared.' || f)) FROM unnest(%s::text[]) f",
-            (list(_LEDGER_FUNCTIONS),),
-        )
-    ]
+    statements += ledger_functions(conn)
     statements += [
         str(r[0])
         for r in conn.execute(
@@ -227,23 +227,41 @@ def ledger_statements(conn: psycopg.Connection[TupleRow]) -> list[str]:
     return statements
 
 
+def ledger_functions(conn: psycopg.Connection[TupleRow]) -> list[str]:
+    """The ledger's functions as a worker runs them: the coordinator's, naming a shard's table as its table."""
+    statements = []
+    for (definition,) in conn.execute(
+        "SELECT pg_get_functiondef(to_regprocedure('shared.' || f)) FROM unnest(%s::text[]) f",
+        (list(_LEDGER_FUNCTIONS),),
+    ):
+        text = str(definition).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+        for table_name, logical in _SHARD_TABLE_NAMES:
+            text = text.replace(table_name, logical)
+        statements.append(text)
+    return statements
+
+
 def ledgers_on_workers(url: str, settings: Settings, run: Any) -> None:
-    """Give every worker of the trading database an audit ledger of its own (see ``ledger_statements``)."""
+    """Give every worker of the trading database an audit ledger of its own (see ``ledger_statements``).
+
+    A worker's ledger tables are made once; its functions are put back by every setup, since Citus replaces them
+    with the coordinator's when a migration changes them there.
+    """
     dbname = settings.trading_db_name
     owner = sql.Identifier(roles.owner_role_name(settings.role_prefix)).as_string(None)
     with _connect.connect(with_dbname(url, dbname), settings, autocommit=True) as conn:
         statements = ledger_statements(conn)
+        functions = ledger_functions(conn)
         workers = workers_of(conn)
     for worker in workers:
         with psycopg.connect(node_url(url, worker, dbname), connect_timeout=10) as conn:
-            if conn.execute("SELECT to_regclass('shared.audit_blocks')").fetchone() != (None,):
-                continue
+            made = conn.execute("SELECT to_regclass('shared.audit_blocks')").fetchone() != (None,)
             # One transaction per worker, as the owner of the coordinator's ledger: all of it, or none.
             run(conn, "SET LOCAL citus.enable_ddl_propagation = off")
             run(conn, f"SET LOCAL ROLE {owner}")
-            for statement in statements:
+            for statement in functions if made else statements:
                 run(conn, statement)
-            run(conn, "COMMIT", f"audit ledger on worker {worker}")
+            run(conn, "COMMIT", None if made else f"audit ledger on worker {worker}")
 
 
 def _roles_for_workers(conn: psycopg.Connection[TupleRow], settings: Settings, run: Any) -> None:
