@@ -467,6 +467,8 @@ def test_a_worker_added_and_rebalanced_under_a_running_ingest_loses_nothing(
         try:
             new = cluster.add_worker()
             citus.add_worker("127.0.0.1", new.port, settings=settings, url=cluster.coordinator.url())
+            with psycopg.connect(new.url(trading), autocommit=True) as conn:  # its audit ledger, before any shard
+                assert conn.execute("SELECT count(*) FROM shared.audit_blocks").fetchone() == (1,)
             before = len(written)
             moves = citus.rebalance(settings=settings, url=cluster.coordinator.url())
             during = len(written) - before

@@ -481,6 +481,8 @@ def add_worker(host: str, port: int, *, settings: Settings | None = None, url: s
         with _connect.connect(with_dbname(url, database), settings, autocommit=True) as conn:
             if (host, port) not in {(n.host, n.port) for n in nodes(conn)}:
                 run(conn, add)
+    # Before any shard moves there: the audited tables' triggers append to the ledger of the node they run on.
+    ledgers_on_workers(url, settings, run)
     return done
 
 
