@@ -87,3 +87,10 @@ def test_replica_urls_and_direct_url() -> None:
     assert settings(database_url="postgresql://p/x", direct_database_url="postgresql://d/x").direct_url() == (
         "postgresql://d/x"
     )
+
+
+def test_scope_is_set_locally_quoted_and_passed_on_to_citus_workers() -> None:
+    plain = base.scope_sql("A-1", "o'brien").as_string(None)
+    assert plain == "SET LOCAL tradedb.account = 'A-1'; SET LOCAL tradedb.app_user = 'o''brien'"
+    on_citus = base.scope_sql("A-1", "o'brien", citus=True).as_string(None)
+    assert on_citus == "SET LOCAL citus.propagate_set_commands = 'local'; " + plain

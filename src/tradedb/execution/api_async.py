@@ -347,8 +347,8 @@ class AsyncExecution:
 
         Recording the same ``execution_id`` again changes nothing and returns the first result
         (``duplicate=True``); execution ids are unique per account. ``account_id``, when the caller knows the
-        order's account, is checked (an order of another account is ``NotFoundError``) and lets a Citus cluster
-        run the whole call on the account's node. A fill beyond the remaining quantity raises ``Overfill``; a fill
+        order's account, is checked (an order of another account is ``NotFoundError``); on a Citus cluster it saves
+        looking the account up on every node. A fill beyond the remaining quantity raises ``Overfill``; a fill
         of a cancelled (or otherwise final) order raises ``InvalidTransition``; neither writes anything. When the
         account has a PnL limit (``max_daily_loss``, ``max_drawdown``), the post-trade risk check follows the
         commit (``db.risk.check``: breaches become risk events and may halt the account).

@@ -134,7 +134,7 @@ def _on_node(db: Connections, node: str) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(psycopg.conninfo.make_conninfo("", **info), **db.options.kwargs)
     except psycopg.OperationalError as exc:
-        raise NodeUnavailable(f"worker {node} of the Citus cluster is unreachable: {exc}") from None
+        raise NodeUnavailable(f"worker {node} of the Citus cluster is unreachable: {exc}", node=node) from None
 
 
 def seal_workers(db: Connections) -> dict[str, Sealed | None]:
