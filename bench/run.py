@@ -22,6 +22,7 @@ BENCHMARKS = [
     "timescale.py",
     "archive.py",
     "citus.py",
+    "rekey.py",
 ]
 
 if __name__ == "__main__":
