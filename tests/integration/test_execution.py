@@ -190,6 +190,9 @@ def test_client_order_ids_and_execution_ids_are_unique_per_account(api: Api, db:
     assert (result.recorded, result.duplicates) == (2, 1)
     assert [call(api, "position", acc, security)["quantity"] for acc in (first, second)] == [3, 4]
     assert call(api, "reconcile", first) == [] and call(api, "reconcile", second) == []
+    # the state machine with the account given: the order of that account, locked by its whole key
+    cancelled = call(api, "cancel_order", a["order_id"], account_id=first, reason="done")
+    assert (cancelled["status"], cancelled["account_id"]) == ("cancelled", first)
 
 
 def batch_fill(order_id: int, quantity: Any, price: Any = 10, **extra: Any) -> dict[str, Any]:
@@ -247,6 +250,12 @@ def bad_inputs(api: Api, db: TestDatabase, security: int) -> list[tuple[str, typ
             lambda: order(api, account, security, quantity=2, client_order_id=coid),
         ),
         ("an order of another account", NotFoundError, lambda: fill(api, oid, 1, 10, account_id=other)),
+        (
+            "a transition naming another account",
+            NotFoundError,
+            lambda: call(api, "transition", oid, "submitted", account_id=other),
+        ),
+        ("a cancel naming another account", NotFoundError, lambda: call(api, "cancel_order", oid, account_id=other)),
         ("a bad account_id", ValidationError, lambda: fill(api, oid, 1, 10, account_id="no spaces")),
         (
             "a batch naming another account",
