@@ -43,7 +43,7 @@ test-timescale: $(STAMP)
 ## tradedb on a real Citus cluster: Citus built from ../shared/vendor for PostgreSQL 15 (once, cached in
 ## ~/.cache/tradedb; about 1 minute the first time), a coordinator and two workers started by the tests; then the
 ## market-data, execution, risk, order-book and analytics suites, unchanged, against a cluster's coordinator
-## (the market-data tables distributed by security).
+## (the market-data tables distributed by security, the execution tables by account).
 CITUS_SUITES := tests/integration/test_marketdata.py tests/integration/test_marketdata_replace.py \
 	tests/integration/test_marketdata_real.py tests/integration/test_execution.py tests/integration/test_risk.py \
 	tests/integration/test_books.py tests/integration/test_analytics.py

@@ -181,7 +181,7 @@ def embedded_home() -> Iterator[Path]:
 #: market-data tables are hypertables, so the market-data suite runs on them unchanged.
 TIMESCALE = os.environ.get("TRADEDB_TEST_TIMESCALE") == "1"
 #: `make test-citus`: the session's server is the coordinator of a Citus cluster (two workers), so the market-data,
-#: execution, risk, order-book and analytics suites run unchanged against it (market data distributed).
+#: execution, risk, order-book and analytics suites run unchanged against it (market data and execution distributed).
 CITUS = os.environ.get("TRADEDB_TEST_CITUS") == "1"
 PG15_BINDIR = Path("/usr/lib/postgresql/15/bin")
 

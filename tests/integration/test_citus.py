@@ -1,7 +1,8 @@
 """tradedb on a real Citus cluster (a coordinator and two workers, PostgreSQL 15 with Citus 13.2 built from
 ../shared/vendor by `make test-citus`): setup makes the trading database a database of the cluster and distributes
-the market-data tables by security, co-located; verify reports a table that should be distributed and is not; a
-coordinator with no workers is a clear error.
+the market-data tables by security and the execution tables by account, each group co-located; a fill is written
+and audited on its account's node, in that node's ledger; verify reports a table that should be distributed and is
+not; a coordinator with no workers and a worker down are clear errors.
 """
 
 from __future__ import annotations
