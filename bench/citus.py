@@ -2,7 +2,8 @@
 
 A single PostgreSQL 15 server and a Citus cluster (a coordinator and two workers, PostgreSQL 15 + Citus 13.2,
 `make test-citus` builds it) on this one machine, each holding a trading database set up by ``tradedb setup``
-(on the coordinator: market data distributed by security, execution by account). One machine, so the point is the overhead, not scale.
+(on the coordinator: market data distributed by security, execution by account). One machine, so the point is
+the overhead, not scale.
 Measured: tradedb's append of the 1M quotes of market_data.py (medians of 3 rounds; goal: the cluster at least
 0.5x the single server), ``record_fill`` with the order's account given and without it (execution distributed by
 account on the cluster: one round trip from the client either way; the statements the coordinator sends to the
