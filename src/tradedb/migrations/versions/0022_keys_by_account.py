@@ -192,58 +192,59 @@ OLD_SIGNATURE = "execution.record_fill(text, bigint, numeric, numeric, numeric, 
 NEW_SIGNATURE = OLD_SIGNATURE.replace("boolean)", "boolean, text)")
 
 
+#: (table, the key before, the key after): each replaced by upgrade, and put back by downgrade.
+KEYS = (
+    (f"{E}.orders", "pk_orders PRIMARY KEY (order_id)", "pk_orders PRIMARY KEY (account_id, order_id)"),
+    (
+        f"{E}.orders",
+        "uq_orders_client_order_id UNIQUE (client_order_id)",
+        "uq_orders_account_id_client_order_id UNIQUE (account_id, client_order_id)",
+    ),
+    (f"{E}.fills", "pk_fills PRIMARY KEY (fill_id)", "pk_fills PRIMARY KEY (account_id, fill_id)"),
+    (
+        f"{E}.fills",
+        "uq_fills_execution_id UNIQUE (execution_id)",
+        "uq_fills_account_id_execution_id UNIQUE (account_id, execution_id)",
+    ),
+    (
+        f"{E}.order_events",
+        "pk_order_events PRIMARY KEY (event_id, ts)",
+        "pk_order_events PRIMARY KEY (account_id, event_id, ts)",
+    ),
+    (
+        "risk_management.risk_limits",
+        "pk_risk_limits PRIMARY KEY (limit_id)",
+        "pk_risk_limits PRIMARY KEY (account_id, limit_id)",
+    ),
+)
+#: The foreign keys on the orders' key: dropped before it changes, made again on the new one after.
+FOREIGN_KEYS = tuple(
+    (
+        f"{E}.{table}",
+        f"fk_{table}_order_id_orders FOREIGN KEY (order_id) REFERENCES {E}.orders (order_id)",
+        f"fk_{table}_account_id_order_id_orders FOREIGN KEY (account_id, order_id) "
+        f"REFERENCES {E}.orders (account_id, order_id)",
+    )
+    for table in ("fills", "order_events")
+)
+
+
 def _rekey(upgrade: bool) -> None:
-    """The key changes of this revision (``upgrade``) or their reversal: the same statements, in reverse order."""
-    orders_key = "account_id, order_id" if upgrade else "order_id"
-    steps = [
-        # The foreign keys on the orders' key go first; they come back on the new key at the end.
-        f"ALTER TABLE {E}.fills DROP CONSTRAINT "
-        + ("fk_fills_order_id_orders" if upgrade else "fk_fills_account_id_order_id_orders"),
-        f"ALTER TABLE {E}.order_events DROP CONSTRAINT "
-        + ("fk_order_events_order_id_orders" if upgrade else "fk_order_events_account_id_order_id_orders"),
-        f"ALTER TABLE {E}.orders DROP CONSTRAINT pk_orders",
-        f"ALTER TABLE {E}.orders ADD CONSTRAINT pk_orders PRIMARY KEY ({orders_key})",
-        f"ALTER TABLE {E}.orders DROP CONSTRAINT "
-        + ("uq_orders_client_order_id" if upgrade else "uq_orders_account_id_client_order_id"),
-        f"ALTER TABLE {E}.orders ADD CONSTRAINT "
-        + (
-            "uq_orders_account_id_client_order_id UNIQUE (account_id, client_order_id)"
-            if upgrade
-            else "uq_orders_client_order_id UNIQUE (client_order_id)"
-        ),
-        f"ALTER TABLE {E}.fills DROP CONSTRAINT pk_fills",
-        f"ALTER TABLE {E}.fills ADD CONSTRAINT pk_fills PRIMARY KEY ({'account_id, fill_id' if upgrade else 'fill_id'})",
-        f"ALTER TABLE {E}.fills DROP CONSTRAINT "
-        + ("uq_fills_execution_id" if upgrade else "uq_fills_account_id_execution_id"),
-        f"ALTER TABLE {E}.fills ADD CONSTRAINT "
-        + (
-            "uq_fills_account_id_execution_id UNIQUE (account_id, execution_id)"
-            if upgrade
-            else "uq_fills_execution_id UNIQUE (execution_id)"
-        ),
-        f"ALTER TABLE {E}.order_events DROP CONSTRAINT pk_order_events",
-        f"ALTER TABLE {E}.order_events ADD CONSTRAINT pk_order_events PRIMARY KEY "
-        + ("(account_id, event_id, ts)" if upgrade else "(event_id, ts)"),
-        "ALTER TABLE risk_management.risk_limits DROP CONSTRAINT pk_risk_limits",
-        "ALTER TABLE risk_management.risk_limits ADD CONSTRAINT pk_risk_limits PRIMARY KEY "
-        + ("(account_id, limit_id)" if upgrade else "(limit_id)"),
-        f"ALTER TABLE {E}.fills ADD CONSTRAINT "
-        + (
-            "fk_fills_account_id_order_id_orders FOREIGN KEY (account_id, order_id) "
-            f"REFERENCES {E}.orders (account_id, order_id)"
-            if upgrade
-            else f"fk_fills_order_id_orders FOREIGN KEY (order_id) REFERENCES {E}.orders (order_id)"
-        ),
-        f"ALTER TABLE {E}.order_events ADD CONSTRAINT "
-        + (
-            "fk_order_events_account_id_order_id_orders FOREIGN KEY (account_id, order_id) "
-            f"REFERENCES {E}.orders (account_id, order_id)"
-            if upgrade
-            else f"fk_order_events_order_id_orders FOREIGN KEY (order_id) REFERENCES {E}.orders (order_id)"
-        ),
-    ]
-    for statement in steps:
-        op.execute(statement)
+    """Replace each key of ``KEYS`` (upgrade: the one before with the one after; downgrade: the reverse), the
+    foreign keys on the orders' key dropped first and made again last."""
+
+    def swap(before: str, after: str) -> tuple[str, str]:
+        return (before, after) if upgrade else (after, before)
+
+    foreign = [(table, *swap(before, after)) for table, before, after in FOREIGN_KEYS]
+    for table, dropped, _ in foreign:
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {dropped.split()[0]}")
+    for table, before, after in KEYS:
+        dropped, added = swap(before, after)
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {dropped.split()[0]}")
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {added}")
+    for table, _, added in foreign:
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {added}")
 
 
 def upgrade() -> None:
