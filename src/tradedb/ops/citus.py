@@ -51,7 +51,7 @@ DISTRIBUTED: dict[str, tuple[tuple[str, str], ...]] = {
 }
 #: Tables copied whole to every node: what the shards' triggers read (the maintenance guard's flag), and what the
 #: distributed tables' foreign keys reference (the security master and its exchanges). Citus keeps the tables
-#: that reference these (reference data, strategies) on the coordinator, as local tables of its metadata.
+#: that reference these (the reference data's) on the coordinator, as local tables of its metadata.
 REFERENCE: tuple[str, ...] = ("shared.maintenance_state", "shared.exchanges", "shared.securities")
 _IS_CITUS = "SELECT extversion FROM pg_extension WHERE extname = 'citus'"
 _FOREIGN_KEYS = """
