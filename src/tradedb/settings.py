@@ -447,6 +447,14 @@ def with_dbname(url: str, dbname: str) -> str:
     return psycopg.conninfo.make_conninfo("", **params)
 
 
+def with_host(url: str, host: str, port: int | str) -> str:
+    """Return ``url`` pointing at another server (``host``:``port``), with the same login and options."""
+    info = {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(url).items() if v is not None}
+    info.pop("hostaddr", None)
+    info.update(host=host, port=str(port))
+    return psycopg.conninfo.make_conninfo("", **info)
+
+
 def url_database(url: str) -> str | None:
     """Return the database a URL names explicitly (path or ``dbname=``), or None."""
     try:

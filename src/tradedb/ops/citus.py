@@ -22,7 +22,7 @@ from tradedb.db.embedded import server_url
 from tradedb.errors import ClusterError, ValidationError
 from tradedb.schema import privileges as roles
 from tradedb.schema.distribution import UNHELD_FOREIGN_KEYS
-from tradedb.settings import Settings, load_settings, with_dbname
+from tradedb.settings import Settings, load_settings, with_dbname, with_host
 
 #: Tables distributed by a column, in co-location groups: the first table of a group anchors it, the others are
 #: co-located with it, so a join or a transaction on one key stays on one shard.
@@ -130,10 +130,7 @@ def workers_of(conn: psycopg.Connection[TupleRow], known: list[Node] | None = No
 
 def node_url(url: str, node: Node, dbname: str) -> str:
     """``url`` (an admin URL of the coordinator) pointed at another node of the cluster."""
-    info = {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(with_dbname(url, dbname)).items() if v is not None}
-    info.pop("hostaddr", None)
-    info.update(host=node.host, port=str(node.port))
-    return psycopg.conninfo.make_conninfo("", **info)
+    return with_host(with_dbname(url, dbname), node.host, node.port)
 
 
 def prepare(url: str, settings: Settings, admin: psycopg.Connection[TupleRow], run: Any) -> None:
@@ -193,12 +190,13 @@ VALUES (0, NULL, sha256(convert_to('tradedb legacy chain|0|', 'UTF8')), 0, 0,
 """
 
 
-def ledger_statements(conn: psycopg.Connection[TupleRow]) -> list[str]:
+def ledger_statements(conn: psycopg.Connection[TupleRow], functions: list[str]) -> list[str]:
     """The statements that give a worker an audit ledger of its own, as the coordinator's trading database has it.
 
     The audited tables' triggers run on their shards, on the workers (Citus runs a shard's triggers where the
     shard is), and append to the ledger of that node: a fill's audit rows stay on the fill's node, in its
     transaction, with no lock across nodes. Each node seals its own ledger (transaction ids are per node).
+    ``functions``: the ledger's functions, from ``ledger_functions``.
     """
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable
@@ -213,7 +211,7 @@ def ledger_statements(conn: psycopg.Connection[TupleRow]) -> list[str]:
         statements += [str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes]
     # The coordinator's monthly partitions are its own: a worker's rows go to one default partition.
     statements.append("CREATE TABLE shared.audit_log_default PARTITION OF shared.audit_log DEFAULT")
-    statements += ledger_functions(conn)
+    statements += functions
     statements += [
         str(r[0])
         for r in conn.execute(
@@ -250,8 +248,8 @@ def ledgers_on_workers(url: str, settings: Settings, run: Any) -> None:
     dbname = settings.trading_db_name
     owner = sql.Identifier(roles.owner_role_name(settings.role_prefix)).as_string(None)
     with _connect.connect(with_dbname(url, dbname), settings, autocommit=True) as conn:
-        statements = ledger_statements(conn)
         functions = ledger_functions(conn)
+        statements = ledger_statements(conn, functions)
         workers = workers_of(conn)
     for worker in workers:
         with psycopg.connect(node_url(url, worker, dbname), connect_timeout=10) as conn:

@@ -29,7 +29,6 @@ from tradedb.db.embedded import server_url
 from tradedb.durations import parse_retention_entries
 from tradedb.errors import ValidationError, translate
 from tradedb.marketdata import coverage
-from tradedb.ops import citus
 from tradedb.schema import partitioned_tables
 from tradedb.schema.partitions import (
     MONTH,
@@ -174,11 +173,8 @@ def maintain(
                 sealed = conn.execute(ledger.SEAL).fetchone()
                 if sealed is not None:
                     report.audit_block, report.audit_rows_sealed = sealed[0], sealed[2]
-                if citus.citus_version(conn) is not None:  # every worker keeps (and seals) a ledger of its own
-                    for node in citus.workers_of(conn):
-                        on_node = citus.node_url(target, node, settings.trading_db_name)
-                        with psycopg.connect(on_node, autocommit=True, connect_timeout=10) as on_worker:
-                            on_worker.execute(ledger.SEAL)
+                # On a Citus cluster every worker keeps (and seals) a ledger of its own.
+                ledger.seal_workers_of(conn, target, **settings.connection_options())
             if vacuum:
                 for candidate in vacuum_candidates(conn):
                     statement = sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(*candidate))

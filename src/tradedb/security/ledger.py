@@ -25,6 +25,7 @@ import psycopg
 from tradedb.db.connections import Connections
 from tradedb.errors import DigestError, LedgerTampered, NodeUnavailable
 from tradedb.security.secrets import Keyring
+from tradedb.settings import with_host
 
 DIGEST_FORMAT = "tradedb-audit-digest/1"
 _PURPOSE = "audit digest"
@@ -120,29 +121,37 @@ def seal(db: Connections) -> Sealed | None:
 def workers(db: Connections) -> list[str]:
     """The workers (``host:port``) whose ledgers belong to this database: none unless it is a Citus coordinator."""
     with db.connection() as conn:
-        if conn.execute("SELECT to_regclass('pg_catalog.pg_dist_node')").fetchone() == (None,):
-            return []
-        return [str(r[0]) for r in conn.execute(WORKERS)]
+        return workers_of(conn)
 
 
-def _on_node(db: Connections, node: str) -> psycopg.Connection[Any]:
-    """A connection to ``node`` (``host:port``) with the Database's login and options."""
+def workers_of(conn: psycopg.Connection[Any]) -> list[str]:
+    """``workers``, asked on a connection to the database."""
+    if conn.execute("SELECT to_regclass('pg_catalog.pg_dist_node')").fetchone() == (None,):
+        return []
+    return [str(r[0]) for r in conn.execute(WORKERS)]
+
+
+def _on_node(conninfo: str, node: str, **kwargs: Any) -> psycopg.Connection[Any]:
+    """A connection to ``node`` (``host:port``) with the login and options of ``conninfo`` and ``kwargs``."""
     host, _, port = node.rpartition(":")
-    info = psycopg.conninfo.conninfo_to_dict(db.options.conninfo)
-    info.pop("hostaddr", None)
-    info.update(host=host, port=port)
     try:
-        return psycopg.connect(psycopg.conninfo.make_conninfo("", **info), **db.options.kwargs)
+        return psycopg.connect(with_host(conninfo, host, port), **kwargs)
     except psycopg.OperationalError as exc:
         raise NodeUnavailable(f"worker {node} of the Citus cluster is unreachable: {exc}", node=node) from None
 
 
 def seal_workers(db: Connections) -> dict[str, Sealed | None]:
     """Seal the ledger of every worker of a Citus cluster; by worker, its new block (None: nothing to seal)."""
+    with db.connection() as conn:
+        return seal_workers_of(conn, db.options.conninfo, **db.options.kwargs)
+
+
+def seal_workers_of(conn: psycopg.Connection[Any], conninfo: str, **kwargs: Any) -> dict[str, Sealed | None]:
+    """``seal_workers``, the workers found on ``conn`` and reached with ``conninfo``'s login (and ``kwargs``)."""
     out: dict[str, Sealed | None] = {}
-    for node in workers(db):
-        with _on_node(db, node) as conn:
-            row = conn.execute(SEAL).fetchone()
+    for node in workers_of(conn):
+        with _on_node(conninfo, node, autocommit=True, **kwargs) as on_node:
+            row = on_node.execute(SEAL).fetchone()
             out[node] = None if row is None else Sealed(row[0], row[1], row[2], bytes(row[3]).hex())
     return out
 
@@ -182,7 +191,7 @@ def digest(db: Connections, keyring: Keyring, *, seal_first: bool = True) -> dic
     }
     nodes = {}
     for node in workers(db):
-        with _on_node(db, node) as conn:
+        with _on_node(db.options.conninfo, node, **db.options.kwargs) as conn:
             latest = conn.execute(LATEST_BLOCK).fetchone()
         if latest is None:
             raise DigestError(f"worker {node} has no audit ledger: run `tradedb setup` against the coordinator")
@@ -246,7 +255,7 @@ def verify(db: Connections, *, digests: list[tuple[Path, dict[str, Any]]] | None
     with db.connection() as conn:
         stored = {"": _verify_node(conn, report, "")}
     for node in workers(db):
-        with _on_node(db, node) as conn:
+        with _on_node(db.options.conninfo, node, **db.options.kwargs) as conn:
             stored[node] = _verify_node(conn, report, f"worker {node}: ")
     findings = report.findings
     for path, document in digests or []:

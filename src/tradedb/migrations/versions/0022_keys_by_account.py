@@ -59,7 +59,7 @@ DECLARE
     pos_version integer;{ACCOUNT_VAR}
 BEGIN
     -- Lock order: the order, then the position (as every writer of fills does), so fills never deadlock.{LOCK_ORDER}
-    SELECT * INTO f FROM execution.fills WHERE {FILL_KEY}execution_id = p_execution_id;
+    SELECT * INTO f FROM execution.fills WHERE {ACCOUNT_KEY}execution_id = p_execution_id;
     IF FOUND THEN
         IF (f.order_id, f.quantity, f.price, f.commission)
                 IS DISTINCT FROM (p_order_id, p_quantity, p_price, p_commission) THEN
@@ -117,7 +117,7 @@ BEGIN
         avg_fill_price = execution.fill_average(o.filled_quantity, o.avg_fill_price, p_quantity, p_price),
         status = CASE WHEN filled = o.quantity THEN 'filled' ELSE 'partially_filled' END,
         version = version + 1, updated_at = now()
-    WHERE {ORDER_KEY}order_id = p_order_id RETURNING * INTO o;
+    WHERE {ACCOUNT_KEY}order_id = p_order_id RETURNING * INTO o;
     INSERT INTO execution.order_events (order_id, account_id, from_status, to_status, reason, payload)
     VALUES (p_order_id, o.account_id, from_status, o.status, 'fill', jsonb_build_object(
         'execution_id', p_execution_id, 'quantity', p_quantity::text, 'price', p_price::text));
@@ -179,8 +179,7 @@ def _record_fill(new: bool) -> str:
         "PNL_COLUMN": ", pnl_limited boolean" if new else "",
         "PNL_VALUE": PNL_LIMITED if new else "",
         "LOCK_ORDER": NEW_LOCK_ORDER if new else OLD_LOCK_ORDER,
-        "FILL_KEY": "account_id = o.account_id AND " if new else "",
-        "ORDER_KEY": "account_id = o.account_id AND " if new else "",
+        "ACCOUNT_KEY": "account_id = o.account_id AND " if new else "",
     }
     text = RECORD_FILL_TEMPLATE
     for name, value in parts.items():
